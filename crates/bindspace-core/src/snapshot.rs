@@ -1,0 +1,139 @@
+//! The native snapshot format (artifact kind 1): a full space at one version.
+//! Byte layout: `docs/FORMATS.md`, section "Snapshot".
+//!
+//! Payload = occupancy bitmap (`address_space / 8` bytes) followed by the fingerprints
+//! of the occupied addresses in ascending order, `words × 8` little-endian bytes each.
+//! A full space is therefore one contiguous copy of the arena.
+
+use std::io;
+
+use crate::header::{ArtifactHeader, ArtifactKind, HEADER_LEN};
+use crate::le::{copy_bytes_to_words, words_as_bytes};
+use crate::space::hash_into;
+use crate::{BindSpace, Error, Result};
+
+/// A decoded snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Its header.
+    pub header: ArtifactHeader,
+    /// The space, at `header.to_version`.
+    pub space: BindSpace,
+}
+
+fn payload_len(space: &BindSpace) -> u64 {
+    (space.address_space() / 8 + space.len() * space.words() * 8) as u64
+}
+
+/// Feeds the payload to `sink` in as few slices as the occupancy allows.
+fn for_each_payload_chunk(space: &BindSpace, mut sink: impl FnMut(&[u8])) {
+    sink(&words_as_bytes(space.occupancy().as_words()));
+    for (_, words) in space.occupied_runs() {
+        sink(&words_as_bytes(words));
+    }
+}
+
+fn header_for(space: &BindSpace, time_us: u64, hash: [u8; 32]) -> ArtifactHeader {
+    let v = space.version();
+    ArtifactHeader::with_hash(
+        ArtifactKind::Snapshot,
+        space.schema(),
+        (v, v),
+        (time_us, time_us),
+        payload_len(space),
+        hash,
+    )
+}
+
+/// Encodes `space` as a complete snapshot artifact taken at `time_us`.
+///
+/// ```
+/// use bindspace_core::{snapshot, Addr, BindSpace, SchemaVersion};
+/// let mut s = BindSpace::new(SchemaVersion::CURRENT.with_words(2)).unwrap();
+/// s.write(Addr::new(0, 1), &[7, 8]).unwrap();
+/// let bytes = snapshot::encode(&s, 1_700_000_000_000_000);
+/// let back = snapshot::decode(&bytes).unwrap();
+/// assert_eq!(back.space, s);
+/// ```
+pub fn encode(space: &BindSpace, time_us: u64) -> Vec<u8> {
+    let len = payload_len(space) as usize;
+    let mut out = Vec::with_capacity(HEADER_LEN + len);
+    out.resize(HEADER_LEN, 0);
+    for_each_payload_chunk(space, |c| out.extend_from_slice(c));
+    let mut h = blake3::Hasher::new();
+    hash_into(&mut h, &out[HEADER_LEN..]);
+    let header = header_for(space, time_us, *h.finalize().as_bytes());
+    out[..HEADER_LEN].copy_from_slice(&header.encode());
+    out
+}
+
+/// Streams the snapshot into `w` without building it in memory: one pass to hash, one
+/// to write. Returns the bytes written.
+pub fn write_to(space: &BindSpace, time_us: u64, w: &mut impl io::Write) -> io::Result<u64> {
+    let mut h = blake3::Hasher::new();
+    for_each_payload_chunk(space, |c| hash_into(&mut h, c));
+    let header = header_for(space, time_us, *h.finalize().as_bytes());
+    w.write_all(&header.encode())?;
+    let mut res = Ok(());
+    for_each_payload_chunk(space, |c| {
+        if res.is_ok() {
+            res = w.write_all(c);
+        }
+    });
+    res?;
+    Ok(HEADER_LEN as u64 + header.payload_len)
+}
+
+/// Decodes and fully verifies a snapshot artifact.
+///
+/// Rejects, with a typed error and without panicking: short input, wrong magic, an
+/// unknown format version, a damaged header, another artifact kind, a payload that does
+/// not match its length or blake3, and a payload whose structure disagrees with the
+/// schema. Allocates only after the payload verified, and only what the verified
+/// schema implies (bounded by [`crate::MAX_FINGERPRINT_WORDS`] × 65,536 words).
+pub fn decode(bytes: &[u8]) -> Result<Snapshot> {
+    let (header, payload) = ArtifactHeader::open(bytes, ArtifactKind::Snapshot)?;
+    if header.from_version != header.to_version {
+        return Err(Error::Malformed {
+            what: "snapshot",
+            reason: format!(
+                "from_version {} differs from to_version {}",
+                header.from_version, header.to_version
+            ),
+        });
+    }
+    let schema = header.schema;
+    let words = schema.words();
+    let bitmap_len = schema.address_space as usize / 8;
+    if payload.len() < bitmap_len {
+        return Err(Error::Truncated {
+            what: "snapshot occupancy bitmap",
+            needed: bitmap_len as u64,
+            available: payload.len() as u64,
+        });
+    }
+    let (bitmap_bytes, body) = payload.split_at(bitmap_len);
+    let mut occupancy = vec![0u64; bitmap_len / 8];
+    copy_bytes_to_words(bitmap_bytes, &mut occupancy);
+    let count: usize = occupancy.iter().map(|w| w.count_ones() as usize).sum();
+    let expected = count * words * 8;
+    if body.len() != expected {
+        return Err(Error::Malformed {
+            what: "snapshot",
+            reason: format!(
+                "{count} occupied addresses of {words} words need {expected} bytes, found {}",
+                body.len()
+            ),
+        });
+    }
+    let mut space = BindSpace::new(schema)?;
+    let mut at = 0usize;
+    space.load_raw(&occupancy, |_, dst| {
+        let n = dst.len() * 8;
+        copy_bytes_to_words(&body[at..at + n], dst);
+        at += n;
+        Ok(())
+    })?;
+    space.set_version(header.to_version);
+    Ok(Snapshot { header, space })
+}

@@ -1,0 +1,232 @@
+//! The delta artifact (kind 2): common header + tagged entries.
+//! Byte layout: `docs/FORMATS.md`, section "Delta".
+//!
+//! Payload: `entry_count u32`, then per entry, strictly ascending by address,
+//! `addr u16 | tag u8 | body`:
+//! - tag 0 deleted: no body;
+//! - tag 1 created, tag 3 replaced: `words × u64`;
+//! - tag 2 changed: a bitmap of `ceil(words / 8)` bytes marking the non-zero XOR
+//!   words (bit `i` in byte `i / 8`), then those words in order.
+//!
+//! All integers little-endian.
+
+use bindspace_core::le::{copy_bytes_to_words, words_as_bytes};
+use bindspace_core::{Addr, ArtifactHeader, ArtifactKind, Fingerprint, HEADER_LEN};
+
+use crate::{Change, Delta, Entry, Error, Result};
+
+fn bitmap_len(words: usize) -> usize {
+    words.div_ceil(8)
+}
+
+/// Encoded size of `delta`, header included, without encoding it.
+pub fn encoded_len(delta: &Delta) -> usize {
+    let words = delta.schema.words();
+    HEADER_LEN
+        + 4
+        + delta
+            .entries
+            .iter()
+            .map(|e| {
+                3 + match &e.change {
+                    Change::Deleted => 0,
+                    Change::Created(_) | Change::Replaced(_) => words * 8,
+                    Change::Changed(x) => {
+                        bitmap_len(words) + 8 * x.iter().filter(|&&w| w != 0).count()
+                    }
+                }
+            })
+            .sum::<usize>()
+}
+
+/// Encodes `delta` as a complete, checksummed artifact.
+///
+/// # Panics
+/// If the delta breaks its own invariants (entries not ascending, fingerprints of the
+/// wrong width): deltas built by this crate never do.
+pub fn encode(delta: &Delta) -> Vec<u8> {
+    let words = delta.schema.words();
+    let total = encoded_len(delta);
+    let mut out = Vec::with_capacity(total);
+    out.resize(HEADER_LEN, 0);
+    out.extend_from_slice(
+        &u32::try_from(delta.entries.len())
+            .expect("at most 65,536 entries")
+            .to_le_bytes(),
+    );
+    let mut prev: Option<Addr> = None;
+    for e in &delta.entries {
+        assert!(prev < Some(e.addr), "delta entries must ascend by address");
+        prev = Some(e.addr);
+        out.extend_from_slice(&e.addr.0.to_le_bytes());
+        out.push(e.change.tag());
+        match &e.change {
+            Change::Deleted => {}
+            Change::Created(fp) | Change::Replaced(fp) => {
+                assert_eq!(fp.words(), words, "fingerprint width");
+                out.extend_from_slice(&words_as_bytes(fp));
+            }
+            Change::Changed(x) => {
+                assert_eq!(x.words(), words, "fingerprint width");
+                let at = out.len();
+                out.resize(at + bitmap_len(words), 0);
+                for (i, &w) in x.iter().enumerate() {
+                    if w != 0 {
+                        out[at + i / 8] |= 1 << (i % 8);
+                        out.extend_from_slice(&w.to_le_bytes());
+                    }
+                }
+            }
+        }
+    }
+    debug_assert_eq!(out.len(), total);
+    let header = ArtifactHeader::for_payload(
+        ArtifactKind::Delta,
+        delta.schema,
+        (delta.from_version, delta.to_version),
+        (delta.timestamp_us, delta.timestamp_us),
+        &out[HEADER_LEN..],
+    );
+    out[..HEADER_LEN].copy_from_slice(&header.encode());
+    out
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if self.b.len() - self.at < n {
+            return Err(Error::Malformed {
+                offset: self.at,
+                reason: format!(
+                    "{what} needs {n} bytes, only {} remain",
+                    self.b.len() - self.at
+                ),
+            });
+        }
+        let s = &self.b[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+}
+
+/// Decodes and fully verifies a delta artifact.
+///
+/// Every malformation is a typed error: bad header or checksum (via
+/// [`bindspace_core::Error`]), entries out of order or outside the address space,
+/// unknown tags, bitmap bits past the word count, an all-zero change, trailing bytes.
+/// Allocation is bounded by the (verified) input length.
+pub fn decode(bytes: &[u8]) -> Result<Delta> {
+    let (header, payload) = ArtifactHeader::open(bytes, ArtifactKind::Delta)?;
+    let schema = header.schema;
+    let words = schema.words();
+    let bm_len = bitmap_len(words);
+    let mut r = Reader { b: payload, at: 0 };
+    let count = u32::from_le_bytes(
+        r.take(4, "entry count")?
+            .try_into()
+            .expect("took 4 bytes"),
+    ) as usize;
+    if count > schema.address_space as usize {
+        return Err(Error::Malformed {
+            offset: 0,
+            reason: format!(
+                "{count} entries for a space of {} addresses",
+                schema.address_space
+            ),
+        });
+    }
+    // Each entry takes at least 3 bytes: never reserve more than the input can hold.
+    let mut entries = Vec::with_capacity(count.min(payload.len() / 3));
+    let mut prev: Option<u16> = None;
+    for _ in 0..count {
+        let start = r.at;
+        let h = r.take(3, "entry head")?;
+        let addr = u16::from_le_bytes([h[0], h[1]]);
+        if prev.is_some_and(|p| p >= addr) {
+            return Err(Error::Malformed {
+                offset: start,
+                reason: format!("entry {} not after {}", Addr(addr), Addr(prev.unwrap_or(0))),
+            });
+        }
+        if addr as u32 >= schema.address_space {
+            return Err(Error::Malformed {
+                offset: start,
+                reason: format!("address {} outside the space", Addr(addr)),
+            });
+        }
+        prev = Some(addr);
+        let full = |r: &mut Reader<'_>| -> Result<Fingerprint> {
+            let b = r.take(words * 8, "fingerprint")?;
+            let mut fp = Fingerprint::zeroed(words);
+            copy_bytes_to_words(b, fp.words_mut());
+            Ok(fp)
+        };
+        let change = match h[2] {
+            0 => Change::Deleted,
+            1 => Change::Created(full(&mut r)?),
+            3 => Change::Replaced(full(&mut r)?),
+            2 => {
+                let bm = r.take(bm_len, "change bitmap")?;
+                let mut x = Fingerprint::zeroed(words);
+                let mut n = 0;
+                for (byte_i, &byte) in bm.iter().enumerate() {
+                    let mut bits = byte;
+                    while bits != 0 {
+                        let i = byte_i * 8 + bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        if i >= words {
+                            return Err(Error::Malformed {
+                                offset: start,
+                                reason: format!("change bitmap marks word {i} of {words}"),
+                            });
+                        }
+                        let w = r.take(8, "changed word")?;
+                        let w = u64::from_le_bytes(w.try_into().expect("took 8 bytes"));
+                        if w == 0 {
+                            return Err(Error::Malformed {
+                                offset: r.at - 8,
+                                reason: "changed word marked non-zero is zero".into(),
+                            });
+                        }
+                        x.words_mut()[i] = w;
+                        n += 1;
+                    }
+                }
+                if n == 0 {
+                    return Err(Error::Malformed {
+                        offset: start,
+                        reason: "change with an empty bitmap".into(),
+                    });
+                }
+                Change::Changed(x)
+            }
+            t => {
+                return Err(Error::Malformed {
+                    offset: start + 2,
+                    reason: format!("unknown entry tag {t}"),
+                });
+            }
+        };
+        entries.push(Entry {
+            addr: Addr(addr),
+            change,
+        });
+    }
+    if r.at != payload.len() {
+        return Err(Error::Malformed {
+            offset: r.at,
+            reason: format!("{} trailing bytes after the last entry", payload.len() - r.at),
+        });
+    }
+    Ok(Delta {
+        from_version: header.from_version,
+        to_version: header.to_version,
+        timestamp_us: header.time_to_us,
+        schema,
+        entries,
+    })
+}
