@@ -1,1 +1,264 @@
-fn main() {}
+//! `cargo xtask`: the project's automation. `cargo xtask help` lists the tasks.
+//!
+//! Everything CI does goes through here, so a developer can run exactly what CI runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+mod benchmarks;
+mod layering;
+mod tidy;
+
+const HELP: &str = "\
+cargo xtask <task>
+
+  test                 everything CI checks: fmt, clippy, tidy, layering, the
+                       workspace tests (nextest), doc tests, the WAL crash test
+  crash [--kills N]    the WAL crash test: kill a writer N times (default 1000)
+  bench [ARGS..]       criterion benches (ARGS go to `cargo bench`)
+  fuzz [--seconds S]   each cargo-fuzz target for S seconds (default 60; needs nightly)
+  deny                 cargo deny check (installs cargo-deny if missing)
+  layering             only the dependency-layering invariants
+  tidy                 only the manifest conventions
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("crash") => crash(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
+        Some("deny") => deny(),
+        Some("layering") => layering::check(&root()),
+        Some("tidy") => tidy::check(&root()),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{HELP}")),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs a command, echoing it; fails on a non-zero exit.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", show(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {}", show(cmd)))?;
+    if !status.success() {
+        bail!("{} failed ({status})", show(cmd));
+    }
+    Ok(())
+}
+
+/// Runs a command, echoing it and its output as it comes, and returns the output.
+fn run_tee(cmd: &mut Command) -> Result<String> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("$ {}", show(cmd));
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {}", show(cmd)))?;
+    let stderr = child.stderr.take().expect("piped");
+    let err_thread = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let mut out = String::new();
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        println!("{line}");
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let status = child.wait()?;
+    out.push_str(&err_thread.join().unwrap_or_default());
+    if !status.success() {
+        bail!("{} failed ({status})", show(cmd));
+    }
+    Ok(out)
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Counts from nextest's summary (`N tests run: P passed, ... F failed`) and libtest's
+/// `test result:` lines.
+fn count_tests(out: &str) -> (u64, u64) {
+    let mut passed = 0;
+    let mut failed = 0;
+    let num_before = |line: &str, word: &str| -> Option<u64> {
+        let i = line.find(word)?;
+        line[..i]
+            .split_whitespace()
+            .last()?
+            .trim_matches(',')
+            .parse()
+            .ok()
+    };
+    for line in out.lines() {
+        let l = line.trim();
+        if l.starts_with("Summary") || l.starts_with("test result:") {
+            passed += num_before(l, " passed").unwrap_or(0);
+            failed += num_before(l, " failed").unwrap_or(0);
+        }
+    }
+    (passed, failed)
+}
+
+fn test() -> Result<()> {
+    let started = Instant::now();
+    let mut steps: Vec<String> = Vec::new();
+    let ci = std::env::var_os("CI").is_some();
+
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    steps.push("fmt".into());
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    steps.push("clippy".into());
+    tidy::check(&root())?;
+    steps.push("tidy".into());
+    layering::check(&root())?;
+    steps.push("layering".into());
+
+    // The test binaries see this and turn skips into failures (see each test's docs).
+    let mut nextest = cargo();
+    nextest
+        .args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ])
+        .env("BINDSPACE_XTASK", "1");
+    let out = run_tee(&mut nextest)?;
+    let (p1, f1) = count_tests(&out);
+    steps.push(format!("nextest ({p1} passed)"));
+    let out = run_tee(cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
+    let (p2, f2) = count_tests(&out);
+    steps.push(format!("doc tests ({p2} passed)"));
+
+    eprintln!(
+        "\nxtask test: {} ok in {:.0?}{}",
+        steps.join(", "),
+        started.elapsed(),
+        if ci { " (CI)" } else { "" }
+    );
+    println!("{} passed, {} failed", p1 + p2, f1 + f2);
+    Ok(())
+}
+
+fn crash(args: &[String]) -> Result<()> {
+    let kills = flag_value(args, "--kills")?.unwrap_or(1000);
+    run(cargo()
+        .args([
+            "nextest",
+            "run",
+            "-p",
+            "bindspace-wal",
+            "--test",
+            "crash",
+            "--no-capture",
+        ])
+        .env("BINDSPACE_CRASH_KILLS", kills.to_string())
+        .env("BINDSPACE_XTASK", "1"))
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    run(cargo()
+        .args(["bench", "-p", "bindspace-benches"])
+        .args(args))?;
+    benchmarks::report()
+}
+
+fn fuzz(args: &[String]) -> Result<()> {
+    let seconds = flag_value(args, "--seconds")?.unwrap_or(60);
+    if Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    for target in ["snapshot_decode", "delta_decode"] {
+        run(Command::new("cargo")
+            .current_dir(root().join("fuzz"))
+            .args(["+nightly", "fuzz", "run", target, "--"])
+            .arg(format!("-max_total_time={seconds}")))?;
+    }
+    Ok(())
+}
+
+fn deny() -> Result<()> {
+    if Command::new("cargo")
+        .args(["deny", "--version"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        run(Command::new("cargo").args(["install", "cargo-deny", "--locked"]))?;
+    }
+    run(cargo().args(["deny", "--workspace", "check"]))
+}
+
+fn flag_value(args: &[String], flag: &str) -> Result<Option<u64>> {
+    match args.iter().position(|a| a == flag) {
+        None => Ok(None),
+        Some(i) => {
+            let v = args
+                .get(i + 1)
+                .with_context(|| format!("{flag} needs a value"))?;
+            Ok(Some(v.parse().with_context(|| {
+                format!("{flag} {v:?} is not a number")
+            })?))
+        }
+    }
+}

@@ -24,7 +24,11 @@ pub const META_ADDRESS_SPACE: &str = "bindspace.address_space";
 pub fn arrow_schema(words: usize) -> Schema {
     Schema::new(vec![
         Field::new("addr", DataType::UInt16, false),
-        Field::new("fingerprint", DataType::FixedSizeBinary((words * 8) as i32), false),
+        Field::new(
+            "fingerprint",
+            DataType::FixedSizeBinary((words * 8) as i32),
+            false,
+        ),
     ])
 }
 
@@ -76,7 +80,7 @@ impl BindSpace {
     pub fn schema_of_batch(batch: &RecordBatch) -> Result<SchemaVersion> {
         let (_, fps) = columns(batch)?;
         let width = fps.value_length() as usize;
-        if width == 0 || width % 8 != 0 {
+        if width == 0 || !width.is_multiple_of(8) {
             return Err(arrow_err(format!(
                 "fingerprint width {width} bytes is not a whole number of words"
             )));
@@ -135,7 +139,11 @@ impl BindSpace {
         if addrs.null_count() > 0 || fps.null_count() > 0 {
             return Err(arrow_err("null addr or fingerprint"));
         }
-        if let Some(a) = addrs.values().iter().find(|&&a| a as usize >= self.address_space()) {
+        if let Some(a) = addrs
+            .values()
+            .iter()
+            .find(|&&a| a as usize >= self.address_space())
+        {
             return Err(Error::AddrOutOfRange {
                 addr: Addr(*a),
                 address_space: self.schema().address_space,

@@ -85,7 +85,7 @@ impl Bitmap {
                     w.trailing_zeros() as usize
                 };
                 pos += ones;
-                if ones == 0 || pos % 64 != 0 {
+                if ones == 0 || !pos.is_multiple_of(64) {
                     break;
                 }
             }

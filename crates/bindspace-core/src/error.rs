@@ -59,7 +59,9 @@ pub enum Error {
         found: [u8; 8],
     },
     /// The artifact was written by a format version this build does not read.
-    #[error("artifact format version {found} is not supported (this build reads up to {supported})")]
+    #[error(
+        "artifact format version {found} is not supported (this build reads up to {supported})"
+    )]
     UnsupportedFormat {
         /// Version in the header.
         found: u16,
@@ -78,7 +80,9 @@ pub enum Error {
     #[error("artifact header checksum mismatch (header corrupted)")]
     HeaderChecksum,
     /// The payload does not hash to the blake3 recorded in the header.
-    #[error("artifact payload blake3 mismatch: header records {expected}, payload hashes to {actual}")]
+    #[error(
+        "artifact payload blake3 mismatch: header records {expected}, payload hashes to {actual}"
+    )]
     PayloadChecksum {
         /// Hex blake3 recorded in the header.
         expected: String,

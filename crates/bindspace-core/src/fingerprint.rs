@@ -54,7 +54,11 @@ impl Fingerprint {
     /// # Panics
     /// If the widths differ (a programming error, never caused by input bytes).
     pub fn xor_assign(&mut self, other: &[u64]) {
-        assert_eq!(self.0.len(), other.len(), "xor of fingerprints of different widths");
+        assert_eq!(
+            self.0.len(),
+            other.len(),
+            "xor of fingerprints of different widths"
+        );
         for (a, b) in self.0.iter_mut().zip(other) {
             *a ^= b;
         }

@@ -95,7 +95,14 @@ impl ArtifactHeader {
     ) -> Self {
         let mut h = blake3::Hasher::new();
         crate::space::hash_into(&mut h, payload);
-        Self::with_hash(kind, schema, versions, times_us, payload.len() as u64, *h.finalize().as_bytes())
+        Self::with_hash(
+            kind,
+            schema,
+            versions,
+            times_us,
+            payload.len() as u64,
+            *h.finalize().as_bytes(),
+        )
     }
 
     /// A header with a payload hash computed elsewhere (streaming encoders).

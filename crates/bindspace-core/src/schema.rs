@@ -64,13 +64,11 @@ impl SchemaVersion {
         let words = self.words();
         if words == 0 || words > MAX_FINGERPRINT_WORDS {
             return Err(Error::InvalidSchema {
-                reason: format!(
-                    "fingerprint_words {words} is outside 1..={MAX_FINGERPRINT_WORDS}"
-                ),
+                reason: format!("fingerprint_words {words} is outside 1..={MAX_FINGERPRINT_WORDS}"),
             });
         }
         let a = self.address_space as usize;
-        if a == 0 || a > ADDRESS_SPACE || a % 256 != 0 {
+        if a == 0 || a > ADDRESS_SPACE || !a.is_multiple_of(256) {
             return Err(Error::InvalidSchema {
                 reason: format!(
                     "address_space {a} must be a non-zero multiple of 256 no larger than {ADDRESS_SPACE}"

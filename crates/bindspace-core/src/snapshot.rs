@@ -56,15 +56,31 @@ fn header_for(space: &BindSpace, time_us: u64, hash: [u8; 32]) -> ArtifactHeader
 /// assert_eq!(back.space, s);
 /// ```
 pub fn encode(space: &BindSpace, time_us: u64) -> Vec<u8> {
-    let len = payload_len(space) as usize;
-    let mut out = Vec::with_capacity(HEADER_LEN + len);
-    out.resize(HEADER_LEN, 0);
-    for_each_payload_chunk(space, |c| out.extend_from_slice(c));
-    let mut h = blake3::Hasher::new();
-    hash_into(&mut h, &out[HEADER_LEN..]);
-    let header = header_for(space, time_us, *h.finalize().as_bytes());
-    out[..HEADER_LEN].copy_from_slice(&header.encode());
+    let mut out = Vec::new();
+    encode_into(space, time_us, &mut out);
     out
+}
+
+/// Like [`encode`], into `out` (cleared first), so a backup loop can reuse one buffer.
+///
+/// The copy and the hash run on two threads at once, each reading the space.
+pub fn encode_into(space: &BindSpace, time_us: u64, out: &mut Vec<u8>) {
+    let len = payload_len(space) as usize;
+    out.clear();
+    out.reserve(HEADER_LEN + len);
+    out.resize(HEADER_LEN, 0);
+    let ((), hash) = rayon_core::join(
+        || for_each_payload_chunk(space, |c| out.extend_from_slice(c)),
+        || {
+            let mut h = blake3::Hasher::new();
+            for_each_payload_chunk(space, |c| {
+                h.update(c);
+            });
+            h.finalize()
+        },
+    );
+    let header = header_for(space, time_us, *hash.as_bytes());
+    out[..HEADER_LEN].copy_from_slice(&header.encode());
 }
 
 /// Streams the snapshot into `w` without building it in memory: one pass to hash, one
@@ -92,7 +108,32 @@ pub fn write_to(space: &BindSpace, time_us: u64, w: &mut impl io::Write) -> io::
 /// schema. Allocates only after the payload verified, and only what the verified
 /// schema implies (bounded by [`crate::MAX_FINGERPRINT_WORDS`] × 65,536 words).
 pub fn decode(bytes: &[u8]) -> Result<Snapshot> {
-    let (header, payload) = ArtifactHeader::open(bytes, ArtifactKind::Snapshot)?;
+    let mut space = None;
+    let header = decode_impl(bytes, &mut space)?;
+    let space = space.expect("decode_impl fills the space on success");
+    Ok(Snapshot { header, space })
+}
+
+/// Like [`decode`], into an existing space whose memory is reused when its schema
+/// matches (a restore loop, a standby that reloads). On error the space's content is
+/// unspecified but valid: the caller must not use it as a restore result.
+pub fn decode_into(bytes: &[u8], space: &mut BindSpace) -> Result<ArtifactHeader> {
+    let mut slot = Some(std::mem::replace(space, BindSpace::placeholder()));
+    let res = decode_impl(bytes, &mut slot);
+    *space = slot.expect("decode_impl leaves a space in the slot");
+    res
+}
+
+fn decode_impl(bytes: &[u8], slot: &mut Option<BindSpace>) -> Result<ArtifactHeader> {
+    let header = ArtifactHeader::decode(bytes)?;
+    header.expect_kind(ArtifactKind::Snapshot)?;
+    let payload = &bytes[HEADER_LEN..];
+    if payload.len() as u64 != header.payload_len {
+        return Err(Error::PayloadLength {
+            declared: header.payload_len,
+            actual: payload.len() as u64,
+        });
+    }
     if header.from_version != header.to_version {
         return Err(Error::Malformed {
             what: "snapshot",
@@ -126,14 +167,27 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot> {
             ),
         });
     }
-    let mut space = BindSpace::new(schema)?;
-    let mut at = 0usize;
-    space.load_raw(&occupancy, |_, dst| {
-        let n = dst.len() * 8;
-        copy_bytes_to_words(&body[at..at + n], dst);
-        at += n;
-        Ok(())
-    })?;
+    // The structure is consistent with the verified header, so the allocation is what
+    // the schema implies. Copy and verify the payload hash on two threads at once; the
+    // space is dropped unseen if the hash disagrees.
+    if slot.as_ref().is_none_or(|s| s.schema() != schema) {
+        *slot = Some(BindSpace::new(schema)?);
+    }
+    let space = slot.as_mut().expect("filled just above");
+    let (loaded, verified) = rayon_core::join(
+        || {
+            let mut at = 0usize;
+            space.load_raw(&occupancy, |_, dst| {
+                let n = dst.len() * 8;
+                copy_bytes_to_words(&body[at..at + n], dst);
+                at += n;
+                Ok(())
+            })
+        },
+        || header.verify_payload(payload),
+    );
+    verified?;
+    loaded?;
     space.set_version(header.to_version);
-    Ok(Snapshot { header, space })
+    Ok(header)
 }

@@ -135,6 +135,13 @@ impl BindSpace {
         })
     }
 
+    /// A minimal valid space (256 addresses, one word) to stand in while a real one is
+    /// moved out.
+    pub(crate) fn placeholder() -> Self {
+        BindSpace::new(SchemaVersion::CURRENT.with_words(1).with_address_space(256))
+            .expect("a one-word, 256-address schema is valid")
+    }
+
     /// The space's schema.
     pub fn schema(&self) -> SchemaVersion {
         self.schema
@@ -253,9 +260,12 @@ impl BindSpace {
     /// Maximal runs of consecutive occupied addresses with their words, contiguous in
     /// the arena: the fast path for encoders (a full space is one run).
     pub fn occupied_runs(&self) -> impl Iterator<Item = (std::ops::Range<usize>, &[u64])> + '_ {
-        self.occupied
-            .runs()
-            .map(move |r| (r.clone(), &self.arena[r.start * self.words..r.end * self.words]))
+        self.occupied.runs().map(move |r| {
+            (
+                r.clone(),
+                &self.arena[r.start * self.words..r.end * self.words],
+            )
+        })
     }
 
     /// The arena words of the addresses in `range` (`range.len() × words` words; zero
@@ -270,21 +280,32 @@ impl BindSpace {
     }
 
     /// Replaces the whole content from an occupancy bitmap and a filler that writes the
-    /// words of each run of occupied addresses. Used by decoders; bypasses dirty tracking
-    /// and version bumps (the caller sets the version).
+    /// words of each run of occupied addresses. Used by decoders: bypasses version bumps
+    /// (the caller sets the version) and starts a new dirty epoch, so earlier marks go
+    /// stale. Slots that were occupied and are not any more are zeroed; the rest of the
+    /// arena is reused as is, which keeps a reload into a warm space free of page faults.
     pub(crate) fn load_raw(
         &mut self,
         occupancy: &[u64],
         mut fill: impl FnMut(std::ops::Range<usize>, &mut [u64]) -> Result<()>,
     ) -> Result<()> {
+        let words = self.words;
+        for (wi, (&old, &new)) in self.occupied.as_words().iter().zip(occupancy).enumerate() {
+            let mut gone = old & !new;
+            while gone != 0 {
+                let i = wi * 64 + gone.trailing_zeros() as usize;
+                gone &= gone - 1;
+                self.arena[i * words..(i + 1) * words].fill(0);
+            }
+        }
         self.occupied.as_words_mut().copy_from_slice(occupancy);
         self.len = self.occupied.count_ones();
-        let words = self.words;
         let runs: Vec<_> = self.occupied.runs().collect();
         for r in runs {
             let dst = &mut self.arena[r.start * words..r.end * words];
             fill(r, dst)?;
         }
+        self.mark();
         Ok(())
     }
 
@@ -383,7 +404,11 @@ mod tests {
         assert_eq!(s.delete(Addr(7)).unwrap(), (4, false));
         assert_eq!(s.read(Addr(7)), None);
         assert!(s.is_empty());
-        assert_eq!(s.digest(), small().digest(), "deletes leave a canonical arena");
+        assert_eq!(
+            s.digest(),
+            small().digest(),
+            "deletes leave a canonical arena"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use bindspace_core::workload::Workload;
 use bindspace_core::{SchemaVersion, snapshot};
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(name)
 }
 
 /// The space the v1 golden snapshot was made from: seed 2026, 8 words, 2 prefixes.
@@ -29,7 +31,12 @@ fn snapshot_v1_golden_still_decodes() {
         std::fs::write(&path, snapshot::encode(&s, 1_790_000_000_000_000)).expect("write golden");
         std::fs::write(
             &expect_path,
-            format!("version {}\nlen {}\ndigest {}\n", s.version(), s.len(), s.digest()),
+            format!(
+                "version {}\nlen {}\ndigest {}\n",
+                s.version(),
+                s.len(),
+                s.digest()
+            ),
         )
         .expect("write expectations");
     }

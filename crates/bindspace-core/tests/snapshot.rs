@@ -80,8 +80,14 @@ fn truncated_snapshots_are_rejected_at_every_length() {
 fn wrong_magic_is_named() {
     let mut bytes = sample();
     bytes[0] = b'X';
-    assert!(matches!(snapshot::decode(&bytes), Err(Error::BadMagic { .. })));
-    assert!(matches!(snapshot::decode(b"PK\x03\x04 not ours"), Err(Error::BadMagic { .. })));
+    assert!(matches!(
+        snapshot::decode(&bytes),
+        Err(Error::BadMagic { .. })
+    ));
+    assert!(matches!(
+        snapshot::decode(b"PK\x03\x04 not ours"),
+        Err(Error::BadMagic { .. })
+    ));
 }
 
 #[test]
@@ -89,7 +95,9 @@ fn newer_format_version_is_refused_with_versions() {
     let mut bytes = sample();
     bytes[8..10].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
     assert_eq!(
-        snapshot::decode(&bytes).expect_err("future format").to_string(),
+        snapshot::decode(&bytes)
+            .expect_err("future format")
+            .to_string(),
         format!(
             "artifact format version {} is not supported (this build reads up to {FORMAT_VERSION})",
             FORMAT_VERSION + 1
@@ -111,27 +119,39 @@ fn oversized_declared_length_is_rejected_without_allocating() {
     let bytes = with_header(&sample(), |h| h.payload_len = u64::MAX);
     assert!(matches!(
         snapshot::decode(&bytes),
-        Err(Error::PayloadLength { declared: u64::MAX, .. })
+        Err(Error::PayloadLength {
+            declared: u64::MAX,
+            ..
+        })
     ));
 }
 
 #[test]
 fn schema_beyond_limits_is_rejected_before_allocating() {
     let bytes = with_header(&sample(), |h| h.schema.fingerprint_words = u16::MAX);
-    assert!(matches!(snapshot::decode(&bytes), Err(Error::InvalidSchema { .. })));
+    assert!(matches!(
+        snapshot::decode(&bytes),
+        Err(Error::InvalidSchema { .. })
+    ));
 }
 
 #[test]
 fn payload_that_disagrees_with_the_schema_is_malformed() {
     // Same payload and hash, but a header claiming a different word count.
     let bytes = with_header(&sample(), |h| h.schema.fingerprint_words = 5);
-    assert!(matches!(snapshot::decode(&bytes), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        snapshot::decode(&bytes),
+        Err(Error::Malformed { .. })
+    ));
 }
 
 #[test]
 fn a_delta_is_not_a_snapshot() {
     let bytes = with_header(&sample(), |h| h.kind = bindspace_core::ArtifactKind::Delta);
-    assert!(matches!(snapshot::decode(&bytes), Err(Error::WrongKind { .. })));
+    assert!(matches!(
+        snapshot::decode(&bytes),
+        Err(Error::WrongKind { .. })
+    ));
 }
 
 #[test]
@@ -140,5 +160,40 @@ fn full_default_space_round_trips() {
     assert_eq!(s.len(), 65_536);
     let bytes = snapshot::encode(&s, 0);
     assert_eq!(bytes.len(), HEADER_LEN + 8192 + 65_536 * 156 * 8);
-    assert_eq!(snapshot::decode(&bytes).expect("valid").space.digest(), s.digest());
+    assert_eq!(
+        snapshot::decode(&bytes).expect("valid").space.digest(),
+        s.digest()
+    );
+}
+
+#[test]
+fn decode_into_reuses_a_space_and_clears_what_is_gone() {
+    let a = random_space(1, 4, 1, 0.9, 0);
+    let b = random_space(2, 4, 1, 0.2, 0);
+    let mut target = a.clone();
+    let mark = target.mark();
+    let h = snapshot::decode_into(&snapshot::encode(&b, 5), &mut target).expect("valid");
+    assert_eq!(h.time_to_us, 5);
+    assert_eq!(
+        target, b,
+        "slots occupied in `a` only must read as empty and hash as zero"
+    );
+    assert_eq!(target.digest(), b.digest());
+    assert!(
+        target.dirty_since(&mark).is_err(),
+        "a reload starts a new dirty epoch"
+    );
+    // another schema: replaced, not mixed
+    let c = random_space(3, 6, 2, 0.5, 0);
+    snapshot::decode_into(&snapshot::encode(&c, 0), &mut target).expect("valid");
+    assert_eq!(target, c);
+    // a damaged artifact is an error
+    let mut bad = snapshot::encode(&a, 0);
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    assert!(
+        snapshot::decode_into(&bad, &mut target)
+            .expect_err("damaged")
+            .is_corruption()
+    );
 }

@@ -125,11 +125,8 @@ pub fn decode(bytes: &[u8]) -> Result<Delta> {
     let words = schema.words();
     let bm_len = bitmap_len(words);
     let mut r = Reader { b: payload, at: 0 };
-    let count = u32::from_le_bytes(
-        r.take(4, "entry count")?
-            .try_into()
-            .expect("took 4 bytes"),
-    ) as usize;
+    let count =
+        u32::from_le_bytes(r.take(4, "entry count")?.try_into().expect("took 4 bytes")) as usize;
     if count > schema.address_space as usize {
         return Err(Error::Malformed {
             offset: 0,
@@ -219,7 +216,10 @@ pub fn decode(bytes: &[u8]) -> Result<Delta> {
     if r.at != payload.len() {
         return Err(Error::Malformed {
             offset: r.at,
-            reason: format!("{} trailing bytes after the last entry", payload.len() - r.at),
+            reason: format!(
+                "{} trailing bytes after the last entry",
+                payload.len() - r.at
+            ),
         });
     }
     Ok(Delta {

@@ -72,7 +72,12 @@ pub struct DeltaStats {
 
 impl Delta {
     /// A delta with no entries (a version step that changed no content).
-    pub fn empty(schema: SchemaVersion, from_version: u64, to_version: u64, timestamp_us: u64) -> Self {
+    pub fn empty(
+        schema: SchemaVersion,
+        from_version: u64,
+        to_version: u64,
+        timestamp_us: u64,
+    ) -> Self {
         Delta {
             from_version,
             to_version,

@@ -35,7 +35,9 @@ pub enum Error {
         reason: &'static str,
     },
     /// Two deltas that do not follow each other were composed.
-    #[error("cannot compose: first delta ends at version {first_to}, second starts at {second_from}")]
+    #[error(
+        "cannot compose: first delta ends at version {first_to}, second starts at {second_from}"
+    )]
     NotContiguous {
         /// End of the first.
         first_to: u64,

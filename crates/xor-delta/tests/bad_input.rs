@@ -45,7 +45,11 @@ fn every_single_bit_flip_is_detected() {
         b[i / 8] ^= 1 << (i % 8);
         let e = xd::decode(&b).expect_err("flip detected");
         assert!(
-            e.is_corruption() || matches!(e, Error::Core(bindspace_core::Error::UnsupportedFormat { .. })),
+            e.is_corruption()
+                || matches!(
+                    e,
+                    Error::Core(bindspace_core::Error::UnsupportedFormat { .. })
+                ),
             "bit {i}: {e:?}"
         );
     }
@@ -55,12 +59,18 @@ fn every_single_bit_flip_is_detected() {
 fn wrong_magic_and_wrong_version_are_named() {
     let mut b = sample();
     b[..4].copy_from_slice(b"RIFF");
-    assert!(matches!(xd::decode(&b), Err(Error::Core(bindspace_core::Error::BadMagic { .. }))));
+    assert!(matches!(
+        xd::decode(&b),
+        Err(Error::Core(bindspace_core::Error::BadMagic { .. }))
+    ));
     let mut b = sample();
     b[8] = 9;
     assert!(matches!(
         xd::decode(&b),
-        Err(Error::Core(bindspace_core::Error::UnsupportedFormat { found: 9, .. }))
+        Err(Error::Core(bindspace_core::Error::UnsupportedFormat {
+            found: 9,
+            ..
+        }))
     ));
 }
 
@@ -71,32 +81,56 @@ fn structural_lies_under_a_valid_checksum_are_malformed() {
     // entry count far beyond the space
     let mut p = payload.to_vec();
     p[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert!(matches!(xd::decode(&reseal(&p)), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        xd::decode(&reseal(&p)),
+        Err(Error::Malformed { .. })
+    ));
     // entry count one more than present
     let mut p = payload.to_vec();
     let n = u32::from_le_bytes(p[..4].try_into().expect("4"));
     p[..4].copy_from_slice(&(n + 1).to_le_bytes());
-    assert!(matches!(xd::decode(&reseal(&p)), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        xd::decode(&reseal(&p)),
+        Err(Error::Malformed { .. })
+    ));
     // trailing garbage
     let mut p = payload.to_vec();
     p.push(0);
-    assert!(matches!(xd::decode(&reseal(&p)), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        xd::decode(&reseal(&p)),
+        Err(Error::Malformed { .. })
+    ));
     // unknown tag on the first entry
     let mut p = payload.to_vec();
     p[6] = 7;
-    assert!(matches!(xd::decode(&reseal(&p)), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        xd::decode(&reseal(&p)),
+        Err(Error::Malformed { .. })
+    ));
     // addresses out of order: duplicate the first entry's address into the second
     let hostile = [2u8, 0, 0, 0, 5, 0, 0, 5, 0, 0];
-    assert!(matches!(xd::decode(&reseal(&hostile)), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        xd::decode(&reseal(&hostile)),
+        Err(Error::Malformed { .. })
+    ));
     // address outside a 256-address space
     let hostile = [1u8, 0, 0, 0, 0, 1, 0];
-    assert!(matches!(xd::decode(&reseal(&hostile)), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        xd::decode(&reseal(&hostile)),
+        Err(Error::Malformed { .. })
+    ));
     // change bitmap marking a word past the width (4 words: bitmap bit 5)
     let hostile = [1u8, 0, 0, 0, 9, 0, 2, 0b0010_0000, 1, 0, 0, 0, 0, 0, 0, 0];
-    assert!(matches!(xd::decode(&reseal(&hostile)), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        xd::decode(&reseal(&hostile)),
+        Err(Error::Malformed { .. })
+    ));
     // an empty change
     let hostile = [1u8, 0, 0, 0, 9, 0, 2, 0];
-    assert!(matches!(xd::decode(&reseal(&hostile)), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        xd::decode(&reseal(&hostile)),
+        Err(Error::Malformed { .. })
+    ));
 }
 
 proptest! {

@@ -9,13 +9,17 @@ use bindspace_core::workload::Workload;
 use bindspace_xor_delta as xd;
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(name)
 }
 
 #[test]
 fn delta_v1_golden_still_decodes_and_applies() {
     let base_bytes = std::fs::read(golden("snapshot-v1.bin")).expect("golden snapshot committed");
-    let base = snapshot::decode(&base_bytes).expect("golden snapshot decodes").space;
+    let base = snapshot::decode(&base_bytes)
+        .expect("golden snapshot decodes")
+        .space;
     let path = golden("delta-v1.bin");
     let expect_path = golden("delta-v1.expect");
     if !path.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
@@ -29,7 +33,12 @@ fn delta_v1_golden_still_decodes_and_applies() {
             &expect_path,
             format!(
                 "from {} to {}\ncreated {} changed {} deleted {}\ndigest {}\n",
-                d.from_version, d.to_version, s.created, s.changed, s.deleted, next.digest()
+                d.from_version,
+                d.to_version,
+                s.created,
+                s.changed,
+                s.deleted,
+                next.digest()
             ),
         )
         .expect("write expectations");
@@ -42,7 +51,12 @@ fn delta_v1_golden_still_decodes_and_applies() {
     let s = d.stats();
     let got = format!(
         "from {} to {}\ncreated {} changed {} deleted {}\ndigest {}\n",
-        d.from_version, d.to_version, s.created, s.changed, s.deleted, space.digest()
+        d.from_version,
+        d.to_version,
+        s.created,
+        s.changed,
+        s.deleted,
+        space.digest()
     );
     assert_eq!(got, expect);
     assert_eq!(xd::encode(&d), bytes, "v1 encoding is stable");

@@ -7,7 +7,9 @@ use bindspace_xor_delta::{self as xd, Change, Error};
 use proptest::prelude::*;
 
 fn schema(words: u16) -> SchemaVersion {
-    SchemaVersion::CURRENT.with_words(words).with_address_space(256)
+    SchemaVersion::CURRENT
+        .with_words(words)
+        .with_address_space(256)
 }
 
 /// A space after `fill` and `ops` operations of workload `seed`.
@@ -21,7 +23,9 @@ fn space(seed: u64, words: u16, fill: f64, ops: usize) -> BindSpace {
 /// `base` moved on by `ops` operations of workload `seed`.
 fn evolve(base: &BindSpace, seed: u64, ops: usize) -> BindSpace {
     let mut s = base.clone();
-    Workload::new(seed, base.schema()).run(&mut s, ops).expect("valid");
+    Workload::new(seed, base.schema())
+        .run(&mut s, ops)
+        .expect("valid");
     s
 }
 
@@ -122,9 +126,15 @@ fn wrong_word_count_is_refused_and_changes_nothing() {
     let mut wide = space(1, 5, 0.5, 0);
     wide.set_version(a.version());
     let before = wide.clone();
-    assert!(matches!(xd::apply(&mut wide, &d), Err(Error::SchemaMismatch { .. })));
+    assert!(matches!(
+        xd::apply(&mut wide, &d),
+        Err(Error::SchemaMismatch { .. })
+    ));
     assert_eq!(wide, before);
-    assert!(matches!(xd::compute(&a, &wide, 0), Err(Error::SchemaMismatch { .. })));
+    assert!(matches!(
+        xd::compute(&a, &wide, 0),
+        Err(Error::SchemaMismatch { .. })
+    ));
 }
 
 #[test]
@@ -141,7 +151,10 @@ fn precondition_failure_on_the_last_entry_changes_nothing() {
     };
     let mut target = a.clone();
     let err = xd::apply(&mut target, &d).expect_err("contradiction");
-    assert!(matches!(err, Error::Precondition { addr, .. } if addr == last), "{err}");
+    assert!(
+        matches!(err, Error::Precondition { addr, .. } if addr == last),
+        "{err}"
+    );
     assert_eq!(target, a);
 }
 
@@ -150,7 +163,10 @@ fn non_contiguous_compose_is_refused() {
     let a = space(1, 2, 0.5, 0);
     let b = evolve(&a, 2, 10);
     let d = xd::compute(&a, &b, 1).expect("shape");
-    assert!(matches!(xd::compose(&d, &d), Err(Error::NotContiguous { .. })));
+    assert!(matches!(
+        xd::compose(&d, &d),
+        Err(Error::NotContiguous { .. })
+    ));
 }
 
 #[test]
@@ -159,7 +175,10 @@ fn stats_count_each_kind() {
     let b = evolve(&a, 6, 100);
     let d = xd::compute(&a, &b, 1).expect("shape");
     let s = d.stats();
-    assert_eq!(s.created + s.changed + s.deleted + s.replaced, d.entries.len());
+    assert_eq!(
+        s.created + s.changed + s.deleted + s.replaced,
+        d.entries.len()
+    );
     assert_eq!(s.bytes, xd::encode(&d).len());
     assert!(s.created > 0 && s.changed > 0 && s.deleted > 0, "{s:?}");
 }

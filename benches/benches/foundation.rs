@@ -1,0 +1,109 @@
+//! Foundation hot paths, each beside the baseline its target is a ratio to (DESIGN §9,
+//! issue 2). `cargo xtask bench` runs this and prints the ratios from criterion's
+//! estimates; `docs/BENCHMARKS.md` records them.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bindspace_core::workload::Workload;
+use bindspace_core::{Addr, BindSpace, HEADER_LEN, SchemaVersion, snapshot};
+use bindspace_xor_delta as xd;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// The seed's incremental algorithm, kept as the baseline: scan every address, compare
+/// `Option<fingerprint>`s, XOR every changed pair.
+fn seed_baseline(old: &BindSpace, new: &BindSpace) -> Vec<(Addr, Option<Vec<u64>>)> {
+    let mut out = Vec::new();
+    for a in 0..=u16::MAX {
+        let a = Addr(a);
+        let (o, n) = (old.read(a), new.read(a));
+        if o != n {
+            let x = match (o, n) {
+                (Some(o), Some(n)) => Some(o.iter().zip(n).map(|(x, y)| x ^ y).collect()),
+                (None, Some(n)) => Some(n.to_vec()),
+                _ => None,
+            };
+            out.push((a, x));
+        }
+    }
+    out
+}
+
+fn foundation(c: &mut Criterion) {
+    let schema = SchemaVersion::CURRENT;
+    let mut wl = Workload::new(1, schema);
+    let full = wl.filled_space(1.0).expect("valid");
+    let bytes = full.len() * full.words() * 8;
+
+    let mut g = c.benchmark_group("foundation");
+    g.sample_size(20).measurement_time(Duration::from_secs(6));
+
+    // Baseline for the "within Nx of memcpy" targets: one copy of the arena's bytes.
+    let src = vec![7u8; bytes];
+    let mut dst = vec![0u8; bytes];
+    g.bench_function("memcpy_82MB", |b| {
+        b.iter(|| {
+            dst.copy_from_slice(black_box(&src));
+            black_box(&dst);
+        })
+    });
+
+    // 1% of addresses changed in one word: dirty tracking vs the seed's full scan.
+    let mut live = full.clone();
+    let before = live.clone();
+    let mark = live.mark();
+    wl.touch_occupied(&mut live, 655, 1).expect("valid");
+    g.bench_function("compute_dirty_1pct", |b| {
+        b.iter(|| xd::compute_dirty(black_box(&live), &mark, 0).expect("fresh mark"))
+    });
+    g.bench_function("seed_baseline_1pct", |b| {
+        b.iter(|| seed_baseline(black_box(&before), black_box(&live)))
+    });
+    g.bench_function("compute_scan_full", |b| {
+        b.iter(|| xd::compute(black_box(&before), black_box(&live), 0).expect("shape"))
+    });
+
+    let encoded = snapshot::encode(&full, 0);
+    g.throughput(criterion::Throughput::Bytes(bytes as u64));
+    // Warm: the output buffer / target space is reused, as in a backup or standby loop
+    // (the memcpy baseline reuses its destination too).
+    let mut buf = Vec::new();
+    g.bench_function("snapshot_encode_full", |b| {
+        b.iter(|| snapshot::encode_into(black_box(&full), 0, &mut buf))
+    });
+    let mut target = full.clone();
+    g.bench_function("snapshot_decode_full", |b| {
+        b.iter(|| snapshot::decode_into(black_box(&encoded), &mut target).expect("valid"))
+    });
+    // Cold: fresh memory each time, which adds ~20,000 page faults for 82 MB.
+    g.bench_function("snapshot_encode_fresh", |b| {
+        b.iter(|| snapshot::encode(black_box(&full), 0))
+    });
+    g.bench_function("snapshot_decode_fresh", |b| {
+        b.iter(|| snapshot::decode(black_box(&encoded)).expect("valid"))
+    });
+    g.finish();
+
+    // Not a timing: the encoded size of that 1% delta, for the bytes-per-address target.
+    let d = xd::compute_dirty(&live, &mark, 0).expect("fresh mark");
+    let per_addr = (xd::encode(&d).len() - HEADER_LEN - 4) as f64 / d.entries.len() as f64;
+    let line = format!(
+        "delta_bytes_per_changed_addr {per_addr:.1} ({} addresses, one word each)\n",
+        d.entries.len()
+    );
+    print!("{line}");
+    if let Some(dir) = criterion_dir() {
+        let _ = std::fs::create_dir_all(dir.join("foundation"));
+        let _ = std::fs::write(dir.join("foundation/sizes.txt"), line);
+    }
+}
+
+fn criterion_dir() -> Option<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    Some(target.join("criterion"))
+}
+
+criterion_group!(benches, foundation);
+criterion_main!(benches);

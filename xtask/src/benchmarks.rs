@@ -1,0 +1,133 @@
+//! Turns criterion's estimates into the ratio table of `docs/BENCHMARKS.md`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// A target stated as a ratio of two benches measured in the same run.
+struct Ratio {
+    what: &'static str,
+    /// criterion `group/id` of the measured path
+    ours: &'static str,
+    /// criterion `group/id` of the baseline
+    base: &'static str,
+    /// `true`: target is `base / ours >= limit` (a speed-up); `false`: `ours / base <= limit`.
+    speedup: bool,
+    limit: f64,
+}
+
+const RATIOS: &[Ratio] = &[
+    Ratio {
+        what: "compute_dirty at 1% vs the seed's full scan (speed-up)",
+        ours: "foundation/compute_dirty_1pct",
+        base: "foundation/seed_baseline_1pct",
+        speedup: true,
+        limit: 100.0,
+    },
+    Ratio {
+        what: "compute by scan, two full spaces, vs memcpy of 82 MB",
+        ours: "foundation/compute_scan_full",
+        base: "foundation/memcpy_82MB",
+        speedup: false,
+        limit: 2.0,
+    },
+    Ratio {
+        what: "snapshot encode + blake3, full space, vs memcpy",
+        ours: "foundation/snapshot_encode_full",
+        base: "foundation/memcpy_82MB",
+        speedup: false,
+        limit: 3.0,
+    },
+    Ratio {
+        what: "snapshot decode + verify, full space, vs memcpy",
+        ours: "foundation/snapshot_decode_full",
+        base: "foundation/memcpy_82MB",
+        speedup: false,
+        limit: 3.0,
+    },
+    Ratio {
+        what: "snapshot encode into fresh memory (page faults included) vs memcpy",
+        ours: "foundation/snapshot_encode_fresh",
+        base: "foundation/memcpy_82MB",
+        speedup: false,
+        limit: 3.0,
+    },
+    Ratio {
+        what: "snapshot decode into a fresh space (page faults included) vs memcpy",
+        ours: "foundation/snapshot_decode_fresh",
+        base: "foundation/memcpy_82MB",
+        speedup: false,
+        limit: 3.0,
+    },
+];
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::root().join("target"))
+}
+
+/// Median time in ns from `criterion/<id>/new/estimates.json`.
+fn median_ns(criterion: &Path, id: &str) -> Result<f64> {
+    let p = criterion.join(id).join("new/estimates.json");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    let at = text.find("\"median\"").context("no median in estimates")?;
+    let rest = &text[at..];
+    let pe = rest
+        .find("\"point_estimate\":")
+        .context("no point_estimate")?
+        + "\"point_estimate\":".len();
+    let num: String = rest[pe..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+        .collect();
+    num.parse()
+        .with_context(|| format!("bad number {num:?} in {}", p.display()))
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+/// Prints the ratio table (markdown) for every ratio whose benches have run.
+pub fn report() -> Result<()> {
+    let criterion = target_dir().join("criterion");
+    println!("\n| target | ours | baseline | ratio | limit | met |");
+    println!("|---|---|---|---|---|---|");
+    for r in RATIOS {
+        let (Ok(ours), Ok(base)) = (median_ns(&criterion, r.ours), median_ns(&criterion, r.base))
+        else {
+            continue;
+        };
+        let (ratio, met, limit) = if r.speedup {
+            (
+                base / ours,
+                base / ours >= r.limit,
+                format!("≥ {}x", r.limit),
+            )
+        } else {
+            (
+                ours / base,
+                ours / base <= r.limit,
+                format!("≤ {}x", r.limit),
+            )
+        };
+        println!(
+            "| {} | {} | {} | {ratio:.2}x | {limit} | {} |",
+            r.what,
+            fmt_ns(ours),
+            fmt_ns(base),
+            if met { "yes" } else { "**no**" }
+        );
+    }
+    if let Ok(sizes) = std::fs::read_to_string(criterion.join("foundation/sizes.txt")) {
+        println!("\n{}", sizes.trim());
+    }
+    Ok(())
+}

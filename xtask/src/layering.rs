@@ -1,0 +1,82 @@
+//! Architecture invariants from `docs/ARCHITECTURE.md`, checked with `cargo tree`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// (crate, dependencies it must never reach through normal edges, why)
+const RULES: &[(&str, &[&str], &str)] = &[
+    (
+        "bindspace-core",
+        &[
+            "tokio",
+            "redis",
+            "object_store",
+            "lance",
+            "tokio-postgres",
+            "deadpool-postgres",
+            "reqwest",
+            "hyper",
+        ],
+        "core knows no I/O and no async runtime",
+    ),
+    (
+        "bindspace-xor-delta",
+        &[
+            "tokio",
+            "redis",
+            "object_store",
+            "lance",
+            "tokio-postgres",
+            "deadpool-postgres",
+            "reqwest",
+            "hyper",
+        ],
+        "algorithms build on core only",
+    ),
+];
+
+fn packages_reached(root: &Path, krate: &str) -> Result<BTreeSet<String>> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args([
+            "tree", "--locked", "-p", krate, "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ])
+        .output()
+        .context("running cargo tree")?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree -p {krate} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect())
+}
+
+/// Fails listing every crate that reaches a forbidden dependency.
+pub fn check(root: &Path) -> Result<()> {
+    let mut violations = Vec::new();
+    let mut checked = 0;
+    for (krate, forbidden, why) in RULES {
+        let reached = packages_reached(root, krate)?;
+        for f in *forbidden {
+            checked += 1;
+            if reached.contains(*f) {
+                violations.push(format!("{krate} reaches {f} ({why})"));
+            }
+        }
+    }
+    if !violations.is_empty() {
+        bail!("layering invariants broken:\n  {}", violations.join("\n  "));
+    }
+    eprintln!(
+        "layering: {checked} invariants hold across {} crates",
+        RULES.len()
+    );
+    Ok(())
+}
