@@ -1,0 +1,349 @@
+//! Recovery: torn tails at every offset, bit flips in sealed segments, salvage, batch
+//! atomicity, replay targets, checkpoint and archive.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bindspace_core::{Addr, BindSpace, Fingerprint, ManualClock, SchemaVersion};
+use bindspace_wal::segment::{self, SEGMENT_HEADER};
+use bindspace_wal::{
+    Archiver, DirArchiver, Error, Op, Record, RecordOp, ReplayTarget, SyncPolicy, Wal, WalOptions,
+    apply_record,
+};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+
+const WORDS: usize = 4;
+
+fn opts(segment_size: u64) -> WalOptions {
+    WalOptions {
+        segment_size,
+        sync: SyncPolicy::Never,
+        ..WalOptions::default()
+    }
+}
+
+fn op(i: u64) -> Op {
+    if i % 7 == 3 {
+        Op::Delete(Addr((i * 31) as u16))
+    } else {
+        Op::Write(
+            Addr((i * 31) as u16),
+            Fingerprint::from_words(vec![i; WORDS]),
+        )
+    }
+}
+
+/// Writes `n` single-op appends; returns the records as the log should hold them.
+fn write_log(dir: &Path, n: u64, segment_size: u64) -> Vec<(u64, Op)> {
+    let (wal, _) = Wal::open(dir, opts(segment_size)).unwrap();
+    (1..=n)
+        .map(|i| {
+            let v = wal.append(&[op(i)]).unwrap();
+            assert_eq!(v, i);
+            (v, op(i))
+        })
+        .collect()
+}
+
+fn replay_all(wal: &Wal) -> Vec<(u64, Op)> {
+    let mut out = vec![];
+    wal.replay(0, ReplayTarget::Latest, |r| {
+        if let RecordOp::Op(o) = &r.op {
+            out.push((r.version, o.clone()));
+        }
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+/// Start offsets of every frame in a segment file.
+fn frame_offsets(path: &Path, first: u64) -> Vec<usize> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut offs = vec![];
+    let mut off = SEGMENT_HEADER;
+    segment::scan(&bytes, first, |r: &Record| {
+        offs.push(off);
+        off += bindspace_wal::decode_frame(&bytes[off..]).unwrap().1;
+        let _ = r;
+    });
+    offs
+}
+
+#[test]
+fn torn_tail_at_every_offset_of_the_last_frame_is_cut_cleanly() {
+    let src = tempfile::tempdir().unwrap();
+    let written = write_log(src.path(), 20, 1 << 20);
+    let segs = segment::list(src.path()).unwrap();
+    assert_eq!(segs.len(), 1);
+    let (first, path) = &segs[0];
+    let last_frame = *frame_offsets(path, *first).last().unwrap();
+    let full_len = std::fs::metadata(path).unwrap().len() as usize;
+    for cut in last_frame..full_len {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(src.path(), dir.path());
+        let seg = dir.path().join(path.file_name().unwrap());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(cut as u64)
+            .unwrap();
+        let (wal, rec) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+        assert_eq!(rec.last_version, 19, "cut at {cut}");
+        let t = rec.tail_truncated.as_ref().map(|t| t.bytes);
+        assert_eq!(
+            t,
+            (cut > last_frame).then_some((cut - last_frame) as u64),
+            "cut at {cut}"
+        );
+        assert_eq!(replay_all(&wal), written[..19], "cut at {cut}");
+        // and the log continues at the cut version
+        assert_eq!(wal.append(&[op(20)]).unwrap(), 20);
+        drop(wal);
+        let (wal, rec) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+        assert_eq!(rec.tail_truncated, None);
+        assert_eq!(replay_all(&wal), written);
+    }
+}
+
+#[test]
+fn a_thousand_bit_flips_in_a_sealed_segment_are_all_detected() {
+    let src = tempfile::tempdir().unwrap();
+    let written = write_log(src.path(), 60, 1200);
+    let segs = segment::list(src.path()).unwrap();
+    assert!(segs.len() >= 3, "{} segments", segs.len());
+    let sealed = &segs[0].1;
+    let len = std::fs::metadata(sealed).unwrap().len();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+    let mut detected = 0;
+    for _ in 0..1000 {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(src.path(), dir.path());
+        let p = dir.path().join(sealed.file_name().unwrap());
+        let mut bytes = std::fs::read(&p).unwrap();
+        let bit = rng.random_range(0..len * 8);
+        bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
+        std::fs::write(&p, &bytes).unwrap();
+        match Wal::open(dir.path(), opts(1200)) {
+            Err(Error::Corruption { .. } | Error::BadSegment { .. }) => detected += 1,
+            other => panic!("bit {bit}: flip not detected: {other:?}"),
+        }
+        // Salvage keeps only records that are exactly what was written.
+        if let Ok((wal, rec)) = Wal::open(
+            dir.path(),
+            WalOptions {
+                salvage: true,
+                ..opts(1200)
+            },
+        ) {
+            assert!(rec.salvaged.is_some());
+            let got = replay_all(&wal);
+            assert_eq!(
+                got,
+                written[..got.len()],
+                "bit {bit}: salvage yielded a wrong record"
+            );
+        }
+    }
+    assert_eq!(detected, 1000);
+}
+
+#[test]
+fn corruption_mid_log_refuses_to_open_and_salvage_moves_the_rest_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_log(dir.path(), 30, 1 << 20);
+    let (first, path) = segment::list(dir.path()).unwrap().remove(0);
+    let offs = frame_offsets(&path, first);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[offs[10] + 12] ^= 0xff; // inside record 11
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Wal::open(dir.path(), opts(1 << 20)).unwrap_err();
+    match &err {
+        Error::Corruption { offset, .. } => assert_eq!(*offset as usize, offs[10]),
+        e => panic!("{e:?}"),
+    }
+    assert!(err.to_string().contains("salvage"), "{err}");
+    let (wal, rec) = Wal::open(
+        dir.path(),
+        WalOptions {
+            salvage: true,
+            ..opts(1 << 20)
+        },
+    )
+    .unwrap();
+    let s = rec.salvaged.unwrap();
+    assert_eq!(s.offset as usize, offs[10]);
+    assert!(
+        s.moved_to.join("tail.bin").exists(),
+        "the bytes after the damage are kept aside"
+    );
+    assert_eq!(replay_all(&wal), written[..10]);
+    assert_eq!(wal.append(&[op(1)]).unwrap(), 11);
+}
+
+#[test]
+fn a_batch_without_its_commit_is_not_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+    wal.append(&[op(1)]).unwrap();
+    let v = wal.append(&[op(2), op(3), op(4)]).unwrap();
+    assert_eq!(v, 5);
+    drop(wal);
+    let (first, path) = segment::list(dir.path()).unwrap().remove(0);
+    let offs = frame_offsets(&path, first);
+    assert_eq!(offs.len(), 5);
+    // Lose the commit record (as if the crash hit between the writes).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(offs[4] as u64)
+        .unwrap();
+    let (wal, rec) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!(rec.last_version, 1);
+    assert!(rec.tail_truncated.is_some());
+    assert_eq!(replay_all(&wal), vec![(1, op(1))]);
+}
+
+#[test]
+fn replay_stops_at_a_version_a_time_and_never_inside_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let (wal, _) = Wal::open(
+        dir.path(),
+        WalOptions {
+            clock: clock.clone(),
+            ..opts(1 << 20)
+        },
+    )
+    .unwrap();
+    wal.append(&[op(1)]).unwrap(); // v1 @1000
+    clock.advance(1_000);
+    wal.append(&[op(2), op(3)]).unwrap(); // v2,v3 + commit v4 @2000
+    clock.advance(1_000);
+    wal.append(&[Op::RestorePoint("before-5".into())]).unwrap(); // v5 @3000
+    wal.append(&[op(6)]).unwrap(); // v6 @3000
+    let upto = |t| {
+        let mut vs = vec![];
+        let reached = wal
+            .replay(0, t, |r| {
+                vs.push(r.version);
+                Ok(())
+            })
+            .unwrap();
+        (reached, vs)
+    };
+    assert_eq!(upto(ReplayTarget::Version(3)), (1, vec![1]));
+    assert_eq!(upto(ReplayTarget::Version(4)), (4, vec![1, 2, 3, 4]));
+    assert_eq!(upto(ReplayTarget::Time(1_999)), (1, vec![1]));
+    assert_eq!(upto(ReplayTarget::Time(2_000)), (4, vec![1, 2, 3, 4]));
+    assert_eq!(upto(ReplayTarget::Latest), (6, vec![1, 2, 3, 4, 5, 6]));
+    // into a space: the versions line up with the log's
+    let mut space = BindSpace::new(SchemaVersion::CURRENT.with_words(WORDS as u16)).unwrap();
+    wal.replay(0, ReplayTarget::Latest, |r| apply_record(&mut space, r))
+        .unwrap();
+    assert_eq!(space.version(), 6);
+}
+
+#[test]
+fn checkpoint_archives_then_removes_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch_dir = tempfile::tempdir().unwrap();
+    let archiver = DirArchiver::new(arch_dir.path()).unwrap();
+    let written = write_log(dir.path(), 100, 1200);
+    let (wal, _) = Wal::open(dir.path(), opts(1200)).unwrap();
+    let sealed = wal.sealed_segments();
+    assert!(sealed.len() >= 3);
+    assert_eq!(wal.archive_sealed(&archiver).unwrap(), sealed.len());
+    assert_eq!(
+        wal.archive_sealed(&archiver).unwrap(),
+        0,
+        "nothing sent twice"
+    );
+    let snapshot_at = sealed[1].1; // last version of the second segment
+    let removed = wal.checkpoint(snapshot_at, &archiver).unwrap();
+    assert_eq!(removed.len(), 2);
+    assert!(removed.iter().all(|p| !p.exists()));
+    assert!(
+        wal.checkpoint(snapshot_at, &archiver).unwrap().is_empty(),
+        "idempotent"
+    );
+    // Everything after the snapshot still replays locally ...
+    let mut vs = vec![];
+    wal.replay(snapshot_at, ReplayTarget::Latest, |r| {
+        vs.push(r.version);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(vs.first(), Some(&(snapshot_at + 1)));
+    assert_eq!(vs.last(), Some(&100));
+    // ... and what left the disk is in the archive, verified.
+    let listed = archiver.list().unwrap();
+    assert_eq!(listed.len(), sealed.len());
+    let bytes = archiver.fetch(&listed[0]).unwrap();
+    let mut got = vec![];
+    let mut r = bindspace_wal::Replayer::new(0, (u64::MAX, u64::MAX), |rec: &Record| {
+        if let RecordOp::Op(o) = &rec.op {
+            got.push((rec.version, o.clone()));
+        }
+        Ok(())
+    });
+    r.feed_segment(&bytes, listed[0].first_version, &PathBuf::from("archived"))
+        .unwrap();
+    assert_eq!(got, written[..got.len()]);
+    // A damaged archive copy is refused on fetch.
+    let p = arch_dir.path().join(format!(
+        "{:020}-{:020}.wal",
+        listed[0].first_version, listed[0].last_version
+    ));
+    let mut b = std::fs::read(&p).unwrap();
+    b[40] ^= 1;
+    std::fs::write(&p, b).unwrap();
+    assert!(archiver.fetch(&listed[0]).is_err());
+    assert!(!archiver.contains(&listed[0]).unwrap());
+}
+
+#[test]
+fn a_resumed_checkpoint_after_a_crash_between_archive_and_delete_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = DirArchiver::new(tempfile::tempdir().unwrap().keep()).unwrap();
+    write_log(dir.path(), 40, 1200);
+    {
+        let (wal, _) = Wal::open(dir.path(), opts(1200)).unwrap();
+        wal.archive_sealed(&arch).unwrap(); // archived, never deleted: "crash" here
+    }
+    let (wal, _) = Wal::open(dir.path(), opts(1200)).unwrap();
+    let last_sealed = wal.sealed_segments().last().unwrap().1;
+    let removed = wal.checkpoint(last_sealed, &arch).unwrap();
+    assert_eq!(removed.len(), wal.sealed_segments().len() + removed.len());
+    assert!(wal.sealed_segments().is_empty());
+}
+
+#[test]
+fn invalid_ops_are_refused_before_logging() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+    assert!(matches!(wal.append(&[]), Err(Error::InvalidOp { .. })));
+    assert!(matches!(
+        wal.append(&[Op::RestorePoint(String::new())]),
+        Err(Error::InvalidOp { .. })
+    ));
+    assert!(matches!(
+        wal.append(&[Op::Write(Addr(1), Fingerprint::zeroed(5000))]),
+        Err(Error::InvalidOp { .. })
+    ));
+    assert_eq!(
+        wal.append(&[op(1)]).unwrap(),
+        1,
+        "nothing was consumed by the refusals"
+    );
+}
