@@ -185,14 +185,44 @@ fn test() -> Result<()> {
     let (p2, f2) = count_tests(&out);
     steps.push(format!("doc tests ({p2} passed)"));
 
+    // Loom changes RUSTFLAGS, so it builds in a target directory of its own.
+    let loom_target = target_dir().join("loom");
+    let out = run_tee(
+        cargo()
+            .args([
+                "test",
+                "--locked",
+                "-p",
+                "bindspace-wal",
+                "--test",
+                "loom_group_commit",
+            ])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("LOOM_MAX_PREEMPTIONS", "2")
+            .env("CARGO_TARGET_DIR", &loom_target),
+    )?;
+    let (p3, f3) = count_tests(&out);
+    if p3 == 0 {
+        bail!("the loom models ran no test");
+    }
+    steps.push(format!("loom ({p3} models)"));
+
     eprintln!(
         "\nxtask test: {} ok in {:.0?}{}",
         steps.join(", "),
         started.elapsed(),
         if ci { " (CI)" } else { "" }
     );
-    println!("{} passed, {} failed", p1 + p2, f1 + f2);
+    println!("{} passed, {} failed", p1 + p2 + p3, f1 + f2 + f3);
     Ok(())
+}
+
+/// The build's target directory (`CARGO_TARGET_DIR` or `<root>/target`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn crash(args: &[String]) -> Result<()> {

@@ -1,4 +1,5 @@
 //! The `bindspace` binary, run as a process.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::process::Command;
 

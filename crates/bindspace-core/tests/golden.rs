@@ -1,6 +1,7 @@
 //! Format version 1 golden files: bytes written by an earlier build must keep decoding
 //! to the same content. A format change adds a new golden file; it never edits one.
 //! `BINDSPACE_BLESS=1` writes a golden file that does not exist yet (never overwrites).
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
 //! Snapshot and Arrow round trips, and rejection of bad input.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use bindspace_core::header::{FORMAT_VERSION, MAGIC};
 use bindspace_core::workload::Workload;

@@ -105,9 +105,8 @@ impl DurableSpace {
         while s.version() + 1 != first {
             s = wait(&self.applied, s);
         }
-        let mut v = first;
         let commit = ops.len() > 1;
-        for op in ops {
+        for (v, op) in (first..).zip(ops) {
             let rec = crate::Record {
                 version: v,
                 timestamp_us: 0,
@@ -115,7 +114,6 @@ impl DurableSpace {
                 op: crate::RecordOp::Op(op),
             };
             apply_record(&mut s, &rec)?;
-            v += 1;
         }
         if commit {
             s.set_version(last);

@@ -28,6 +28,9 @@ struct State {
     last_timestamp_us: u64,
 }
 
+/// Writes and syncs one batch: `(bytes, first_version, last_version)`.
+pub type Flush<'a> = dyn FnMut(&[u8], u64, u64) -> Result<(), String> + 'a;
+
 /// Why an append was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Poisoned(pub String);
@@ -84,11 +87,7 @@ impl GroupCommit {
 
     /// Blocks until `version` is durable, leading flushes when no one else is.
     /// `flush(bytes, first_version, last_version)` writes and syncs a batch.
-    pub fn wait_durable(
-        &self,
-        version: u64,
-        flush: &mut dyn FnMut(&[u8], u64, u64) -> Result<(), String>,
-    ) -> Result<(), Poisoned> {
+    pub fn wait_durable(&self, version: u64, flush: &mut Flush<'_>) -> Result<(), Poisoned> {
         let mut st = lock(&self.state);
         loop {
             if st.durable >= version {

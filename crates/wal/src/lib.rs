@@ -51,4 +51,4 @@ pub use record::{
     FrameError, MAX_NAME, MAX_RECORD, Op, Record, RecordOp, decode_frame, encode_frame,
 };
 pub use replay::{ReplayTarget, Replayer, apply_record};
-pub use wal::{Recovery, Salvaged, SyncPolicy, TailTruncated, Wal, WalOptions};
+pub use wal::{Recovery, Salvaged, SyncPolicy, TailTruncated, Wal, WalOptions, WalStats};

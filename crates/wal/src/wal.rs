@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -131,6 +132,22 @@ struct Inner {
     opts: WalOptions,
     gc: GroupCommit,
     writer: Mutex<Writer>,
+    flushes: AtomicU64,
+    syncs: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Counters since the log was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Group writes (one per leader turn).
+    pub flushes: u64,
+    /// `fdatasync` calls.
+    pub syncs: u64,
+    /// Frame bytes written.
+    pub bytes: u64,
+    /// Highest durable version.
+    pub durable_version: u64,
 }
 
 /// A write-ahead log in a directory.
@@ -352,6 +369,9 @@ impl Wal {
                 segments: metas,
             }),
             opts,
+            flushes: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
         });
         let mut wal = Wal {
             inner,
@@ -439,6 +459,16 @@ impl Wal {
     /// Highest durable version.
     pub fn durable_version(&self) -> u64 {
         self.inner.gc.durable()
+    }
+
+    /// Counters since the log was opened.
+    pub fn stats(&self) -> WalStats {
+        WalStats {
+            flushes: self.inner.flushes.load(Ordering::Relaxed),
+            syncs: self.inner.syncs.load(Ordering::Relaxed),
+            bytes: self.inner.bytes.load(Ordering::Relaxed),
+            durable_version: self.inner.gc.durable(),
+        }
     }
 
     /// The log's directory.
@@ -603,11 +633,15 @@ impl Inner {
             .write_all(bytes)
             .map_err(|e| format!("write to {} failed: {e}", path.display()))?;
         w.size += bytes.len() as u64;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         match self.opts.sync {
-            SyncPolicy::Always => w
-                .file
-                .sync_data()
-                .map_err(|e| format!("fdatasync of {} failed: {e}", path.display()))?,
+            SyncPolicy::Always => {
+                w.file
+                    .sync_data()
+                    .map_err(|e| format!("fdatasync of {} failed: {e}", path.display()))?;
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+            }
             SyncPolicy::Interval(_) => w.unsynced = true,
             SyncPolicy::Never => {}
         }
@@ -639,6 +673,7 @@ impl Inner {
             w.file
                 .sync_data()
                 .map_err(|e| format!("interval fdatasync failed: {e}"))?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
             w.unsynced = false;
         }
         Ok(())

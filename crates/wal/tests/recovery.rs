@@ -1,5 +1,6 @@
 //! Recovery: torn tails at every offset, bit flips in sealed segments, salvage, batch
 //! atomicity, replay targets, checkpoint and archive.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 //! Hostile and damaged delta bytes: typed errors, never a panic.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use bindspace_core::workload::Workload;
 use bindspace_core::{ArtifactHeader, HEADER_LEN, SchemaVersion};

@@ -1,6 +1,7 @@
 //! Format version 1 golden delta: decoded and applied to the golden snapshot, it must
 //! give the recorded content. Never edit a golden file; add a new one with a new format.
 //! `BINDSPACE_BLESS=1` writes one that does not exist yet.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! Property tests: every encode/decode and compute/apply pair, composition, dirty
 //! tracking, and the all-or-nothing apply.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use bindspace_core::workload::Workload;
 use bindspace_core::{BindSpace, SchemaVersion};
