@@ -60,6 +60,41 @@ const RATIOS: &[Ratio] = &[
         speedup: false,
         limit: Some(3.0),
     },
+    Ratio {
+        what: "WAL append, SyncPolicy::Never, vs a plain write of the same frame",
+        ours: "wal/append_never",
+        base: "wal/plain_write",
+        speedup: false,
+        limit: Some(2.0),
+    },
+    Ratio {
+        what: "durable appends per fdatasync, 1 writer",
+        ours: "wal/group_commit_1",
+        base: "wal/write_fdatasync",
+        speedup: true,
+        limit: None,
+    },
+    Ratio {
+        what: "durable appends per fdatasync, 8 writers",
+        ours: "wal/group_commit_8",
+        base: "wal/write_fdatasync",
+        speedup: true,
+        limit: None,
+    },
+    Ratio {
+        what: "durable appends per fdatasync, 32 writers",
+        ours: "wal/group_commit_32",
+        base: "wal/write_fdatasync",
+        speedup: true,
+        limit: Some(20.0),
+    },
+    Ratio {
+        what: "WAL recovery (open + replay 1M records) vs reading the same bytes",
+        ours: "wal/recover_1M",
+        base: "wal/read_1M_bytes",
+        speedup: false,
+        limit: None,
+    },
 ];
 
 /// Median time in ns from `criterion/<id>/new/estimates.json`.

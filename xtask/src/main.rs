@@ -18,7 +18,8 @@ cargo xtask <task>
   test                 everything CI checks: fmt, clippy, tidy, layering, the
                        workspace tests (nextest), doc tests, the WAL crash test
   crash [--kills N]    the WAL crash test: kill a writer N times (default 1000)
-  bench [ARGS..]       criterion benches (ARGS go to `cargo bench`)
+  bench [ARGS..]       criterion benches (ARGS go to `cargo bench`), then the
+                       ratio table; `--report-only` prints the table of the last run
   fuzz [--seconds S]   each cargo-fuzz target for S seconds (default 60; needs nightly)
   deny                 cargo deny check (installs cargo-deny if missing)
   layering             only the dependency-layering invariants
@@ -242,9 +243,11 @@ fn crash(args: &[String]) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
-    run(cargo()
-        .args(["bench", "-p", "bindspace-benches"])
-        .args(args))?;
+    if args.first().map(String::as_str) != Some("--report-only") {
+        run(cargo()
+            .args(["bench", "-p", "bindspace-benches"])
+            .args(args))?;
+    }
     benchmarks::report()
 }
 

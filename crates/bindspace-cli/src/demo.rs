@@ -1,4 +1,8 @@
 //! `bindspace demo` on the embedded default: everything in one local directory.
+//!
+//! Writes go through the WAL (`DurableSpace`); backups are a full snapshot and one
+//! incremental delta per round; restores combine them with WAL replay to reach exact
+//! versions that no backup holds.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -8,9 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use bindspace_core::workload::Workload;
 use bindspace_core::{BindSpace, Clock, Digest, SchemaVersion, SystemClock, snapshot};
+use bindspace_wal::{DurableSpace, Op, ReplayTarget, SyncPolicy, Wal, WalOptions, apply_record};
 use bindspace_xor_delta as xd;
 
 use crate::DemoArgs;
+
+/// Ops per WAL append (one atomic batch, one fsync shared by all of them).
+const BATCH: usize = 32;
 
 struct Row {
     what: String,
@@ -20,7 +28,7 @@ struct Row {
     note: String,
 }
 
-/// Writes `bytes` durably: to a temporary name, fsync, rename, fsync the directory.
+/// Writes a file durably: to a temporary name, fsync, rename, fsync the directory.
 fn write_durably(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
@@ -55,14 +63,32 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     res
 }
 
+/// Runs `n` workload ops through the WAL in batches; returns the last version.
+fn run_ops(ds: &DurableSpace, wl: &mut Workload, n: usize) -> Result<u64> {
+    let mut left = n;
+    let mut last = ds.read(|s| s.version());
+    while left > 0 {
+        let k = left.min(BATCH);
+        // ops are drawn against the current state, then logged and applied together
+        let ops: Vec<Op> = ds.read(|s| (0..k).map(|_| wl.next_op(s).into()).collect());
+        last = ds.apply(ops)?;
+        left -= k;
+    }
+    Ok(last)
+}
+
 fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
     let clock = SystemClock;
     let snap_dir = dir.join("snapshots");
     let delta_dir = dir.join("deltas");
+    let wal_dir = dir.join("wal");
     for d in [&snap_dir, &delta_dir] {
         fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    if fs::read_dir(&delta_dir)?.next().is_some() || fs::read_dir(&snap_dir)?.next().is_some() {
+    if fs::read_dir(&delta_dir)?.next().is_some()
+        || fs::read_dir(&snap_dir)?.next().is_some()
+        || wal_dir.exists()
+    {
         bail!(
             "{} already holds a demo; pass an empty --dir",
             dir.display()
@@ -70,28 +96,53 @@ fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
     }
     let schema = SchemaVersion::CURRENT.with_words(args.words);
     let mut rows = Vec::new();
-    eprintln!("bindspace demo: backups in {}", dir.display());
+    eprintln!("bindspace demo: data in {}", dir.display());
+    let wal_opts = WalOptions {
+        sync: SyncPolicy::Always,
+        ..WalOptions::default()
+    };
 
-    // 1. A populated space and its full snapshot.
+    // 1. A populated space, every write through the WAL.
     let t = Instant::now();
+    let (ds, _) = DurableSpace::open(&wal_dir, BindSpace::new(schema)?, wal_opts.clone())?;
     let mut wl = Workload::new(args.seed, schema);
-    let mut space = wl.filled_space(args.fill)?;
+    let fill = wl.filled_space(args.fill)?;
+    let all: Vec<Op> = fill
+        .iter()
+        .map(|(a, fp)| Op::Write(a, fp.to_vec().into()))
+        .collect();
+    for chunk in all.chunks(256) {
+        ds.apply(chunk.to_vec())?;
+    }
+    let populated = ds.read(|s| (s.version(), s.len()));
     rows.push(Row {
-        what: "populate".into(),
-        version: space.version(),
-        bytes: 0,
+        what: "populate (WAL)".into(),
+        version: populated.0,
+        bytes: ds.wal().stats().bytes,
         took: t.elapsed(),
-        note: format!("{} of {} addresses", space.len(), space.address_space()),
+        note: format!(
+            "{} of {} addresses, {} fsyncs",
+            populated.1,
+            fill.address_space(),
+            ds.wal().stats().syncs
+        ),
     });
+
+    // 2. Full snapshot.
     let t = Instant::now();
-    let full_path = snap_dir.join(format!("{:020}.snap", space.version()));
+    let mut mark;
+    let full_path;
     let mut full_bytes = 0;
-    write_durably(&full_path, |w| {
-        full_bytes = snapshot::write_to(&space, clock.now_us(), w)?;
-        Ok(())
-    })?;
-    let full_version = space.version();
-    let mut digests: Vec<(u64, Digest)> = vec![(full_version, space.digest())];
+    {
+        let mut space = ds.lock();
+        full_path = snap_dir.join(format!("{:020}.snap", space.version()));
+        write_durably(&full_path, |w| {
+            full_bytes = snapshot::write_to(&space, clock.now_us(), w)?;
+            Ok(())
+        })?;
+        mark = space.mark();
+    }
+    let full_version = mark.version();
     rows.push(Row {
         what: "full snapshot".into(),
         version: full_version,
@@ -100,14 +151,26 @@ fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
         note: "native format, blake3".into(),
     });
 
-    // 2. Rounds of writes, each backed up as an incremental from dirty tracking.
-    let mut deltas: Vec<PathBuf> = Vec::new();
-    let mut mark = space.mark();
+    // 3. Rounds of writes, each backed up as an incremental from dirty tracking. In the
+    //    middle of the last round, remember one state no backup will hold.
+    let mut deltas: Vec<(u64, PathBuf)> = Vec::new();
+    let mut mid: Option<(u64, Digest)> = None;
     for round in 1..=args.rounds {
-        wl.run(&mut space, args.ops)?;
+        if round == args.rounds {
+            let v = run_ops(&ds, &mut wl, args.ops / 2)?;
+            mid = Some((v, ds.read(|s| s.digest())));
+            run_ops(&ds, &mut wl, args.ops - args.ops / 2)?;
+        } else {
+            run_ops(&ds, &mut wl, args.ops)?;
+        }
         let t = Instant::now();
-        let delta = xd::compute_dirty(&space, &mark, clock.now_us())?;
-        let bytes = xd::encode(&delta);
+        let (delta, bytes) = {
+            let mut space = ds.lock();
+            let delta = xd::compute_dirty(&space, &mark, clock.now_us())?;
+            mark = space.mark();
+            let bytes = xd::encode(&delta);
+            (delta, bytes)
+        };
         let path = delta_dir.join(format!(
             "{:020}-{:020}.delta",
             delta.from_version, delta.to_version
@@ -124,69 +187,116 @@ fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
                 s.created, s.changed, s.deleted
             ),
         });
-        deltas.push(path);
-        digests.push((space.version(), space.digest()));
-        mark = space.mark();
+        deltas.push((delta.to_version, path));
     }
+    // 4. Writes after the last backup: only the WAL has them.
+    let latest = run_ops(&ds, &mut wl, args.ops / 3 + 1)?;
+    let latest_digest = ds.read(|s| s.digest());
+    let boundary_version = deltas[deltas.len() / 2].0;
+    let stats = ds.wal().stats();
+    drop(ds); // close the log; restores below read the files alone
+    rows.push(Row {
+        what: "WAL (all writes)".into(),
+        version: latest,
+        bytes: stats.bytes,
+        took: Duration::ZERO,
+        note: format!(
+            "{} fsyncs for {latest} versions (group commit + batches)",
+            stats.syncs
+        ),
+    });
 
-    // 3. Restore the newest version and one in the middle, from the files alone.
-    let targets = [digests.len() - 1, digests.len() / 2];
-    for (label, &i) in ["restore newest", "restore older"].iter().zip(&targets) {
-        let (version, want) = digests[i];
+    // 5. Point-in-time restores from files alone: full + deltas + WAL replay.
+    let (mid_version, mid_digest) = mid.expect("the last round records a midpoint");
+    let (wal, _) = Wal::open(&wal_dir, wal_opts)?;
+    let boundary_digest = {
+        let (s, _) = restore(&full_path, &deltas, boundary_version, &wal)?;
+        s.digest()
+    };
+    let targets = [
+        ("PITR latest", latest, latest_digest),
+        ("PITR mid-round", mid_version, mid_digest),
+        ("PITR at a delta", boundary_version, boundary_digest),
+    ];
+    for (label, version, want) in targets {
         let t = Instant::now();
-        let (restored, read) = restore(&full_path, &deltas[..i])?;
+        let (restored, how) = restore(&full_path, &deltas, version, &wal)?;
         let took = t.elapsed();
         ensure!(
             restored.version() == version,
-            "restored version {} != {version}",
+            "{label}: restored version {} != {version}",
             restored.version()
         );
         let got = restored.digest();
         ensure!(
             got == want,
-            "digest mismatch at version {version}: restored {got}, recorded {want}"
+            "{label}: digest mismatch at version {version}: restored {got}, recorded {want}"
         );
         rows.push(Row {
             what: label.to_string(),
             version,
-            bytes: read,
+            bytes: how.bytes,
             took,
             note: format!(
-                "digest ok ({}…), full + {i} deltas",
-                &want.to_string()[..12]
+                "digest ok ({}…): full + {} deltas + {} WAL records",
+                &want.to_string()[..12],
+                how.deltas,
+                how.wal_records
             ),
         });
     }
 
     println!(
-        "{:<16} {:>10} {:>14} {:>10}  note",
+        "{:<18} {:>10} {:>14} {:>10}  note",
         "step", "version", "bytes", "time"
     );
     for r in &rows {
         println!(
-            "{:<16} {:>10} {:>14} {:>10.1?}  {}",
+            "{:<18} {:>10} {:>14} {:>10.1?}  {}",
             r.what, r.version, r.bytes, r.took, r.note
         );
     }
     println!(
-        "demo ok: {} versions backed up, 2 restores verified by blake3 digest",
-        digests.len()
+        "demo ok: {} backups + WAL, 3 point-in-time restores verified by blake3 digest",
+        deltas.len() + 1
     );
     Ok(())
 }
 
-/// Restores from a full snapshot file and delta files; returns the space and bytes read.
-fn restore(full: &Path, deltas: &[PathBuf]) -> Result<(BindSpace, u64)> {
+struct How {
+    bytes: u64,
+    deltas: usize,
+    wal_records: u64,
+}
+
+/// Restores `version`: the full snapshot, every delta ending at or before it, then the
+/// WAL up to exactly that version.
+fn restore(
+    full: &Path,
+    deltas: &[(u64, PathBuf)],
+    version: u64,
+    wal: &Wal,
+) -> Result<(BindSpace, How)> {
     let bytes = fs::read(full).with_context(|| format!("reading {}", full.display()))?;
-    let mut read = bytes.len() as u64;
+    let mut how = How {
+        bytes: bytes.len() as u64,
+        deltas: 0,
+        wal_records: 0,
+    };
     let mut space = snapshot::decode(&bytes)
         .with_context(|| format!("decoding {}", full.display()))?
         .space;
-    for p in deltas {
+    for (to, p) in deltas.iter().filter(|(to, _)| *to <= version) {
         let bytes = fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        read += bytes.len() as u64;
+        how.bytes += bytes.len() as u64;
         let d = xd::decode(&bytes).with_context(|| format!("decoding {}", p.display()))?;
-        xd::apply(&mut space, &d).with_context(|| format!("applying {}", p.display()))?;
+        xd::apply(&mut space, &d).with_context(|| format!("applying {} (to {to})", p.display()))?;
+        how.deltas += 1;
     }
-    Ok((space, read))
+    let from = space.version();
+    wal.replay(from, ReplayTarget::Version(version), |r| {
+        how.wal_records += 1;
+        apply_record(&mut space, r)
+    })?;
+    Ok((space, how))
 }

@@ -238,3 +238,12 @@ fn decode_record(b: &[u8]) -> Result<Record, String> {
         op,
     })
 }
+
+impl From<bindspace_core::workload::Op> for Op {
+    fn from(op: bindspace_core::workload::Op) -> Self {
+        match op {
+            bindspace_core::workload::Op::Write(a, fp) => Op::Write(a, fp),
+            bindspace_core::workload::Op::Delete(a) => Op::Delete(a),
+        }
+    }
+}
