@@ -15,6 +15,7 @@ pub struct GroupCommit {
     state: Mutex<State>,
     cond: Condvar,
     max_pending: usize,
+    max_delay: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -26,6 +27,10 @@ struct State {
     leader: bool,
     poisoned: Option<String>,
     last_timestamp_us: u64,
+    /// Appenders whose frames are in `pending`.
+    pending_appenders: usize,
+    /// Appenders in the last group flushed.
+    last_group: usize,
 }
 
 /// Writes and syncs one batch: `(bytes, first_version, last_version)`.
@@ -48,9 +53,12 @@ impl GroupCommit {
                 leader: false,
                 poisoned: None,
                 last_timestamp_us: 0,
+                pending_appenders: 0,
+                last_group: 0,
             }),
             cond: Condvar::new(),
             max_pending,
+            max_delay: std::time::Duration::from_micros(100),
         }
     }
 
@@ -80,6 +88,7 @@ impl GroupCommit {
         let ts = now_us.max(st.last_timestamp_us);
         st.last_timestamp_us = ts;
         let n = encode(first, ts, &mut st.pending);
+        st.pending_appenders += 1;
         debug_assert!(n > 0, "a submission uses at least one version");
         st.next_version += n;
         Ok(first + n - 1)
@@ -91,10 +100,10 @@ impl GroupCommit {
         let mut st = lock(&self.state);
         loop {
             if st.durable >= version {
-                return Ok(());
+                break Ok(());
             }
             if let Some(p) = &st.poisoned {
-                return Err(Poisoned(p.clone()));
+                break Err(Poisoned(p.clone()));
             }
             if st.leader {
                 st = wait(&self.cond, st);
@@ -102,6 +111,20 @@ impl GroupCommit {
             }
             // Lead: everything pending goes in one write and one sync.
             st.leader = true;
+            // Appenders the last flush woke are about to submit again: while the
+            // group is smaller than the previous one, give them a moment to join
+            // (PostgreSQL's commit_delay, bounded by `max_delay`).
+            #[cfg(not(loom))]
+            {
+                let started = std::time::Instant::now();
+                while st.pending_appenders < st.last_group && started.elapsed() < self.max_delay {
+                    drop(st);
+                    std::thread::sleep(std::time::Duration::from_micros(10));
+                    st = lock(&self.state);
+                }
+            }
+            st.last_group = st.pending_appenders;
+            st.pending_appenders = 0;
             let batch = std::mem::take(&mut st.pending);
             let (first, last) = (st.pending_first, st.next_version - 1);
             drop(st);
