@@ -50,6 +50,16 @@ const RULES: &[(&str, &[&str], &str)] = &[
         ],
         "the log is synchronous file I/O; archivers for remote stores live in the store crates",
     ),
+    (
+        "bindspace-catalog",
+        &["redis", "object_store", "lance", "tokio-postgres", "deadpool-postgres"],
+        "catalog owns the store trait; concrete stores implement it elsewhere",
+    ),
+    (
+        "bindspace-store-s3",
+        &["redis", "tokio-postgres", "deadpool-postgres"],
+        "one tier per store crate",
+    ),
 ];
 
 fn packages_reached(root: &Path, krate: &str) -> Result<BTreeSet<String>> {

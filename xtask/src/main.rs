@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 
 mod benchmarks;
 mod layering;
+mod services;
 mod tidy;
 
 const HELP: &str = "\
@@ -22,6 +23,9 @@ cargo xtask <task>
                        ratio table; `--report-only` prints the table of the last run
   fuzz [--seconds S]   each cargo-fuzz target for S seconds (default 60; needs nightly)
   deny                 cargo deny check (installs cargo-deny if missing)
+  services up|down|status
+                       real servers for the tests (S3: moto) on free loopback
+                       ports; `up` prints `export` lines for a shell
   layering             only the dependency-layering invariants
   tidy                 only the manifest conventions
 ";
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("deny") => deny(),
+        Some("services") => services::cli(&args[1..]),
         Some("layering") => layering::check(&root()),
         Some("tidy") => tidy::check(&root()),
         Some("help") | Some("--help") | Some("-h") | None => {
@@ -150,6 +155,7 @@ fn test() -> Result<()> {
     let started = Instant::now();
     let mut steps: Vec<String> = Vec::new();
     let ci = std::env::var_os("CI").is_some();
+    services::ensure_protoc()?;
 
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     steps.push("fmt".into());

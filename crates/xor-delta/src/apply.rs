@@ -54,10 +54,14 @@ pub fn apply(space: &mut BindSpace, delta: &Delta) -> Result<()> {
                 space.write(e.addr, fp)?;
             }
             Change::Changed(x) => {
-                let old = space.read(e.addr).expect("presence checked above");
-                for ((s, o), x) in scratch.iter_mut().zip(old).zip(x.iter()) {
-                    *s = o ^ x;
+                if x.width() != scratch.len() {
+                    return Err(Error::Precondition {
+                        addr: e.addr,
+                        reason: "change mask of another width",
+                    });
                 }
+                scratch.copy_from_slice(space.read(e.addr).expect("presence checked above"));
+                x.apply_to(&mut scratch);
                 space.write(e.addr, &scratch)?;
             }
         }

@@ -13,7 +13,7 @@
 use bindspace_core::le::{copy_bytes_to_words, words_as_bytes};
 use bindspace_core::{Addr, ArtifactHeader, ArtifactKind, Fingerprint, HEADER_LEN};
 
-use crate::{Change, Delta, Entry, Error, Result};
+use crate::{Change, Delta, Entry, Error, Result, Xor};
 
 fn bitmap_len(words: usize) -> usize {
     words.div_ceil(8)
@@ -31,9 +31,7 @@ pub fn encoded_len(delta: &Delta) -> usize {
                 3 + match &e.change {
                     Change::Deleted => 0,
                     Change::Created(_) | Change::Replaced(_) => words * 8,
-                    Change::Changed(x) => {
-                        bitmap_len(words) + 8 * x.iter().filter(|&&w| w != 0).count()
-                    }
+                    Change::Changed(x) => bitmap_len(words) + 8 * x.nonzero().len(),
                 }
             })
             .sum::<usize>()
@@ -67,14 +65,14 @@ pub fn encode(delta: &Delta) -> Vec<u8> {
                 out.extend_from_slice(&words_as_bytes(fp));
             }
             Change::Changed(x) => {
-                assert_eq!(x.words(), words, "fingerprint width");
+                assert_eq!(x.width(), words, "fingerprint width");
                 let at = out.len();
                 out.resize(at + bitmap_len(words), 0);
-                for (i, &w) in x.iter().enumerate() {
-                    if w != 0 {
-                        out[at + i / 8] |= 1 << (i % 8);
-                        out.extend_from_slice(&w.to_le_bytes());
-                    }
+                for &(i, _) in x.nonzero() {
+                    out[at + i as usize / 8] |= 1 << (i % 8);
+                }
+                for &(_, w) in x.nonzero() {
+                    out.extend_from_slice(&w.to_le_bytes());
                 }
             }
         }
@@ -168,8 +166,7 @@ pub fn decode(bytes: &[u8]) -> Result<Delta> {
             3 => Change::Replaced(full(&mut r)?),
             2 => {
                 let bm = r.take(bm_len, "change bitmap")?;
-                let mut x = Fingerprint::zeroed(words);
-                let mut n = 0;
+                let mut x = Vec::new();
                 for (byte_i, &byte) in bm.iter().enumerate() {
                     let mut bits = byte;
                     while bits != 0 {
@@ -189,17 +186,13 @@ pub fn decode(bytes: &[u8]) -> Result<Delta> {
                                 reason: "changed word marked non-zero is zero".into(),
                             });
                         }
-                        x.words_mut()[i] = w;
-                        n += 1;
+                        x.push((i as u16, w));
                     }
                 }
-                if n == 0 {
-                    return Err(Error::Malformed {
-                        offset: start,
-                        reason: "change with an empty bitmap".into(),
-                    });
-                }
-                Change::Changed(x)
+                Change::Changed(Xor::from_nonzero(words, x).ok_or_else(|| Error::Malformed {
+                    offset: start,
+                    reason: "change with an empty bitmap".into(),
+                })?)
             }
             t => {
                 return Err(Error::Malformed {

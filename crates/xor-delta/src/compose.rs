@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 use bindspace_core::Fingerprint;
 
-use crate::{Change, Delta, Entry, Error, Result};
+use crate::{Change, Delta, Entry, Error, Result, Xor};
 
 /// `compose(d1, d2)` is one delta with the effect of applying `d1` then `d2`: the way a
 /// differential backup is built from incrementals without touching the live space.
@@ -66,9 +66,9 @@ pub fn compose(d1: &Delta, d2: &Delta) -> Result<Delta> {
     })
 }
 
-fn xor(a: &Fingerprint, b: &Fingerprint) -> Fingerprint {
+fn xor(a: &Fingerprint, b: &Xor) -> Fingerprint {
     let mut x = a.clone();
-    x.xor_assign(b);
+    b.apply_to(x.words_mut());
     x
 }
 
@@ -84,10 +84,7 @@ fn combine(first: &Entry, second: &Change) -> Result<Option<Change>> {
         (Created(fp), Changed(x)) => Some(Created(xor(fp, x))),
         (Created(_), Deleted) => None,
         (Created(_), Replaced(fp)) => Some(Created(fp.clone())),
-        (Changed(x1), Changed(x2)) => {
-            let x = xor(x1, x2);
-            (x.iter().any(|&w| w != 0)).then_some(Changed(x))
-        }
+        (Changed(x1), Changed(x2)) => x1.then(x2).map(Changed),
         (Changed(_) | Replaced(_), Deleted) => Some(Deleted),
         (Changed(_) | Replaced(_), Replaced(fp)) => Some(Replaced(fp.clone())),
         (Replaced(fp), Changed(x)) => Some(Replaced(xor(fp, x))),

@@ -2,7 +2,7 @@
 
 use bindspace_core::{Addr, BindSpace, Fingerprint, Mark};
 
-use crate::{Change, Delta, Entry, Error, Result};
+use crate::{Change, Delta, Entry, Error, Result, Xor};
 
 /// Addresses compared per block in the scan: one `memcmp` of 64 fingerprints skips an
 /// unchanged block, which is the common case.
@@ -13,14 +13,7 @@ fn entry_for(addr: Addr, before: Option<&[u64]>, after: Option<&[u64]>) -> Optio
         (None, None) => return None,
         (Some(_), None) => Change::Deleted,
         (None, Some(n)) => Change::Created(Fingerprint::from_words(n.to_vec())),
-        (Some(o), Some(n)) => {
-            if o == n {
-                return None;
-            }
-            Change::Changed(Fingerprint::from_words(
-                o.iter().zip(n).map(|(a, b)| a ^ b).collect::<Vec<_>>(),
-            ))
-        }
+        (Some(o), Some(n)) => Change::Changed(Xor::between(o, n)?),
     };
     Some(Entry { addr, change })
 }

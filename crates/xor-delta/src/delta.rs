@@ -9,8 +9,8 @@ pub enum Change {
     Deleted,
     /// The address was empty and now holds this fingerprint (tag 1).
     Created(Fingerprint),
-    /// The address stays occupied; XOR its fingerprint with this (tag 2, never all zero).
-    Changed(Fingerprint),
+    /// The address stays occupied; XOR its fingerprint with this (tag 2, never zero).
+    Changed(Xor),
     /// The address was occupied and now holds this fingerprint, old value unknown
     /// (tag 3). Arises only from composing a delete with a later create.
     Replaced(Fingerprint),
@@ -25,6 +25,98 @@ impl Change {
             Change::Changed(_) => 2,
             Change::Replaced(_) => 3,
         }
+    }
+}
+
+/// A sparse XOR mask: the non-zero words of `old ^ new`, by index. Never empty.
+///
+/// ```
+/// use bindspace_xor_delta::Xor;
+/// let x = Xor::between(&[1, 2, 3], &[1, 7, 3]).unwrap();
+/// assert_eq!(x.nonzero(), &[(1, 2 ^ 7)]);
+/// let mut fp = [1, 2, 3];
+/// x.apply_to(&mut fp);
+/// assert_eq!(fp, [1, 7, 3]);
+/// assert!(Xor::between(&[4], &[4]).is_none());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Xor {
+    width: usize,
+    words: Vec<(u16, u64)>,
+}
+
+impl Xor {
+    /// The mask taking `old` to `new` (equal widths), or `None` if they are equal.
+    pub fn between(old: &[u64], new: &[u64]) -> Option<Xor> {
+        debug_assert_eq!(old.len(), new.len());
+        let words: Vec<(u16, u64)> = old
+            .iter()
+            .zip(new)
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .map(|(i, (a, b))| (i as u16, a ^ b))
+            .collect();
+        (!words.is_empty()).then_some(Xor { width: old.len(), words })
+    }
+
+    /// From non-zero `(index, word)` pairs in ascending index order; `None` if empty
+    /// or malformed (unsorted, zero words, index past `width`).
+    pub fn from_nonzero(width: usize, words: Vec<(u16, u64)>) -> Option<Xor> {
+        let sorted = words.windows(2).all(|w| w[0].0 < w[1].0);
+        let valid = words.iter().all(|&(i, w)| w != 0 && (i as usize) < width);
+        (!words.is_empty() && sorted && valid).then_some(Xor { width, words })
+    }
+
+    /// Words per fingerprint.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The non-zero words, ascending by index.
+    pub fn nonzero(&self) -> &[(u16, u64)] {
+        &self.words
+    }
+
+    /// XORs the mask into `fp`.
+    pub fn apply_to(&self, fp: &mut [u64]) {
+        for &(i, w) in &self.words {
+            fp[i as usize] ^= w;
+        }
+    }
+
+    /// `self` then `other` as one mask, or `None` if they cancel out.
+    pub fn then(&self, other: &Xor) -> Option<Xor> {
+        let mut out = Vec::with_capacity(self.words.len() + other.words.len());
+        let (mut a, mut b) = (self.words.iter().peekable(), other.words.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(&&(i, x)), Some(&&(j, y))) if i == j => {
+                    if x != y {
+                        out.push((i, x ^ y));
+                    }
+                    a.next();
+                    b.next();
+                }
+                (Some(&&(i, x)), Some(&&(j, _))) if i < j => {
+                    out.push((i, x));
+                    a.next();
+                }
+                (Some(_), Some(&&(j, y))) => {
+                    out.push((j, y));
+                    b.next();
+                }
+                (Some(&&p), None) => {
+                    out.push(p);
+                    a.next();
+                }
+                (None, Some(&&p)) => {
+                    out.push(p);
+                    b.next();
+                }
+                (None, None) => break,
+            }
+        }
+        (!out.is_empty()).then_some(Xor { width: self.width, words: out })
     }
 }
 
@@ -111,7 +203,7 @@ impl Delta {
                 }
                 Change::Changed(x) => {
                     s.changed += 1;
-                    s.nonzero_words += x.iter().filter(|&&w| w != 0).count();
+                    s.nonzero_words += x.nonzero().len();
                 }
             }
         }

@@ -43,5 +43,5 @@ pub use apply::apply;
 pub use codec::{decode, encode, encoded_len};
 pub use compose::compose;
 pub use compute::{compute, compute_dirty};
-pub use delta::{Change, Delta, DeltaStats, Entry};
+pub use delta::{Change, Delta, DeltaStats, Entry, Xor};
 pub use error::{Error, Result};

@@ -1,0 +1,103 @@
+//! The crate's one error type, shared by every store implementation.
+
+use crate::ArtifactId;
+
+/// Result alias for this crate and the stores.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong talking to a backup store. Prescriptive: [`Error::is_retryable`]
+/// says whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The artifact or object does not exist.
+    #[error("{store}: {what} not found")]
+    NotFound {
+        /// Which store.
+        store: String,
+        /// What was looked for.
+        what: String,
+    },
+    /// Someone else committed the manifest first.
+    #[error("{store}: catalog commit conflict: expected generation {expected}, the store is at {found}")]
+    Conflict {
+        /// Which store.
+        store: String,
+        /// Generation the committer started from.
+        expected: u64,
+        /// Generation found.
+        found: u64,
+    },
+    /// Another backup writer holds the repository's lease.
+    #[error("{store}: backup in progress, held by {holder} since {since_us} (µs since the epoch; lease expires at {expires_us})")]
+    BackupInProgress {
+        /// Which store.
+        store: String,
+        /// Who holds it.
+        holder: String,
+        /// Since when.
+        since_us: u64,
+        /// Until when, unless renewed.
+        expires_us: u64,
+    },
+    /// Stored bytes do not match their recorded length or blake3.
+    #[error("{store}: {artifact} is corrupt: {detail}")]
+    Corrupt {
+        /// Which store.
+        store: String,
+        /// Which artifact.
+        artifact: ArtifactId,
+        /// What does not match.
+        detail: String,
+    },
+    /// A manifest that does not parse or verify.
+    #[error("{store}: catalog manifest {what} is invalid: {detail}")]
+    BadManifest {
+        /// Which store.
+        store: String,
+        /// Which manifest object.
+        what: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The store could not be reached or failed (network, server, disk). Retrying may
+    /// help.
+    #[error("{store}: {op} failed: {source}")]
+    Unavailable {
+        /// Which store.
+        store: String,
+        /// What was being done.
+        op: String,
+        /// The underlying error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The operation did not finish in the configured time.
+    #[error("{store}: {op} timed out after {after_ms} ms")]
+    Timeout {
+        /// Which store.
+        store: String,
+        /// What was being done.
+        op: String,
+        /// The limit.
+        after_ms: u64,
+    },
+    /// A request this store cannot serve as asked (bad URL, unsupported option).
+    #[error("{store}: {detail}")]
+    Invalid {
+        /// Which store.
+        store: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Whether the same call might succeed later (the store was down or slow).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })
+    }
+    /// Whether stored bytes are damaged (another copy might serve; a retry will not).
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corrupt { .. } | Error::BadManifest { .. })
+    }
+}

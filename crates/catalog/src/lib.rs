@@ -1,0 +1,39 @@
+//! # bindspace-catalog
+//!
+//! The repository model every tier shares, and the one storage interface they all
+//! implement, so any backup restores from any tier into any other.
+//!
+//! What it is:
+//! - [`BackupStore`]: typed artifacts (snapshots, deltas, WAL segments) addressed by
+//!   [`ArtifactId`] and verified by blake3 on every read; the catalog [`Manifest`]
+//!   committed with optimistic concurrency ([`BackupStore::commit_manifest`] fails
+//!   with [`Error::Conflict`] when someone else committed first); a [`Lease`] so one
+//!   backup writer runs per repository;
+//! - [`BackupStoreExt`]: conveniences on top (copy between stores), not to be
+//!   overridden;
+//! - with the `conformance` feature, the suite every implementation must pass
+//!   ([`conformance::run`]).
+//!
+//! What it is not: no concrete store (those are `bindspace-store-*`), no scheduling,
+//! no restore planning (`bindspace-pitr`).
+//!
+//! ```
+//! use bindspace_catalog::{ArtifactId, Manifest};
+//! let id = ArtifactId::Delta { from: 10, to: 20 };
+//! assert_eq!(id.to_string(), "delta 10..20");
+//! assert_eq!(Manifest::default().entries.len(), 0);
+//! ```
+
+mod artifact;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+mod lease;
+mod manifest;
+mod store;
+
+pub use artifact::{ArtifactId, ArtifactKind, ArtifactRef, blake3_hex, parse_blake3_hex};
+pub use error::{Error, Result};
+pub use lease::Lease;
+pub use manifest::{BackupEntry, BackupKind, BackupStatus, Manifest, RestorePoint};
+pub use store::{BackupStore, BackupStoreExt};

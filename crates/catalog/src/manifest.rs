@@ -1,0 +1,175 @@
+//! The catalog manifest: what backups exist, where, and the named restore points.
+//!
+//! Stored as one object per generation: a header line
+//! `bindspace-manifest v1 <generation> <blake3 of the JSON body>` then the JSON body.
+
+use bindspace_core::SchemaVersion;
+use serde::{Deserialize, Serialize};
+
+use crate::{ArtifactId, Error, Result, blake3_hex};
+
+/// Backup kinds (DESIGN §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupKind {
+    /// A full snapshot.
+    Full,
+    /// A delta since the previous backup.
+    Incremental,
+    /// A delta since the last full.
+    Differential,
+    /// Archived WAL segments.
+    Wal,
+}
+
+/// Where a backup is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupStatus {
+    /// Being written.
+    Running,
+    /// Every byte stored.
+    Complete,
+    /// Gave up; its artifacts may be partial.
+    Failed,
+    /// Complete and later read back and checked.
+    Verified,
+}
+
+/// The schema fields as stored in the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaRecord {
+    /// Major.
+    pub major: u16,
+    /// Minor.
+    pub minor: u16,
+    /// Patch.
+    pub patch: u16,
+    /// Words per fingerprint.
+    pub fingerprint_words: u16,
+    /// Addresses.
+    pub address_space: u32,
+    /// Feature bits.
+    pub features: u64,
+}
+
+impl From<SchemaVersion> for SchemaRecord {
+    fn from(s: SchemaVersion) -> Self {
+        SchemaRecord {
+            major: s.major,
+            minor: s.minor,
+            patch: s.patch,
+            fingerprint_words: s.fingerprint_words,
+            address_space: s.address_space,
+            features: s.features,
+        }
+    }
+}
+
+impl From<SchemaRecord> for SchemaVersion {
+    fn from(s: SchemaRecord) -> Self {
+        SchemaVersion {
+            major: s.major,
+            minor: s.minor,
+            patch: s.patch,
+            fingerprint_words: s.fingerprint_words,
+            address_space: s.address_space,
+            features: s.features,
+        }
+    }
+}
+
+/// One backup in the catalog (DESIGN §5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupEntry {
+    /// Unique id.
+    pub id: String,
+    /// Kind.
+    pub kind: BackupKind,
+    /// The backup this one builds on (none for a full).
+    pub parent: Option<String>,
+    /// First version covered.
+    pub from_version: u64,
+    /// Version it restores to.
+    pub to_version: u64,
+    /// Start time, µs since the epoch.
+    pub start_us: u64,
+    /// End time, µs since the epoch.
+    pub end_us: u64,
+    /// Schema of the data.
+    pub schema: SchemaRecord,
+    /// Bytes stored.
+    pub size: u64,
+    /// blake3 of the artifact, hex.
+    pub blake3: String,
+    /// The artifact.
+    pub artifact: ArtifactId,
+    /// Stores holding it.
+    pub locations: Vec<String>,
+    /// Status.
+    pub status: BackupStatus,
+}
+
+/// A named version. `guaranteed` pins the backups it needs against retention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePoint {
+    /// Its name.
+    pub name: String,
+    /// The version it names.
+    pub version: u64,
+    /// When it was made, µs since the epoch.
+    pub created_us: u64,
+    /// Whether retention must keep what it needs.
+    pub guaranteed: bool,
+}
+
+/// The catalog at one generation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Backups, oldest first.
+    pub entries: Vec<BackupEntry>,
+    /// Restore points.
+    pub restore_points: Vec<RestorePoint>,
+}
+
+const MAGIC: &str = "bindspace-manifest v1";
+
+impl Manifest {
+    /// The stored form at `generation`.
+    pub fn encode(&self, generation: u64) -> Vec<u8> {
+        let body = serde_json::to_vec_pretty(self).expect("a manifest always serialises");
+        let mut out = format!("{MAGIC} {generation} {}\n", blake3_hex(blake3::hash(&body).as_bytes())).into_bytes();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Parses and verifies a stored manifest; returns its generation and content.
+    pub fn decode(store: &str, what: &str, bytes: &[u8]) -> Result<(u64, Manifest)> {
+        let bad = |detail: String| Error::BadManifest {
+            store: store.to_owned(),
+            what: what.to_owned(),
+            detail,
+        };
+        let nl = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| bad("no header line".into()))?;
+        let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| bad("header is not UTF-8".into()))?;
+        let rest = header
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| bad(format!("unknown header {header:?}")))?;
+        let mut parts = rest.split_whitespace();
+        let generation: u64 = parts
+            .next()
+            .and_then(|g| g.parse().ok())
+            .ok_or_else(|| bad("no generation".into()))?;
+        let hash = parts.next().ok_or_else(|| bad("no blake3".into()))?;
+        let body = &bytes[nl + 1..];
+        let actual = blake3_hex(blake3::hash(body).as_bytes());
+        if actual != hash {
+            return Err(bad(format!("body blake3 {actual} does not match the header's {hash}")));
+        }
+        let m = serde_json::from_slice(body).map_err(|e| bad(format!("JSON: {e}")))?;
+        Ok((generation, m))
+    }
+}

@@ -1,0 +1,74 @@
+//! The storage interface every tier implements.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{ArtifactId, ArtifactKind, ArtifactRef, Lease, Manifest, Result};
+
+/// A place backups live: an object store, Redis, PostgreSQL.
+///
+/// Implementations verify every artifact against its blake3 on read, make a manifest
+/// commit atomic and conditional on the generation, and keep the lease exclusive. The
+/// conformance suite (feature `conformance`) checks all of it.
+#[async_trait]
+pub trait BackupStore: Send + Sync + Debug {
+    /// A short description for messages, e.g. `s3://bucket/prefix`.
+    fn name(&self) -> String;
+
+    /// Stores an artifact (replacing one with the same id) and returns its reference.
+    /// Large artifacts are uploaded in parts where the store supports it.
+    async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef>;
+
+    /// Reads an artifact and verifies it against `r`; damage is [`crate::Error::Corrupt`].
+    async fn get(&self, r: &ArtifactRef) -> Result<Bytes>;
+
+    /// Artifacts of `kind` whose versions overlap `lo..=hi`, ascending.
+    async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>>;
+
+    /// Removes an artifact; removing a missing one is not an error.
+    async fn delete(&self, id: ArtifactId) -> Result<()>;
+
+    /// The newest manifest and its generation, or `None` for an empty repository.
+    async fn read_manifest(&self) -> Result<Option<(u64, Manifest)>>;
+
+    /// Commits `manifest` as generation `expected_generation + 1`, only if the store is
+    /// still at `expected_generation` (0 = no manifest yet); otherwise
+    /// [`crate::Error::Conflict`]. Returns the new generation.
+    async fn commit_manifest(&self, expected_generation: u64, manifest: &Manifest) -> Result<u64>;
+
+    /// Takes the repository's backup lease for `ttl_us`, or fails with
+    /// [`crate::Error::BackupInProgress`] naming the holder. An expired lease is taken
+    /// over.
+    async fn acquire_lease(&self, holder: &str, now_us: u64, ttl_us: u64) -> Result<Lease>;
+
+    /// Gives the lease back. A lease that was taken over (different token) is left alone.
+    async fn release_lease(&self, lease: &Lease) -> Result<()>;
+}
+
+/// Conveniences on every [`BackupStore`]; not meant to be overridden.
+#[async_trait]
+pub trait BackupStoreExt: BackupStore {
+    /// Copies one artifact into `dst`, verified on both ends.
+    async fn copy_artifact_to(&self, r: &ArtifactRef, dst: &dyn BackupStore) -> Result<ArtifactRef> {
+        let bytes = self.get(r).await?;
+        let copied = dst.put(r.id, bytes).await?;
+        debug_assert_eq!(copied.blake3, r.blake3);
+        Ok(copied)
+    }
+
+    /// Copies every artifact of every kind into `dst`; returns how many.
+    async fn copy_all_to(&self, dst: &dyn BackupStore) -> Result<usize> {
+        let mut n = 0;
+        for kind in ArtifactKind::ALL {
+            for r in self.list(kind, 0, u64::MAX).await? {
+                self.copy_artifact_to(&r, dst).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<T: BackupStore + ?Sized> BackupStoreExt for T {}

@@ -1,0 +1,285 @@
+//! Full snapshots as versions of one Lance dataset (`snapshots.lance`), through the
+//! same `Arc<dyn ObjectStore>` as the store's other artifacts.
+//!
+//! Each snapshot is written as a dense table: one row per address (row `i` is address
+//! `i`), `fingerprint` null where the address is empty. So a single-address read at
+//! any snapshot is Lance's random access to one row (`Dataset::take`), not a scan.
+//! The space's version and schema travel in the Arrow schema metadata.
+
+use std::sync::Arc;
+
+use arrow_array::{Array, FixedSizeBinaryArray, RecordBatch, RecordBatchIterator, UInt16Array};
+use bindspace_catalog::{Error, Result};
+use bindspace_core::le::{copy_bytes_to_words, words_as_bytes};
+use bindspace_core::{Addr, BindSpace, Fingerprint, SchemaVersion};
+use lance::dataset::{Dataset, WriteMode, WriteParams, builder::DatasetBuilder};
+use lance::io::ObjectStoreParams;
+
+use crate::ObjectBackupStore;
+
+const META_SPACE_VERSION: &str = "bindspace.version";
+const META_SCHEMA: &str = "bindspace.schema";
+
+/// The Lance snapshot dataset of a repository.
+#[derive(Debug, Clone)]
+pub struct LanceSnapshots {
+    store: ObjectBackupStore,
+    uri: String,
+}
+
+/// One snapshot in the dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LanceSnapshot {
+    /// The Lance dataset version.
+    pub dataset_version: u64,
+    /// The BindSpace version it holds.
+    pub space_version: u64,
+}
+
+fn lance_err(store: &str, op: &str, e: lance::Error) -> Error {
+    Error::Unavailable {
+        store: store.to_owned(),
+        op: format!("lance {op}"),
+        source: Box::new(e),
+    }
+}
+
+fn schema_string(s: &SchemaVersion) -> String {
+    format!(
+        "{}.{}.{} {} {} {}",
+        s.major, s.minor, s.patch, s.fingerprint_words, s.address_space, s.features
+    )
+}
+
+fn parse_schema(s: &str) -> Option<SchemaVersion> {
+    let mut it = s.split(' ');
+    let mut v = it.next()?.split('.').map(|x| x.parse::<u16>().ok());
+    Some(SchemaVersion {
+        major: v.next()??,
+        minor: v.next()??,
+        patch: v.next()??,
+        fingerprint_words: it.next()?.parse().ok()?,
+        address_space: it.next()?.parse().ok()?,
+        features: it.next()?.parse().ok()?,
+    })
+}
+
+impl LanceSnapshots {
+    /// The dataset `snapshots.lance` under the store's root.
+    pub fn new(store: &ObjectBackupStore) -> Self {
+        let base = store.name();
+        let uri = format!("{}/snapshots.lance", base.trim_end_matches('/'));
+        LanceSnapshots {
+            store: store.clone(),
+            uri,
+        }
+    }
+
+    /// The dataset URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    #[allow(deprecated)] // the one way to hand lance our own Arc<dyn ObjectStore>
+    fn params(&self) -> Result<ObjectStoreParams> {
+        let url = url::Url::parse(&self.uri).map_err(|e| Error::Invalid {
+            store: self.store.name(),
+            detail: format!("dataset URI {}: {e}", self.uri),
+        })?;
+        Ok(ObjectStoreParams {
+            object_store: Some((self.store.object_store(), url)),
+            ..ObjectStoreParams::default()
+        })
+    }
+
+    async fn open(&self, version: Option<u64>) -> Result<Dataset> {
+        let mut b = DatasetBuilder::from_uri(&self.uri).with_store_params(self.params()?);
+        if let Some(v) = version {
+            b = b.with_version(v);
+        }
+        b.load().await.map_err(|e| match e {
+            lance::Error::DatasetNotFound { .. } => Error::NotFound {
+                store: self.store.name(),
+                what: format!("lance dataset {}", self.uri),
+            },
+            e => lance_err(&self.store.name(), "open", e),
+        })
+    }
+
+    /// Writes `space` as a new dataset version; returns it.
+    #[tracing::instrument(skip_all, fields(uri = %self.uri, version = space.version()))]
+    pub async fn write(&self, space: &BindSpace) -> Result<LanceSnapshot> {
+        let words = space.words();
+        let n = space.address_space();
+        let addrs: UInt16Array = (0..n).map(|a| a as u16).collect();
+        let mut values = vec![0u8; n * words * 8];
+        let mut valid = vec![false; n];
+        for (r, w) in space.occupied_runs() {
+            values[r.start * words * 8..r.end * words * 8].copy_from_slice(&words_as_bytes(w));
+            valid[r].fill(true);
+        }
+        let fps = FixedSizeBinaryArray::new(
+            (words * 8) as i32,
+            arrow_buffer::Buffer::from_vec(values),
+            Some(arrow_buffer::NullBuffer::from(valid)),
+        );
+        let meta = [
+            (META_SPACE_VERSION.to_owned(), space.version().to_string()),
+            (META_SCHEMA.to_owned(), schema_string(&space.schema())),
+        ]
+        .into_iter()
+        .collect();
+        let schema = Arc::new(
+            arrow_schema::Schema::new(vec![
+                arrow_schema::Field::new("addr", arrow_schema::DataType::UInt16, false),
+                arrow_schema::Field::new("fingerprint", arrow_schema::DataType::FixedSizeBinary((words * 8) as i32), true),
+            ])
+            .with_metadata(meta),
+        );
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(addrs), Arc::new(fps)]).map_err(|e| {
+            Error::Invalid {
+                store: self.store.name(),
+                detail: format!("arrow: {e}"),
+            }
+        })?;
+        let exists = match self.open(None).await {
+            Ok(_) => true,
+            Err(Error::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        let params = WriteParams {
+            mode: if exists { WriteMode::Overwrite } else { WriteMode::Create },
+            store_params: Some(self.params()?),
+            ..WriteParams::default()
+        };
+        let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
+        let ds = Dataset::write(reader, self.uri.as_str(), Some(params))
+            .await
+            .map_err(|e| lance_err(&self.store.name(), "write", e))?;
+        Ok(LanceSnapshot {
+            dataset_version: ds.version().version,
+            space_version: space.version(),
+        })
+    }
+
+    /// Every snapshot in the dataset, oldest first.
+    pub async fn list(&self) -> Result<Vec<LanceSnapshot>> {
+        let ds = match self.open(None).await {
+            Ok(ds) => ds,
+            Err(Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let versions = ds.versions().await.map_err(|e| lance_err(&self.store.name(), "versions", e))?;
+        let mut out = Vec::new();
+        for v in versions {
+            let at = self.open(Some(v.version)).await?;
+            out.push(LanceSnapshot {
+                dataset_version: v.version,
+                space_version: self.space_version_of(&at)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn space_version_of(&self, ds: &Dataset) -> Result<u64> {
+        ds.schema()
+            .metadata
+            .get(META_SPACE_VERSION)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::BadManifest {
+                store: self.store.name(),
+                what: self.uri.clone(),
+                detail: "dataset version without bindspace.version metadata".into(),
+            })
+    }
+
+    fn schema_of(&self, ds: &Dataset) -> Result<SchemaVersion> {
+        ds.schema()
+            .metadata
+            .get(META_SCHEMA)
+            .and_then(|s| parse_schema(s))
+            .ok_or_else(|| Error::BadManifest {
+                store: self.store.name(),
+                what: self.uri.clone(),
+                detail: "dataset version without bindspace.schema metadata".into(),
+            })
+    }
+
+    /// Reads dataset version `dataset_version` back into a BindSpace.
+    #[tracing::instrument(skip(self), fields(uri = %self.uri))]
+    pub async fn restore(&self, dataset_version: u64) -> Result<BindSpace> {
+        use futures::TryStreamExt;
+        let ds = self.open(Some(dataset_version)).await?;
+        let schema = self.schema_of(&ds)?;
+        let mut space = BindSpace::new(schema).map_err(|e| Error::Invalid {
+            store: self.store.name(),
+            detail: e.to_string(),
+        })?;
+        let batches: Vec<RecordBatch> = ds
+            .scan()
+            .try_into_stream()
+            .await
+            .map_err(|e| lance_err(&self.store.name(), "scan", e))?
+            .try_collect()
+            .await
+            .map_err(|e| lance_err(&self.store.name(), "scan", e))?;
+        let mut fp = vec![0u64; schema.words()];
+        for b in &batches {
+            let (addrs, fps) = columns(b).ok_or_else(|| Error::BadManifest {
+                store: self.store.name(),
+                what: self.uri.clone(),
+                detail: "unexpected columns".into(),
+            })?;
+            for i in 0..b.num_rows() {
+                if fps.is_valid(i) {
+                    copy_bytes_to_words(fps.value(i), &mut fp);
+                    space.write(Addr(addrs.value(i)), &fp).map_err(|e| Error::Invalid {
+                        store: self.store.name(),
+                        detail: e.to_string(),
+                    })?;
+                }
+            }
+        }
+        space.set_version(self.space_version_of(&ds)?);
+        Ok(space)
+    }
+
+    /// The fingerprint at `addr` in dataset version `dataset_version`, by random access
+    /// to one row.
+    #[tracing::instrument(skip(self), fields(uri = %self.uri))]
+    pub async fn read(&self, dataset_version: u64, addr: Addr) -> Result<Option<Fingerprint>> {
+        let ds = self.open(Some(dataset_version)).await?;
+        let schema = self.schema_of(&ds)?;
+        if addr.index() >= schema.address_space as usize {
+            return Ok(None);
+        }
+        let b = ds
+            .take(&[addr.index() as u64], ds.schema().clone())
+            .await
+            .map_err(|e| lance_err(&self.store.name(), "take", e))?;
+        let (addrs, fps) = columns(&b).ok_or_else(|| Error::BadManifest {
+            store: self.store.name(),
+            what: self.uri.clone(),
+            detail: "unexpected columns".into(),
+        })?;
+        if b.num_rows() != 1 || addrs.value(0) != addr.0 {
+            return Err(Error::BadManifest {
+                store: self.store.name(),
+                what: self.uri.clone(),
+                detail: format!("row {} does not hold address {addr}", addr.index()),
+            });
+        }
+        if !fps.is_valid(0) {
+            return Ok(None);
+        }
+        let mut fp = Fingerprint::zeroed(schema.words());
+        copy_bytes_to_words(fps.value(0), fp.words_mut());
+        Ok(Some(fp))
+    }
+}
+
+fn columns(b: &RecordBatch) -> Option<(&UInt16Array, &FixedSizeBinaryArray)> {
+    let addrs = b.column_by_name("addr")?.as_any().downcast_ref::<UInt16Array>()?;
+    let fps = b.column_by_name("fingerprint")?.as_any().downcast_ref::<FixedSizeBinaryArray>()?;
+    Some((addrs, fps))
+}

@@ -1,0 +1,452 @@
+//! `BackupStore` over `Arc<dyn ObjectStore>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bindspace_catalog::{
+    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, blake3_hex,
+    parse_blake3_hex,
+};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use url::Url;
+
+/// Tuning of an [`ObjectBackupStore`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Artifacts at least this large are uploaded in parts. Default 16 MiB.
+    pub multipart_threshold: usize,
+    /// Part size of multipart uploads (S3 wants ≥ 5 MiB). Default 8 MiB.
+    pub part_size: usize,
+    /// Every store operation fails with `Error::Timeout` after this long (a frozen
+    /// server must not hang a backup). Default 30 s.
+    pub op_timeout: Duration,
+    /// object_store client options and retry settings, passed through (e.g.
+    /// `("aws_endpoint", "http://127.0.0.1:9000")`, `("timeout", "10s")`). `AWS_*`
+    /// environment variables are read too.
+    pub client_options: Vec<(String, String)>,
+    /// Retries of a failed request inside object_store. Default 3.
+    pub max_retries: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            multipart_threshold: 16 << 20,
+            part_size: 8 << 20,
+            op_timeout: Duration::from_secs(30),
+            client_options: Vec::new(),
+            max_retries: 3,
+        }
+    }
+}
+
+/// A [`BackupStore`] on an object store.
+#[derive(Debug, Clone)]
+pub struct ObjectBackupStore {
+    os: Arc<dyn ObjectStore>,
+    root: Path,
+    url: String,
+    opts: StoreOptions,
+}
+
+fn unavailable(store: &str, op: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Unavailable {
+        store: store.to_owned(),
+        op: op.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+fn dir_of(kind: ArtifactKind) -> &'static str {
+    match kind {
+        ArtifactKind::Snapshot => "snapshots/native",
+        ArtifactKind::Delta => "deltas",
+        ArtifactKind::WalSegment => "wal/0",
+    }
+}
+
+impl ObjectBackupStore {
+    /// A store over `os`, with the repository at `root` inside it; `url` names it in
+    /// messages.
+    pub fn new(os: Arc<dyn ObjectStore>, root: Path, url: impl Into<String>, opts: StoreOptions) -> Self {
+        ObjectBackupStore {
+            os,
+            root,
+            url: url.into(),
+            opts,
+        }
+    }
+
+    /// A store from a URL: `s3://bucket/prefix` (with `AWS_*` from the environment and
+    /// `opts.client_options`), `file:///absolute/dir` (created if missing),
+    /// `memory://`, and `gs://` / `az://` when built with those features.
+    pub fn from_url(url: &str, opts: StoreOptions) -> Result<Self> {
+        let invalid = |detail: String| Error::Invalid {
+            store: url.to_owned(),
+            detail,
+        };
+        let parsed = Url::parse(url).map_err(|e| invalid(format!("not a URL: {e}")))?;
+        if parsed.scheme() == "file" {
+            let dir = parsed
+                .to_file_path()
+                .map_err(|_| invalid("file:// URLs need an absolute path".into()))?;
+            std::fs::create_dir_all(&dir).map_err(|e| unavailable(url, "create directory", e))?;
+        }
+        #[cfg(feature = "aws")]
+        if parsed.scheme() == "s3" {
+            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+            // from_env reads AWS_*; explicit options win.
+            let mut b = AmazonS3Builder::from_env().with_url(url);
+            for (k, v) in &opts.client_options {
+                let key: AmazonS3ConfigKey = k.parse().map_err(|e: object_store::Error| invalid(e.to_string()))?;
+                b = b.with_config(key, v.clone());
+            }
+            let retry = object_store::RetryConfig {
+                max_retries: opts.max_retries,
+                retry_timeout: opts.op_timeout,
+                ..object_store::RetryConfig::default()
+            };
+            let s3 = b.with_retry(retry).build().map_err(|e| invalid(e.to_string()))?;
+            let root = Path::parse(parsed.path().trim_start_matches('/')).map_err(|e| invalid(e.to_string()))?;
+            return Ok(Self::new(Arc::new(s3), root, url, opts));
+        }
+        let mut options: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        options.extend(opts.client_options.iter().cloned());
+        let (os, root) = object_store::parse_url_opts(&parsed, options).map_err(|e| invalid(e.to_string()))?;
+        Ok(Self::new(Arc::from(os), root, url, opts))
+    }
+
+    /// The object store underneath (shared with Lance).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.os)
+    }
+
+    /// The repository root inside the object store.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        let mut p = self.root.clone();
+        for part in rel.split('/') {
+            p = p.join(part);
+        }
+        p
+    }
+
+    /// Where an artifact's bytes live in the object store (for tools and fault tests;
+    /// writing there bypasses every check).
+    pub fn object_path(&self, r: &ArtifactRef) -> Path {
+        self.artifact_path(r)
+    }
+
+    fn artifact_path(&self, r: &ArtifactRef) -> Path {
+        self.path(&format!("{}/{}.{}", dir_of(r.id.kind()), r.id.key_name(), blake3_hex(&r.blake3)))
+    }
+
+    /// Runs one store operation under the operation timeout, in a tracing span.
+    async fn timed<T>(&self, op: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        use tracing::Instrument;
+        let span = tracing::info_span!("store", store = %self.url, op);
+        match tokio::time::timeout(self.opts.op_timeout, fut.instrument(span)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                store: self.url.clone(),
+                op: op.to_owned(),
+                after_ms: self.opts.op_timeout.as_millis() as u64,
+            }),
+        }
+    }
+
+    /// All objects under `rel`, as (file name, size).
+    async fn list_dir(&self, rel: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = self.path(rel);
+        let metas: Vec<_> = self
+            .os
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| unavailable(&self.url, &format!("list {rel}"), e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| m.location.filename().map(|f| (f.to_owned(), m.size)))
+            .collect())
+    }
+
+    async fn list_refs(&self, kind: ArtifactKind) -> Result<Vec<ArtifactRef>> {
+        let mut out: Vec<ArtifactRef> = self
+            .list_dir(dir_of(kind))
+            .await?
+            .into_iter()
+            .filter_map(|(name, len)| {
+                let (key, hex) = name.split_once('.')?;
+                Some(ArtifactRef {
+                    id: ArtifactId::parse_key_name(kind, key)?,
+                    len,
+                    blake3: parse_blake3_hex(hex)?,
+                })
+            })
+            .collect();
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    async fn upload(&self, path: &Path, bytes: Bytes) -> Result<()> {
+        if bytes.len() < self.opts.multipart_threshold {
+            self.os
+                .put(path, PutPayload::from_bytes(bytes))
+                .await
+                .map_err(|e| unavailable(&self.url, "put", e))?;
+            return Ok(());
+        }
+        let mut up = self
+            .os
+            .put_multipart(path)
+            .await
+            .map_err(|e| unavailable(&self.url, "start multipart upload", e))?;
+        let part = self.opts.part_size.max(5 << 20);
+        let mut at = 0;
+        let res: Result<()> = async {
+            while at < bytes.len() {
+                let end = (at + part).min(bytes.len());
+                up.put_part(PutPayload::from_bytes(bytes.slice(at..end)))
+                    .await
+                    .map_err(|e| unavailable(&self.url, "upload part", e))?;
+                at = end;
+            }
+            up.complete().await.map_err(|e| unavailable(&self.url, "complete multipart upload", e))?;
+            Ok(())
+        }
+        .await;
+        if res.is_err() {
+            let _ = up.abort().await;
+        }
+        res
+    }
+
+    async fn generations(&self) -> Result<Vec<u64>> {
+        let mut g: Vec<u64> = self
+            .list_dir("catalog")
+            .await?
+            .into_iter()
+            .filter_map(|(n, _)| n.strip_prefix("manifest-")?.parse().ok())
+            .collect();
+        g.sort_unstable();
+        Ok(g)
+    }
+
+    fn manifest_path(&self, generation: u64) -> Path {
+        self.path(&format!("catalog/manifest-{generation:020}"))
+    }
+
+    async fn get_raw(&self, path: &Path, what: &str) -> Result<Bytes> {
+        match self.os.get(path).await {
+            Ok(r) => r.bytes().await.map_err(|e| unavailable(&self.url, &format!("read {what}"), e)),
+            Err(object_store::Error::NotFound { .. }) => Err(Error::NotFound {
+                store: self.url.clone(),
+                what: what.to_owned(),
+            }),
+            Err(e) => Err(unavailable(&self.url, &format!("get {what}"), e)),
+        }
+    }
+
+    /// Creates `path` only if absent; `Ok(false)` if it exists.
+    async fn create(&self, path: &Path, bytes: Vec<u8>, what: &str) -> Result<bool> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self.os.put_opts(path, PutPayload::from(bytes), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(unavailable(&self.url, &format!("create {what}"), e)),
+        }
+    }
+
+    /// The newest lease object: (sequence number, lease, released?).
+    async fn newest_lease(&self) -> Result<Option<(u64, Option<Lease>, bool)>> {
+        let mut seqs: Vec<(u64, bool)> = self
+            .list_dir("locks")
+            .await?
+            .into_iter()
+            .filter_map(|(n, _)| {
+                let rest = n.strip_prefix("backup-")?;
+                match rest.strip_suffix(".released") {
+                    Some(s) => Some((s.parse().ok()?, true)),
+                    None => Some((rest.parse().ok()?, false)),
+                }
+            })
+            .collect();
+        seqs.sort_unstable();
+        let Some(&(seq, _)) = seqs.last() else { return Ok(None) };
+        let released = seqs.contains(&(seq, true));
+        let lease = match self.get_raw(&self.path(&format!("locks/backup-{seq:020}")), "lease").await {
+            Ok(b) => Lease::from_json(&b),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Some((seq, lease, released)))
+    }
+}
+
+#[async_trait]
+impl BackupStore for ObjectBackupStore {
+    fn name(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
+        let r = ArtifactRef::of(id, &bytes);
+        self.timed(&format!("put {id}"), async {
+            let path = self.artifact_path(&r);
+            self.upload(&path, bytes).await?;
+            // Replace: drop other versions of the same id (written before a retry).
+            for old in self.list_refs(id.kind()).await? {
+                if old.id == id && old.blake3 != r.blake3 {
+                    self.os
+                        .delete(&self.artifact_path(&old))
+                        .await
+                        .map_err(|e| unavailable(&self.url, "delete replaced artifact", e))?;
+                }
+            }
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
+        self.timed(&format!("get {}", r.id), async {
+            let bytes = self.get_raw(&self.artifact_path(r), &r.id.to_string()).await?;
+            r.verify(&self.url, &bytes)?;
+            Ok(bytes)
+        })
+        .await
+    }
+
+    async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>> {
+        self.timed("list", async {
+            Ok(self.list_refs(kind).await?.into_iter().filter(|r| r.id.overlaps(lo, hi)).collect())
+        })
+        .await
+    }
+
+    async fn delete(&self, id: ArtifactId) -> Result<()> {
+        self.timed(&format!("delete {id}"), async {
+            for r in self.list_refs(id.kind()).await? {
+                if r.id == id {
+                    match self.os.delete(&self.artifact_path(&r)).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(unavailable(&self.url, "delete", e)),
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_manifest(&self) -> Result<Option<(u64, Manifest)>> {
+        self.timed("read manifest", async {
+            let Some(&g) = self.generations().await?.last() else { return Ok(None) };
+            let what = format!("manifest-{g:020}");
+            let bytes = self.get_raw(&self.manifest_path(g), &what).await?;
+            let (stored_g, m) = Manifest::decode(&self.url, &what, &bytes)?;
+            if stored_g != g {
+                return Err(Error::BadManifest {
+                    store: self.url.clone(),
+                    what,
+                    detail: format!("holds generation {stored_g}"),
+                });
+            }
+            Ok(Some((g, m)))
+        })
+        .await
+    }
+
+    async fn commit_manifest(&self, expected: u64, manifest: &Manifest) -> Result<u64> {
+        self.timed("commit manifest", async {
+            let current = self.generations().await?.last().copied().unwrap_or(0);
+            if current != expected {
+                return Err(Error::Conflict {
+                    store: self.url.clone(),
+                    expected,
+                    found: current,
+                });
+            }
+            let next = expected + 1;
+            if !self.create(&self.manifest_path(next), manifest.encode(next), "manifest").await? {
+                return Err(Error::Conflict {
+                    store: self.url.clone(),
+                    expected,
+                    found: self.generations().await?.last().copied().unwrap_or(next),
+                });
+            }
+            // Keep the last 16 generations; older ones are history nobody reads.
+            for g in self.generations().await?.into_iter().filter(|&g| g + 16 <= next) {
+                let _ = self.os.delete(&self.manifest_path(g)).await;
+            }
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn acquire_lease(&self, holder: &str, now_us: u64, ttl_us: u64) -> Result<Lease> {
+        self.timed("acquire lease", async {
+            let newest = self.newest_lease().await?;
+            let seq = match &newest {
+                Some((seq, Some(l), false)) if l.expires_us > now_us => {
+                    return Err(Error::BackupInProgress {
+                        store: self.url.clone(),
+                        holder: l.holder.clone(),
+                        since_us: l.since_us,
+                        expires_us: l.expires_us,
+                    });
+                }
+                Some((seq, _, _)) => seq + 1,
+                None => 1,
+            };
+            let lease = Lease {
+                holder: holder.to_owned(),
+                since_us: now_us,
+                expires_us: now_us.saturating_add(ttl_us),
+                token: format!("{seq:020}"),
+            };
+            if !self.create(&self.path(&format!("locks/backup-{seq:020}")), lease.to_json(), "lease").await? {
+                // Someone took this sequence number first.
+                let (holder, since_us, expires_us) = match self.newest_lease().await? {
+                    Some((_, Some(l), _)) => (l.holder, l.since_us, l.expires_us),
+                    _ => ("another writer".to_owned(), now_us, now_us),
+                };
+                return Err(Error::BackupInProgress {
+                    store: self.url.clone(),
+                    holder,
+                    since_us,
+                    expires_us,
+                });
+            }
+            Ok(lease)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        self.timed("release lease", async {
+            // Fencing: only the newest acquisition can be released.
+            if let Some((seq, _, false)) = self.newest_lease().await?
+                && format!("{seq:020}") == lease.token
+            {
+                self.create(&self.path(&format!("locks/backup-{seq:020}.released")), Vec::new(), "lease release")
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,54 @@
+//! Lance snapshots: three versions written, the dataset reopened, each restored
+//! bit-for-bit; a point lookup equals the full restore's value. On the local directory
+//! always, and on the S3 server under `cargo xtask test`.
+#![cfg(feature = "lance")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use bindspace_core::workload::Workload;
+use bindspace_core::{Addr, SchemaVersion};
+use bindspace_store_s3::lance_snapshots::LanceSnapshots;
+use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
+
+async fn three_versions(url: &str) {
+    let store = ObjectBackupStore::from_url(url, StoreOptions::default()).unwrap();
+    let schema = SchemaVersion::CURRENT.with_words(16);
+    let mut w = Workload::new(8, schema);
+    let mut space = w.filled_space(0.2).unwrap();
+    let mut written = vec![];
+    {
+        let lance = LanceSnapshots::new(&store);
+        for _ in 0..3 {
+            let snap = lance.write(&space).await.unwrap();
+            written.push((snap, space.clone()));
+            w.run(&mut space, 2_000).unwrap();
+        }
+    }
+    // reopen from scratch
+    let lance = LanceSnapshots::new(&store);
+    let listed = lance.list().await.unwrap();
+    assert_eq!(listed, written.iter().map(|(s, _)| *s).collect::<Vec<_>>());
+    for (snap, expected) in &written {
+        let restored = lance.restore(snap.dataset_version).await.unwrap();
+        assert_eq!(&restored, expected, "dataset version {}", snap.dataset_version);
+        for a in [0u16, 1, 77, 4095, 65535] {
+            let got = lance.read(snap.dataset_version, Addr(a)).await.unwrap();
+            assert_eq!(got.as_deref(), restored.read(Addr(a)), "addr {a} at {}", snap.dataset_version);
+        }
+        let occupied = restored.iter().next().unwrap().0;
+        assert!(lance.read(snap.dataset_version, occupied).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lance_snapshots_on_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    three_versions(&format!("file://{}", dir.path().display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lance_snapshots_on_the_s3_server() {
+    let Some(base) = bindspace_catalog::conformance::service_env("BINDSPACE_TEST_S3_URL", "an S3 server") else {
+        return;
+    };
+    three_versions(&format!("{base}/lance-{}", std::process::id())).await;
+}

@@ -1,0 +1,203 @@
+//! `cargo xtask services up|down|status`: real servers on free loopback ports, for the
+//! tests. Today: an S3-compatible server (moto). Each runs from a temp directory, its
+//! pid and URL are recorded under `<target>/bindspace-services/`, and `services.env`
+//! holds `export` lines for a shell.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The bucket the tests use.
+pub const BUCKET: &str = "bindspace-test";
+
+fn state_dir() -> PathBuf {
+    crate::target_dir().join("bindspace-services")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{what} did not start listening on 127.0.0.1:{port} within 30 s")
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(bin))
+            .find(|p| p.is_file())
+    })
+}
+
+fn pid_alive(pid: u32) -> bool {
+    PathBuf::from(format!("/proc/{pid}")).exists()
+}
+
+/// The moto server binary, installed from PyPI if missing.
+pub fn moto_server() -> Result<PathBuf> {
+    if let Some(p) = which("moto_server") {
+        return Ok(p);
+    }
+    eprintln!("xtask: moto_server not found; installing moto[server] from PyPI");
+    crate::run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "moto[server]"]))?;
+    // pip may install into a directory that a pyenv shim or ~/.local/bin exposes
+    if let Some(p) = which("moto_server") {
+        return Ok(p);
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .output()?;
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("moto_server");
+    if p.is_file() {
+        return Ok(p);
+    }
+    bail!("moto_server is still missing after `pip install moto[server]`")
+}
+
+/// Installs Debian's protobuf-compiler when `protoc` is missing (lance's build needs it).
+pub fn ensure_protoc() -> Result<()> {
+    if which("protoc").is_some() || std::env::var_os("PROTOC").is_some() {
+        return Ok(());
+    }
+    eprintln!("xtask: protoc not found; installing protobuf-compiler (needed to build lance)");
+    crate::run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    crate::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "protobuf-compiler"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// Creates a bucket on an S3 server that needs no signature (moto).
+fn create_bucket(port: u16, bucket: &str) -> Result<()> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    if !resp.starts_with("HTTP/1.1 200") && !resp.starts_with("HTTP/1.0 200") {
+        bail!("creating bucket {bucket} failed: {}", resp.lines().next().unwrap_or(""));
+    }
+    Ok(())
+}
+
+/// Starts the services (or reuses running ones) and returns the environment the tests
+/// read.
+pub fn up() -> Result<Vec<(String, String)>> {
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir)?;
+    if let Some(env) = running_env()? {
+        eprintln!("xtask services: already up");
+        return Ok(env);
+    }
+    let moto = moto_server()?;
+    let port = free_port()?;
+    let work = tempdir(&dir, "s3")?;
+    let log = std::fs::File::create(work.join("moto.log"))?;
+    let child = Command::new(&moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", moto.display()))?;
+    std::fs::write(dir.join("s3.pid"), child.id().to_string())?;
+    wait_for_port(port, "moto_server")?;
+    create_bucket(port, BUCKET)?;
+    let env = vec![
+        ("BINDSPACE_TEST_S3_URL".to_string(), format!("s3://{BUCKET}")),
+        ("BINDSPACE_MOTO_SERVER".to_string(), moto.display().to_string()),
+        ("AWS_ENDPOINT".to_string(), format!("http://127.0.0.1:{port}")),
+        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "testing".to_string()),
+        ("AWS_REGION".to_string(), "us-east-1".to_string()),
+    ];
+    let exports: String = env.iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
+    std::fs::write(dir.join("services.env"), &exports)?;
+    eprintln!("xtask services: S3 (moto, pid {}) on 127.0.0.1:{port}", child.id());
+    Ok(env)
+}
+
+fn tempdir(parent: &std::path::Path, name: &str) -> Result<PathBuf> {
+    let d = parent.join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// The environment of services that are up, if they all are.
+fn running_env() -> Result<Option<Vec<(String, String)>>> {
+    let dir = state_dir();
+    let (Ok(pid), Ok(env)) = (
+        std::fs::read_to_string(dir.join("s3.pid")),
+        std::fs::read_to_string(dir.join("services.env")),
+    ) else {
+        return Ok(None);
+    };
+    let alive = pid.trim().parse().map(pid_alive).unwrap_or(false);
+    if !alive {
+        return Ok(None);
+    }
+    Ok(Some(
+        env.lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    ))
+}
+
+/// Stops every service by pid and removes their state.
+pub fn down() -> Result<()> {
+    let dir = state_dir();
+    if let Ok(pid) = std::fs::read_to_string(dir.join("s3.pid")) {
+        let pid = pid.trim();
+        let _ = Command::new("kill").arg(pid).status();
+        eprintln!("xtask services: stopped S3 (pid {pid})");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Prints what is up, and the `export` lines.
+pub fn status() -> Result<()> {
+    match running_env()? {
+        Some(env) => {
+            for (k, v) in env {
+                println!("export {k}={v}");
+            }
+        }
+        None => println!("services: down"),
+    }
+    Ok(())
+}
+
+/// `cargo xtask services up|down|status`.
+pub fn cli(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("up") => {
+            for (k, v) in up()? {
+                println!("export {k}={v}");
+            }
+            Ok(())
+        }
+        Some("down") => down(),
+        Some("status") | None => status(),
+        Some(other) => bail!("unknown services command {other:?} (up, down, status)"),
+    }
+}
