@@ -95,6 +95,48 @@ const RATIOS: &[Ratio] = &[
         speedup: false,
         limit: None,
     },
+    Ratio {
+        what: "full snapshot upload (local): encode + blake3 + put vs a bare put of the same bytes",
+        ours: "store/local_snapshot_upload",
+        base: "store/local_plain_put",
+        speedup: false,
+        limit: Some(1.3),
+    },
+    Ratio {
+        what: "full snapshot download (local): get + verify + decode vs a bare get",
+        ours: "store/local_snapshot_download",
+        base: "store/local_plain_get",
+        speedup: false,
+        limit: Some(1.3),
+    },
+    Ratio {
+        what: "full snapshot upload (s3): encode + blake3 + put vs a bare put of the same bytes",
+        ours: "store/s3_snapshot_upload",
+        base: "store/s3_plain_put",
+        speedup: false,
+        limit: Some(1.3),
+    },
+    Ratio {
+        what: "full snapshot download (s3): get + verify + decode vs a bare get",
+        ours: "store/s3_snapshot_download",
+        base: "store/s3_plain_get",
+        speedup: false,
+        limit: Some(1.3),
+    },
+    Ratio {
+        what: "Lance snapshot write vs native upload (local)",
+        ours: "store/local_lance_write",
+        base: "store/local_snapshot_upload",
+        speedup: false,
+        limit: None,
+    },
+    Ratio {
+        what: "Lance snapshot read vs native download (local)",
+        ours: "store/local_lance_read",
+        base: "store/local_snapshot_download",
+        speedup: false,
+        limit: None,
+    },
 ];
 
 /// Median time in ns from `criterion/<id>/new/estimates.json`.

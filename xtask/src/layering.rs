@@ -52,7 +52,13 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "bindspace-catalog",
-        &["redis", "object_store", "lance", "tokio-postgres", "deadpool-postgres"],
+        &[
+            "redis",
+            "object_store",
+            "lance",
+            "tokio-postgres",
+            "deadpool-postgres",
+        ],
         "catalog owns the store trait; concrete stores implement it elsewhere",
     ),
     (

@@ -173,6 +173,14 @@ fn test() -> Result<()> {
     steps.push("tidy".into());
     layering::check(&root())?;
     steps.push("layering".into());
+    if have_cargo_deny() {
+        deny_checks()?;
+        steps.push("deny".into());
+    } else {
+        eprintln!(
+            "xtask test: cargo-deny is not installed; `cargo xtask deny` installs and runs it"
+        );
+    }
 
     // The test binaries see this and turn skips into failures (see each test's docs).
     let mut nextest = cargo();
@@ -276,16 +284,48 @@ fn fuzz(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn deny() -> Result<()> {
-    if Command::new("cargo")
+fn have_cargo_deny() -> bool {
+    Command::new("cargo")
         .args(["deny", "--version"])
         .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Licenses, bans and sources must pass. Advisories need the RustSec database from
+/// GitHub; where it cannot be fetched, that is reported, not hidden.
+fn deny_checks() -> Result<()> {
+    run(cargo().args([
+        "deny",
+        "--workspace",
+        "check",
+        "licenses",
+        "bans",
+        "sources",
+    ]))?;
+    let out = cargo()
+        .args(["deny", "--workspace", "check", "advisories"])
+        .output()
+        .context("running cargo deny")?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        eprintln!("xtask deny: advisories ok");
+    } else if text.contains("failed to fetch advisory database") {
+        eprintln!(
+            "xtask deny: advisories NOT checked: the RustSec database cannot be fetched from this machine"
+        );
+    } else {
+        eprintln!("{text}");
+        bail!("cargo deny check advisories failed");
+    }
+    Ok(())
+}
+
+fn deny() -> Result<()> {
+    if !have_cargo_deny() {
         run(Command::new("cargo").args(["install", "cargo-deny", "--locked"]))?;
     }
-    run(cargo().args(["deny", "--workspace", "check"]))
+    deny_checks()
 }
 
 fn flag_value(args: &[String], flag: &str) -> Result<Option<u64>> {

@@ -57,7 +57,10 @@ pub fn moto_server() -> Result<PathBuf> {
         return Ok(p);
     }
     let out = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
         .output()?;
     let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("moto_server");
     if p.is_file() {
@@ -91,7 +94,10 @@ fn create_bucket(port: u16, bucket: &str) -> Result<()> {
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
     if !resp.starts_with("HTTP/1.1 200") && !resp.starts_with("HTTP/1.0 200") {
-        bail!("creating bucket {bucket} failed: {}", resp.lines().next().unwrap_or(""));
+        bail!(
+            "creating bucket {bucket} failed: {}",
+            resp.lines().next().unwrap_or("")
+        );
     }
     Ok(())
 }
@@ -121,17 +127,32 @@ pub fn up() -> Result<Vec<(String, String)>> {
     wait_for_port(port, "moto_server")?;
     create_bucket(port, BUCKET)?;
     let env = vec![
-        ("BINDSPACE_TEST_S3_URL".to_string(), format!("s3://{BUCKET}")),
-        ("BINDSPACE_MOTO_SERVER".to_string(), moto.display().to_string()),
-        ("AWS_ENDPOINT".to_string(), format!("http://127.0.0.1:{port}")),
+        (
+            "BINDSPACE_TEST_S3_URL".to_string(),
+            format!("s3://{BUCKET}"),
+        ),
+        (
+            "BINDSPACE_MOTO_SERVER".to_string(),
+            moto.display().to_string(),
+        ),
+        (
+            "AWS_ENDPOINT".to_string(),
+            format!("http://127.0.0.1:{port}"),
+        ),
         ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
         ("AWS_ACCESS_KEY_ID".to_string(), "testing".to_string()),
         ("AWS_SECRET_ACCESS_KEY".to_string(), "testing".to_string()),
         ("AWS_REGION".to_string(), "us-east-1".to_string()),
     ];
-    let exports: String = env.iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
+    let exports: String = env
+        .iter()
+        .map(|(k, v)| format!("export {k}={v}\n"))
+        .collect();
     std::fs::write(dir.join("services.env"), &exports)?;
-    eprintln!("xtask services: S3 (moto, pid {}) on 127.0.0.1:{port}", child.id());
+    eprintln!(
+        "xtask services: S3 (moto, pid {}) on 127.0.0.1:{port}",
+        child.id()
+    );
     Ok(env)
 }
 

@@ -17,11 +17,17 @@ pub enum ArtifactKind {
 
 impl ArtifactKind {
     /// All kinds.
-    pub const ALL: [ArtifactKind; 3] = [ArtifactKind::Snapshot, ArtifactKind::Delta, ArtifactKind::WalSegment];
+    pub const ALL: [ArtifactKind; 3] = [
+        ArtifactKind::Snapshot,
+        ArtifactKind::Delta,
+        ArtifactKind::WalSegment,
+    ];
 }
 
 /// An artifact's identity: its kind and the versions it covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ArtifactId {
     /// A full snapshot at a version.

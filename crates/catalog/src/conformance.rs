@@ -32,16 +32,23 @@ pub fn must_not_skip() -> bool {
 pub fn service_env(var: &str, what: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
-        _ if must_not_skip() => panic!("{var} is not set: {what} is required under cargo xtask test and CI"),
+        _ if must_not_skip() => {
+            panic!("{var} is not set: {what} is required under cargo xtask test and CI")
+        }
         _ => {
-            eprintln!("SKIP: {var} is not set, so there is no {what} to test against (run `cargo xtask test`, or `cargo xtask services up` and export what it prints)");
+            eprintln!(
+                "SKIP: {var} is not set, so there is no {what} to test against (run `cargo xtask test`, or `cargo xtask services up` and export what it prints)"
+            );
             None
         }
     }
 }
 
 fn payload(seed: u8, len: usize) -> Bytes {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>().into()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 fn entry(id: &str, to: u64) -> BackupEntry {
@@ -80,18 +87,36 @@ pub async fn round_trips(store: &dyn BackupStore, big: usize) {
     let cases = [
         (ArtifactId::Snapshot { version: 7 }, payload(1, big)),
         (ArtifactId::Delta { from: 7, to: 9 }, payload(2, 1000)),
-        (ArtifactId::WalSegment { first: 1, last: 9 }, payload(3, 4096)),
+        (
+            ArtifactId::WalSegment { first: 1, last: 9 },
+            payload(3, 4096),
+        ),
         (ArtifactId::Delta { from: 9, to: 9 }, Bytes::new()),
     ];
     for (id, bytes) in cases {
-        let r = store.put(id, bytes.clone()).await.unwrap_or_else(|e| panic!("{}: put {id}: {e}", store.name()));
-        assert_eq!(r, ArtifactRef::of(id, &bytes), "{}: put returned a wrong reference", store.name());
-        let got = store.get(&r).await.unwrap_or_else(|e| panic!("{}: get {id}: {e}", store.name()));
+        let r = store
+            .put(id, bytes.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{}: put {id}: {e}", store.name()));
+        assert_eq!(
+            r,
+            ArtifactRef::of(id, &bytes),
+            "{}: put returned a wrong reference",
+            store.name()
+        );
+        let got = store
+            .get(&r)
+            .await
+            .unwrap_or_else(|e| panic!("{}: get {id}: {e}", store.name()));
         assert!(got == bytes, "{}: {id} did not round-trip", store.name());
         // listed with the same reference
         let (lo, hi) = id.versions();
         let listed = store.list(id.kind(), lo, hi).await.expect("list");
-        assert!(listed.contains(&r), "{}: {id} not listed: {listed:?}", store.name());
+        assert!(
+            listed.contains(&r),
+            "{}: {id} not listed: {listed:?}",
+            store.name()
+        );
         store.delete(id).await.expect("cleanup");
     }
 }
@@ -99,8 +124,20 @@ pub async fn round_trips(store: &dyn BackupStore, big: usize) {
 /// Listing returns exactly the artifacts overlapping the range, ascending.
 pub async fn list_by_range(store: &dyn BackupStore) {
     for v in (10..=50).step_by(10) {
-        store.put(ArtifactId::Delta { from: v, to: v + 10 }, payload(v as u8, 10)).await.expect("put");
-        store.put(ArtifactId::Snapshot { version: v }, payload(v as u8, 10)).await.expect("put");
+        store
+            .put(
+                ArtifactId::Delta {
+                    from: v,
+                    to: v + 10,
+                },
+                payload(v as u8, 10),
+            )
+            .await
+            .expect("put");
+        store
+            .put(ArtifactId::Snapshot { version: v }, payload(v as u8, 10))
+            .await
+            .expect("put");
     }
     let ids = |v: Vec<ArtifactRef>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(
@@ -114,7 +151,10 @@ pub async fn list_by_range(store: &dyn BackupStore) {
         store.name()
     );
     assert_eq!(
-        ids(store.list(ArtifactKind::Snapshot, 0, 30).await.expect("list")),
+        ids(store
+            .list(ArtifactKind::Snapshot, 0, 30)
+            .await
+            .expect("list")),
         vec![
             ArtifactId::Snapshot { version: 10 },
             ArtifactId::Snapshot { version: 20 },
@@ -123,20 +163,47 @@ pub async fn list_by_range(store: &dyn BackupStore) {
         "{}: snapshot range",
         store.name()
     );
-    assert!(store.list(ArtifactKind::WalSegment, 0, u64::MAX).await.expect("list").is_empty());
+    assert!(
+        store
+            .list(ArtifactKind::WalSegment, 0, u64::MAX)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     for v in (10..=50).step_by(10) {
-        store.delete(ArtifactId::Delta { from: v, to: v + 10 }).await.expect("delete");
-        store.delete(ArtifactId::Snapshot { version: v }).await.expect("delete");
+        store
+            .delete(ArtifactId::Delta {
+                from: v,
+                to: v + 10,
+            })
+            .await
+            .expect("delete");
+        store
+            .delete(ArtifactId::Snapshot { version: v })
+            .await
+            .expect("delete");
     }
 }
 
 /// A deleted artifact is gone; deleting it again is fine.
 pub async fn delete(store: &dyn BackupStore) {
-    let id = ArtifactId::WalSegment { first: 100, last: 200 };
+    let id = ArtifactId::WalSegment {
+        first: 100,
+        last: 200,
+    };
     let r = store.put(id, payload(9, 64)).await.expect("put");
     store.delete(id).await.expect("delete");
-    store.delete(id).await.expect("deleting twice is not an error");
-    assert!(store.list(ArtifactKind::WalSegment, 100, 200).await.expect("list").is_empty());
+    store
+        .delete(id)
+        .await
+        .expect("deleting twice is not an error");
+    assert!(
+        store
+            .list(ArtifactKind::WalSegment, 100, 200)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     match store.get(&r).await {
         Err(Error::NotFound { .. }) => {}
         other => panic!("{}: get after delete: {other:?}", store.name()),
@@ -147,12 +214,17 @@ pub async fn delete(store: &dyn BackupStore) {
 /// and no update is lost.
 pub async fn manifest_commits(store: Arc<dyn BackupStore>) {
     let name = store.name();
-    assert!(store.read_manifest().await.expect("read").is_none(), "{name}: fresh repository has a manifest");
+    assert!(
+        store.read_manifest().await.expect("read").is_none(),
+        "{name}: fresh repository has a manifest"
+    );
     let mut m = Manifest::default();
     m.entries.push(entry("a", 1));
     assert_eq!(store.commit_manifest(0, &m).await.expect("first commit"), 1);
     match store.commit_manifest(0, &m).await {
-        Err(Error::Conflict { expected: 0, found, .. }) => assert_eq!(found, 1),
+        Err(Error::Conflict {
+            expected: 0, found, ..
+        }) => assert_eq!(found, 1),
         other => panic!("{name}: stale commit was not a conflict: {other:?}"),
     }
     let (g, back) = store.read_manifest().await.expect("read").expect("present");
@@ -161,7 +233,12 @@ pub async fn manifest_commits(store: Arc<dyn BackupStore>) {
     let mut m1 = back.clone();
     m1.entries.push(entry("b", 2));
     let mut m2 = back.clone();
-    m2.restore_points.push(RestorePoint { name: "p".into(), version: 1, created_us: 3, guaranteed: true });
+    m2.restore_points.push(RestorePoint {
+        name: "p".into(),
+        version: 1,
+        created_us: 3,
+        guaranteed: true,
+    });
     let (s1, s2) = (store.clone(), store.clone());
     let (r1, r2) = tokio::join!(
         tokio::spawn(async move { s1.commit_manifest(1, &m1).await.map(|g| (g, m1)) }),
@@ -172,38 +249,65 @@ pub async fn manifest_commits(store: Arc<dyn BackupStore>) {
         (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
         (a, b) => panic!("{name}: expected exactly one winner, got {a:?} and {b:?}"),
     };
-    assert!(matches!(loser, Error::Conflict { .. }), "{name}: loser got {loser:?}");
+    assert!(
+        matches!(loser, Error::Conflict { .. }),
+        "{name}: loser got {loser:?}"
+    );
     let (g, now) = store.read_manifest().await.expect("read").expect("present");
     assert_eq!(g, 2);
-    assert_eq!(now, winner.1, "{name}: the stored manifest is not the winner's");
+    assert_eq!(
+        now, winner.1,
+        "{name}: the stored manifest is not the winner's"
+    );
     // The loser retries on top of the winner: nothing lost.
     let mut retry = now.clone();
     retry.entries.push(entry("c", 3));
     assert_eq!(store.commit_manifest(2, &retry).await.expect("retry"), 3);
-    assert_eq!(store.read_manifest().await.expect("read").expect("present"), (3, retry));
+    assert_eq!(
+        store.read_manifest().await.expect("read").expect("present"),
+        (3, retry)
+    );
 }
 
 /// The lease excludes a second writer, names the holder, expires, and fences.
 pub async fn lease(store: &dyn BackupStore) {
     let name = store.name();
-    let l1 = store.acquire_lease("writer-1", 1_000, 60_000_000).await.expect("acquire");
+    let l1 = store
+        .acquire_lease("writer-1", 1_000, 60_000_000)
+        .await
+        .expect("acquire");
     assert_eq!(l1.holder, "writer-1");
     match store.acquire_lease("writer-2", 2_000, 60_000_000).await {
         Err(e @ Error::BackupInProgress { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("backup in progress") && msg.contains("writer-1"), "{name}: {msg}");
+            assert!(
+                msg.contains("backup in progress") && msg.contains("writer-1"),
+                "{name}: {msg}"
+            );
         }
         other => panic!("{name}: second writer got {other:?}"),
     }
     store.release_lease(&l1).await.expect("release");
-    let l2 = store.acquire_lease("writer-2", 3_000, 1_000).await.expect("free after release");
+    let l2 = store
+        .acquire_lease("writer-2", 3_000, 1_000)
+        .await
+        .expect("free after release");
     // expired: taken over
-    let l3 = store.acquire_lease("writer-3", 10_000, 60_000_000).await.expect("expired lease is taken over");
+    let l3 = store
+        .acquire_lease("writer-3", 10_000, 60_000_000)
+        .await
+        .expect("expired lease is taken over");
     assert_ne!(l2.token, l3.token);
     // the old holder's release must not free the new holder's lease
-    store.release_lease(&l2).await.expect("stale release is a no-op");
+    store
+        .release_lease(&l2)
+        .await
+        .expect("stale release is a no-op");
     assert!(
-        matches!(store.acquire_lease("writer-4", 20_000, 1_000).await, Err(Error::BackupInProgress { .. })),
+        matches!(
+            store.acquire_lease("writer-4", 20_000, 1_000).await,
+            Err(Error::BackupInProgress { .. })
+        ),
         "{name}: a stale release freed the current lease"
     );
     store.release_lease(&l3).await.expect("release");
@@ -211,15 +315,26 @@ pub async fn lease(store: &dyn BackupStore) {
 
 /// Bytes changed behind the store's back are detected on read, naming the artifact.
 pub async fn corruption(store: &dyn BackupStore, tamper: &dyn Tamper) {
-    let id = ArtifactId::Delta { from: 1000, to: 1001 };
+    let id = ArtifactId::Delta {
+        from: 1000,
+        to: 1001,
+    };
     let r = store.put(id, payload(5, 5000)).await.expect("put");
     tamper.tamper(&r).await;
     match store.get(&r).await {
         Err(e @ Error::Corrupt { .. }) => {
-            assert!(e.to_string().contains("delta 1000..1001"), "{}: {e}", store.name());
+            assert!(
+                e.to_string().contains("delta 1000..1001"),
+                "{}: {e}",
+                store.name()
+            );
             assert!(e.is_corruption() && !e.is_retryable());
         }
-        other => panic!("{}: tampered artifact was not detected: {:?}", store.name(), other.map(|b| b.len())),
+        other => panic!(
+            "{}: tampered artifact was not detected: {:?}",
+            store.name(),
+            other.map(|b| b.len())
+        ),
     }
     store.delete(id).await.expect("cleanup");
 }

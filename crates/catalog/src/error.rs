@@ -19,7 +19,9 @@ pub enum Error {
         what: String,
     },
     /// Someone else committed the manifest first.
-    #[error("{store}: catalog commit conflict: expected generation {expected}, the store is at {found}")]
+    #[error(
+        "{store}: catalog commit conflict: expected generation {expected}, the store is at {found}"
+    )]
     Conflict {
         /// Which store.
         store: String,
@@ -29,7 +31,9 @@ pub enum Error {
         found: u64,
     },
     /// Another backup writer holds the repository's lease.
-    #[error("{store}: backup in progress, held by {holder} since {since_us} (µs since the epoch; lease expires at {expires_us})")]
+    #[error(
+        "{store}: backup in progress, held by {holder} since {since_us} (µs since the epoch; lease expires at {expires_us})"
+    )]
     BackupInProgress {
         /// Which store.
         store: String,

@@ -138,7 +138,11 @@ impl Manifest {
     /// The stored form at `generation`.
     pub fn encode(&self, generation: u64) -> Vec<u8> {
         let body = serde_json::to_vec_pretty(self).expect("a manifest always serialises");
-        let mut out = format!("{MAGIC} {generation} {}\n", blake3_hex(blake3::hash(&body).as_bytes())).into_bytes();
+        let mut out = format!(
+            "{MAGIC} {generation} {}\n",
+            blake3_hex(blake3::hash(&body).as_bytes())
+        )
+        .into_bytes();
         out.extend_from_slice(&body);
         out
     }
@@ -154,7 +158,8 @@ impl Manifest {
             .iter()
             .position(|&b| b == b'\n')
             .ok_or_else(|| bad("no header line".into()))?;
-        let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| bad("header is not UTF-8".into()))?;
+        let header =
+            std::str::from_utf8(&bytes[..nl]).map_err(|_| bad("header is not UTF-8".into()))?;
         let rest = header
             .strip_prefix(MAGIC)
             .ok_or_else(|| bad(format!("unknown header {header:?}")))?;
@@ -167,7 +172,9 @@ impl Manifest {
         let body = &bytes[nl + 1..];
         let actual = blake3_hex(blake3::hash(body).as_bytes());
         if actual != hash {
-            return Err(bad(format!("body blake3 {actual} does not match the header's {hash}")));
+            return Err(bad(format!(
+                "body blake3 {actual} does not match the header's {hash}"
+            )));
         }
         let m = serde_json::from_slice(body).map_err(|e| bad(format!("JSON: {e}")))?;
         Ok((generation, m))

@@ -51,7 +51,11 @@ pub trait BackupStore: Send + Sync + Debug {
 #[async_trait]
 pub trait BackupStoreExt: BackupStore {
     /// Copies one artifact into `dst`, verified on both ends.
-    async fn copy_artifact_to(&self, r: &ArtifactRef, dst: &dyn BackupStore) -> Result<ArtifactRef> {
+    async fn copy_artifact_to(
+        &self,
+        r: &ArtifactRef,
+        dst: &dyn BackupStore,
+    ) -> Result<ArtifactRef> {
         let bytes = self.get(r).await?;
         let copied = dst.put(r.id, bytes).await?;
         debug_assert_eq!(copied.blake3, r.blake3);

@@ -36,7 +36,9 @@ impl StoreArchiver {
 impl Archiver for StoreArchiver {
     fn archive(&self, s: &SealedSegment, bytes: &[u8]) -> Result<(), ArchiveError> {
         let id = Self::to_ref(s).id;
-        let r = self.rt.block_on(self.store.put(id, Bytes::copy_from_slice(bytes)))?;
+        let r = self
+            .rt
+            .block_on(self.store.put(id, Bytes::copy_from_slice(bytes)))?;
         if r.blake3 != s.blake3 {
             return Err("the store hashed the segment differently".into());
         }
@@ -45,12 +47,18 @@ impl Archiver for StoreArchiver {
 
     fn contains(&self, s: &SealedSegment) -> Result<bool, ArchiveError> {
         let want = Self::to_ref(s);
-        let listed = self.rt.block_on(self.store.list(ArtifactKind::WalSegment, s.first_version, s.last_version))?;
+        let listed = self.rt.block_on(self.store.list(
+            ArtifactKind::WalSegment,
+            s.first_version,
+            s.last_version,
+        ))?;
         Ok(listed.contains(&want))
     }
 
     fn list(&self) -> Result<Vec<SealedSegment>, ArchiveError> {
-        let listed = self.rt.block_on(self.store.list(ArtifactKind::WalSegment, 0, u64::MAX))?;
+        let listed = self
+            .rt
+            .block_on(self.store.list(ArtifactKind::WalSegment, 0, u64::MAX))?;
         Ok(listed
             .into_iter()
             .filter_map(|r| match r.id {

@@ -9,22 +9,78 @@
 use std::sync::Arc;
 
 use arrow_array::{Array, FixedSizeBinaryArray, RecordBatch, RecordBatchIterator, UInt16Array};
-use bindspace_catalog::{Error, Result};
+use bindspace_catalog::{BackupStore, Error, Result};
 use bindspace_core::le::{copy_bytes_to_words, words_as_bytes};
 use bindspace_core::{Addr, BindSpace, Fingerprint, SchemaVersion};
 use lance::dataset::{Dataset, WriteMode, WriteParams, builder::DatasetBuilder};
-use lance::io::ObjectStoreParams;
+use lance::session::Session;
+use lance_io::object_store::{
+    ObjectStore as LanceObjectStore, ObjectStoreParams, ObjectStoreProvider, ObjectStoreRegistry,
+};
+use lance_table::io::commit::{CommitHandler, ConditionalPutCommitHandler};
+use object_store::path::Path;
 
 use crate::ObjectBackupStore;
 
 const META_SPACE_VERSION: &str = "bindspace.version";
 const META_SCHEMA: &str = "bindspace.schema";
 
+/// URI scheme under which our own object store is registered with lance.
+const SCHEME: &str = "bindspace";
+
+/// Hands lance the repository's `Arc<dyn ObjectStore>` (lance's recommended way to use a
+/// store it did not build), rooted at the repository.
+#[derive(Debug)]
+struct RepoProvider {
+    store: Arc<dyn object_store::ObjectStore>,
+    root: Path,
+    tag: String,
+}
+
+#[async_trait::async_trait]
+impl ObjectStoreProvider for RepoProvider {
+    async fn new_store(
+        &self,
+        base: url::Url,
+        params: &ObjectStoreParams,
+    ) -> lance::Result<LanceObjectStore> {
+        Ok(LanceObjectStore::new(
+            Arc::clone(&self.store),
+            base,
+            params.block_size,
+            None,
+            false,
+            true,
+            8,
+            3,
+            None,
+        ))
+    }
+
+    fn extract_path(&self, url: &url::Url) -> lance::Result<Path> {
+        let mut p = self.root.clone();
+        for part in url.path().split('/').filter(|s| !s.is_empty()) {
+            p = p.join(part);
+        }
+        Ok(p)
+    }
+
+    fn calculate_object_store_prefix(
+        &self,
+        _url: &url::Url,
+        _opts: Option<&std::collections::HashMap<String, String>>,
+    ) -> lance::Result<String> {
+        Ok(format!("{SCHEME}${}", self.tag))
+    }
+}
+
 /// The Lance snapshot dataset of a repository.
 #[derive(Debug, Clone)]
 pub struct LanceSnapshots {
     store: ObjectBackupStore,
     uri: String,
+    session: Arc<Session>,
+    commit: Arc<dyn CommitHandler>,
 }
 
 /// One snapshot in the dataset.
@@ -67,47 +123,50 @@ fn parse_schema(s: &str) -> Option<SchemaVersion> {
 impl LanceSnapshots {
     /// The dataset `snapshots.lance` under the store's root.
     pub fn new(store: &ObjectBackupStore) -> Self {
-        let base = store.name();
-        let uri = format!("{}/snapshots.lance", base.trim_end_matches('/'));
+        let registry = ObjectStoreRegistry::default();
+        registry.insert(
+            SCHEME,
+            Arc::new(RepoProvider {
+                store: store.object_store(),
+                root: store.root().clone(),
+                tag: store.name(),
+            }),
+        );
         LanceSnapshots {
             store: store.clone(),
-            uri,
+            uri: format!("{SCHEME}://repository/snapshots.lance"),
+            session: Arc::new(Session::new(0, 0, Arc::new(registry))),
+            // put-if-absent of the next manifest: supported by every object_store backend
+            commit: Arc::new(ConditionalPutCommitHandler),
         }
     }
 
-    /// The dataset URI.
-    pub fn uri(&self) -> &str {
-        &self.uri
-    }
-
-    #[allow(deprecated)] // the one way to hand lance our own Arc<dyn ObjectStore>
-    fn params(&self) -> Result<ObjectStoreParams> {
-        let url = url::Url::parse(&self.uri).map_err(|e| Error::Invalid {
-            store: self.store.name(),
-            detail: format!("dataset URI {}: {e}", self.uri),
-        })?;
-        Ok(ObjectStoreParams {
-            object_store: Some((self.store.object_store(), url)),
-            ..ObjectStoreParams::default()
-        })
+    /// Where the dataset lives: `snapshots.lance` under the repository root.
+    pub fn location(&self) -> String {
+        format!(
+            "{}/snapshots.lance",
+            self.store.name().trim_end_matches('/')
+        )
     }
 
     async fn open(&self, version: Option<u64>) -> Result<Dataset> {
-        let mut b = DatasetBuilder::from_uri(&self.uri).with_store_params(self.params()?);
+        let mut b = DatasetBuilder::from_uri(&self.uri)
+            .with_session(Arc::clone(&self.session))
+            .with_commit_handler(Arc::clone(&self.commit));
         if let Some(v) = version {
             b = b.with_version(v);
         }
         b.load().await.map_err(|e| match e {
             lance::Error::DatasetNotFound { .. } => Error::NotFound {
                 store: self.store.name(),
-                what: format!("lance dataset {}", self.uri),
+                what: format!("lance dataset {}", self.location()),
             },
             e => lance_err(&self.store.name(), "open", e),
         })
     }
 
     /// Writes `space` as a new dataset version; returns it.
-    #[tracing::instrument(skip_all, fields(uri = %self.uri, version = space.version()))]
+    #[tracing::instrument(skip_all, fields(store = %self.store.name(), version = space.version()))]
     pub async fn write(&self, space: &BindSpace) -> Result<LanceSnapshot> {
         let words = space.words();
         let n = space.address_space();
@@ -132,24 +191,32 @@ impl LanceSnapshots {
         let schema = Arc::new(
             arrow_schema::Schema::new(vec![
                 arrow_schema::Field::new("addr", arrow_schema::DataType::UInt16, false),
-                arrow_schema::Field::new("fingerprint", arrow_schema::DataType::FixedSizeBinary((words * 8) as i32), true),
+                arrow_schema::Field::new(
+                    "fingerprint",
+                    arrow_schema::DataType::FixedSizeBinary((words * 8) as i32),
+                    true,
+                ),
             ])
             .with_metadata(meta),
         );
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(addrs), Arc::new(fps)]).map_err(|e| {
-            Error::Invalid {
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(addrs), Arc::new(fps)])
+            .map_err(|e| Error::Invalid {
                 store: self.store.name(),
                 detail: format!("arrow: {e}"),
-            }
-        })?;
+            })?;
         let exists = match self.open(None).await {
             Ok(_) => true,
             Err(Error::NotFound { .. }) => false,
             Err(e) => return Err(e),
         };
         let params = WriteParams {
-            mode: if exists { WriteMode::Overwrite } else { WriteMode::Create },
-            store_params: Some(self.params()?),
+            mode: if exists {
+                WriteMode::Overwrite
+            } else {
+                WriteMode::Create
+            },
+            session: Some(Arc::clone(&self.session)),
+            commit_handler: Some(Arc::clone(&self.commit)),
             ..WriteParams::default()
         };
         let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
@@ -169,7 +236,10 @@ impl LanceSnapshots {
             Err(Error::NotFound { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let versions = ds.versions().await.map_err(|e| lance_err(&self.store.name(), "versions", e))?;
+        let versions = ds
+            .versions()
+            .await
+            .map_err(|e| lance_err(&self.store.name(), "versions", e))?;
         let mut out = Vec::new();
         for v in versions {
             let at = self.open(Some(v.version)).await?;
@@ -188,7 +258,7 @@ impl LanceSnapshots {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| Error::BadManifest {
                 store: self.store.name(),
-                what: self.uri.clone(),
+                what: self.location(),
                 detail: "dataset version without bindspace.version metadata".into(),
             })
     }
@@ -200,13 +270,13 @@ impl LanceSnapshots {
             .and_then(|s| parse_schema(s))
             .ok_or_else(|| Error::BadManifest {
                 store: self.store.name(),
-                what: self.uri.clone(),
+                what: self.location(),
                 detail: "dataset version without bindspace.schema metadata".into(),
             })
     }
 
     /// Reads dataset version `dataset_version` back into a BindSpace.
-    #[tracing::instrument(skip(self), fields(uri = %self.uri))]
+    #[tracing::instrument(skip(self), fields(store = %self.store.name()))]
     pub async fn restore(&self, dataset_version: u64) -> Result<BindSpace> {
         use futures::TryStreamExt;
         let ds = self.open(Some(dataset_version)).await?;
@@ -227,16 +297,18 @@ impl LanceSnapshots {
         for b in &batches {
             let (addrs, fps) = columns(b).ok_or_else(|| Error::BadManifest {
                 store: self.store.name(),
-                what: self.uri.clone(),
+                what: self.location(),
                 detail: "unexpected columns".into(),
             })?;
             for i in 0..b.num_rows() {
                 if fps.is_valid(i) {
                     copy_bytes_to_words(fps.value(i), &mut fp);
-                    space.write(Addr(addrs.value(i)), &fp).map_err(|e| Error::Invalid {
-                        store: self.store.name(),
-                        detail: e.to_string(),
-                    })?;
+                    space
+                        .write(Addr(addrs.value(i)), &fp)
+                        .map_err(|e| Error::Invalid {
+                            store: self.store.name(),
+                            detail: e.to_string(),
+                        })?;
                 }
             }
         }
@@ -246,7 +318,7 @@ impl LanceSnapshots {
 
     /// The fingerprint at `addr` in dataset version `dataset_version`, by random access
     /// to one row.
-    #[tracing::instrument(skip(self), fields(uri = %self.uri))]
+    #[tracing::instrument(skip(self), fields(store = %self.store.name()))]
     pub async fn read(&self, dataset_version: u64, addr: Addr) -> Result<Option<Fingerprint>> {
         let ds = self.open(Some(dataset_version)).await?;
         let schema = self.schema_of(&ds)?;
@@ -259,13 +331,13 @@ impl LanceSnapshots {
             .map_err(|e| lance_err(&self.store.name(), "take", e))?;
         let (addrs, fps) = columns(&b).ok_or_else(|| Error::BadManifest {
             store: self.store.name(),
-            what: self.uri.clone(),
+            what: self.location(),
             detail: "unexpected columns".into(),
         })?;
         if b.num_rows() != 1 || addrs.value(0) != addr.0 {
             return Err(Error::BadManifest {
                 store: self.store.name(),
-                what: self.uri.clone(),
+                what: self.location(),
                 detail: format!("row {} does not hold address {addr}", addr.index()),
             });
         }
@@ -279,7 +351,13 @@ impl LanceSnapshots {
 }
 
 fn columns(b: &RecordBatch) -> Option<(&UInt16Array, &FixedSizeBinaryArray)> {
-    let addrs = b.column_by_name("addr")?.as_any().downcast_ref::<UInt16Array>()?;
-    let fps = b.column_by_name("fingerprint")?.as_any().downcast_ref::<FixedSizeBinaryArray>()?;
+    let addrs = b
+        .column_by_name("addr")?
+        .as_any()
+        .downcast_ref::<UInt16Array>()?;
+    let fps = b
+        .column_by_name("fingerprint")?
+        .as_any()
+        .downcast_ref::<FixedSizeBinaryArray>()?;
     Some((addrs, fps))
 }

@@ -72,7 +72,12 @@ fn dir_of(kind: ArtifactKind) -> &'static str {
 impl ObjectBackupStore {
     /// A store over `os`, with the repository at `root` inside it; `url` names it in
     /// messages.
-    pub fn new(os: Arc<dyn ObjectStore>, root: Path, url: impl Into<String>, opts: StoreOptions) -> Self {
+    pub fn new(
+        os: Arc<dyn ObjectStore>,
+        root: Path,
+        url: impl Into<String>,
+        opts: StoreOptions,
+    ) -> Self {
         ObjectBackupStore {
             os,
             root,
@@ -102,7 +107,9 @@ impl ObjectBackupStore {
             // from_env reads AWS_*; explicit options win.
             let mut b = AmazonS3Builder::from_env().with_url(url);
             for (k, v) in &opts.client_options {
-                let key: AmazonS3ConfigKey = k.parse().map_err(|e: object_store::Error| invalid(e.to_string()))?;
+                let key: AmazonS3ConfigKey = k
+                    .parse()
+                    .map_err(|e: object_store::Error| invalid(e.to_string()))?;
                 b = b.with_config(key, v.clone());
             }
             let retry = object_store::RetryConfig {
@@ -110,16 +117,23 @@ impl ObjectBackupStore {
                 retry_timeout: opts.op_timeout,
                 ..object_store::RetryConfig::default()
             };
-            let s3 = b.with_retry(retry).build().map_err(|e| invalid(e.to_string()))?;
-            let root = Path::parse(parsed.path().trim_start_matches('/')).map_err(|e| invalid(e.to_string()))?;
+            let s3 = b
+                .with_retry(retry)
+                .build()
+                .map_err(|e| invalid(e.to_string()))?;
+            let root = Path::parse(parsed.path().trim_start_matches('/'))
+                .map_err(|e| invalid(e.to_string()))?;
             return Ok(Self::new(Arc::new(s3), root, url, opts));
         }
         let mut options: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+            .filter(|(k, _)| {
+                k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_")
+            })
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
         options.extend(opts.client_options.iter().cloned());
-        let (os, root) = object_store::parse_url_opts(&parsed, options).map_err(|e| invalid(e.to_string()))?;
+        let (os, root) =
+            object_store::parse_url_opts(&parsed, options).map_err(|e| invalid(e.to_string()))?;
         Ok(Self::new(Arc::from(os), root, url, opts))
     }
 
@@ -148,7 +162,12 @@ impl ObjectBackupStore {
     }
 
     fn artifact_path(&self, r: &ArtifactRef) -> Path {
-        self.path(&format!("{}/{}.{}", dir_of(r.id.kind()), r.id.key_name(), blake3_hex(&r.blake3)))
+        self.path(&format!(
+            "{}/{}.{}",
+            dir_of(r.id.kind()),
+            r.id.key_name(),
+            blake3_hex(&r.blake3)
+        ))
     }
 
     /// Runs one store operation under the operation timeout, in a tracing span.
@@ -221,7 +240,9 @@ impl ObjectBackupStore {
                     .map_err(|e| unavailable(&self.url, "upload part", e))?;
                 at = end;
             }
-            up.complete().await.map_err(|e| unavailable(&self.url, "complete multipart upload", e))?;
+            up.complete()
+                .await
+                .map_err(|e| unavailable(&self.url, "complete multipart upload", e))?;
             Ok(())
         }
         .await;
@@ -248,7 +269,10 @@ impl ObjectBackupStore {
 
     async fn get_raw(&self, path: &Path, what: &str) -> Result<Bytes> {
         match self.os.get(path).await {
-            Ok(r) => r.bytes().await.map_err(|e| unavailable(&self.url, &format!("read {what}"), e)),
+            Ok(r) => r
+                .bytes()
+                .await
+                .map_err(|e| unavailable(&self.url, &format!("read {what}"), e)),
             Err(object_store::Error::NotFound { .. }) => Err(Error::NotFound {
                 store: self.url.clone(),
                 what: what.to_owned(),
@@ -265,7 +289,10 @@ impl ObjectBackupStore {
         };
         match self.os.put_opts(path, PutPayload::from(bytes), opts).await {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
             Err(e) => Err(unavailable(&self.url, &format!("create {what}"), e)),
         }
     }
@@ -285,9 +312,14 @@ impl ObjectBackupStore {
             })
             .collect();
         seqs.sort_unstable();
-        let Some(&(seq, _)) = seqs.last() else { return Ok(None) };
+        let Some(&(seq, _)) = seqs.last() else {
+            return Ok(None);
+        };
         let released = seqs.contains(&(seq, true));
-        let lease = match self.get_raw(&self.path(&format!("locks/backup-{seq:020}")), "lease").await {
+        let lease = match self
+            .get_raw(&self.path(&format!("locks/backup-{seq:020}")), "lease")
+            .await
+        {
             Ok(b) => Lease::from_json(&b),
             Err(Error::NotFound { .. }) => None,
             Err(e) => return Err(e),
@@ -323,7 +355,9 @@ impl BackupStore for ObjectBackupStore {
 
     async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
         self.timed(&format!("get {}", r.id), async {
-            let bytes = self.get_raw(&self.artifact_path(r), &r.id.to_string()).await?;
+            let bytes = self
+                .get_raw(&self.artifact_path(r), &r.id.to_string())
+                .await?;
             r.verify(&self.url, &bytes)?;
             Ok(bytes)
         })
@@ -332,7 +366,12 @@ impl BackupStore for ObjectBackupStore {
 
     async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>> {
         self.timed("list", async {
-            Ok(self.list_refs(kind).await?.into_iter().filter(|r| r.id.overlaps(lo, hi)).collect())
+            Ok(self
+                .list_refs(kind)
+                .await?
+                .into_iter()
+                .filter(|r| r.id.overlaps(lo, hi))
+                .collect())
         })
         .await
     }
@@ -354,7 +393,9 @@ impl BackupStore for ObjectBackupStore {
 
     async fn read_manifest(&self) -> Result<Option<(u64, Manifest)>> {
         self.timed("read manifest", async {
-            let Some(&g) = self.generations().await?.last() else { return Ok(None) };
+            let Some(&g) = self.generations().await?.last() else {
+                return Ok(None);
+            };
             let what = format!("manifest-{g:020}");
             let bytes = self.get_raw(&self.manifest_path(g), &what).await?;
             let (stored_g, m) = Manifest::decode(&self.url, &what, &bytes)?;
@@ -381,7 +422,10 @@ impl BackupStore for ObjectBackupStore {
                 });
             }
             let next = expected + 1;
-            if !self.create(&self.manifest_path(next), manifest.encode(next), "manifest").await? {
+            if !self
+                .create(&self.manifest_path(next), manifest.encode(next), "manifest")
+                .await?
+            {
                 return Err(Error::Conflict {
                     store: self.url.clone(),
                     expected,
@@ -389,7 +433,12 @@ impl BackupStore for ObjectBackupStore {
                 });
             }
             // Keep the last 16 generations; older ones are history nobody reads.
-            for g in self.generations().await?.into_iter().filter(|&g| g + 16 <= next) {
+            for g in self
+                .generations()
+                .await?
+                .into_iter()
+                .filter(|&g| g + 16 <= next)
+            {
                 let _ = self.os.delete(&self.manifest_path(g)).await;
             }
             Ok(next)
@@ -418,7 +467,14 @@ impl BackupStore for ObjectBackupStore {
                 expires_us: now_us.saturating_add(ttl_us),
                 token: format!("{seq:020}"),
             };
-            if !self.create(&self.path(&format!("locks/backup-{seq:020}")), lease.to_json(), "lease").await? {
+            if !self
+                .create(
+                    &self.path(&format!("locks/backup-{seq:020}")),
+                    lease.to_json(),
+                    "lease",
+                )
+                .await?
+            {
                 // Someone took this sequence number first.
                 let (holder, since_us, expires_us) = match self.newest_lease().await? {
                     Some((_, Some(l), _)) => (l.holder, l.since_us, l.expires_us),
@@ -442,8 +498,12 @@ impl BackupStore for ObjectBackupStore {
             if let Some((seq, _, false)) = self.newest_lease().await?
                 && format!("{seq:020}") == lease.token
             {
-                self.create(&self.path(&format!("locks/backup-{seq:020}.released")), Vec::new(), "lease release")
-                    .await?;
+                self.create(
+                    &self.path(&format!("locks/backup-{seq:020}.released")),
+                    Vec::new(),
+                    "lease release",
+                )
+                .await?;
             }
             Ok(())
         })

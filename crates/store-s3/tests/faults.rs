@@ -20,19 +20,26 @@ struct Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A private moto server with bucket `faults`, or `None` (skip) when unavailable.
 fn moto() -> Option<Moto> {
-    let bin = bindspace_catalog::conformance::service_env("BINDSPACE_MOTO_SERVER", "moto_server binary")?;
+    let bin =
+        bindspace_catalog::conformance::service_env("BINDSPACE_MOTO_SERVER", "moto_server binary")?;
     let port = free_port();
     let child = Command::new(bin)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -53,7 +60,11 @@ fn moto() -> Option<Moto> {
 fn create_bucket(port: u16) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "PUT /faults HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "PUT /faults HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
@@ -72,7 +83,6 @@ fn store(port: u16, op_timeout: Duration) -> ObjectBackupStore {
             ("aws_secret_access_key".into(), "testing".into()),
             ("aws_region".into(), "us-east-1".into()),
         ],
-        ..StoreOptions::default()
     };
     ObjectBackupStore::from_url("s3://faults/repo", opts).unwrap()
 }
@@ -94,13 +104,18 @@ async fn proxy(upstream: u16) -> Proxy {
     let (up2, budget2) = (up.clone(), budget.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((mut client, _)) = listener.accept().await else { return };
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
             if !up2.load(Ordering::SeqCst) {
                 continue; // dropped: connection refused/reset
             }
             let (up3, budget3) = (up2.clone(), budget2.clone());
             tokio::spawn(async move {
-                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else { return };
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
                 let (mut cr, mut cw) = client.split();
                 let (mut sr, mut sw) = server.split();
                 let c2s = async {
@@ -141,7 +156,10 @@ async fn proxy(upstream: u16) -> Proxy {
 }
 
 fn big(seed: u8) -> bytes::Bytes {
-    (0..(20usize << 20)).map(|i| (i as u8) ^ seed).collect::<Vec<u8>>().into()
+    (0..(20usize << 20))
+        .map(|i| (i as u8) ^ seed)
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,29 +169,63 @@ async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
     let through = store(p.port, Duration::from_secs(20));
     let direct = store(m.port, Duration::from_secs(20));
     // A good backup first: artifact + catalog generation 1.
-    let r1 = through.put(ArtifactId::Snapshot { version: 1 }, big(1)).await.unwrap();
+    let r1 = through
+        .put(ArtifactId::Snapshot { version: 1 }, big(1))
+        .await
+        .unwrap();
     let mut m1 = Manifest::default();
-    m1.restore_points.push(bindspace_catalog::RestorePoint { name: "good".into(), version: 1, created_us: 0, guaranteed: false });
+    m1.restore_points.push(bindspace_catalog::RestorePoint {
+        name: "good".into(),
+        version: 1,
+        created_us: 0,
+        guaranteed: false,
+    });
     assert_eq!(through.commit_manifest(0, &m1).await.unwrap(), 1);
     // The next backup's upload dies 8 MiB in: the server "stops".
     p.budget.store(8 << 20, Ordering::SeqCst);
     let started = Instant::now();
-    let err = through.put(ArtifactId::Snapshot { version: 2 }, big(2)).await.unwrap_err();
-    println!("upload during the outage failed after {:.1?}: {err}", started.elapsed());
-    assert!(err.is_retryable(), "a stopped server is a retryable failure: {err:?}");
-    assert!(err.to_string().contains("faults/repo") || err.to_string().contains("s3://"), "error names the store: {err}");
+    let err = through
+        .put(ArtifactId::Snapshot { version: 2 }, big(2))
+        .await
+        .unwrap_err();
+    println!(
+        "upload during the outage failed after {:.1?}: {err}",
+        started.elapsed()
+    );
+    assert!(
+        err.is_retryable(),
+        "a stopped server is a retryable failure: {err:?}"
+    );
+    assert!(
+        err.to_string().contains("faults/repo") || err.to_string().contains("s3://"),
+        "error names the store: {err}"
+    );
     // While it is down, the catalog cannot be read through it either, but it was never
     // touched: the direct path shows generation 1 and the good artifact only.
     assert!(through.read_manifest().await.is_err());
-    assert_eq!(direct.read_manifest().await.unwrap().unwrap(), (1, m1.clone()));
-    let snaps = direct.list(bindspace_catalog::ArtifactKind::Snapshot, 0, u64::MAX).await.unwrap();
+    assert_eq!(
+        direct.read_manifest().await.unwrap().unwrap(),
+        (1, m1.clone())
+    );
+    let snaps = direct
+        .list(bindspace_catalog::ArtifactKind::Snapshot, 0, u64::MAX)
+        .await
+        .unwrap();
     assert_eq!(snaps, vec![r1], "no partial artifact is visible");
     // The server comes back: the retry completes and commits.
     p.budget.store(u64::MAX, Ordering::SeqCst);
     p.up.store(true, Ordering::SeqCst);
-    let r2 = through.put(ArtifactId::Snapshot { version: 2 }, big(2)).await.unwrap();
+    let r2 = through
+        .put(ArtifactId::Snapshot { version: 2 }, big(2))
+        .await
+        .unwrap();
     let mut m2 = m1.clone();
-    m2.restore_points.push(bindspace_catalog::RestorePoint { name: "retried".into(), version: 2, created_us: 0, guaranteed: false });
+    m2.restore_points.push(bindspace_catalog::RestorePoint {
+        name: "retried".into(),
+        version: 2,
+        created_us: 0,
+        guaranteed: false,
+    });
     assert_eq!(through.commit_manifest(1, &m2).await.unwrap(), 2);
     assert_eq!(direct.get(&r2).await.unwrap(), big(2));
 }
@@ -182,19 +234,55 @@ async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
 async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
     let Some(m) = moto() else { return };
     let s = store(m.port, Duration::from_secs(2));
-    s.put(ArtifactId::Delta { from: 1, to: 2 }, bytes::Bytes::from_static(b"before")).await.unwrap();
-    assert!(Command::new("kill").args(["-STOP", &m.child.id().to_string()]).status().unwrap().success());
+    s.put(
+        ArtifactId::Delta { from: 1, to: 2 },
+        bytes::Bytes::from_static(b"before"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &m.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let started = Instant::now();
     let err = s.read_manifest().await.unwrap_err();
     let took = started.elapsed();
     println!("frozen server: {err} after {took:.1?}");
-    assert!(matches!(err, Error::Timeout { .. } | Error::Unavailable { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Timeout { .. } | Error::Unavailable { .. }),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
-    assert!(took < Duration::from_secs(10), "took {took:?}: the timeout did not fire");
-    let err = s.put(ArtifactId::Delta { from: 2, to: 3 }, bytes::Bytes::from_static(b"during")).await.unwrap_err();
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?}: the timeout did not fire"
+    );
+    let err = s
+        .put(
+            ArtifactId::Delta { from: 2, to: 3 },
+            bytes::Bytes::from_static(b"during"),
+        )
+        .await
+        .unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
-    assert!(Command::new("kill").args(["-CONT", &m.child.id().to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &m.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     // thawed: works again
-    let listed = s.list(bindspace_catalog::ArtifactKind::Delta, 0, u64::MAX).await.unwrap();
-    assert!(listed.iter().any(|r| r.id == ArtifactId::Delta { from: 1, to: 2 }));
+    let listed = s
+        .list(bindspace_catalog::ArtifactKind::Delta, 0, u64::MAX)
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|r| r.id == ArtifactId::Delta { from: 1, to: 2 })
+    );
 }

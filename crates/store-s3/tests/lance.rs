@@ -29,13 +29,28 @@ async fn three_versions(url: &str) {
     assert_eq!(listed, written.iter().map(|(s, _)| *s).collect::<Vec<_>>());
     for (snap, expected) in &written {
         let restored = lance.restore(snap.dataset_version).await.unwrap();
-        assert_eq!(&restored, expected, "dataset version {}", snap.dataset_version);
+        assert_eq!(
+            &restored, expected,
+            "dataset version {}",
+            snap.dataset_version
+        );
         for a in [0u16, 1, 77, 4095, 65535] {
             let got = lance.read(snap.dataset_version, Addr(a)).await.unwrap();
-            assert_eq!(got.as_deref(), restored.read(Addr(a)), "addr {a} at {}", snap.dataset_version);
+            assert_eq!(
+                got.as_deref(),
+                restored.read(Addr(a)),
+                "addr {a} at {}",
+                snap.dataset_version
+            );
         }
         let occupied = restored.iter().next().unwrap().0;
-        assert!(lance.read(snap.dataset_version, occupied).await.unwrap().is_some());
+        assert!(
+            lance
+                .read(snap.dataset_version, occupied)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }
 
@@ -43,11 +58,15 @@ async fn three_versions(url: &str) {
 async fn lance_snapshots_on_a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
     three_versions(&format!("file://{}", dir.path().display())).await;
+    // the dataset went through the repository's own object store, under its root
+    assert!(dir.path().join("snapshots.lance").is_dir());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lance_snapshots_on_the_s3_server() {
-    let Some(base) = bindspace_catalog::conformance::service_env("BINDSPACE_TEST_S3_URL", "an S3 server") else {
+    let Some(base) =
+        bindspace_catalog::conformance::service_env("BINDSPACE_TEST_S3_URL", "an S3 server")
+    else {
         return;
     };
     three_versions(&format!("{base}/lance-{}", std::process::id())).await;

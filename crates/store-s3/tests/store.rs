@@ -38,12 +38,21 @@ fn rand_suffix() -> u64 {
 
 /// The S3 test server's URL with a fresh prefix, or `None` (skip) outside xtask/CI.
 fn s3_url(test: &str) -> Option<String> {
-    let base = bindspace_catalog::conformance::service_env("BINDSPACE_TEST_S3_URL", "an S3 server")?;
+    let base =
+        bindspace_catalog::conformance::service_env("BINDSPACE_TEST_S3_URL", "an S3 server")?;
     Some(format!("{}/{}", base.trim_end_matches('/'), unique(test)))
 }
 
 async fn conformance_on(url: &str, big: usize) {
-    let store = ObjectBackupStore::from_url(url, StoreOptions { multipart_threshold: 6 << 20, part_size: 5 << 20, ..StoreOptions::default() }).unwrap();
+    let store = ObjectBackupStore::from_url(
+        url,
+        StoreOptions {
+            multipart_threshold: 6 << 20,
+            part_size: 5 << 20,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let tamper = FlipByte(store.clone());
     conformance::run(Arc::new(store), &tamper, big).await;
 }
@@ -61,7 +70,9 @@ async fn conformance_local_directory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_s3_server() {
-    let Some(url) = s3_url("conformance") else { return };
+    let Some(url) = s3_url("conformance") else {
+        return;
+    };
     // 13 MiB: a three-part multipart upload
     conformance_on(&url, 13 << 20).await;
 }
@@ -70,7 +81,11 @@ async fn conformance_s3_server() {
 async fn a_local_backup_copied_to_s3_restores_byte_identical() {
     let Some(url) = s3_url("cross") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let local = ObjectBackupStore::from_url(&format!("file://{}", dir.path().display()), StoreOptions::default()).unwrap();
+    let local = ObjectBackupStore::from_url(
+        &format!("file://{}", dir.path().display()),
+        StoreOptions::default(),
+    )
+    .unwrap();
     let s3 = ObjectBackupStore::from_url(&url, StoreOptions::default()).unwrap();
     // a real chain: full snapshot + two deltas
     use bindspace_core::{SchemaVersion, snapshot, workload::Workload};
@@ -78,27 +93,56 @@ async fn a_local_backup_copied_to_s3_restores_byte_identical() {
     let mut w = Workload::new(3, schema);
     let mut space = w.filled_space(0.3).unwrap();
     let full = snapshot::encode(&space, 0);
-    local.put(ArtifactId::Snapshot { version: space.version() }, full.into()).await.unwrap();
+    local
+        .put(
+            ArtifactId::Snapshot {
+                version: space.version(),
+            },
+            full.into(),
+        )
+        .await
+        .unwrap();
     let mut deltas = vec![];
     for _ in 0..2 {
         let mark = space.mark();
         w.run(&mut space, 500).unwrap();
         let d = bindspace_xor_delta::compute_dirty(&space, &mark, 0).unwrap();
-        local.put(ArtifactId::Delta { from: d.from_version, to: d.to_version }, bindspace_xor_delta::encode(&d).into()).await.unwrap();
+        local
+            .put(
+                ArtifactId::Delta {
+                    from: d.from_version,
+                    to: d.to_version,
+                },
+                bindspace_xor_delta::encode(&d).into(),
+            )
+            .await
+            .unwrap();
         deltas.push(d);
     }
     assert_eq!(local.copy_all_to(&s3).await.unwrap(), 3);
     // restore from S3 alone
-    let snaps = s3.list(bindspace_catalog::ArtifactKind::Snapshot, 0, u64::MAX).await.unwrap();
-    let mut restored = snapshot::decode(&s3.get(&snaps[0]).await.unwrap()).unwrap().space;
-    for r in s3.list(bindspace_catalog::ArtifactKind::Delta, 0, u64::MAX).await.unwrap() {
+    let snaps = s3
+        .list(bindspace_catalog::ArtifactKind::Snapshot, 0, u64::MAX)
+        .await
+        .unwrap();
+    let mut restored = snapshot::decode(&s3.get(&snaps[0]).await.unwrap())
+        .unwrap()
+        .space;
+    for r in s3
+        .list(bindspace_catalog::ArtifactKind::Delta, 0, u64::MAX)
+        .await
+        .unwrap()
+    {
         let d = bindspace_xor_delta::decode(&s3.get(&r).await.unwrap()).unwrap();
         bindspace_xor_delta::apply(&mut restored, &d).unwrap();
     }
     assert_eq!(restored, space);
     // byte-identical artifacts on both sides
     for kind in bindspace_catalog::ArtifactKind::ALL {
-        assert_eq!(local.list(kind, 0, u64::MAX).await.unwrap(), s3.list(kind, 0, u64::MAX).await.unwrap());
+        assert_eq!(
+            local.list(kind, 0, u64::MAX).await.unwrap(),
+            s3.list(kind, 0, u64::MAX).await.unwrap()
+        );
     }
 }
 
@@ -109,28 +153,48 @@ fn wal_segments_archive_into_the_store_and_replay_from_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let arch_dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn BackupStore> =
-        Arc::new(ObjectBackupStore::from_url(&format!("file://{}", arch_dir.path().display()), StoreOptions::default()).unwrap());
+    let store: Arc<dyn BackupStore> = Arc::new(
+        ObjectBackupStore::from_url(
+            &format!("file://{}", arch_dir.path().display()),
+            StoreOptions::default(),
+        )
+        .unwrap(),
+    );
     let archiver = bindspace_store_s3::StoreArchiver::new(store.clone(), rt.handle().clone());
-    let opts = WalOptions { sync: SyncPolicy::Never, segment_size: 2048, ..WalOptions::default() };
+    let opts = WalOptions {
+        sync: SyncPolicy::Never,
+        segment_size: 2048,
+        ..WalOptions::default()
+    };
     let (wal, _) = Wal::open(dir.path(), opts).unwrap();
     for i in 1..=60u64 {
-        wal.append(&[Op::Write(Addr(i as u16), Fingerprint::from_words(vec![i; 8]))]).unwrap();
+        wal.append(&[Op::Write(
+            Addr(i as u16),
+            Fingerprint::from_words(vec![i; 8]),
+        )])
+        .unwrap();
     }
     let sealed = wal.sealed_segments();
     assert!(sealed.len() >= 2);
     let removed = wal.checkpoint(sealed.last().unwrap().1, &archiver).unwrap();
     assert_eq!(removed.len(), sealed.len());
-    assert_eq!(wal.checkpoint(sealed.last().unwrap().1, &archiver).unwrap().len(), 0);
+    assert_eq!(
+        wal.checkpoint(sealed.last().unwrap().1, &archiver)
+            .unwrap()
+            .len(),
+        0
+    );
     // everything up to the checkpoint now comes from the store
     let mut n = 0;
-    let mut r = bindspace_wal::Replayer::new(0, (u64::MAX, u64::MAX), |_rec: &bindspace_wal::Record| {
-        n += 1;
-        Ok(())
-    });
+    let mut r =
+        bindspace_wal::Replayer::new(0, (u64::MAX, u64::MAX), |_rec: &bindspace_wal::Record| {
+            n += 1;
+            Ok(())
+        });
     for s in archiver.list().unwrap() {
         let bytes = archiver.fetch(&s).unwrap();
-        r.feed_segment(&bytes, s.first_version, std::path::Path::new("archive")).unwrap();
+        r.feed_segment(&bytes, s.first_version, std::path::Path::new("archive"))
+            .unwrap();
     }
     assert_eq!(r.finish().unwrap(), sealed.last().unwrap().1);
     assert_eq!(n as u64, sealed.last().unwrap().1);

@@ -56,7 +56,10 @@ impl Xor {
             .filter(|(_, (a, b))| a != b)
             .map(|(i, (a, b))| (i as u16, a ^ b))
             .collect();
-        (!words.is_empty()).then_some(Xor { width: old.len(), words })
+        (!words.is_empty()).then_some(Xor {
+            width: old.len(),
+            words,
+        })
     }
 
     /// From non-zero `(index, word)` pairs in ascending index order; `None` if empty
@@ -116,7 +119,10 @@ impl Xor {
                 (None, None) => break,
             }
         }
-        (!out.is_empty()).then_some(Xor { width: self.width, words: out })
+        (!out.is_empty()).then_some(Xor {
+            width: self.width,
+            words: out,
+        })
     }
 }
 

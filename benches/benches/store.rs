@@ -1,0 +1,89 @@
+//! The cold tier against plain object_store calls on the same bytes, same run (issue 4):
+//! full-snapshot upload and download through `ObjectBackupStore` (framing, blake3,
+//! verification) vs a bare `put`/`get`, on the local directory and on the S3 server
+//! when `BINDSPACE_TEST_S3_URL` is set (`cargo xtask bench` starts one); and Lance
+//! snapshot write/read vs the native format.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bindspace_catalog::{ArtifactId, BackupStore};
+use bindspace_core::workload::Workload;
+use bindspace_core::{SchemaVersion, snapshot};
+use bindspace_store_s3::lance_snapshots::LanceSnapshots;
+use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
+use criterion::{Criterion, criterion_group, criterion_main};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+fn store_benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let space = Workload::new(1, SchemaVersion::CURRENT)
+        .filled_space(1.0)
+        .expect("valid");
+    let encoded = bytes::Bytes::from(snapshot::encode(&space, 0));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut targets = vec![("local", format!("file://{}", dir.path().display()))];
+    if let Ok(s3) = std::env::var("BINDSPACE_TEST_S3_URL") {
+        targets.push(("s3", format!("{s3}/bench-{}", std::process::id())));
+    }
+    let mut g = c.benchmark_group("store");
+    g.sample_size(10).measurement_time(Duration::from_secs(15));
+    g.throughput(criterion::Throughput::Bytes(encoded.len() as u64));
+    for (name, url) in &targets {
+        let store = ObjectBackupStore::from_url(url, StoreOptions::default()).expect("store");
+        let os: Arc<dyn ObjectStore> = store.object_store();
+        let plain = store.root().clone().join("plain-object");
+        // ours: encode + blake3 + upload (multipart) / download + verify + decode
+        g.bench_function(format!("{name}_snapshot_upload"), |b| {
+            b.iter(|| {
+                let bytes = bytes::Bytes::from(snapshot::encode(black_box(&space), 0));
+                rt.block_on(store.put(ArtifactId::Snapshot { version: 1 }, bytes))
+                    .expect("put")
+            })
+        });
+        let r = rt
+            .block_on(store.put(ArtifactId::Snapshot { version: 1 }, encoded.clone()))
+            .expect("put");
+        g.bench_function(format!("{name}_snapshot_download"), |b| {
+            b.iter(|| {
+                let bytes = rt.block_on(store.get(&r)).expect("get");
+                snapshot::decode(&bytes).expect("decode").space.len()
+            })
+        });
+        // baseline: the same bytes, bare object_store
+        g.bench_function(format!("{name}_plain_put"), |b| {
+            b.iter(|| {
+                rt.block_on(os.put(&plain, PutPayload::from_bytes(encoded.clone())))
+                    .expect("put")
+            })
+        });
+        g.bench_function(format!("{name}_plain_get"), |b| {
+            b.iter(|| {
+                rt.block_on(async { os.get(&plain).await?.bytes().await })
+                    .expect("get")
+                    .len()
+            })
+        });
+        if *name == "local" {
+            let lance = LanceSnapshots::new(&store);
+            g.bench_function("local_lance_write", |b| {
+                b.iter(|| {
+                    rt.block_on(lance.write(black_box(&space)))
+                        .expect("lance write")
+                })
+            });
+            let v = rt
+                .block_on(lance.write(&space))
+                .expect("lance write")
+                .dataset_version;
+            g.bench_function("local_lance_read", |b| {
+                b.iter(|| rt.block_on(lance.restore(v)).expect("lance restore").len())
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, store_benches);
+criterion_main!(benches);
