@@ -66,6 +66,21 @@ const RULES: &[(&str, &[&str], &str)] = &[
         &["redis", "tokio-postgres", "deadpool-postgres"],
         "one tier per store crate",
     ),
+    (
+        "bindspace-store-redis",
+        &[
+            "object_store",
+            "lance",
+            "tokio-postgres",
+            "deadpool-postgres",
+        ],
+        "one tier per store crate",
+    ),
+    (
+        "bindspace-store-pg",
+        &["object_store", "lance", "redis"],
+        "one tier per store crate",
+    ),
 ];
 
 fn packages_reached(root: &Path, krate: &str) -> Result<BTreeSet<String>> {

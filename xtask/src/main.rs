@@ -182,22 +182,41 @@ fn test() -> Result<()> {
         );
     }
 
-    // The test binaries see this and turn skips into failures (see each test's docs).
-    let mut nextest = cargo();
-    nextest
-        .args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--locked",
-            "--no-fail-fast",
-        ])
-        .env("BINDSPACE_XTASK", "1");
-    let out = run_tee(&mut nextest)?;
-    let (p1, f1) = count_tests(&out);
+    // Real servers for the tests; stopped afterwards by pid, also when tests fail.
+    let env = match services::up() {
+        Ok(env) => env,
+        Err(e) => {
+            let _ = services::down();
+            return Err(e.context("starting the test services (S3, Redis, PostgreSQL)"));
+        }
+    };
+    steps.push("services".into());
+    let tested = (|| -> Result<_> {
+        // The test binaries see BINDSPACE_XTASK and turn skips into failures.
+        let mut nextest = cargo();
+        nextest
+            .args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+            ])
+            .env("BINDSPACE_XTASK", "1")
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let out = run_tee(&mut nextest)?;
+        let nextest_counts = count_tests(&out);
+        let out = run_tee(
+            cargo()
+                .args(["test", "--workspace", "--locked", "--doc"])
+                .envs(env.iter().map(|(k, v)| (k, v))),
+        )?;
+        Ok((nextest_counts, count_tests(&out)))
+    })();
+    let stopped = services::down();
+    let ((p1, f1), (p2, f2)) = tested?;
+    stopped?;
     steps.push(format!("nextest ({p1} passed)"));
-    let out = run_tee(cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
-    let (p2, f2) = count_tests(&out);
     steps.push(format!("doc tests ({p2} passed)"));
 
     // Loom changes RUSTFLAGS, so it builds in a target directory of its own.

@@ -1,15 +1,18 @@
 //! `cargo xtask services up|down|status`: real servers on free loopback ports, for the
-//! tests. Today: an S3-compatible server (moto). Each runs from a temp directory, its
-//! pid and URL are recorded under `<target>/bindspace-services/`, and `services.env`
-//! holds `export` lines for a shell.
+//! tests: an S3-compatible server (moto), Redis and PostgreSQL. Each runs from a temp
+//! directory, its pid is recorded under `<target>/bindspace-services/`, and
+//! `services.env` holds `export` lines for a shell. Redis and PostgreSQL are started by
+//! `bindspace_catalog::servers`, the same code the fault tests use for their own
+//! servers.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use bindspace_catalog::servers::{self, Kind, Server};
 
 /// The bucket the tests use.
 pub const BUCKET: &str = "bindspace-test";
@@ -19,30 +22,51 @@ fn state_dir() -> PathBuf {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    servers::free_port().map_err(|e| anyhow!(e))
 }
 
 fn wait_for_port(port: u16, what: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("{what} did not start listening on 127.0.0.1:{port} within 30 s")
+    servers::wait_for_port(port, what, Duration::from_secs(30)).map_err(|e| anyhow!(e))
 }
 
 fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(bin))
-            .find(|p| p.is_file())
-    })
+    servers::which(bin)
 }
 
 fn pid_alive(pid: u32) -> bool {
     PathBuf::from(format!("/proc/{pid}")).exists()
+}
+
+fn apt_install(package: &str, why: &str) -> Result<()> {
+    eprintln!("xtask: {why}; installing Debian's {package}");
+    crate::run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    crate::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// `redis-server`, installed from Debian if missing.
+pub fn redis_server() -> Result<PathBuf> {
+    if let Some(p) = which("redis-server") {
+        return Ok(p);
+    }
+    apt_install("redis-server", "redis-server not found")?;
+    which("redis-server").ok_or_else(|| anyhow!("redis-server is still missing after apt-get"))
+}
+
+/// PostgreSQL's server binaries, installed from Debian if none are found.
+pub fn postgres_bin() -> Result<PathBuf> {
+    if let Some(d) = servers::postgres_bin_dir() {
+        return Ok(d);
+    }
+    apt_install(
+        "postgresql",
+        "no PostgreSQL server binaries under /usr/lib/postgresql",
+    )?;
+    servers::postgres_bin_dir()
+        .ok_or_else(|| anyhow!("PostgreSQL's binaries are still missing after apt-get"))
 }
 
 /// The moto server binary, installed from PyPI if missing.
@@ -74,12 +98,9 @@ pub fn ensure_protoc() -> Result<()> {
     if which("protoc").is_some() || std::env::var_os("PROTOC").is_some() {
         return Ok(());
     }
-    eprintln!("xtask: protoc not found; installing protobuf-compiler (needed to build lance)");
-    crate::run(Command::new("apt-get").arg("update").arg("-qq"))?;
-    crate::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "protobuf-compiler"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
+    apt_install(
+        "protobuf-compiler",
+        "protoc not found (lance's build needs it)",
     )
 }
 
@@ -126,7 +147,7 @@ pub fn up() -> Result<Vec<(String, String)>> {
     std::fs::write(dir.join("s3.pid"), child.id().to_string())?;
     wait_for_port(port, "moto_server")?;
     create_bucket(port, BUCKET)?;
-    let env = vec![
+    let mut env = vec![
         (
             "BINDSPACE_TEST_S3_URL".to_string(),
             format!("s3://{BUCKET}"),
@@ -144,6 +165,33 @@ pub fn up() -> Result<Vec<(String, String)>> {
         ("AWS_SECRET_ACCESS_KEY".to_string(), "testing".to_string()),
         ("AWS_REGION".to_string(), "us-east-1".to_string()),
     ];
+    let redis_bin = redis_server()?;
+    let redis = Server::redis(&redis_bin, &dir, false).map_err(|e| anyhow!(e))?;
+    eprintln!(
+        "xtask services: Redis (pid {}) on 127.0.0.1:{}",
+        redis.pid().unwrap_or(0),
+        redis.port
+    );
+    env.push(("BINDSPACE_TEST_REDIS_URL".into(), redis.url.clone()));
+    env.push((
+        "BINDSPACE_REDIS_SERVER".into(),
+        redis_bin.display().to_string(),
+    ));
+    let (pid, _) = redis.detach();
+    std::fs::write(dir.join("redis.pid"), pid.to_string())?;
+    let pg_bin = postgres_bin()?;
+    let started = Instant::now();
+    let pg = Server::postgres(&pg_bin, &dir).map_err(|e| anyhow!(e))?;
+    eprintln!(
+        "xtask services: PostgreSQL (pid {}) on 127.0.0.1:{} in {:.1} s",
+        pg.pid().unwrap_or(0),
+        pg.port,
+        started.elapsed().as_secs_f64()
+    );
+    env.push(("BINDSPACE_TEST_PG_URL".into(), pg.url.clone()));
+    env.push(("BINDSPACE_PG_BIN".into(), pg_bin.display().to_string()));
+    let (pid, _) = pg.detach();
+    std::fs::write(dir.join("pg.pid"), pid.to_string())?;
     let exports: String = env
         .iter()
         .map(|(k, v)| format!("export {k}={v}\n"))
@@ -165,15 +213,17 @@ fn tempdir(parent: &std::path::Path, name: &str) -> Result<PathBuf> {
 /// The environment of services that are up, if they all are.
 fn running_env() -> Result<Option<Vec<(String, String)>>> {
     let dir = state_dir();
-    let (Ok(pid), Ok(env)) = (
-        std::fs::read_to_string(dir.join("s3.pid")),
-        std::fs::read_to_string(dir.join("services.env")),
-    ) else {
+    let Ok(env) = std::fs::read_to_string(dir.join("services.env")) else {
         return Ok(None);
     };
-    let alive = pid.trim().parse().map(pid_alive).unwrap_or(false);
-    if !alive {
-        return Ok(None);
+    for name in ["s3", "redis", "pg"] {
+        let alive = std::fs::read_to_string(dir.join(format!("{name}.pid")))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .is_some_and(pid_alive);
+        if !alive {
+            return Ok(None);
+        }
     }
     Ok(Some(
         env.lines()
@@ -186,10 +236,18 @@ fn running_env() -> Result<Option<Vec<(String, String)>>> {
 /// Stops every service by pid and removes their state.
 pub fn down() -> Result<()> {
     let dir = state_dir();
-    if let Ok(pid) = std::fs::read_to_string(dir.join("s3.pid")) {
-        let pid = pid.trim();
-        let _ = Command::new("kill").arg(pid).status();
-        eprintln!("xtask services: stopped S3 (pid {pid})");
+    for (name, kind) in [
+        ("s3", Kind::Redis), // moto stops on SIGTERM like Redis
+        ("redis", Kind::Redis),
+        ("pg", Kind::Postgres),
+    ] {
+        if let Some(pid) = std::fs::read_to_string(dir.join(format!("{name}.pid")))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            servers::stop_pid(kind, pid);
+            eprintln!("xtask services: stopped {name} (pid {pid})");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -109,7 +109,7 @@ fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
     let fill = wl.filled_space(args.fill)?;
     let all: Vec<Op> = fill
         .iter()
-        .map(|(a, fp)| Op::Write(a, fp.to_vec().into()))
+        .map(|(a, fp)| Op::Write(a, bindspace_core::Fingerprint::from_words(fp.to_vec())))
         .collect();
     for chunk in all.chunks(256) {
         ds.apply(chunk.to_vec())?;

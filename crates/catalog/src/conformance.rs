@@ -338,3 +338,79 @@ pub async fn corruption(store: &dyn BackupStore, tamper: &dyn Tamper) {
     }
     store.delete(id).await.expect("cleanup");
 }
+
+/// Writes a real chain into `store`: a full snapshot of a 30%-filled 32-word space, then
+/// `deltas` XOR deltas of 500 random operations each. Returns the final space.
+pub async fn write_chain(
+    store: &dyn BackupStore,
+    seed: u64,
+    deltas: usize,
+) -> bindspace_core::BindSpace {
+    use bindspace_core::{SchemaVersion, snapshot, workload::Workload};
+    let mut w = Workload::new(seed, SchemaVersion::CURRENT.with_words(32));
+    let mut space = w.filled_space(0.3).expect("fill");
+    let full = snapshot::encode(&space, 0);
+    store
+        .put(
+            ArtifactId::Snapshot {
+                version: space.version(),
+            },
+            full.into(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: put snapshot: {e}", store.name()));
+    for _ in 0..deltas {
+        let mark = space.mark();
+        w.run(&mut space, 500).expect("workload");
+        let d = bindspace_xor_delta::compute_dirty(&space, &mark, 0).expect("delta");
+        store
+            .put(
+                ArtifactId::Delta {
+                    from: d.from_version,
+                    to: d.to_version,
+                },
+                bindspace_xor_delta::encode(&d).into(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: put delta: {e}", store.name()));
+    }
+    space
+}
+
+/// Restores the newest snapshot of `store` and applies every delta after it, reading
+/// from `store` alone.
+pub async fn restore_chain(store: &dyn BackupStore) -> bindspace_core::BindSpace {
+    let snaps = store
+        .list(ArtifactKind::Snapshot, 0, u64::MAX)
+        .await
+        .expect("list snapshots");
+    let newest = snaps.last().expect("the store holds a snapshot");
+    let mut space = bindspace_core::snapshot::decode(&store.get(newest).await.expect("get"))
+        .expect("decode snapshot")
+        .space;
+    for r in store
+        .list(ArtifactKind::Delta, space.version(), u64::MAX)
+        .await
+        .expect("list deltas")
+    {
+        let d = bindspace_xor_delta::decode(&store.get(&r).await.expect("get delta"))
+            .expect("decode delta");
+        bindspace_xor_delta::apply(&mut space, &d).expect("apply delta");
+    }
+    space
+}
+
+/// A name no other test run uses (pid, a per-process counter and random bits), made of
+/// letters, digits and `_`, so it serves as a key prefix, a path or an SQL schema name.
+pub fn unique_name(test: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(N.fetch_add(1, Ordering::Relaxed));
+    format!(
+        "t_{test}_{}_{:08x}",
+        std::process::id(),
+        h.finish() & 0xffff_ffff
+    )
+}

@@ -12,7 +12,8 @@
 //! - [`BackupStoreExt`]: conveniences on top (copy between stores), not to be
 //!   overridden;
 //! - with the `conformance` feature, the suite every implementation must pass
-//!   ([`conformance::run`]).
+//!   ([`conformance::run`]), and real Redis and PostgreSQL servers on loopback for
+//!   tests and `cargo xtask services` ([`servers`]).
 //!
 //! What it is not: no concrete store (those are `bindspace-store-*`), no scheduling,
 //! no restore planning (`bindspace-pitr`).
@@ -30,6 +31,8 @@ pub mod conformance;
 mod error;
 mod lease;
 mod manifest;
+#[cfg(feature = "conformance")]
+pub mod servers;
 mod store;
 
 pub use artifact::{ArtifactId, ArtifactKind, ArtifactRef, blake3_hex, parse_blake3_hex};

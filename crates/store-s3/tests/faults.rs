@@ -38,9 +38,13 @@ fn free_port() -> u16 {
 
 /// A private moto server with bucket `faults`, or `None` (skip) when unavailable.
 fn moto() -> Option<Moto> {
+    moto_on(free_port())
+}
+
+/// A private moto server on `port` (a restart reuses the port).
+fn moto_on(port: u16) -> Option<Moto> {
     let bin =
         bindspace_catalog::conformance::service_env("BINDSPACE_MOTO_SERVER", "moto_server binary")?;
-    let port = free_port();
     let child = Command::new(bin)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -285,4 +289,36 @@ async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
             .iter()
             .any(|r| r.id == ArtifactId::Delta { from: 1, to: 2 })
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_upload_fails_cleanly_and_a_restarted_one_takes_the_retry() {
+    let Some(mut m) = moto() else { return };
+    let port = m.port;
+    let s = store(port, Duration::from_secs(20));
+    let s2 = s.clone();
+    let upload =
+        tokio::spawn(async move { s2.put(ArtifactId::Snapshot { version: 9 }, big(9)).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    m.child.kill().unwrap(); // SIGKILL: moto keeps everything in memory, so this is "S3 lost"
+    m.child.wait().unwrap();
+    let started = Instant::now();
+    let err = upload
+        .await
+        .unwrap()
+        .expect_err("the upload cannot succeed against a killed server");
+    println!(
+        "killed server: {err} (reported {:.1?} after the kill)",
+        started.elapsed()
+    );
+    assert!(err.is_retryable(), "{err:?}");
+    // A restarted (empty) server on the same port: the retried backup goes through.
+    drop(m);
+    let Some(_m2) = moto_on(port) else { return };
+    let r = s
+        .put(ArtifactId::Snapshot { version: 9 }, big(9))
+        .await
+        .unwrap();
+    assert_eq!(s.commit_manifest(0, &Manifest::default()).await.unwrap(), 1);
+    assert_eq!(s.get(&r).await.unwrap(), big(9));
 }

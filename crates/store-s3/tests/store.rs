@@ -25,22 +25,15 @@ impl Tamper for FlipByte {
     }
 }
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), rand_suffix())
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id() as u64);
-    h.finish() & 0xffff_ffff
-}
-
 /// The S3 test server's URL with a fresh prefix, or `None` (skip) outside xtask/CI.
 fn s3_url(test: &str) -> Option<String> {
     let base =
         bindspace_catalog::conformance::service_env("BINDSPACE_TEST_S3_URL", "an S3 server")?;
-    Some(format!("{}/{}", base.trim_end_matches('/'), unique(test)))
+    Some(format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        conformance::unique_name(test)
+    ))
 }
 
 async fn conformance_on(url: &str, big: usize) {
@@ -87,56 +80,10 @@ async fn a_local_backup_copied_to_s3_restores_byte_identical() {
     )
     .unwrap();
     let s3 = ObjectBackupStore::from_url(&url, StoreOptions::default()).unwrap();
-    // a real chain: full snapshot + two deltas
-    use bindspace_core::{SchemaVersion, snapshot, workload::Workload};
-    let schema = SchemaVersion::CURRENT.with_words(32);
-    let mut w = Workload::new(3, schema);
-    let mut space = w.filled_space(0.3).unwrap();
-    let full = snapshot::encode(&space, 0);
-    local
-        .put(
-            ArtifactId::Snapshot {
-                version: space.version(),
-            },
-            full.into(),
-        )
-        .await
-        .unwrap();
-    let mut deltas = vec![];
-    for _ in 0..2 {
-        let mark = space.mark();
-        w.run(&mut space, 500).unwrap();
-        let d = bindspace_xor_delta::compute_dirty(&space, &mark, 0).unwrap();
-        local
-            .put(
-                ArtifactId::Delta {
-                    from: d.from_version,
-                    to: d.to_version,
-                },
-                bindspace_xor_delta::encode(&d).into(),
-            )
-            .await
-            .unwrap();
-        deltas.push(d);
-    }
+    let space = conformance::write_chain(&local, 3, 2).await;
     assert_eq!(local.copy_all_to(&s3).await.unwrap(), 3);
     // restore from S3 alone
-    let snaps = s3
-        .list(bindspace_catalog::ArtifactKind::Snapshot, 0, u64::MAX)
-        .await
-        .unwrap();
-    let mut restored = snapshot::decode(&s3.get(&snaps[0]).await.unwrap())
-        .unwrap()
-        .space;
-    for r in s3
-        .list(bindspace_catalog::ArtifactKind::Delta, 0, u64::MAX)
-        .await
-        .unwrap()
-    {
-        let d = bindspace_xor_delta::decode(&s3.get(&r).await.unwrap()).unwrap();
-        bindspace_xor_delta::apply(&mut restored, &d).unwrap();
-    }
-    assert_eq!(restored, space);
+    assert_eq!(conformance::restore_chain(&s3).await, space);
     // byte-identical artifacts on both sides
     for kind in bindspace_catalog::ArtifactKind::ALL {
         assert_eq!(

@@ -1,0 +1,668 @@
+//! `BackupStore` on Redis.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bindspace_catalog::{
+    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, blake3_hex,
+    parse_blake3_hex,
+};
+use bytes::{Bytes, BytesMut};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, Script};
+
+/// Tuning of a [`RedisBackupStore`].
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// Prepended to every key. Default `ladybug:` (the seed's).
+    pub prefix: String,
+    /// Largest single value written. Default 4 MiB (Redis allows 512 MiB, but big values
+    /// stall the server's event loop).
+    pub chunk_size: usize,
+    /// Chunks are sent in pipelines of at most this many bytes. Default 32 MiB.
+    pub pipeline_bytes: usize,
+    /// Chunks of an upload that has not committed yet expire after this long. Default
+    /// one hour.
+    pub staging_ttl: Duration,
+    /// Every store operation fails with `Error::Timeout` after this long. Default 30 s.
+    pub op_timeout: Duration,
+    /// Reconnection attempts of the connection manager before an operation fails.
+    /// Default 3.
+    pub reconnect_retries: usize,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            prefix: "ladybug:".into(),
+            chunk_size: 4 << 20,
+            pipeline_bytes: 32 << 20,
+            staging_ttl: Duration::from_secs(3600),
+            op_timeout: Duration::from_secs(30),
+            reconnect_retries: 3,
+        }
+    }
+}
+
+/// A [`BackupStore`] on one Redis server (or a proxy in front of several).
+#[derive(Clone)]
+pub struct RedisBackupStore {
+    conn: ConnectionManager,
+    opts: RedisOptions,
+    name: String,
+}
+
+impl std::fmt::Debug for RedisBackupStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackupStore")
+            .field("name", &self.name)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes the staged chunks permanent, writes metadata and index, moves `latest`, and
+/// drops the chunks of a replaced artifact: one atomic step.
+const COMMIT_ARTIFACT: &str = r#"
+local n = tonumber(ARGV[5])
+for i = 0, n - 1 do
+  local k = ARGV[6] .. i
+  if redis.call('EXISTS', k) == 0 then
+    return redis.error_reply('chunk ' .. i .. ' of ' .. n .. ' is missing (staging expired or evicted)')
+  end
+  redis.call('PERSIST', k)
+end
+local old = redis.call('HMGET', KEYS[1], 'chunk_prefix', 'chunks')
+redis.call('HSET', KEYS[1], 'len', ARGV[2], 'blake3', ARGV[3], 'chunk_size', ARGV[4], 'chunks', ARGV[5], 'chunk_prefix', ARGV[6])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+if ARGV[7] == '1' then
+  local cur = redis.call('GET', KEYS[3])
+  if not cur or (string.rep('0', 20 - #cur) .. cur) < ARGV[8] then
+    redis.call('SET', KEYS[3], ARGV[9])
+  end
+end
+if old[1] and old[1] ~= ARGV[6] then
+  for i = 0, tonumber(old[2]) - 1 do redis.call('DEL', old[1] .. i) end
+end
+return 1
+"#;
+
+/// Removes an artifact, its chunks and index entry; moves `latest` back if it pointed
+/// at the removed snapshot.
+const DELETE_ARTIFACT: &str = r#"
+local old = redis.call('HMGET', KEYS[1], 'chunk_prefix', 'chunks')
+if old[1] then
+  for i = 0, tonumber(old[2]) - 1 do redis.call('DEL', old[1] .. i) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if ARGV[2] == '1' and redis.call('GET', KEYS[3]) == ARGV[3] then
+  local best = nil
+  for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if best == nil or name > best then best = name end
+  end
+  if best then
+    local v = string.gsub(best, '^0+(%d)', '%1')
+    redis.call('SET', KEYS[3], v)
+  else
+    redis.call('DEL', KEYS[3])
+  end
+end
+return 1
+"#;
+
+/// Compare-and-set of the manifest on its generation.
+const COMMIT_MANIFEST: &str = r#"
+local g = tonumber(redis.call('GET', KEYS[2]) or '0')
+if g ~= tonumber(ARGV[1]) then return {0, g} end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], g + 1)
+return {1, g + 1}
+"#;
+
+/// Takes over a lease whose holder's expiry (by the caller's clock) has passed; returns
+/// the current lease when it is still held.
+const TAKE_OVER_LEASE: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local exp = tonumber(string.match(cur, '"expires_us":(%d+)'))
+  if exp == nil or exp > tonumber(ARGV[2]) then return cur end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return false
+"#;
+
+/// Deletes the lease only if the caller's token is the current one (fencing).
+const RELEASE_LEASE: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and string.match(cur, '"token":"([^"]*)"') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"#;
+
+fn kind_word(kind: ArtifactKind) -> &'static str {
+    match kind {
+        ArtifactKind::Snapshot => "snapshot",
+        ArtifactKind::Delta => "delta",
+        ArtifactKind::WalSegment => "wal",
+    }
+}
+
+/// The seed's name of an artifact below the prefix: `snapshot:{v}`, `delta:{from}:{to}`,
+/// `wal:{first}:{last}`.
+fn seed_name(id: ArtifactId) -> String {
+    match id {
+        ArtifactId::Snapshot { version } => format!("snapshot:{version}"),
+        ArtifactId::Delta { from, to } => format!("delta:{from}:{to}"),
+        ArtifactId::WalSegment { first, last } => format!("wal:{first}:{last}"),
+    }
+}
+
+fn redact(url: &str) -> String {
+    // redis://user:password@host → redis://user:***@host
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            let user = cred.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl RedisBackupStore {
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS,
+    /// `redis+unix:///path`). A password missing from the URL is taken from
+    /// `REDIS_PASSWORD` when set. The connection reconnects by itself after a server
+    /// restart.
+    pub async fn connect(url: &str, opts: RedisOptions) -> Result<Self> {
+        let name = redact(url);
+        let invalid = |detail: String| Error::Invalid {
+            store: name.clone(),
+            detail,
+        };
+        let mut info = url
+            .into_connection_info()
+            .map_err(|e| invalid(format!("not a Redis URL: {e}")))?;
+        if info.redis_settings().password().is_none()
+            && let Ok(pw) = std::env::var("REDIS_PASSWORD")
+        {
+            let settings = info.redis_settings().clone().set_password(pw);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).map_err(|e| invalid(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(opts.reconnect_retries)
+            .set_max_delay(Duration::from_secs(1))
+            .set_connection_timeout(Some(opts.op_timeout))
+            .set_response_timeout(Some(opts.op_timeout));
+        let conn = tokio::time::timeout(
+            opts.op_timeout,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            store: name.clone(),
+            op: "connect".into(),
+            after_ms: opts.op_timeout.as_millis() as u64,
+        })?
+        .map_err(|e| unavailable(&name, "connect", e))?;
+        if opts.chunk_size == 0 {
+            return Err(invalid("chunk_size must be positive".into()));
+        }
+        Ok(RedisBackupStore { conn, opts, name })
+    }
+
+    /// Connects to `REDIS_URL` (the seeds' variable).
+    pub async fn from_env(opts: RedisOptions) -> Result<Self> {
+        let url = std::env::var("REDIS_URL").map_err(|_| Error::Invalid {
+            store: "redis".into(),
+            detail: "REDIS_URL is not set".into(),
+        })?;
+        Self::connect(&url, opts).await
+    }
+
+    /// The full key of `rel` (prefix prepended).
+    pub fn key(&self, rel: &str) -> String {
+        format!("{}{rel}", self.opts.prefix)
+    }
+
+    /// The metadata key of an artifact, e.g. `ladybug:delta:10:20` (for tools and fault
+    /// tests; writing there bypasses every check).
+    pub fn meta_key(&self, id: ArtifactId) -> String {
+        self.key(&seed_name(id))
+    }
+
+    fn chunk_prefix(&self, r: &ArtifactRef) -> String {
+        format!("{}:{}:", self.meta_key(r.id), &blake3_hex(&r.blake3)[..16])
+    }
+
+    /// The version `latest` names: the newest complete snapshot.
+    pub async fn latest(&self) -> Result<Option<u64>> {
+        let v: Option<String> = self
+            .query("get latest", redis::cmd("GET").arg(self.key("latest")))
+            .await?;
+        v.map(|s| {
+            s.parse().map_err(|_| Error::BadManifest {
+                store: self.name.clone(),
+                what: self.key("latest"),
+                detail: format!("{s:?} is not a version"),
+            })
+        })
+        .transpose()
+    }
+
+    /// Records the repository's schema version (`major.minor.patch`).
+    pub async fn set_schema_version(&self, version: &str) -> Result<()> {
+        self.query::<()>(
+            "set schema version",
+            redis::cmd("SET")
+                .arg(self.key("schema:version"))
+                .arg(version),
+        )
+        .await
+    }
+
+    /// The repository's schema version, if recorded.
+    pub async fn schema_version(&self) -> Result<Option<String>> {
+        self.query(
+            "get schema version",
+            redis::cmd("GET").arg(self.key("schema:version")),
+        )
+        .await
+    }
+
+    /// Records a named checkpoint at `version`.
+    pub async fn set_checkpoint(&self, name: &str, version: u64) -> Result<()> {
+        self.query::<()>(
+            "set checkpoint",
+            redis::cmd("SET")
+                .arg(self.key(&format!("checkpoint:{name}")))
+                .arg(version),
+        )
+        .await
+    }
+
+    /// The version of a named checkpoint.
+    pub async fn checkpoint(&self, name: &str) -> Result<Option<u64>> {
+        self.query(
+            "get checkpoint",
+            redis::cmd("GET").arg(self.key(&format!("checkpoint:{name}"))),
+        )
+        .await
+    }
+
+    /// Runs `fut` under the operation timeout in a tracing span.
+    async fn timed<T>(&self, op: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        use tracing::Instrument;
+        let span = tracing::info_span!("store", store = %self.name, op);
+        match tokio::time::timeout(self.opts.op_timeout, fut.instrument(span)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                store: self.name.clone(),
+                op: op.to_owned(),
+                after_ms: self.opts.op_timeout.as_millis() as u64,
+            }),
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, op: &str, cmd: &redis::Cmd) -> Result<T> {
+        let mut c = self.conn.clone();
+        self.timed(op, async {
+            cmd.query_async(&mut c)
+                .await
+                .map_err(|e| unavailable(&self.name, op, e))
+        })
+        .await
+    }
+
+    fn index_key(&self, kind: ArtifactKind) -> String {
+        self.key(&format!("index:{}", kind_word(kind)))
+    }
+
+    async fn list_refs(&self, kind: ArtifactKind) -> Result<Vec<ArtifactRef>> {
+        let entries: Vec<(String, String)> = self
+            .query("list", redis::cmd("HGETALL").arg(self.index_key(kind)))
+            .await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, val) in entries {
+            let parsed = ArtifactId::parse_key_name(kind, &name).and_then(|id| {
+                let (len, hex) = val.split_once(' ')?;
+                Some(ArtifactRef {
+                    id,
+                    len: len.parse().ok()?,
+                    blake3: parse_blake3_hex(hex)?,
+                })
+            });
+            match parsed {
+                Some(r) => out.push(r),
+                None => {
+                    return Err(Error::BadManifest {
+                        store: self.name.clone(),
+                        what: self.index_key(kind),
+                        detail: format!("entry {name:?} = {val:?} does not parse"),
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    fn corrupt(&self, id: ArtifactId, detail: String) -> Error {
+        Error::Corrupt {
+            store: self.name.clone(),
+            artifact: id,
+            detail,
+        }
+    }
+}
+
+fn unavailable(store: &str, op: &str, e: redis::RedisError) -> Error {
+    Error::Unavailable {
+        store: store.to_owned(),
+        op: op.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+#[async_trait]
+impl BackupStore for RedisBackupStore {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
+        let r = ArtifactRef::of(id, &bytes);
+        let op = format!("put {id}");
+        let mut c = self.conn.clone();
+        self.timed(&op, async {
+            let chunk = self.opts.chunk_size;
+            let n = bytes.len().div_ceil(chunk);
+            let prefix = self.chunk_prefix(&r);
+            let ttl_ms = self.opts.staging_ttl.as_millis().max(1) as u64;
+            let per_batch = (self.opts.pipeline_bytes / chunk).max(1);
+            let version = id.versions().0;
+            let mut i = 0;
+            loop {
+                let end = (i + per_batch).min(n);
+                let mut pipe = redis::pipe();
+                for k in i..end {
+                    let part = bytes.slice(k * chunk..((k + 1) * chunk).min(bytes.len()));
+                    pipe.cmd("SET")
+                        .arg(format!("{prefix}{k}"))
+                        .arg(part.as_ref())
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .ignore();
+                }
+                let last = end == n;
+                if last {
+                    // The commit rides in the last batch: one round trip for a small
+                    // artifact. EVAL (not EVALSHA) so it never needs a second trip.
+                    pipe.cmd("EVAL")
+                        .arg(COMMIT_ARTIFACT)
+                        .arg(3)
+                        .arg(self.meta_key(id))
+                        .arg(self.index_key(id.kind()))
+                        .arg(self.key("latest"))
+                        .arg(id.key_name())
+                        .arg(r.len)
+                        .arg(blake3_hex(&r.blake3))
+                        .arg(chunk)
+                        .arg(n)
+                        .arg(&prefix)
+                        .arg(if id.kind() == ArtifactKind::Snapshot {
+                            "1"
+                        } else {
+                            "0"
+                        })
+                        .arg(format!("{version:020}"))
+                        .arg(version);
+                }
+                let batch = format!("{op} (chunks {i}..{end} of {n})");
+                pipe.query_async::<()>(&mut c)
+                    .await
+                    .map_err(|e| unavailable(&self.name, &batch, e))?;
+                if last {
+                    break;
+                }
+                i = end;
+            }
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
+        let op = format!("get {}", r.id);
+        let mut c = self.conn.clone();
+        self.timed(&op, async {
+            let meta: (
+                Option<u64>,
+                Option<String>,
+                Option<u64>,
+                Option<u64>,
+                Option<String>,
+            ) = redis::cmd("HMGET")
+                .arg(self.meta_key(r.id))
+                .arg(&["len", "blake3", "chunk_size", "chunks", "chunk_prefix"][..])
+                .query_async(&mut c)
+                .await
+                .map_err(|e| unavailable(&self.name, &op, e))?;
+            let (Some(len), Some(hex), Some(chunk), Some(n), Some(prefix)) = meta else {
+                if meta.1.is_none() {
+                    return Err(Error::NotFound {
+                        store: self.name.clone(),
+                        what: r.id.to_string(),
+                    });
+                }
+                return Err(self.corrupt(r.id, "metadata hash is incomplete".into()));
+            };
+            if hex != blake3_hex(&r.blake3) {
+                return Err(self.corrupt(
+                    r.id,
+                    format!(
+                        "the store holds blake3 {hex}, the reference says {}",
+                        blake3_hex(&r.blake3)
+                    ),
+                ));
+            }
+            if chunk == 0 || len.div_ceil(chunk) != n || len != r.len {
+                return Err(self.corrupt(
+                    r.id,
+                    format!("metadata len {len}, chunk_size {chunk}, chunks {n} do not agree"),
+                ));
+            }
+            // Grows as chunks arrive; the stored length is not trusted for allocation.
+            let mut out = BytesMut::with_capacity((len as usize).min(64 << 20));
+            let per_batch = ((self.opts.pipeline_bytes as u64 / chunk).max(1)) as usize;
+            let mut i = 0u64;
+            while i < n {
+                let end = (i + per_batch as u64).min(n);
+                let mut pipe = redis::pipe();
+                for k in i..end {
+                    pipe.cmd("GET").arg(format!("{prefix}{k}"));
+                }
+                let parts: Vec<Option<Vec<u8>>> = pipe
+                    .query_async(&mut c)
+                    .await
+                    .map_err(|e| unavailable(&self.name, &op, e))?;
+                for (k, p) in (i..end).zip(parts) {
+                    let Some(p) = p else {
+                        return Err(self.corrupt(r.id, format!("chunk {k} of {n} is missing")));
+                    };
+                    if out.len() as u64 + p.len() as u64 > len {
+                        return Err(self.corrupt(r.id, format!("chunk {k} overruns {len} bytes")));
+                    }
+                    out.extend_from_slice(&p);
+                }
+                i = end;
+            }
+            let bytes = out.freeze();
+            r.verify(&self.name, &bytes)?;
+            Ok(bytes)
+        })
+        .await
+    }
+
+    async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>> {
+        Ok(self
+            .list_refs(kind)
+            .await?
+            .into_iter()
+            .filter(|r| r.id.overlaps(lo, hi))
+            .collect())
+    }
+
+    async fn delete(&self, id: ArtifactId) -> Result<()> {
+        let mut c = self.conn.clone();
+        let op = format!("delete {id}");
+        self.timed(&op, async {
+            let version = id.versions().0;
+            Script::new(DELETE_ARTIFACT)
+                .key(self.meta_key(id))
+                .key(self.index_key(id.kind()))
+                .key(self.key("latest"))
+                .arg(id.key_name())
+                .arg(if id.kind() == ArtifactKind::Snapshot {
+                    "1"
+                } else {
+                    "0"
+                })
+                .arg(version.to_string())
+                .invoke_async::<()>(&mut c)
+                .await
+                .map_err(|e| unavailable(&self.name, &op, e))
+        })
+        .await
+    }
+
+    async fn read_manifest(&self) -> Result<Option<(u64, Manifest)>> {
+        let what = self.key("catalog:manifest");
+        let bytes: Option<Vec<u8>> = self
+            .query("read manifest", redis::cmd("GET").arg(&what))
+            .await?;
+        bytes
+            .map(|b| Manifest::decode(&self.name, &what, &b))
+            .transpose()
+    }
+
+    async fn commit_manifest(&self, expected: u64, manifest: &Manifest) -> Result<u64> {
+        let mut c = self.conn.clone();
+        self.timed("commit manifest", async {
+            let (ok, g): (u8, u64) = Script::new(COMMIT_MANIFEST)
+                .key(self.key("catalog:manifest"))
+                .key(self.key("catalog:generation"))
+                .arg(expected)
+                .arg(manifest.encode(expected + 1))
+                .invoke_async(&mut c)
+                .await
+                .map_err(|e| unavailable(&self.name, "commit manifest", e))?;
+            if ok == 1 {
+                Ok(g)
+            } else {
+                Err(Error::Conflict {
+                    store: self.name.clone(),
+                    expected,
+                    found: g,
+                })
+            }
+        })
+        .await
+    }
+
+    async fn acquire_lease(&self, holder: &str, now_us: u64, ttl_us: u64) -> Result<Lease> {
+        let mut c = self.conn.clone();
+        self.timed("acquire lease", async {
+            let err = |e| unavailable(&self.name, "acquire lease", e);
+            let token: u64 = redis::cmd("INCR")
+                .arg(self.key("lock:fence"))
+                .query_async(&mut c)
+                .await
+                .map_err(err)?;
+            let lease = Lease {
+                holder: holder.to_owned(),
+                since_us: now_us,
+                expires_us: now_us.saturating_add(ttl_us),
+                token: token.to_string(),
+            };
+            let json = lease.to_json();
+            let px = ttl_us.div_ceil(1000).max(1);
+            let set: Option<String> = redis::cmd("SET")
+                .arg(self.key("lock:backup"))
+                .arg(&json)
+                .arg("NX")
+                .arg("PX")
+                .arg(px)
+                .query_async(&mut c)
+                .await
+                .map_err(err)?;
+            if set.is_some() {
+                return Ok(lease);
+            }
+            // Held: take it over only if its holder's time is up.
+            let current: Option<Vec<u8>> = Script::new(TAKE_OVER_LEASE)
+                .key(self.key("lock:backup"))
+                .arg(&json)
+                .arg(now_us)
+                .arg(px)
+                .invoke_async(&mut c)
+                .await
+                .map_err(err)?;
+            match current {
+                None => Ok(lease),
+                Some(b) => {
+                    let held = Lease::from_json(&b);
+                    Err(Error::BackupInProgress {
+                        store: self.name.clone(),
+                        holder: held
+                            .as_ref()
+                            .map_or_else(|| "an unreadable holder".into(), |l| l.holder.clone()),
+                        since_us: held.as_ref().map_or(0, |l| l.since_us),
+                        expires_us: held.as_ref().map_or(0, |l| l.expires_us),
+                    })
+                }
+            }
+        })
+        .await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        let mut c = self.conn.clone();
+        self.timed("release lease", async {
+            Script::new(RELEASE_LEASE)
+                .key(self.key("lock:backup"))
+                .arg(&lease.token)
+                .invoke_async::<()>(&mut c)
+                .await
+                .map_err(|e| unavailable(&self.name, "release lease", e))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://u:secret@127.0.0.1:6379/0"),
+            "redis://u:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn seed_names() {
+        assert_eq!(
+            seed_name(ArtifactId::Snapshot { version: 42 }),
+            "snapshot:42"
+        );
+        assert_eq!(seed_name(ArtifactId::Delta { from: 1, to: 2 }), "delta:1:2");
+    }
+}

@@ -1,0 +1,293 @@
+//! The BackupStore conformance suite and Redis-specific guarantees, against a real
+//! redis-server (started by `cargo xtask test`; a test skips under a plain `cargo test`
+//! without one, and fails under xtask or CI).
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bindspace_catalog::conformance::{self, Tamper, service_env};
+use bindspace_catalog::servers::Server;
+use bindspace_catalog::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error};
+use bindspace_store_redis::{RedisBackupStore, RedisOptions};
+use bytes::Bytes;
+
+fn unique_prefix(test: &str) -> String {
+    format!("{}:", conformance::unique_name(test))
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Replaces a stored chunk's value behind the store's back, keeping its length.
+struct ReplaceChunk {
+    url: String,
+    store: RedisBackupStore,
+}
+
+#[async_trait]
+impl Tamper for ReplaceChunk {
+    async fn tamper(&self, r: &ArtifactRef) {
+        let mut c = raw(&self.url).await;
+        let prefix: String = redis::cmd("HGET")
+            .arg(self.store.meta_key(r.id))
+            .arg("chunk_prefix")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let key = format!("{prefix}0");
+        let mut v: Vec<u8> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        v[0] ^= 0xff;
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(v)
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap();
+    }
+}
+
+fn small_chunks(prefix: String) -> RedisOptions {
+    RedisOptions {
+        prefix,
+        chunk_size: 1 << 20,
+        pipeline_bytes: 4 << 20,
+        ..RedisOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_redis() {
+    let Some(url) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let store = RedisBackupStore::connect(&url, small_chunks(unique_prefix("conf")))
+        .await
+        .unwrap();
+    let tamper = ReplaceChunk {
+        url: url.clone(),
+        store: store.clone(),
+    };
+    // 9 MiB: nine chunks in three pipelines
+    conformance::run(Arc::new(store), &tamper, 9 << 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_key_names_are_produced() {
+    let Some(url) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    // database 1, default prefix: the exact seed names
+    let url = format!("{}/1", url.trim_end_matches('/'));
+    let mut c = raw(&url).await;
+    redis::cmd("FLUSHDB")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let store = RedisBackupStore::connect(&url, RedisOptions::default())
+        .await
+        .unwrap();
+    store
+        .put(
+            ArtifactId::Snapshot { version: 5 },
+            Bytes::from_static(b"full"),
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            ArtifactId::Delta { from: 5, to: 6 },
+            Bytes::from_static(b"d"),
+        )
+        .await
+        .unwrap();
+    store.set_schema_version("1.0.0").await.unwrap();
+    store.set_checkpoint("nightly", 6).await.unwrap();
+    let get = |k: &'static str| {
+        let mut c = c.clone();
+        async move {
+            redis::cmd("GET")
+                .arg(k)
+                .query_async::<Option<String>>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(get("ladybug:latest").await.as_deref(), Some("5"));
+    assert_eq!(
+        get("ladybug:schema:version").await.as_deref(),
+        Some("1.0.0")
+    );
+    assert_eq!(
+        get("ladybug:checkpoint:nightly").await.as_deref(),
+        Some("6")
+    );
+    for key in ["ladybug:snapshot:5", "ladybug:delta:5:6"] {
+        let t: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(t, "hash", "{key}");
+    }
+    assert_eq!(store.latest().await.unwrap(), Some(5));
+    assert_eq!(store.checkpoint("nightly").await.unwrap(), Some(6));
+    // latest moves forward only, and back when its snapshot is deleted
+    store
+        .put(
+            ArtifactId::Snapshot { version: 3 },
+            Bytes::from_static(b"old"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.latest().await.unwrap(), Some(5));
+    store
+        .delete(ArtifactId::Snapshot { version: 5 })
+        .await
+        .unwrap();
+    assert_eq!(store.latest().await.unwrap(), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_killed_mid_pipeline_leaves_latest_at_the_last_complete_snapshot() {
+    let Some(bin) = service_env("BINDSPACE_REDIS_SERVER", "a redis-server binary") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // append-only with fsync always: what was acknowledged survives kill -9
+    let mut server = Server::redis(bin.as_ref(), tmp.path(), true).unwrap();
+    let opts = RedisOptions {
+        op_timeout: Duration::from_secs(10),
+        ..small_chunks("ladybug:".into())
+    };
+    let store = RedisBackupStore::connect(&server.url, opts).await.unwrap();
+    let v1 = store
+        .put(
+            ArtifactId::Snapshot { version: 1 },
+            vec![1u8; 3 << 20].into(),
+        )
+        .await
+        .unwrap();
+    // 96 MiB in 1 MiB chunks, 4 per pipeline: 24 round trips, each fsynced
+    let big: Bytes = (0..96u32 << 20)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let upload = {
+        let store = store.clone();
+        let big = big.clone();
+        tokio::spawn(async move { store.put(ArtifactId::Snapshot { version: 2 }, big).await })
+    };
+    // wait until the upload is visibly under way, then kill the server
+    let mut c = raw(&server.url).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("ladybug:snapshot:2:*")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if keys.len() >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill();
+    let err = upload
+        .await
+        .unwrap()
+        .expect_err("the upload cannot have completed");
+    assert!(err.is_retryable(), "a dead server is retryable: {err}");
+    eprintln!("upload failed as it should: {err}");
+
+    server.start().unwrap();
+    // the connection manager reconnects by itself; give it a few tries
+    let mut latest = None;
+    for _ in 0..20 {
+        match store.latest().await {
+            Ok(v) => {
+                latest = Some(v);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    assert_eq!(latest, Some(Some(1)), "latest must still name snapshot 1");
+    assert_eq!(
+        store
+            .list(ArtifactKind::Snapshot, 0, u64::MAX)
+            .await
+            .unwrap(),
+        vec![v1]
+    );
+    assert_eq!(store.get(&v1).await.unwrap().len(), 3 << 20);
+    // the retry completes
+    let v2 = store
+        .put(ArtifactId::Snapshot { version: 2 }, big.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.latest().await.unwrap(), Some(2));
+    assert!(store.get(&v2).await.unwrap() == big);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_chunk_is_detected_naming_the_artifact() {
+    let Some(url) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let store = RedisBackupStore::connect(&url, small_chunks(unique_prefix("trunc")))
+        .await
+        .unwrap();
+    let id = ArtifactId::Delta { from: 7, to: 8 };
+    let r = store.put(id, vec![7u8; 3 << 20].into()).await.unwrap();
+    let mut c = raw(&url).await;
+    let prefix: String = redis::cmd("HGET")
+        .arg(store.meta_key(id))
+        .arg("chunk_prefix")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg(format!("{prefix}1"))
+        .arg(vec![7u8; 1000])
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    match store.get(&r).await {
+        Err(e @ Error::Corrupt { .. }) => assert!(e.to_string().contains("delta 7..8"), "{e}"),
+        other => panic!("truncation not detected: {:?}", other.map(|b| b.len())),
+    }
+    // a missing chunk too
+    redis::cmd("DEL")
+        .arg(format!("{prefix}2"))
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    assert!(matches!(store.get(&r).await, Err(Error::Corrupt { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_chain_restores_after_copying_it_anywhere() {
+    let Some(url) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let store = RedisBackupStore::connect(&url, small_chunks(unique_prefix("chain")))
+        .await
+        .unwrap();
+    let space = conformance::write_chain(&store, 11, 5).await;
+    assert_eq!(conformance::restore_chain(&store).await, space);
+}
