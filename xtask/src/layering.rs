@@ -51,6 +51,20 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "the log is synchronous file I/O; archivers for remote stores live in the store crates",
     ),
     (
+        "bindspace-schema-migrate",
+        &[
+            "tokio",
+            "redis",
+            "object_store",
+            "lance",
+            "tokio-postgres",
+            "deadpool-postgres",
+            "reqwest",
+            "hyper",
+        ],
+        "algorithms build on core only",
+    ),
+    (
         "bindspace-catalog",
         &[
             "redis",

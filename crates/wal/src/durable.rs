@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use bindspace_core::{Addr, BindSpace, Fingerprint};
+use bindspace_core::{Addr, BindSpace, Fingerprint, SchemaVersion};
 
 use crate::record::Op;
 use crate::replay::{ReplayTarget, apply_record};
-use crate::sync::{Condvar, Mutex, MutexGuard, lock, wait};
+use crate::sync::{Condvar, Mutex, MutexGuard, RwLock, lock, wait};
 use crate::wal::{Recovery, Wal, WalOptions};
-use crate::{Error, Result};
+use crate::{Error, Record, RecordOp, Result};
 
 /// WAL append → apply to the space → acknowledge: the space's version and the log's
 /// version are one number, and nothing acknowledged is lost in a crash.
@@ -33,7 +33,14 @@ pub struct DurableSpace {
     wal: Wal,
     space: Mutex<BindSpace>,
     applied: Condvar,
+    /// Appliers hold it shared from validation to application; a schema switch holds
+    /// it exclusively, so no op validated against one schema applies to the other.
+    gate: RwLock<()>,
 }
+
+/// Migrates a space to another schema (for recovery across a logged schema change).
+pub type SchemaMigrator<'a> =
+    &'a dyn Fn(&BindSpace, SchemaVersion) -> std::result::Result<BindSpace, String>;
 
 impl std::fmt::Debug for DurableSpace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,15 +55,40 @@ impl DurableSpace {
     /// snapshot whose version the log continues from).
     pub fn open(
         dir: impl AsRef<Path>,
+        base: BindSpace,
+        opts: WalOptions,
+    ) -> Result<(Self, Recovery)> {
+        Self::open_with_migrator(dir, base, opts, &|s, to| {
+            Err(format!(
+                "the log changes the schema from {} to {to}; open it with a migrator (bindspace-schema-migrate)",
+                s.schema()
+            ))
+        })
+    }
+
+    /// [`DurableSpace::open`] for a log that may hold schema changes (written by
+    /// [`DurableSpace::change_schema_online`]): at each one, `migrate` turns the space
+    /// replayed so far into the new schema, and replay goes on in it.
+    pub fn open_with_migrator(
+        dir: impl AsRef<Path>,
         mut base: BindSpace,
         mut opts: WalOptions,
+        migrate: SchemaMigrator<'_>,
     ) -> Result<(Self, Recovery)> {
         if opts.start_version <= base.version() {
             opts.start_version = base.version() + 1;
         }
         let (wal, rec) = Wal::open(dir, opts)?;
         let after = base.version();
-        wal.replay(after, ReplayTarget::Latest, |r| apply_record(&mut base, r))?;
+        wal.replay(after, ReplayTarget::Latest, |r| match &r.op {
+            RecordOp::Op(Op::SchemaChange(to)) if *to != base.schema() => {
+                let mut next = migrate(&base, *to).map_err(|reason| Error::InvalidOp { reason })?;
+                next.set_version(r.version);
+                base = next;
+                Ok(())
+            }
+            _ => apply_record(&mut base, r),
+        })?;
         if base.version() != rec.last_version {
             return Err(Error::Gap {
                 need: base.version() + 1,
@@ -68,14 +100,77 @@ impl DurableSpace {
                 wal,
                 space: Mutex::new(base),
                 applied: Condvar::new(),
+                gate: RwLock::new(()),
             },
             rec,
         ))
     }
 
+    /// Changes the schema while writers keep writing: copies the space (a memcpy under
+    /// the lock), migrates the copy with `migrate_space` without blocking anyone,
+    /// catches up the writes made meanwhile from the WAL through `migrate_entry` (once
+    /// without blocking, then the rest with appliers paused), logs an
+    /// [`Op::SchemaChange`] and switches. Every op applies wholly under one schema:
+    /// writes validated against the old width before the switch are applied and
+    /// migrated; after it, old-width writes are refused with a word-count error.
+    /// Returns the version of the schema-change record.
+    pub fn change_schema_online(
+        &self,
+        target: SchemaVersion,
+        migrate_space: impl FnOnce(&BindSpace) -> std::result::Result<BindSpace, String>,
+        migrate_entry: impl Fn(&[u64]) -> Option<Vec<u64>>,
+    ) -> Result<u64> {
+        let _span = tracing::info_span!("wal.change_schema_online", %target).entered();
+        let copy = lock(&self.space).clone();
+        let mut next = migrate_space(&copy).map_err(|reason| Error::InvalidOp { reason })?;
+        drop(copy);
+        if next.schema() != target {
+            return Err(Error::InvalidOp {
+                reason: format!("the migration produced {}, not {target}", next.schema()),
+            });
+        }
+        let catch_up = |next: &mut BindSpace| {
+            self.wal
+                .replay(next.version(), ReplayTarget::Latest, |r| {
+                    let op = match &r.op {
+                        RecordOp::Op(Op::Write(a, fp)) => RecordOp::Op(match migrate_entry(fp) {
+                            Some(w) => Op::Write(*a, Fingerprint::from_words(w)),
+                            None => Op::Delete(*a),
+                        }),
+                        RecordOp::Op(Op::SchemaChange(_)) => {
+                            return Err(Error::InvalidOp {
+                                reason: "another schema change ran concurrently".into(),
+                            });
+                        }
+                        other => other.clone(),
+                    };
+                    apply_record(next, &Record { op, ..r.clone() })
+                })
+                .map(|_| ())
+        };
+        catch_up(&mut next)?; // most of the writes made during the copy, nobody waits
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let mut s = lock(&self.space);
+        catch_up(&mut next)?; // the rest: appliers are paused, everything logged is applied
+        if next.version() != s.version() {
+            return Err(Error::Gap {
+                need: s.version(),
+                have: next.version(),
+            });
+        }
+        let v = self.wal.submit(&[Op::SchemaChange(target)])?;
+        self.wal.wait_durable(v)?;
+        next.set_version(v);
+        *s = next;
+        drop(s);
+        self.applied.notify_all();
+        Ok(v)
+    }
+
     /// Logs `ops` (several form one atomic batch), applies them, and returns the new
     /// version once durable and visible.
     pub fn apply(&self, ops: Vec<Op>) -> Result<u64> {
+        let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
         // Check against the space's shape before anything is logged.
         {
             let s = lock(&self.space);

@@ -2,9 +2,9 @@
 //! (`RUSTFLAGS="--cfg loom"`, see `tests/loom_group_commit.rs`).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
 
 /// Locks, recovering the guard if another thread panicked while holding it: the state
 /// it protects is kept consistent by never panicking between updates.
