@@ -29,7 +29,7 @@ struct Row {
 }
 
 /// Writes a file durably: to a temporary name, fsync, rename, fsync the directory.
-fn write_durably(
+pub(crate) fn write_durably(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod migrate;
 
 /// Back up, restore and inspect BindSpaces.
 #[derive(Parser, Debug)]
@@ -23,6 +24,9 @@ enum Command {
     /// Run a seeded workload, back it up to a local directory (full snapshot + deltas),
     /// restore the newest and an older version, and check both against their digests.
     Demo(DemoArgs),
+    /// Plan or run a schema migration of a snapshot (`plan`, `apply`).
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
 }
 
 /// Options of `bindspace demo`.
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Migrate(cmd) => migrate::run(&cmd),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

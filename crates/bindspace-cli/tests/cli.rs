@@ -97,3 +97,83 @@ fn bad_arguments_fail_with_a_one_line_error() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--fill"));
 }
+
+#[test]
+fn migrate_plan_and_apply_a_snapshot() {
+    use bindspace_core::{SchemaVersion, snapshot, workload::Workload};
+    let dir = tempfile::tempdir().unwrap();
+    let space = Workload::new(9, SchemaVersion::CURRENT.with_words(200))
+        .filled_space(0.01)
+        .unwrap();
+    let src = dir.path().join("src.snap");
+    std::fs::write(&src, snapshot::encode(&space, 5)).unwrap();
+    // plan, as JSON
+    let out = bindspace()
+        .args(["migrate", "plan", "--words", "156", "--json", "--snapshot"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["lossy"], true);
+    assert_eq!(plan["occupied"], space.len());
+    assert!(
+        plan["warnings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shrinking 200 → 156 words drops 44 words")
+    );
+    // apply without consent: refused, one line, non-zero, nothing written
+    let dst = dir.path().join("dst.snap");
+    let out = bindspace()
+        .args(["migrate", "apply", "--words", "156", "--snapshot"])
+        .arg(&src)
+        .arg("--out")
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--allow-truncate"), "{err}");
+    assert!(!dst.exists());
+    // with consent
+    let out = bindspace()
+        .args([
+            "migrate",
+            "apply",
+            "--words",
+            "156",
+            "--allow-truncate",
+            "--snapshot",
+        ])
+        .arg(&src)
+        .arg("--out")
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = snapshot::decode(&std::fs::read(&dst).unwrap())
+        .unwrap()
+        .space;
+    assert_eq!(back.words(), 156);
+    assert_eq!(back.len(), space.len());
+    for (a, fp) in space.iter() {
+        assert_eq!(back.read(a).unwrap(), &fp[..156]);
+    }
+    // unknown feature: one-line error
+    let out = bindspace()
+        .args(["migrate", "plan", "--feature", "nope", "--snapshot"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown feature \"nope\""));
+}
