@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bindspace_catalog::conformance::{self, Tamper};
-use bindspace_catalog::{ArtifactId, ArtifactRef, BackupStore, BackupStoreExt};
+use bindspace_catalog::{ArtifactRef, BackupStore, BackupStoreExt};
 use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
