@@ -112,7 +112,7 @@ impl fmt::Display for ArtifactId {
 
 /// A stored artifact: identity, length and blake3 of its bytes. A read verifies the
 /// bytes against it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ArtifactRef {
     /// Which artifact.
     pub id: ArtifactId,

@@ -15,6 +15,10 @@
 //!   ([`conformance::run`]), and real Redis and PostgreSQL servers on loopback for
 //!   tests and `cargo xtask services` ([`servers`]).
 //!
+//! - [`Repository`]: destinations written together, the lease held around every
+//!   backup, the catalog committed only after every byte is stored;
+//!   [`retention`]: which backups a policy keeps, as a pure function.
+//!
 //! What it is not: no concrete store (those are `bindspace-store-*`), no scheduling,
 //! no restore planning (`bindspace-pitr`).
 //!
@@ -31,6 +35,8 @@ pub mod conformance;
 mod error;
 mod lease;
 mod manifest;
+mod repo;
+pub mod retention;
 #[cfg(feature = "conformance")]
 pub mod servers;
 mod store;
@@ -39,4 +45,6 @@ pub use artifact::{ArtifactId, ArtifactKind, ArtifactRef, blake3_hex, parse_blak
 pub use error::{Error, Result};
 pub use lease::Lease;
 pub use manifest::{BackupEntry, BackupKind, BackupStatus, Manifest, RestorePoint};
+pub use repo::{LEASE_TTL_US, NewBackup, Repository};
+pub use retention::RetentionPolicy;
 pub use store::{BackupStore, BackupStoreExt};

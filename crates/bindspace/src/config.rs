@@ -1,0 +1,188 @@
+//! Engine configuration: a TOML file, then the seeds' environment variables on top.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bindspace_catalog::RetentionPolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// How the engine protects its space (seed: `BackupConfig`).
+///
+/// ```toml
+/// fingerprint_words = 156
+/// destinations = ["file:///var/lib/bindspace/repo", "redis://127.0.0.1:6379"]
+/// delta_interval_ms = 60000
+/// full_snapshot_interval_ms = 3600000
+/// max_delta_chain = 24
+/// archive_interval_ms = 1000
+/// sync = "always"
+///
+/// [retention]
+/// keep_all_within_us = 86400000000
+/// daily = 7
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Words per fingerprint of a new space.
+    pub fingerprint_words: u16,
+    /// Addresses of a new space (a multiple of 256, at most 65,536).
+    pub address_space: u32,
+    /// Where backups go, primary first: `file://`, `s3://`, `redis://`, `postgresql://`
+    /// URLs. Empty: `<data_dir>/repo` on the local file system (the embedded default).
+    pub destinations: Vec<String>,
+    /// An incremental backup this often (ms).
+    pub delta_interval_ms: u64,
+    /// A full backup this often (ms).
+    pub full_snapshot_interval_ms: u64,
+    /// A full instead of an incremental once the chain since the last full is this
+    /// long.
+    pub max_delta_chain: usize,
+    /// The WAL's active segment is sealed and archived this often (ms): the RPO bound
+    /// when the local disk is lost.
+    pub archive_interval_ms: u64,
+    /// WAL sync: `always` (group commit), `never`, or `interval:<ms>`.
+    pub sync: String,
+    /// WAL segment size in bytes.
+    pub wal_segment_bytes: u64,
+    /// Retention, applied after every full backup.
+    pub retention: RetentionPolicy,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            fingerprint_words: bindspace_core::FINGERPRINT_WORDS as u16,
+            address_space: bindspace_core::ADDRESS_SPACE as u32,
+            destinations: Vec::new(),
+            delta_interval_ms: 60_000,
+            full_snapshot_interval_ms: 3_600_000,
+            max_delta_chain: 24,
+            archive_interval_ms: 1_000,
+            sync: "always".into(),
+            wal_segment_bytes: 64 << 20,
+            retention: RetentionPolicy::default(),
+        }
+    }
+}
+
+impl BackupConfig {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Reads `path` (if given) and applies the environment (see
+    /// [`BackupConfig::apply_env`]).
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut c = match path {
+            Some(p) => Self::from_toml(
+                &std::fs::read_to_string(p)
+                    .map_err(|e| Error::Config(format!("reading {}: {e}", p.display())))?,
+            )?,
+            None => Self::default(),
+        };
+        c.apply_env(|k| std::env::var(k).ok())?;
+        Ok(c)
+    }
+
+    /// The seeds' variables: `REDIS_URL`, `DATABASE_URL` and `LADYBUG_S3_BUCKET` add
+    /// destinations (with `AWS_*` read by the S3 client); `LADYBUG_BACKUP_INTERVAL` and
+    /// `LADYBUG_FULL_SNAPSHOT_INTERVAL` (seconds) and `LADYBUG_MAX_DELTA_CHAIN` override
+    /// the file.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let num = |k: &str| -> Result<Option<u64>> {
+            var(k)
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| Error::Config(format!("{k}={v:?} is not a number")))
+                })
+                .transpose()
+        };
+        if let Some(s) = num("LADYBUG_BACKUP_INTERVAL")? {
+            self.delta_interval_ms = s * 1000;
+        }
+        if let Some(s) = num("LADYBUG_FULL_SNAPSHOT_INTERVAL")? {
+            self.full_snapshot_interval_ms = s * 1000;
+        }
+        if let Some(n) = num("LADYBUG_MAX_DELTA_CHAIN")? {
+            self.max_delta_chain = n as usize;
+        }
+        for url in [
+            var("LADYBUG_S3_BUCKET").map(|b| format!("s3://{b}/bindspace")),
+            var("DATABASE_URL"),
+            var("REDIS_URL"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !self.destinations.contains(&url) {
+                self.destinations.push(url);
+            }
+        }
+        Ok(())
+    }
+
+    /// The WAL sync policy.
+    pub fn sync_policy(&self) -> Result<bindspace_wal::SyncPolicy> {
+        use bindspace_wal::SyncPolicy;
+        match self.sync.as_str() {
+            "always" => Ok(SyncPolicy::Always),
+            "never" => Ok(SyncPolicy::Never),
+            s => s
+                .strip_prefix("interval:")
+                .and_then(|ms| ms.parse().ok())
+                .map(|ms| SyncPolicy::Interval(Duration::from_millis(ms)))
+                .ok_or_else(|| {
+                    Error::Config(format!("sync {s:?}: use always, never or interval:<ms>"))
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_variables_apply() {
+        let mut c = BackupConfig::from_toml("destinations = [\"file:///x\"]\nmax_delta_chain = 3")
+            .expect("valid");
+        c.apply_env(|k| match k {
+            "REDIS_URL" => Some("redis://r".into()),
+            "DATABASE_URL" => Some("postgresql://p".into()),
+            "LADYBUG_S3_BUCKET" => Some("b".into()),
+            "LADYBUG_BACKUP_INTERVAL" => Some("30".into()),
+            "LADYBUG_FULL_SNAPSHOT_INTERVAL" => Some("600".into()),
+            "LADYBUG_MAX_DELTA_CHAIN" => Some("7".into()),
+            _ => None,
+        })
+        .expect("valid");
+        assert_eq!(
+            c.destinations,
+            [
+                "file:///x",
+                "s3://b/bindspace",
+                "postgresql://p",
+                "redis://r"
+            ]
+        );
+        assert_eq!(
+            (
+                c.delta_interval_ms,
+                c.full_snapshot_interval_ms,
+                c.max_delta_chain
+            ),
+            (30_000, 600_000, 7)
+        );
+        assert!(BackupConfig::from_toml("nonsense = 1").is_err());
+        let mut bad = BackupConfig::default();
+        assert!(
+            bad.apply_env(|k| (k == "LADYBUG_MAX_DELTA_CHAIN").then(|| "x".into()))
+                .is_err()
+        );
+    }
+}

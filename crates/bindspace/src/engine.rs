@@ -1,0 +1,625 @@
+//! The engine: a durable space and the background jobs that protect it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bindspace_catalog::{
+    ArtifactId, ArtifactKind, ArtifactRef, BackupEntry, BackupKind, NewBackup, Repository,
+    parse_blake3_hex, retention,
+};
+use bindspace_core::{
+    Addr, BindSpace, Clock, Fingerprint, Mark, SchemaVersion, SystemClock, snapshot,
+};
+use bindspace_pitr::Target;
+use bindspace_wal::{ArchiveError, Archiver, DurableSpace, SealedSegment, WalOptions};
+use bytes::Bytes;
+
+use crate::{BackupConfig, Error, Result};
+
+/// Counters and the last failure, for operators and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStatus {
+    /// The space's version.
+    pub version: u64,
+    /// Backups written.
+    pub backups_ok: u64,
+    /// Backup attempts that failed (each retried later).
+    pub backups_failed: u64,
+    /// WAL segments archived.
+    pub segments_archived: u64,
+    /// Archive attempts that failed (each retried later).
+    pub archive_failures: u64,
+    /// Newest version in a backup.
+    pub last_backup_version: u64,
+    /// Newest version in the WAL archive.
+    pub last_archived_version: u64,
+    /// Backups removed by retention.
+    pub retention_deleted: u64,
+    /// The last error, if the last attempt of some job failed.
+    pub last_error: Option<String>,
+}
+
+struct BackupState {
+    /// Dirty tracking since the last backup.
+    mark: Mark,
+    /// The last backup, if the mark continues from it (otherwise the next is a full).
+    last: Option<BackupEntry>,
+    last_full: Option<BackupEntry>,
+    /// Deltas since the last full.
+    chain: usize,
+}
+
+struct Inner {
+    ds: DurableSpace,
+    repo: Repository,
+    rt: tokio::runtime::Runtime,
+    cfg: BackupConfig,
+    clock: Arc<dyn Clock>,
+    data_dir: PathBuf,
+    state: Mutex<BackupState>,
+    status: Mutex<EngineStatus>,
+    stop: AtomicBool,
+}
+
+/// The embeddable engine (see the crate docs).
+pub struct Engine {
+    inner: Arc<Inner>,
+    jobs: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.data_dir)
+            .field("destinations", &self.inner.repo.names())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// Archives sealed WAL segments to every destination: a segment counts as archived
+/// only when all of them hold it.
+struct AllDestinations<'a> {
+    repo: &'a Repository,
+    rt: &'a tokio::runtime::Runtime,
+}
+
+impl AllDestinations<'_> {
+    fn id(s: &SealedSegment) -> ArtifactRef {
+        ArtifactRef {
+            id: ArtifactId::WalSegment {
+                first: s.first_version,
+                last: s.last_version,
+            },
+            len: s.len,
+            blake3: s.blake3,
+        }
+    }
+}
+
+impl Archiver for AllDestinations<'_> {
+    fn archive(&self, s: &SealedSegment, bytes: &[u8]) -> Result<(), ArchiveError> {
+        let want = Self::id(s);
+        for d in self.repo.destinations() {
+            let r = self
+                .rt
+                .block_on(d.put(want.id, Bytes::copy_from_slice(bytes)))?;
+            if r != want {
+                return Err(format!("{} hashed the segment differently", d.name()).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn contains(&self, s: &SealedSegment) -> Result<bool, ArchiveError> {
+        let want = Self::id(s);
+        for d in self.repo.destinations() {
+            let listed = self.rt.block_on(d.list(
+                ArtifactKind::WalSegment,
+                s.first_version,
+                s.last_version,
+            ))?;
+            if !listed.contains(&want) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn list(&self) -> Result<Vec<SealedSegment>, ArchiveError> {
+        let d = &self.repo.destinations()[0];
+        let listed = self
+            .rt
+            .block_on(d.list(ArtifactKind::WalSegment, 0, u64::MAX))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|r| match r.id {
+                ArtifactId::WalSegment { first, last } => Some(SealedSegment {
+                    first_version: first,
+                    last_version: last,
+                    len: r.len,
+                    blake3: r.blake3,
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn fetch(&self, s: &SealedSegment) -> Result<Vec<u8>, ArchiveError> {
+        let d = &self.repo.destinations()[0];
+        Ok(self.rt.block_on(d.get(&Self::id(s)))?.to_vec())
+    }
+}
+
+impl Engine {
+    /// Opens (or creates) the engine in `data_dir` with the system clock.
+    pub fn open(data_dir: impl AsRef<Path>, cfg: BackupConfig) -> Result<Engine> {
+        Self::open_with_clock(data_dir, cfg, Arc::new(SystemClock))
+    }
+
+    /// [`Engine::open`] with an injected clock (timestamps of WAL records and backups).
+    pub fn open_with_clock(
+        data_dir: impl AsRef<Path>,
+        cfg: BackupConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine> {
+        let data_dir = data_dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(io(format!("creating {}", data_dir.display())))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("bindspace-io")
+            .enable_all()
+            .build()
+            .map_err(io("starting the I/O runtime"))?;
+        let urls = if cfg.destinations.is_empty() {
+            vec![format!("file://{}", data_dir.join("repo").display())]
+        } else {
+            cfg.destinations.clone()
+        };
+        let stores = rt.block_on(crate::stores::open_all(&urls))?;
+        let repo = Repository::new(
+            stores,
+            clock.clone(),
+            format!("engine pid {}", std::process::id()),
+        )?;
+        rt.block_on(repo.init())?;
+        let schema = SchemaVersion::CURRENT
+            .with_words(cfg.fingerprint_words)
+            .with_address_space(cfg.address_space);
+        let checkpoint = data_dir.join("checkpoint.snap");
+        let base = match std::fs::read(&checkpoint) {
+            Ok(b) => snapshot::decode(&b)?.space,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BindSpace::new(schema)?,
+            Err(e) => return Err(io(format!("reading {}", checkpoint.display()))(e)),
+        };
+        let opts = WalOptions {
+            sync: cfg.sync_policy()?,
+            segment_size: cfg.wal_segment_bytes,
+            clock: clock.clone(),
+            ..WalOptions::default()
+        };
+        let (ds, rec) = DurableSpace::open(data_dir.join("wal"), base, opts)?;
+        tracing::info!(dir = %data_dir.display(), version = rec.last_version, "engine opened");
+        let mark = ds.lock().mark();
+        // The next backup may be incremental only if the last one ends where the
+        // dirty tracking starts.
+        let m = rt.block_on(repo.manifest())?;
+        let mut points: Vec<&BackupEntry> = m
+            .entries
+            .iter()
+            .filter(|e| e.kind != BackupKind::Wal)
+            .collect();
+        points.sort_by_key(|e| (e.to_version, e.end_us));
+        let last = points.last().map(|e| (*e).clone());
+        let last_full = points
+            .iter()
+            .rev()
+            .find(|e| e.kind == BackupKind::Full)
+            .map(|e| (*e).clone());
+        let continues = last
+            .as_ref()
+            .is_some_and(|l| l.to_version == mark.version());
+        let chain = match (&last, &last_full) {
+            (Some(l), Some(_)) if continues => retention::chain_of(&m, l).len() - 1,
+            _ => 0,
+        };
+        let inner = Arc::new(Inner {
+            ds,
+            repo,
+            rt,
+            cfg,
+            clock,
+            data_dir,
+            state: Mutex::new(BackupState {
+                mark,
+                last: if continues { last } else { None },
+                last_full: if continues { last_full } else { None },
+                chain,
+            }),
+            status: Mutex::new(EngineStatus::default()),
+            stop: AtomicBool::new(false),
+        });
+        let jobs = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("bindspace-jobs".into())
+                .spawn(move || inner.run_jobs())
+                .map_err(io("starting the background jobs"))?
+        };
+        Ok(Engine {
+            inner,
+            jobs: Some(jobs),
+        })
+    }
+
+    /// Writes a fingerprint; returns its version once durable.
+    pub fn write(&self, addr: Addr, fp: Fingerprint) -> Result<u64> {
+        Ok(self.inner.ds.write(addr, fp)?)
+    }
+
+    /// Empties an address.
+    pub fn delete(&self, addr: Addr) -> Result<u64> {
+        Ok(self.inner.ds.delete(addr)?)
+    }
+
+    /// Several writes and deletes as one atomic batch.
+    pub fn apply(&self, ops: Vec<bindspace_wal::Op>) -> Result<u64> {
+        Ok(self.inner.ds.apply(ops)?)
+    }
+
+    /// Names the current version in the WAL and in every destination's catalog;
+    /// `guaranteed` keeps what restoring it needs safe from retention.
+    pub fn restore_point(&self, name: &str, guaranteed: bool) -> Result<u64> {
+        let v = self.inner.ds.restore_point(name)?;
+        self.inner
+            .rt
+            .block_on(self.inner.repo.create_restore_point(name, v, guaranteed))?;
+        Ok(v)
+    }
+
+    /// Reads the space.
+    pub fn read<R>(&self, f: impl FnOnce(&BindSpace) -> R) -> R {
+        self.inner.ds.read(f)
+    }
+
+    /// The space's version.
+    pub fn version(&self) -> u64 {
+        self.inner.ds.read(BindSpace::version)
+    }
+
+    /// The repository the engine backs up to.
+    pub fn repository(&self) -> &Repository {
+        &self.inner.repo
+    }
+
+    /// A backup now (a full instead when there is no chain to extend or it is too
+    /// long); `None` when nothing changed since the last one.
+    pub fn backup_now(&self, kind: BackupKind) -> Result<Option<BackupEntry>> {
+        self.inner.backup(kind)
+    }
+
+    /// Seals the WAL's active segment and archives every sealed one.
+    pub fn archive_now(&self) -> Result<usize> {
+        self.inner.archive()
+    }
+
+    /// Counters and the last failure.
+    pub fn status(&self) -> EngineStatus {
+        let mut s = lock(&self.inner.status).clone();
+        s.version = self.version();
+        s
+    }
+
+    /// Restores `target` from the destinations into a new space (the engine's own
+    /// space is not touched).
+    pub fn restore(&self, target: &Target) -> Result<(BindSpace, bindspace_pitr::RestorePlan)> {
+        Ok(self.inner.rt.block_on(bindspace_pitr::restore_to(
+            self.inner.repo.destinations(),
+            target,
+        ))?)
+    }
+
+    /// Stops the background jobs after a last archive of the WAL.
+    pub fn close(mut self) -> Result<()> {
+        self.stop_jobs();
+        self.inner.archive().map(|_| ())
+    }
+
+    fn stop_jobs(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        if let Some(j) = self.jobs.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_jobs();
+    }
+}
+
+impl Inner {
+    fn run_jobs(&self) {
+        let ms = Duration::from_millis;
+        let archive_every = ms(self.cfg.archive_interval_ms.max(10));
+        let delta_every = ms(self.cfg.delta_interval_ms.max(10));
+        let full_every = ms(self.cfg.full_snapshot_interval_ms.max(10));
+        let start = Instant::now();
+        let (mut next_archive, mut next_delta, mut next_full) = (
+            start + archive_every,
+            start + delta_every,
+            start + full_every,
+        );
+        let (mut archive_fails, mut backup_fails) = (0u32, 0u32);
+        let backoff = |fails: u32, every: Duration| -> Duration {
+            (ms(100) * 2u32.saturating_pow(fails.min(10))).min(every.max(ms(100)))
+        };
+        while !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(ms(10));
+            let now = Instant::now();
+            if now >= next_archive {
+                match self.archive() {
+                    Ok(_) => {
+                        archive_fails = 0;
+                        next_archive = now + archive_every;
+                    }
+                    Err(e) => {
+                        archive_fails += 1;
+                        self.failed("archive", &e, |s| s.archive_failures += 1);
+                        next_archive = now + backoff(archive_fails, archive_every);
+                    }
+                }
+            }
+            let kind = if now >= next_full {
+                Some(BackupKind::Full)
+            } else if now >= next_delta {
+                Some(BackupKind::Incremental)
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                match self.backup(kind) {
+                    Ok(written) => {
+                        backup_fails = 0;
+                        next_delta = now + delta_every;
+                        if kind == BackupKind::Full
+                            || written.is_some_and(|e| e.kind == BackupKind::Full)
+                        {
+                            next_full = now + full_every;
+                        }
+                    }
+                    Err(e) => {
+                        backup_fails += 1;
+                        self.failed("backup", &e, |s| s.backups_failed += 1);
+                        next_delta = now + backoff(backup_fails, delta_every);
+                    }
+                }
+            }
+        }
+    }
+
+    fn failed(&self, job: &str, e: &Error, count: impl FnOnce(&mut EngineStatus)) {
+        tracing::warn!(job, error = %e, "background job failed; retrying with backoff");
+        let mut s = lock(&self.status);
+        count(&mut s);
+        s.last_error = Some(format!("{job}: {e}"));
+    }
+
+    fn archive(&self) -> Result<usize> {
+        let wal = self.ds.wal();
+        wal.roll()?;
+        let n = wal.archive_sealed(&AllDestinations {
+            repo: &self.repo,
+            rt: &self.rt,
+        })?;
+        let last = wal.sealed_segments().last().map(|s| s.1).unwrap_or(0);
+        let mut s = lock(&self.status);
+        s.segments_archived += n as u64;
+        s.last_archived_version = s.last_archived_version.max(last);
+        if n > 0 {
+            s.last_error = None;
+        }
+        Ok(n)
+    }
+
+    fn backup(&self, asked: BackupKind) -> Result<Option<BackupEntry>> {
+        let mut st = lock(&self.state);
+        let kind = match (&st.last, &st.last_full) {
+            (Some(_), Some(_)) if st.chain < self.cfg.max_delta_chain => asked,
+            _ => BackupKind::Full,
+        };
+        let now = self.clock.now_us();
+        let (new_mark, backup) = match kind {
+            BackupKind::Full | BackupKind::Wal => {
+                // the only wait a writer sees: a memcpy of the space
+                let (copy, mark) = {
+                    let mut s = self.ds.lock();
+                    let m = s.mark();
+                    (s.clone(), m)
+                };
+                let schema = copy.schema();
+                let bytes = Bytes::from(snapshot::encode(&copy, now));
+                (
+                    mark,
+                    NewBackup {
+                        kind: BackupKind::Full,
+                        artifact: ArtifactId::Snapshot {
+                            version: copy.version(),
+                        },
+                        bytes,
+                        parent: None,
+                        schema,
+                    },
+                )
+            }
+            BackupKind::Incremental | BackupKind::Differential => {
+                let (delta, mark) = {
+                    let mut s = self.ds.lock();
+                    let d = bindspace_xor_delta::compute_dirty(&s, &st.mark, now)?;
+                    if d.from_version == d.to_version {
+                        return Ok(None); // nothing changed
+                    }
+                    (d, s.mark())
+                };
+                let schema = delta.schema;
+                let last = st.last.clone().expect("checked above");
+                let full = st.last_full.clone().expect("checked above");
+                if kind == BackupKind::Incremental {
+                    (
+                        mark,
+                        NewBackup {
+                            kind,
+                            artifact: ArtifactId::Delta {
+                                from: delta.from_version,
+                                to: delta.to_version,
+                            },
+                            bytes: bindspace_xor_delta::encode(&delta).into(),
+                            parent: Some(last.id),
+                            schema,
+                        },
+                    )
+                } else {
+                    // differential: the deltas since the last full, composed (no rescan)
+                    let composed = self.compose_since_full(&last, &full, delta)?;
+                    (
+                        mark,
+                        NewBackup {
+                            kind,
+                            artifact: ArtifactId::Delta {
+                                from: composed.from_version,
+                                to: composed.to_version,
+                            },
+                            bytes: bindspace_xor_delta::encode(&composed).into(),
+                            parent: Some(full.id),
+                            schema,
+                        },
+                    )
+                }
+            }
+        };
+        let kind = backup.kind;
+        let version = backup.artifact.versions().1;
+        // From here the dirty tracking continues from the new mark; if the write fails
+        // the chain is broken and the next backup is a full.
+        st.mark = new_mark;
+        let entry = match self.rt.block_on(self.repo.write_backup(backup.clone())) {
+            Ok(e) => e,
+            Err(e) => {
+                st.last = None;
+                st.last_full = None;
+                return Err(e.into());
+            }
+        };
+        match kind {
+            BackupKind::Full => st.chain = 0,
+            BackupKind::Differential => st.chain = 1,
+            _ => st.chain += 1,
+        }
+        if kind == BackupKind::Full {
+            st.last_full = Some(entry.clone());
+        }
+        st.last = Some(entry.clone());
+        if kind == BackupKind::Full {
+            // still under the state lock: no other backup interleaves
+            self.local_checkpoint(&backup.bytes, version)?;
+            self.apply_retention()?;
+        }
+        drop(st);
+        let mut s = lock(&self.status);
+        s.backups_ok += 1;
+        s.last_backup_version = s.last_backup_version.max(version);
+        s.last_error = None;
+        Ok(Some(entry))
+    }
+
+    /// Composes the deltas from the last full to `last`, then `newest`.
+    fn compose_since_full(
+        &self,
+        last: &BackupEntry,
+        full: &BackupEntry,
+        newest: bindspace_xor_delta::Delta,
+    ) -> Result<bindspace_xor_delta::Delta> {
+        let m = self.rt.block_on(self.repo.manifest())?;
+        let whole = retention::chain_of(&m, last);
+        if !whole.iter().any(|e| e.id == full.id) {
+            return Err(bindspace_catalog::Error::BadManifest {
+                store: self.repo.names()[0].clone(),
+                what: last.id.clone(),
+                detail: format!("its chain does not lead to the full {}", full.id),
+            }
+            .into());
+        }
+        let mut chain: Vec<&BackupEntry> =
+            whole.into_iter().take_while(|e| e.id != full.id).collect();
+        chain.reverse();
+        let store = &self.repo.destinations()[0];
+        let mut acc: Option<bindspace_xor_delta::Delta> = None;
+        for e in chain {
+            let r = ArtifactRef {
+                id: e.artifact,
+                len: e.size,
+                blake3: parse_blake3_hex(&e.blake3).ok_or_else(|| {
+                    bindspace_catalog::Error::BadManifest {
+                        store: store.name(),
+                        what: e.id.clone(),
+                        detail: "blake3 is not 64 hex digits".into(),
+                    }
+                })?,
+            };
+            let d = bindspace_xor_delta::decode(&self.rt.block_on(store.get(&r))?)?;
+            acc = Some(match acc {
+                None => d,
+                Some(a) => bindspace_xor_delta::compose(&a, &d)?,
+            });
+        }
+        Ok(match acc {
+            None => newest,
+            Some(a) => bindspace_xor_delta::compose(&a, &newest)?,
+        })
+    }
+
+    /// After a full at `version`: the local checkpoint file, then local WAL segments at
+    /// or below it leave the disk (only once archived everywhere).
+    fn local_checkpoint(&self, bytes: &[u8], version: u64) -> Result<()> {
+        let path = self.data_dir.join("checkpoint.snap");
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(&self.data_dir)?.sync_all()
+        };
+        write().map_err(io(format!("writing {}", path.display())))?;
+        self.ds.wal().checkpoint(
+            version,
+            &AllDestinations {
+                repo: &self.repo,
+                rt: &self.rt,
+            },
+        )?;
+        Ok(())
+    }
+
+    fn apply_retention(&self) -> Result<()> {
+        let m = self.rt.block_on(self.repo.manifest())?;
+        let plan = retention::plan(&m, &self.cfg.retention, self.clock.now_us());
+        let n = self.rt.block_on(self.repo.delete_backups(&plan.delete))?;
+        lock(&self.status).retention_deleted += n as u64;
+        Ok(())
+    }
+}

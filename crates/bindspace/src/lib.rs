@@ -1,0 +1,72 @@
+//! # bindspace
+//!
+//! The embeddable engine. [`Engine::open`] gives a durable BindSpace (every write goes
+//! through the WAL before it is acknowledged) and protects it in the background:
+//! the WAL's active segment is sealed and archived to every destination each
+//! `archive_interval_ms` (the RPO when the local disk is lost), an incremental backup
+//! goes out each `delta_interval_ms`, a full one each `full_snapshot_interval_ms` or
+//! when the delta chain reaches `max_delta_chain` (compaction), and retention runs
+//! after each full. A failing destination is retried with backoff and reported in
+//! [`Engine::status`], never silently dropped. Writers only ever wait for a memcpy of
+//! the space (full backups) or a walk of the addresses changed since the last backup.
+//!
+//! Restores go through [`bindspace_pitr`] over the same destinations
+//! ([`Engine::restore`], or the `bindspace` CLI on a repository URL).
+//!
+//! What it is not: no network server; embed it.
+//!
+//! ```
+//! use bindspace::{BackupConfig, Engine};
+//! use bindspace_core::{Addr, Fingerprint};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let cfg = BackupConfig { fingerprint_words: 8, ..BackupConfig::default() };
+//! let engine = Engine::open(dir.path(), cfg).unwrap();
+//! let v = engine.write(Addr(7), Fingerprint::from_words(vec![1; 8])).unwrap();
+//! let full = engine.backup_now(bindspace_catalog::BackupKind::Full).unwrap().expect("a full is always written");
+//! assert_eq!(full.to_version, v);
+//! let (space, _) = engine.restore(&bindspace_pitr::Target::Latest).unwrap();
+//! assert_eq!(space.read(Addr(7)), Some(&[1u64; 8][..]));
+//! ```
+
+mod config;
+mod engine;
+pub mod stores;
+
+pub use config::BackupConfig;
+pub use engine::{Engine, EngineStatus};
+
+/// What can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The WAL refused or failed.
+    #[error(transparent)]
+    Wal(#[from] bindspace_wal::Error),
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] bindspace_catalog::Error),
+    /// A restore failed.
+    #[error(transparent)]
+    Pitr(#[from] bindspace_pitr::Error),
+    /// A space or snapshot is invalid.
+    #[error(transparent)]
+    Core(#[from] bindspace_core::Error),
+    /// A delta failed.
+    #[error(transparent)]
+    Delta(#[from] bindspace_xor_delta::Error),
+    /// Local file I/O.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,217 @@
+//! Oracle PITR: an engine runs a seeded workload with short intervals (fulls,
+//! incrementals, differentials, restore points and WAL archiving all happening in the
+//! background); the test records the digest at every version, then restores random
+//! targets (versions, times, restore points) from each destination mix and compares.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bindspace::{BackupConfig, Engine};
+use bindspace_catalog::BackupKind;
+use bindspace_catalog::conformance::{service_env, unique_name};
+use bindspace_core::workload::{Op, Workload};
+use bindspace_core::{BindSpace, Digest, ManualClock, SchemaVersion};
+use bindspace_pitr::Target;
+
+const WORDS: u16 = 16;
+const ADDRS: u32 = 1024;
+
+struct Run {
+    digests: BTreeMap<u64, Digest>,
+    /// (version, time of its WAL record)
+    times: Vec<(u64, u64)>,
+    points: Vec<(String, u64)>,
+}
+
+fn config(dests: Vec<String>) -> BackupConfig {
+    BackupConfig {
+        fingerprint_words: WORDS,
+        address_space: ADDRS,
+        destinations: dests,
+        delta_interval_ms: 25,
+        full_snapshot_interval_ms: 300,
+        max_delta_chain: 6,
+        archive_interval_ms: 15,
+        sync: "never".into(),
+        wal_segment_bytes: 16 << 10,
+        ..BackupConfig::default()
+    }
+}
+
+/// Runs the workload; returns what the oracle knows.
+fn run_workload(dir: &std::path::Path, dests: Vec<String>, ops: usize) -> Run {
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000_000));
+    let engine = Engine::open_with_clock(dir, config(dests), clock.clone()).unwrap();
+    let schema = SchemaVersion::CURRENT
+        .with_words(WORDS)
+        .with_address_space(ADDRS);
+    let mut shadow = BindSpace::new(schema).unwrap();
+    let mut run = Run {
+        digests: BTreeMap::new(),
+        times: vec![],
+        points: vec![],
+    };
+    run.digests.insert(0, shadow.digest());
+    // a full of the empty space: every later version is reachable
+    engine.backup_now(BackupKind::Full).unwrap();
+    let mut w = Workload::new(77, schema);
+    for i in 0..ops {
+        clock.advance(1_000);
+        let now = bindspace_core::Clock::now_us(&*clock);
+        let v = if i % 250 == 249 {
+            let name = format!("rp-{i}");
+            let v = engine.restore_point(&name, i % 500 == 499).unwrap();
+            shadow.set_version(v);
+            run.points.push((name, v));
+            v
+        } else {
+            let op = w.next_op(&shadow);
+            let v = match &op {
+                Op::Write(a, fp) => engine.write(*a, fp.clone()).unwrap(),
+                Op::Delete(a) => engine.delete(*a).unwrap(),
+            };
+            op.apply(&mut shadow).unwrap();
+            v
+        };
+        assert_eq!(shadow.version(), v);
+        run.digests.insert(v, shadow.digest());
+        run.times.push((v, now));
+        if i % 300 == 150 {
+            engine.backup_now(BackupKind::Differential).unwrap();
+        }
+        if i % 20 == 0 {
+            // let the background jobs run between bursts
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+    }
+    let status = engine.status();
+    assert!(status.backups_ok >= 3, "{status:?}");
+    assert!(status.segments_archived >= 3, "{status:?}");
+    assert_eq!(status.last_error, None, "{status:?}");
+    engine.close().unwrap();
+    run
+}
+
+/// Restores `n` random targets from `stores`; returns mismatches.
+fn check(
+    stores: &[Arc<dyn bindspace_catalog::BackupStore>],
+    run: &Run,
+    n: usize,
+    seed: u64,
+) -> usize {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let last = *run.digests.keys().next_back().unwrap();
+    let mut mismatches = 0;
+    let mut x = seed;
+    let mut next = |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut targets: Vec<(Target, u64)> = run
+        .points
+        .iter()
+        .map(|(n, v)| (Target::RestorePoint(n.clone()), *v))
+        .collect();
+    targets.push((Target::Latest, last));
+    while targets.len() < n {
+        if next(2) == 0 {
+            let v = next(last + 1);
+            targets.push((Target::Version(v), v));
+        } else {
+            let (v, t) = run.times[next(run.times.len() as u64) as usize];
+            targets.push((Target::Time(t), v));
+        }
+    }
+    for (t, want) in targets {
+        let (space, plan) = rt
+            .block_on(bindspace_pitr::restore_to(stores, &t))
+            .unwrap_or_else(|e| panic!("{t}: {e}"));
+        if space.version() != want || space.digest() != run.digests[&want] {
+            eprintln!(
+                "MISMATCH {t}: got version {}, want {want}\n{plan}",
+                space.version()
+            );
+            mismatches += 1;
+        }
+    }
+    mismatches
+}
+
+fn open_stores(urls: &[String]) -> Vec<Arc<dyn bindspace_catalog::BackupStore>> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(bindspace::stores::open_all(urls)).unwrap()
+}
+
+#[test]
+fn oracle_pitr_on_the_embedded_default_and_a_second_directory() {
+    let data = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let urls = vec![
+        format!("file://{}", data.path().join("repo").display()),
+        format!("file://{}", second.path().display()),
+    ];
+    let run = run_workload(data.path(), urls.clone(), 1500);
+    let all = open_stores(&urls);
+    let mut total = 0;
+    for (name, mix) in [
+        ("both", all.clone()),
+        ("primary", vec![all[0].clone()]),
+        ("second", vec![all[1].clone()]),
+    ] {
+        let m = check(&mix, &run, 50, 0x9e37_79b9 + name.len() as u64);
+        eprintln!("oracle: {name}: 50 targets, {m} mismatches");
+        total += m;
+    }
+    assert_eq!(total, 0);
+}
+
+#[test]
+fn oracle_pitr_across_object_store_redis_and_postgres_with_tier_loss() {
+    let Some(redis) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let Some(pg_bin) = service_env("BINDSPACE_PG_BIN", "PostgreSQL's server binaries") else {
+        return;
+    };
+    let Some(s3) = service_env("BINDSPACE_TEST_S3_URL", "an S3 server") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    // this test's own PostgreSQL, so it can stop it
+    let mut pg =
+        bindspace_catalog::servers::Server::postgres(pg_bin.as_ref(), data.path()).unwrap();
+    // Redis database 2 is this test's own, so a flush loses nothing else
+    let redis = format!("{}/2", redis.trim_end_matches('/'));
+    let urls = vec![
+        format!("{}/{}", s3.trim_end_matches('/'), unique_name("oracle")),
+        pg.url.clone(),
+        redis.clone(),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut con = rt
+        .block_on(
+            redis::Client::open(redis.as_str())
+                .unwrap()
+                .get_multiplexed_async_connection(),
+        )
+        .unwrap();
+    rt.block_on(redis::cmd("FLUSHDB").query_async::<()>(&mut con))
+        .unwrap();
+    let run = run_workload(data.path(), urls.clone(), 800);
+    let all = open_stores(&urls);
+    assert_eq!(check(&all, &run, 50, 1), 0, "all tiers");
+    // Redis loses its data: S3 + PostgreSQL + the WAL archive still restore
+    rt.block_on(redis::cmd("FLUSHDB").query_async::<()>(&mut con))
+        .unwrap();
+    assert_eq!(check(&all, &run, 30, 2), 0, "after FLUSHDB");
+    // PostgreSQL down as well: the object store's own catalog and artifacts serve
+    pg.stop_immediate().unwrap();
+    assert_eq!(
+        check(&all, &run, 30, 3),
+        0,
+        "Redis flushed and PostgreSQL down"
+    );
+}

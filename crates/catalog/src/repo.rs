@@ -1,0 +1,292 @@
+//! A repository: one or more destinations that each hold the artifacts and their own
+//! copy of the catalog, written so that the catalog names a backup only after every
+//! byte of it is stored everywhere.
+
+use std::sync::Arc;
+
+use bindspace_core::{Clock, SchemaVersion};
+use bytes::Bytes;
+
+use crate::{
+    ArtifactId, ArtifactRef, BackupEntry, BackupKind, BackupStatus, BackupStore, Error, Manifest,
+    RestorePoint, Result, blake3_hex,
+};
+
+/// How long a backup writer's lease lasts before another writer may take it over.
+pub const LEASE_TTL_US: u64 = 10 * 60 * 1_000_000;
+
+/// A backup about to be written.
+#[derive(Clone, Debug)]
+pub struct NewBackup {
+    /// Full, incremental or differential (or a WAL archive entry).
+    pub kind: BackupKind,
+    /// The artifact holding it.
+    pub artifact: ArtifactId,
+    /// Its bytes.
+    pub bytes: Bytes,
+    /// The backup it builds on.
+    pub parent: Option<String>,
+    /// The schema of the data.
+    pub schema: SchemaVersion,
+}
+
+/// One repository over its destinations; the first is the primary (it holds the
+/// lease). Every destination gets the artifacts and its own catalog commit, so any one
+/// of them can restore alone.
+#[derive(Clone)]
+pub struct Repository {
+    dests: Vec<Arc<dyn BackupStore>>,
+    clock: Arc<dyn Clock>,
+    holder: String,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("dests", &self.names())
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Repository {
+    /// A repository over `dests` (at least one), timestamps from `clock`, leases held
+    /// as `holder` (e.g. `host:pid`).
+    pub fn new(
+        dests: Vec<Arc<dyn BackupStore>>,
+        clock: Arc<dyn Clock>,
+        holder: impl Into<String>,
+    ) -> Result<Self> {
+        if dests.is_empty() {
+            return Err(Error::Invalid {
+                store: "repository".into(),
+                detail: "a repository needs at least one destination".into(),
+            });
+        }
+        Ok(Repository {
+            dests,
+            clock,
+            holder: holder.into(),
+        })
+    }
+
+    /// The destinations, primary first.
+    pub fn destinations(&self) -> &[Arc<dyn BackupStore>] {
+        &self.dests
+    }
+
+    /// Their names.
+    pub fn names(&self) -> Vec<String> {
+        self.dests.iter().map(|d| d.name()).collect()
+    }
+
+    /// The primary's catalog (empty for a new repository).
+    pub async fn manifest(&self) -> Result<Manifest> {
+        Ok(self.dests[0]
+            .read_manifest()
+            .await?
+            .map(|(_, m)| m)
+            .unwrap_or_default())
+    }
+
+    /// Creates an empty catalog on every destination that has none.
+    pub async fn init(&self) -> Result<()> {
+        for d in &self.dests {
+            if d.read_manifest().await?.is_none() {
+                match d.commit_manifest(0, &Manifest::default()).await {
+                    Ok(_) | Err(Error::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` holding the repository's lease; a second writer gets
+    /// [`Error::BackupInProgress`] and changes nothing.
+    pub async fn with_lease<T>(&self, f: impl AsyncFnOnce(&Self) -> Result<T>) -> Result<T> {
+        let lease = self.dests[0]
+            .acquire_lease(&self.holder, self.clock.now_us(), LEASE_TTL_US)
+            .await?;
+        let res = f(self).await;
+        let released = self.dests[0].release_lease(&lease).await;
+        let out = res?;
+        released?;
+        Ok(out)
+    }
+
+    /// Applies `change` to every destination's catalog, retrying on a concurrent
+    /// commit (optimistic concurrency: nothing is lost).
+    pub async fn update_catalog(&self, change: impl Fn(&mut Manifest) -> Result<()>) -> Result<()> {
+        for d in &self.dests {
+            let mut tries = 0;
+            loop {
+                let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
+                change(&mut m)?;
+                match d.commit_manifest(g, &m).await {
+                    Ok(_) => break,
+                    Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a backup: the lease, then the artifact to every destination, then (only
+    /// when all of them hold it) the catalog entry on each. Returns the entry.
+    pub async fn write_backup(&self, b: NewBackup) -> Result<BackupEntry> {
+        self.with_lease(async |repo| repo.write_backup_leased(b).await)
+            .await
+    }
+
+    /// [`Repository::write_backup`] for a caller that already holds the lease.
+    pub async fn write_backup_leased(&self, b: NewBackup) -> Result<BackupEntry> {
+        let start_us = self.clock.now_us();
+        let mut stored: Option<ArtifactRef> = None;
+        for d in &self.dests {
+            let r = d.put(b.artifact, b.bytes.clone()).await?;
+            if let Some(s) = stored
+                && s != r
+            {
+                return Err(Error::Corrupt {
+                    store: d.name(),
+                    artifact: b.artifact,
+                    detail: "destinations disagree on the stored bytes".into(),
+                });
+            }
+            stored = Some(r);
+        }
+        let r = stored.expect("at least one destination");
+        let (from_version, to_version) = b.artifact.versions();
+        let manifest = self.manifest().await?;
+        let base = format!("{}-{to_version}", kind_word(b.kind));
+        let mut id = base.clone();
+        let mut n = 1;
+        while manifest.entries.iter().any(|e| e.id == id) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        let entry = BackupEntry {
+            id,
+            kind: b.kind,
+            parent: b.parent,
+            from_version,
+            to_version,
+            start_us,
+            end_us: self.clock.now_us(),
+            schema: b.schema.into(),
+            size: r.len,
+            blake3: blake3_hex(&r.blake3),
+            artifact: b.artifact,
+            locations: self.names(),
+            status: BackupStatus::Complete,
+        };
+        let e = entry.clone();
+        self.update_catalog(move |m| {
+            if !m.entries.iter().any(|x| x.id == e.id) {
+                m.entries.push(e.clone());
+            }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(id = %entry.id, artifact = %entry.artifact, bytes = entry.size, "backup complete");
+        Ok(entry)
+    }
+
+    /// Names `version`; `guaranteed` pins what restoring it needs against retention.
+    pub async fn create_restore_point(
+        &self,
+        name: &str,
+        version: u64,
+        guaranteed: bool,
+    ) -> Result<RestorePoint> {
+        let rp = RestorePoint {
+            name: name.to_owned(),
+            version,
+            created_us: self.clock.now_us(),
+            guaranteed,
+        };
+        let p = rp.clone();
+        let store = self.dests[0].name();
+        self.update_catalog(move |m| {
+            if m.restore_points.iter().any(|x| x.name == p.name) {
+                return Err(Error::Invalid {
+                    store: store.clone(),
+                    detail: format!("restore point {:?} exists", p.name),
+                });
+            }
+            m.restore_points.push(p.clone());
+            Ok(())
+        })
+        .await?;
+        Ok(rp)
+    }
+
+    /// Removes a restore point; `Ok(false)` if there was none of that name.
+    pub async fn drop_restore_point(&self, name: &str) -> Result<bool> {
+        let found = self
+            .manifest()
+            .await?
+            .restore_points
+            .iter()
+            .any(|p| p.name == name);
+        self.update_catalog(|m| {
+            m.restore_points.retain(|p| p.name != name);
+            Ok(())
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// Marks a backup verified (read back and checked).
+    pub async fn mark_verified(&self, id: &str) -> Result<()> {
+        self.update_catalog(|m| {
+            for e in m.entries.iter_mut().filter(|e| e.id == id) {
+                e.status = BackupStatus::Verified;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes backups by id: catalog first (so nothing names a missing artifact),
+    /// then their artifacts on every destination.
+    pub async fn delete_backups(&self, ids: &[String]) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let doomed: Vec<BackupEntry> = self
+            .manifest()
+            .await?
+            .entries
+            .into_iter()
+            .filter(|e| ids.contains(&e.id))
+            .collect();
+        self.update_catalog(|m| {
+            m.entries.retain(|e| !ids.contains(&e.id));
+            Ok(())
+        })
+        .await?;
+        let kept = self.manifest().await?;
+        for e in &doomed {
+            // another entry may share the artifact (a re-run): keep it then
+            if kept.entries.iter().any(|k| k.artifact == e.artifact) {
+                continue;
+            }
+            for d in &self.dests {
+                d.delete(e.artifact).await?;
+            }
+        }
+        Ok(doomed.len())
+    }
+}
+
+fn kind_word(k: BackupKind) -> &'static str {
+    match k {
+        BackupKind::Full => "full",
+        BackupKind::Incremental => "incr",
+        BackupKind::Differential => "diff",
+        BackupKind::Wal => "wal",
+    }
+}

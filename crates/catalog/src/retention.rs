@@ -1,0 +1,213 @@
+//! Retention: which backups to keep, as a pure function of the catalog, the policy and
+//! the time, so it can be shown (`--dry-run`) before anything is deleted.
+//!
+//! Selection, newest first:
+//! 1. every backup that ended within `keep_all_within_us` of now;
+//! 2. grandfather-father-son: for each of hourly / daily / weekly / monthly / yearly,
+//!    the newest backup in each of the last N buckets that hold one (buckets are fixed
+//!    lengths counted from the Unix epoch: 1 h, 1 d, 7 d, 30 d, 365 d);
+//! 3. `max_age_us` drops selected backups older than that; `max_count` keeps only the
+//!    newest that many of what is selected;
+//! 4. then everything the selection depends on is kept whatever the policy says: the
+//!    parent chain of each kept backup down to its full, the chain of each
+//!    `guaranteed` restore point, and the WAL archives newer than the oldest kept full.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BackupEntry, BackupKind, Manifest};
+
+const HOUR: u64 = 3_600_000_000;
+const DAY: u64 = 24 * HOUR;
+
+/// What to keep (seed: `RetentionPolicy`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetentionPolicy {
+    /// Keep everything newer than this (µs).
+    pub keep_all_within_us: u64,
+    /// Hourly buckets kept.
+    pub hourly: u32,
+    /// Daily buckets kept.
+    pub daily: u32,
+    /// Weekly buckets kept.
+    pub weekly: u32,
+    /// Monthly (30-day) buckets kept.
+    pub monthly: u32,
+    /// Yearly (365-day) buckets kept.
+    pub yearly: u32,
+    /// At most this many backups selected by the rules above.
+    pub max_count: Option<usize>,
+    /// Nothing older than this is selected (µs).
+    pub max_age_us: Option<u64>,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            keep_all_within_us: DAY,
+            hourly: 24,
+            daily: 7,
+            weekly: 4,
+            monthly: 12,
+            yearly: 3,
+            max_count: None,
+            max_age_us: None,
+        }
+    }
+}
+
+/// Why a backup is kept.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeepReason {
+    /// Inside the keep-all window.
+    Recent,
+    /// Newest in a bucket of this rule (`hourly`, `daily`, ...).
+    Bucket(&'static str),
+    /// A kept backup or a guaranteed restore point needs it.
+    Dependency(String),
+}
+
+/// The outcome: what stays, what goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionPlan {
+    /// Kept backup ids, with why.
+    pub keep: BTreeMap<String, Vec<KeepReason>>,
+    /// Backup ids to delete, oldest first.
+    pub delete: Vec<String>,
+}
+
+/// Bucket lengths of the GFS rules.
+pub const BUCKETS: [(&str, u64); 5] = [
+    ("hourly", HOUR),
+    ("daily", DAY),
+    ("weekly", 7 * DAY),
+    ("monthly", 30 * DAY),
+    ("yearly", 365 * DAY),
+];
+
+fn count(p: &RetentionPolicy, rule: &str) -> u32 {
+    match rule {
+        "hourly" => p.hourly,
+        "daily" => p.daily,
+        "weekly" => p.weekly,
+        "monthly" => p.monthly,
+        _ => p.yearly,
+    }
+}
+
+/// The backups `entry` needs to restore: itself and its parents down to a full.
+pub fn chain_of<'m>(m: &'m Manifest, entry: &'m BackupEntry) -> Vec<&'m BackupEntry> {
+    let mut out = vec![entry];
+    let mut cur = entry;
+    while let Some(p) = &cur.parent {
+        match m.entries.iter().find(|e| &e.id == p) {
+            Some(parent) if !out.iter().any(|x| x.id == parent.id) => {
+                out.push(parent);
+                cur = parent;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Applies `policy` to the catalog at `now_us`.
+pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPlan {
+    let mut keep: BTreeMap<String, Vec<KeepReason>> = BTreeMap::new();
+    let mut points: Vec<&BackupEntry> = m
+        .entries
+        .iter()
+        .filter(|e| e.kind != BackupKind::Wal)
+        .collect();
+    points.sort_by_key(|e| std::cmp::Reverse((e.end_us, e.to_version)));
+    let mut selected: Vec<(&BackupEntry, KeepReason)> = Vec::new();
+    for e in &points {
+        if now_us.saturating_sub(e.end_us) <= policy.keep_all_within_us {
+            selected.push((e, KeepReason::Recent));
+        }
+    }
+    for (rule, len) in BUCKETS {
+        let n = count(policy, rule) as usize;
+        let mut seen = BTreeSet::new();
+        for e in &points {
+            let bucket = e.end_us / len;
+            if seen.len() >= n && !seen.contains(&bucket) {
+                break;
+            }
+            if seen.insert(bucket) {
+                selected.push((e, KeepReason::Bucket(rule)));
+            }
+        }
+    }
+    if let Some(age) = policy.max_age_us {
+        selected.retain(|(e, _)| now_us.saturating_sub(e.end_us) <= age);
+    }
+    if let Some(max) = policy.max_count {
+        let mut ids: Vec<(u64, u64, &str)> = selected
+            .iter()
+            .map(|(e, _)| (e.end_us, e.to_version, e.id.as_str()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        ids.reverse();
+        let allowed: BTreeSet<&str> = ids.iter().take(max).map(|x| x.2).collect();
+        selected.retain(|(e, _)| allowed.contains(e.id.as_str()));
+    }
+    for (e, why) in &selected {
+        keep.entry(e.id.clone()).or_default().push(why.clone());
+    }
+    // Dependencies: chains of kept backups and of guaranteed restore points.
+    let roots: Vec<String> = keep.keys().cloned().collect();
+    for id in roots {
+        let e = m
+            .entries
+            .iter()
+            .find(|e| e.id == id)
+            .expect("selected from m");
+        for dep in chain_of(m, e).into_iter().skip(1) {
+            keep.entry(dep.id.clone())
+                .or_default()
+                .push(KeepReason::Dependency(id.clone()));
+        }
+    }
+    for rp in m.restore_points.iter().filter(|p| p.guaranteed) {
+        // the newest backup at or before the point, and its chain
+        if let Some(base) = points
+            .iter()
+            .filter(|e| e.to_version <= rp.version)
+            .max_by_key(|e| (e.to_version, e.end_us))
+        {
+            for dep in chain_of(m, base) {
+                keep.entry(dep.id.clone())
+                    .or_default()
+                    .push(KeepReason::Dependency(format!("restore point {}", rp.name)));
+            }
+        }
+    }
+    // WAL archives newer than the oldest kept full serve PITR between kept backups.
+    let oldest_full = m
+        .entries
+        .iter()
+        .filter(|e| e.kind == BackupKind::Full && keep.contains_key(&e.id))
+        .map(|e| e.to_version)
+        .min();
+    for e in m.entries.iter().filter(|e| e.kind == BackupKind::Wal) {
+        if oldest_full.is_some_and(|v| e.to_version > v) {
+            keep.entry(e.id.clone())
+                .or_default()
+                .push(KeepReason::Dependency("point-in-time recovery".into()));
+        }
+    }
+    let mut delete: Vec<&BackupEntry> = m
+        .entries
+        .iter()
+        .filter(|e| !keep.contains_key(&e.id))
+        .collect();
+    delete.sort_by_key(|e| (e.end_us, e.to_version));
+    RetentionPlan {
+        keep,
+        delete: delete.into_iter().map(|e| e.id.clone()).collect(),
+    }
+}
