@@ -81,6 +81,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "one tier per store crate",
     ),
     (
+        "bindspace-pitr",
+        &["redis", "object_store", "lance", "tokio-postgres", "deadpool-postgres"],
+        "restore planning works on any BackupStore; it names no concrete tier",
+    ),
+    (
         "bindspace-store-redis",
         &[
             "object_store",

@@ -1,7 +1,13 @@
 //! `bindspace`: the operator's command for backing up and restoring a BindSpace.
 //!
-//! This first cut has `bindspace demo`, which exercises the whole embedded path on a
-//! local directory: workload, full snapshot, incremental deltas, restores, digests.
+//! Commands: `demo` (the embedded path end to end), `init`, `backup`, `list`, `show`,
+//! `restore`, `explain`, `restore-point`, `retention apply`, `compact`, `as-of`,
+//! `versions` (a repository given by `--repo URL`, repeatable, or `$BINDSPACE_REPO`),
+//! and `migrate plan|apply`.
+//!
+//! Exit codes: 0 success; 1 failure (the message says why); 2 bad arguments; 3 another
+//! backup holds the repository's lease ("backup in progress"); 4 the target cannot be
+//! restored from what the stores hold.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod migrate;
+mod ops;
 
 /// Back up, restore and inspect BindSpaces.
 #[derive(Parser, Debug)]
@@ -27,6 +34,8 @@ enum Command {
     /// Plan or run a schema migration of a snapshot (`plan`, `apply`).
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    #[command(flatten)]
+    Repo(ops::Op),
 }
 
 /// Options of `bindspace demo`.
@@ -58,12 +67,13 @@ fn main() -> ExitCode {
     let res = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Migrate(cmd) => migrate::run(&cmd),
+        Command::Repo(op) => ops::run(op),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bindspace: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(ops::classify(&e))
         }
     }
 }

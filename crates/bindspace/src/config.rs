@@ -49,6 +49,11 @@ pub struct BackupConfig {
     pub wal_segment_bytes: u64,
     /// Retention, applied after every full backup.
     pub retention: RetentionPolicy,
+    /// Run the background jobs (off for one-shot tools such as `bindspace backup`).
+    pub background_jobs: bool,
+    /// Hold the repository lease this long after each backup (drills and tests of
+    /// writer exclusion).
+    pub lease_hold_ms: u64,
 }
 
 impl Default for BackupConfig {
@@ -64,6 +69,8 @@ impl Default for BackupConfig {
             sync: "always".into(),
             wal_segment_bytes: 64 << 20,
             retention: RetentionPolicy::default(),
+            background_jobs: true,
+            lease_hold_ms: 0,
         }
     }
 }

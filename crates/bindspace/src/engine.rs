@@ -50,6 +50,10 @@ struct BackupState {
     last_full: Option<BackupEntry>,
     /// Deltas since the last full.
     chain: usize,
+    /// The newest backup in the catalog when the mark does not continue from it (after
+    /// a restart): the next incremental is computed by a scan against its restored
+    /// state instead of from dirty tracking.
+    resume: Option<(BackupEntry, BackupEntry)>,
 }
 
 struct Inner {
@@ -162,6 +166,50 @@ impl Archiver for AllDestinations<'_> {
     }
 }
 
+/// The schema of the engine's space: recorded in `<data_dir>/space.schema` when the
+/// directory is created (from the config), read back ever after, so reopening with
+/// another config never misreads the WAL.
+fn space_schema(data_dir: &Path, cfg: &BackupConfig) -> Result<SchemaVersion> {
+    let path = data_dir.join("space.schema");
+    let bad = |detail: String| Error::Config(format!("{}: {detail}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let n: Vec<u64> = text
+                .split_whitespace()
+                .map(|x| x.parse().map_err(|_| bad(format!("{x:?} is not a number"))))
+                .collect::<Result<_>>()?;
+            let [major, minor, patch, words, addrs, features] = n[..] else {
+                return Err(bad("expected 6 numbers".into()));
+            };
+            let narrow = |v: u64| u16::try_from(v).map_err(|_| bad(format!("{v} is too large")));
+            let s = SchemaVersion {
+                major: narrow(major)?,
+                minor: narrow(minor)?,
+                patch: narrow(patch)?,
+                fingerprint_words: narrow(words)?,
+                address_space: u32::try_from(addrs)
+                    .map_err(|_| bad(format!("{addrs} is too large")))?,
+                features,
+            };
+            s.validate()?;
+            Ok(s)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = SchemaVersion::CURRENT
+                .with_words(cfg.fingerprint_words)
+                .with_address_space(cfg.address_space);
+            s.validate()?;
+            let text = format!(
+                "{} {} {} {} {} {}\n",
+                s.major, s.minor, s.patch, s.fingerprint_words, s.address_space, s.features
+            );
+            std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
+            Ok(s)
+        }
+        Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+    }
+}
+
 impl Engine {
     /// Opens (or creates) the engine in `data_dir` with the system clock.
     pub fn open(data_dir: impl AsRef<Path>, cfg: BackupConfig) -> Result<Engine> {
@@ -193,11 +241,10 @@ impl Engine {
             stores,
             clock.clone(),
             format!("engine pid {}", std::process::id()),
-        )?;
+        )?
+        .with_lease_hold(Duration::from_millis(cfg.lease_hold_ms));
         rt.block_on(repo.init())?;
-        let schema = SchemaVersion::CURRENT
-            .with_words(cfg.fingerprint_words)
-            .with_address_space(cfg.address_space);
+        let schema = space_schema(&data_dir, &cfg)?;
         let checkpoint = data_dir.join("checkpoint.snap");
         let base = match std::fs::read(&checkpoint) {
             Ok(b) => snapshot::decode(&b)?.space,
@@ -244,6 +291,12 @@ impl Engine {
             data_dir,
             state: Mutex::new(BackupState {
                 mark,
+                resume: match (&last, &last_full) {
+                    (Some(l), Some(f)) if !continues && l.to_version < mark.version() => {
+                        Some((l.clone(), f.clone()))
+                    }
+                    _ => None,
+                },
                 last: if continues { last } else { None },
                 last_full: if continues { last_full } else { None },
                 chain,
@@ -251,17 +304,18 @@ impl Engine {
             status: Mutex::new(EngineStatus::default()),
             stop: AtomicBool::new(false),
         });
-        let jobs = {
+        let jobs = if inner.cfg.background_jobs {
             let inner = inner.clone();
-            std::thread::Builder::new()
-                .name("bindspace-jobs".into())
-                .spawn(move || inner.run_jobs())
-                .map_err(io("starting the background jobs"))?
+            Some(
+                std::thread::Builder::new()
+                    .name("bindspace-jobs".into())
+                    .spawn(move || inner.run_jobs())
+                    .map_err(io("starting the background jobs"))?,
+            )
+        } else {
+            None
         };
-        Ok(Engine {
-            inner,
-            jobs: Some(jobs),
-        })
+        Ok(Engine { inner, jobs })
     }
 
     /// Writes a fingerprint; returns its version once durable.
@@ -437,6 +491,47 @@ impl Inner {
 
     fn backup(&self, asked: BackupKind) -> Result<Option<BackupEntry>> {
         let mut st = lock(&self.state);
+        if matches!(asked, BackupKind::Incremental | BackupKind::Differential)
+            && let Some((last, full)) = st.resume.take()
+        {
+            // After a restart: the delta by scan against the restored state of the
+            // last backup (incremental) or the last full (differential).
+            let from = if asked == BackupKind::Differential {
+                full.clone()
+            } else {
+                last.clone()
+            };
+            let (old, _) = self.rt.block_on(bindspace_pitr::restore_to(
+                self.repo.destinations(),
+                &Target::Version(from.to_version),
+            ))?;
+            let (copy, mark) = {
+                let mut s = self.ds.lock();
+                let m = s.mark();
+                (s.clone(), m)
+            };
+            let d = bindspace_xor_delta::compute(&old, &copy, self.clock.now_us())?;
+            st.mark = mark;
+            let entry = self.rt.block_on(self.repo.write_backup(NewBackup {
+                kind: asked,
+                artifact: ArtifactId::Delta {
+                    from: d.from_version,
+                    to: d.to_version,
+                },
+                bytes: bindspace_xor_delta::encode(&d).into(),
+                parent: Some(from.id.clone()),
+                schema: d.schema,
+            }))?;
+            st.chain = retention::chain_of(&self.rt.block_on(self.repo.manifest())?, &entry)
+                .len()
+                .saturating_sub(1);
+            st.last = Some(entry.clone());
+            st.last_full = Some(full);
+            let mut s = lock(&self.status);
+            s.backups_ok += 1;
+            s.last_backup_version = s.last_backup_version.max(d.to_version);
+            return Ok(Some(entry));
+        }
         let kind = match (&st.last, &st.last_full) {
             (Some(_), Some(_)) if st.chain < self.cfg.max_delta_chain => asked,
             _ => BackupKind::Full,

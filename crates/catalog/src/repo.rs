@@ -38,6 +38,7 @@ pub struct Repository {
     dests: Vec<Arc<dyn BackupStore>>,
     clock: Arc<dyn Clock>,
     holder: String,
+    hold: std::time::Duration,
 }
 
 impl std::fmt::Debug for Repository {
@@ -67,7 +68,15 @@ impl Repository {
             dests,
             clock,
             holder: holder.into(),
+            hold: std::time::Duration::ZERO,
         })
+    }
+
+    /// Keeps the lease this much longer after each leased piece of work (for drills and
+    /// tests of writer exclusion; zero by default).
+    pub fn with_lease_hold(mut self, hold: std::time::Duration) -> Self {
+        self.hold = hold;
+        self
     }
 
     /// The destinations, primary first.
@@ -109,6 +118,9 @@ impl Repository {
             .acquire_lease(&self.holder, self.clock.now_us(), LEASE_TTL_US)
             .await?;
         let res = f(self).await;
+        if !self.hold.is_zero() {
+            tokio::time::sleep(self.hold).await;
+        }
         let released = self.dests[0].release_lease(&lease).await;
         let out = res?;
         released?;

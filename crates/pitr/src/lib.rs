@@ -198,12 +198,7 @@ pub async fn plan(stores: &[Arc<dyn BackupStore>], target: &Target) -> Result<Re
             .flat_map(|m| &m.entries)
             .any(|e| e.artifact == r.id && e.start_us <= t)
     };
-    let of_kind = |k: ArtifactKind| {
-        inv.artifacts
-            .iter()
-            .filter(move |(r, _)| r.id.kind() == k)
-            .map(|(r, i)| (r, i))
-    };
+    let of_kind = |k: ArtifactKind| inv.artifacts.iter().filter(move |(r, _)| r.id.kind() == k);
     let mut bases: Vec<(&ArtifactRef, &Vec<usize>)> = of_kind(ArtifactKind::Snapshot)
         .filter(|(r, _)| r.id.versions().0 <= max_version && reached_by(r))
         .collect();

@@ -1,0 +1,284 @@
+//! Every repository command run as a process against the local store, `--json` output
+//! parsed and checked; bad arguments and unknown targets; two concurrent backups.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use bindspace::{BackupConfig, Engine};
+use bindspace_core::workload::{Op, Workload};
+use bindspace_core::{Addr, BindSpace, SchemaVersion};
+use serde_json::Value;
+
+fn bindspace(repo: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bindspace"))
+        .args(args)
+        .args(["--repo", repo])
+        .output()
+        .unwrap()
+}
+
+fn json(repo: &str, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let out = bindspace(repo, &a);
+    assert!(
+        out.status.success(),
+        "bindspace {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bindspace {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn fails(repo: &str, args: &[&str], code: i32, needle: &str) {
+    let out = bindspace(repo, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "bindspace {args:?}: {err}");
+    assert!(err.contains(needle), "bindspace {args:?}: {err}");
+    if code != 2 {
+        assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+    }
+}
+
+const WORDS: u16 = 8;
+
+fn schema() -> SchemaVersion {
+    SchemaVersion::CURRENT
+        .with_words(WORDS)
+        .with_address_space(512)
+}
+
+fn cfg(repo: &str) -> BackupConfig {
+    BackupConfig {
+        fingerprint_words: WORDS,
+        address_space: 512,
+        destinations: vec![repo.to_owned()],
+        background_jobs: false,
+        sync: "never".into(),
+        wal_segment_bytes: 8 << 10,
+        ..BackupConfig::default()
+    }
+}
+
+/// Writes `n` seeded ops through an engine in `data`; returns the digests by version.
+fn write(
+    data: &Path,
+    repo: &str,
+    seed: u64,
+    n: usize,
+    shadow: &mut BindSpace,
+) -> BTreeMap<u64, String> {
+    let engine = Engine::open(data, cfg(repo)).unwrap();
+    let mut w = Workload::new(seed, schema());
+    let mut d = BTreeMap::new();
+    for _ in 0..n {
+        let op = w.next_op(shadow);
+        let v = match &op {
+            Op::Write(a, fp) => engine.write(*a, fp.clone()).unwrap(),
+            Op::Delete(a) => engine.delete(*a).unwrap(),
+        };
+        op.apply(shadow).unwrap();
+        assert_eq!(v, shadow.version());
+        d.insert(v, shadow.digest().to_string());
+    }
+    engine.close().unwrap();
+    d
+}
+
+#[test]
+fn every_command_as_a_process_with_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let data = tmp.path().join("data");
+    let mut shadow = BindSpace::new(schema()).unwrap();
+
+    assert_eq!(json(&repo, &["init"])["initialized"][0], repo.as_str());
+    let mut digests = write(&data, &repo, 1, 300, &mut shadow);
+    let full = json(
+        &repo,
+        &["backup", "--full", "--data", data.to_str().unwrap()],
+    );
+    assert_eq!(full["kind"], "full");
+    assert_eq!(full["to_version"], 300);
+    digests.extend(write(&data, &repo, 2, 200, &mut shadow));
+    let incr = json(
+        &repo,
+        &["backup", "--incremental", "--data", data.to_str().unwrap()],
+    );
+    assert_eq!(incr["kind"], "incremental");
+    assert_eq!(
+        (incr["from_version"].as_u64(), incr["to_version"].as_u64()),
+        (Some(300), Some(500))
+    );
+    assert_eq!(incr["parent"], full["id"]);
+    digests.extend(write(&data, &repo, 3, 100, &mut shadow));
+    let diff = json(
+        &repo,
+        &["backup", "--differential", "--data", data.to_str().unwrap()],
+    );
+    // after a restart the differential is a scan against the restored full
+    assert_eq!(diff["kind"], "differential");
+    assert_eq!(
+        (diff["from_version"].as_u64(), diff["to_version"].as_u64()),
+        (Some(300), Some(600))
+    );
+    assert_eq!(diff["parent"], full["id"]);
+
+    let list = json(&repo, &["list"]);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let id = full["id"].as_str().unwrap();
+    assert_eq!(json(&repo, &["show", id])["to_version"], 300);
+
+    // explain and restore to a version between backups: WAL replay
+    let ex = json(&repo, &["explain", "--to-version", "450"]);
+    assert_eq!(ex["version"], 450);
+    assert!(!ex["wal"].as_array().unwrap().is_empty(), "{ex}");
+    let out_file = tmp.path().join("at-450.snap");
+    let r = json(
+        &repo,
+        &[
+            "restore",
+            "--to-version",
+            "450",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r["version"], 450);
+    assert_eq!(r["digest"], digests[&450].as_str());
+    let snap = bindspace_core::snapshot::decode(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(snap.space.digest().to_string(), digests[&450]);
+
+    // cross-backend: restore the latest into another repository, then from there
+    let other = format!("file://{}", tmp.path().join("other").display());
+    let r = json(&repo, &["restore", "--latest", "--to", &other]);
+    assert_eq!(r["version"], 600);
+    let back = json(&other, &["restore", "--latest"]);
+    assert_eq!(back["digest"], digests[&600].as_str());
+
+    // restore points
+    let rp = json(
+        &repo,
+        &[
+            "restore-point",
+            "create",
+            "before-upgrade",
+            "--version",
+            "500",
+            "--guaranteed",
+        ],
+    );
+    assert_eq!(rp["version"], 500);
+    assert_eq!(
+        json(&repo, &["restore-point", "list"])[0]["name"],
+        "before-upgrade"
+    );
+    let r = json(&repo, &["restore", "--to-point", "before-upgrade"]);
+    assert_eq!(r["digest"], digests[&500].as_str());
+
+    // flashback reads
+    let (addr, value) = shadow
+        .iter()
+        .next()
+        .map(|(a, fp)| (a, fp.to_vec()))
+        .unwrap();
+    let a = addr.0.to_string();
+    let asof = json(&repo, &["as-of", &a, "--latest"]);
+    let got: Vec<u64> = serde_json::from_value(asof["value"].clone()).unwrap();
+    assert_eq!(got, value);
+    let hist = json(&repo, &["versions", &a]);
+    let last = hist["versions"].as_array().unwrap().last().unwrap().clone();
+    let got: Vec<u64> = serde_json::from_value(last["value"].clone()).unwrap();
+    assert_eq!(got, value);
+
+    // retention: a dry run deletes nothing; everything is recent, so all are kept
+    let ret = json(&repo, &["retention", "apply", "--dry-run"]);
+    assert_eq!(ret["delete"].as_array().unwrap().len(), 0);
+    assert_eq!(ret["keep"].as_array().unwrap().len(), 3);
+
+    // compact: a new full at the latest version
+    let c = json(&repo, &["compact"]);
+    assert_eq!(c["version"], 600);
+    assert_eq!(json(&repo, &["list"]).as_array().unwrap().len(), 4);
+
+    assert_eq!(
+        json(&repo, &["restore-point", "drop", "before-upgrade"])["dropped"],
+        "before-upgrade"
+    );
+
+    // errors: one line, non-zero, documented codes
+    fails(
+        &repo,
+        &["restore", "--to-version", "99999"],
+        4,
+        "cannot restore to version 99999",
+    );
+    fails(
+        &repo,
+        &["restore", "--to-point", "nope"],
+        4,
+        "no catalog names a restore point \"nope\"",
+    );
+    fails(&repo, &["show", "nope"], 1, "no backup \"nope\"");
+    fails(&repo, &["restore"], 2, "required");
+    fails(
+        &repo,
+        &["restore", "--latest", "--to-version", "3"],
+        2,
+        "cannot be used with",
+    );
+    fails(&repo, &["as-of", "zz", "--latest"], 1, "address \"zz\"");
+    fails("nonsense", &["list"], 1, "not a URL");
+}
+
+#[test]
+fn two_backups_on_one_repository_one_runs_the_other_says_busy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    write(&a, &repo, 1, 50, &mut BindSpace::new(schema()).unwrap());
+    write(&b, &repo, 2, 50, &mut BindSpace::new(schema()).unwrap());
+    let before = json(&repo, &["list"]).as_array().unwrap().len();
+    let first = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+        .args([
+            "backup",
+            "--full",
+            "--hold-lease-ms",
+            "4000",
+            "--json",
+            "--repo",
+            &repo,
+            "--data",
+        ])
+        .arg(&a)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until the first holds the lease (its lock object exists)
+    let locks = tmp.path().join("repo/locks");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first backup never took the lease"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = bindspace(&repo, &["backup", "--full", "--data", b.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(3), "{err}");
+    assert!(err.contains("backup in progress"), "{err}");
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let after = json(&repo, &["list"]).as_array().unwrap().clone();
+    assert_eq!(after.len(), before + 1, "exactly the first backup landed");
+    // and the second one's data is nowhere in the catalog
+    assert!(after.iter().all(|e| e["to_version"] == 50));
+    let _ = Addr(0);
+}
