@@ -82,7 +82,13 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "bindspace-pitr",
-        &["redis", "object_store", "lance", "tokio-postgres", "deadpool-postgres"],
+        &[
+            "redis",
+            "object_store",
+            "lance",
+            "tokio-postgres",
+            "deadpool-postgres",
+        ],
         "restore planning works on any BackupStore; it names no concrete tier",
     ),
     (

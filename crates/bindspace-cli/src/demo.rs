@@ -1,19 +1,22 @@
 //! `bindspace demo` on the embedded default: everything in one local directory.
 //!
-//! Writes go through the WAL (`DurableSpace`); backups are a full snapshot and one
-//! incremental delta per round; restores combine them with WAL replay to reach exact
-//! versions that no backup holds.
+//! The engine runs on a local directory (no server at all): every write goes through
+//! the WAL, backups are a full, one incremental per round and a differential, the WAL
+//! is archived to the repository in the background; restores go through the PITR
+//! planner to exact versions, a time and a restore point that no backup holds alone.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::BufWriter;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use bindspace::{BackupConfig, Engine};
+use bindspace_catalog::BackupKind;
 use bindspace_core::workload::Workload;
-use bindspace_core::{BindSpace, Clock, Digest, SchemaVersion, SystemClock, snapshot};
-use bindspace_wal::{DurableSpace, Op, ReplayTarget, SyncPolicy, Wal, WalOptions, apply_record};
-use bindspace_xor_delta as xd;
+use bindspace_core::{Clock, Digest, SystemClock};
+use bindspace_pitr::Target;
+use bindspace_wal::Op;
 
 use crate::DemoArgs;
 
@@ -63,15 +66,15 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     res
 }
 
-/// Runs `n` workload ops through the WAL in batches; returns the last version.
-fn run_ops(ds: &DurableSpace, wl: &mut Workload, n: usize) -> Result<u64> {
+/// Runs `n` workload ops through the engine in atomic batches; returns the last version.
+fn run_ops(engine: &Engine, wl: &mut Workload, n: usize) -> Result<u64> {
     let mut left = n;
-    let mut last = ds.read(|s| s.version());
+    let mut last = engine.version();
     while left > 0 {
         let k = left.min(BATCH);
         // ops are drawn against the current state, then logged and applied together
-        let ops: Vec<Op> = ds.read(|s| (0..k).map(|_| wl.next_op(s).into()).collect());
-        last = ds.apply(ops)?;
+        let ops: Vec<Op> = engine.read(|s| (0..k).map(|_| wl.next_op(s).into()).collect());
+        last = engine.apply(ops)?;
         left -= k;
     }
     Ok(last)
@@ -79,32 +82,33 @@ fn run_ops(ds: &DurableSpace, wl: &mut Workload, n: usize) -> Result<u64> {
 
 fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
     let clock = SystemClock;
-    let snap_dir = dir.join("snapshots");
-    let delta_dir = dir.join("deltas");
-    let wal_dir = dir.join("wal");
-    for d in [&snap_dir, &delta_dir] {
-        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    if fs::read_dir(&delta_dir)?.next().is_some()
-        || fs::read_dir(&snap_dir)?.next().is_some()
-        || wal_dir.exists()
-    {
+    let data = dir.join("data");
+    if data.exists() {
         bail!(
             "{} already holds a demo; pass an empty --dir",
             dir.display()
         );
     }
-    let schema = SchemaVersion::CURRENT.with_words(args.words);
+    let repo_url = format!("file://{}", data.join("repo").display());
     let mut rows = Vec::new();
-    eprintln!("bindspace demo: data in {}", dir.display());
-    let wal_opts = WalOptions {
-        sync: SyncPolicy::Always,
-        ..WalOptions::default()
+    eprintln!(
+        "bindspace demo: engine data and repository in {}",
+        data.display()
+    );
+    let cfg = BackupConfig {
+        fingerprint_words: args.words,
+        // the demo triggers backups itself so its output is the same every run; the
+        // background job still seals and archives the WAL every 100 ms
+        delta_interval_ms: 3_600_000,
+        full_snapshot_interval_ms: 24 * 3_600_000,
+        archive_interval_ms: 100,
+        ..BackupConfig::default()
     };
+    let engine = Engine::open(&data, cfg)?;
+    let schema = engine.read(|s| s.schema());
 
     // 1. A populated space, every write through the WAL.
     let t = Instant::now();
-    let (ds, _) = DurableSpace::open(&wal_dir, BindSpace::new(schema)?, wal_opts.clone())?;
     let mut wl = Workload::new(args.seed, schema);
     let fill = wl.filled_space(args.fill)?;
     let all: Vec<Op> = fill
@@ -112,115 +116,108 @@ fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
         .map(|(a, fp)| Op::Write(a, bindspace_core::Fingerprint::from_words(fp.to_vec())))
         .collect();
     for chunk in all.chunks(256) {
-        ds.apply(chunk.to_vec())?;
+        engine.apply(chunk.to_vec())?;
     }
-    let populated = ds.read(|s| (s.version(), s.len()));
     rows.push(Row {
         what: "populate (WAL)".into(),
-        version: populated.0,
-        bytes: ds.wal().stats().bytes,
+        version: engine.version(),
+        bytes: 0,
         took: t.elapsed(),
-        note: format!(
-            "{} of {} addresses, {} fsyncs",
-            populated.1,
-            fill.address_space(),
-            ds.wal().stats().syncs
-        ),
+        note: format!("{} of {} addresses", fill.len(), fill.address_space()),
     });
 
-    // 2. Full snapshot.
-    let t = Instant::now();
-    let mut mark;
-    let full_path;
-    let mut full_bytes = 0;
-    {
-        let mut space = ds.lock();
-        full_path = snap_dir.join(format!("{:020}.snap", space.version()));
-        write_durably(&full_path, |w| {
-            full_bytes = snapshot::write_to(&space, clock.now_us(), w)?;
-            Ok(())
-        })?;
-        mark = space.mark();
-    }
-    let full_version = mark.version();
-    rows.push(Row {
-        what: "full snapshot".into(),
-        version: full_version,
-        bytes: full_bytes,
-        took: t.elapsed(),
-        note: "native format, blake3".into(),
-    });
-
-    // 3. Rounds of writes, each backed up as an incremental from dirty tracking. In the
-    //    middle of the last round, remember one state no backup will hold.
-    let mut deltas: Vec<(u64, PathBuf)> = Vec::new();
-    let mut mid: Option<(u64, Digest)> = None;
+    // 2. Full backup, then rounds of writes, each backed up as an incremental from
+    //    dirty tracking; a differential and a restore point along the way. In the
+    //    middle of the last round, remember a version and a time no backup holds.
+    let mut backups = 0;
+    let mut backup = |kind: BackupKind, rows: &mut Vec<Row>| -> Result<u64> {
+        let t = Instant::now();
+        let e = engine
+            .backup_now(kind)?
+            .context("the workload changed the space, so a backup is due")?;
+        backups += 1;
+        rows.push(Row {
+            what: format!("{} backup", kind_word(e.kind)),
+            version: e.to_version,
+            bytes: e.size,
+            took: t.elapsed(),
+            note: format!("{} (versions {}..={})", e.id, e.from_version, e.to_version),
+        });
+        Ok(e.to_version)
+    };
+    backup(BackupKind::Full, &mut rows)?;
+    let mut boundary = 0;
+    let mut boundary_digest = None;
+    let mut mid: Option<(u64, u64, Digest)> = None;
     for round in 1..=args.rounds {
         if round == args.rounds {
-            let v = run_ops(&ds, &mut wl, args.ops / 2)?;
-            mid = Some((v, ds.read(|s| s.digest())));
-            run_ops(&ds, &mut wl, args.ops - args.ops / 2)?;
+            let v = run_ops(&engine, &mut wl, args.ops / 2)?;
+            mid = Some((v, clock.now_us(), engine.read(|s| s.digest())));
+            std::thread::sleep(Duration::from_millis(2));
+            run_ops(&engine, &mut wl, args.ops - args.ops / 2)?;
         } else {
-            run_ops(&ds, &mut wl, args.ops)?;
+            run_ops(&engine, &mut wl, args.ops)?;
         }
-        let t = Instant::now();
-        let (delta, bytes) = {
-            let mut space = ds.lock();
-            let delta = xd::compute_dirty(&space, &mark, clock.now_us())?;
-            mark = space.mark();
-            let bytes = xd::encode(&delta);
-            (delta, bytes)
+        let kind = if round == args.rounds.div_ceil(2) && args.rounds > 1 {
+            BackupKind::Differential
+        } else {
+            BackupKind::Incremental
         };
-        let path = delta_dir.join(format!(
-            "{:020}-{:020}.delta",
-            delta.from_version, delta.to_version
-        ));
-        write_durably(&path, |w| w.write_all(&bytes))?;
-        let s = delta.stats();
-        rows.push(Row {
-            what: format!("incremental {round}"),
-            version: delta.to_version,
-            bytes: bytes.len() as u64,
-            took: t.elapsed(),
-            note: format!(
-                "{} created, {} changed, {} deleted",
-                s.created, s.changed, s.deleted
-            ),
-        });
-        deltas.push((delta.to_version, path));
+        let v = backup(kind, &mut rows)?;
+        if round == args.rounds.div_ceil(2) {
+            boundary = v;
+            boundary_digest = Some(engine.read(|s| s.digest()));
+        }
     }
-    // 4. Writes after the last backup: only the WAL has them.
-    let latest = run_ops(&ds, &mut wl, args.ops / 3 + 1)?;
-    let latest_digest = ds.read(|s| s.digest());
-    let boundary_version = deltas[deltas.len() / 2].0;
-    let stats = ds.wal().stats();
-    drop(ds); // close the log; restores below read the files alone
+    let boundary_digest = boundary_digest.context("the middle round records its state")?;
+    let point_version = engine.restore_point("demo-point", true)?;
+    let point_digest = engine.read(|s| s.digest());
+    // 3. Writes after the last backup: only the WAL (archived) has them.
+    let latest = run_ops(&engine, &mut wl, args.ops / 3 + 1)?;
+    let latest_digest = engine.read(|s| s.digest());
+    let status = engine.status();
+    engine.close()?; // seals and archives the rest of the WAL
     rows.push(Row {
-        what: "WAL (all writes)".into(),
+        what: "WAL archive".into(),
         version: latest,
-        bytes: stats.bytes,
+        bytes: 0,
         took: Duration::ZERO,
         note: format!(
-            "{} fsyncs for {latest} versions (group commit + batches)",
-            stats.syncs
+            "{} segments archived to the repository",
+            status.segments_archived
         ),
     });
 
-    // 5. Point-in-time restores from files alone: full + deltas + WAL replay.
-    let (mid_version, mid_digest) = mid.expect("the last round records a midpoint");
-    let (wal, _) = Wal::open(&wal_dir, wal_opts)?;
-    let boundary_digest = {
-        let (s, _) = restore(&full_path, &deltas, boundary_version, &wal)?;
-        s.digest()
-    };
+    // 4. Point-in-time restores from the repository alone.
+    let rt = tokio::runtime::Runtime::new().context("starting the I/O runtime")?;
+    let stores = rt.block_on(bindspace::stores::open_all(std::slice::from_ref(&repo_url)))?;
+    let (mid_version, mid_time, mid_digest) = mid.expect("the last round records a midpoint");
     let targets = [
-        ("PITR latest", latest, latest_digest),
-        ("PITR mid-round", mid_version, mid_digest),
-        ("PITR at a delta", boundary_version, boundary_digest),
+        ("PITR latest", Target::Latest, latest, latest_digest),
+        (
+            "PITR mid-round",
+            Target::Version(mid_version),
+            mid_version,
+            mid_digest,
+        ),
+        (
+            "PITR at a delta",
+            Target::Version(boundary),
+            boundary,
+            boundary_digest,
+        ),
+        (
+            "PITR restore point",
+            Target::RestorePoint("demo-point".into()),
+            point_version,
+            point_digest,
+        ),
+        ("PITR time", Target::Time(mid_time), mid_version, mid_digest),
     ];
-    for (label, version, want) in targets {
+    let n_targets = targets.len();
+    for (label, target, version, want) in targets {
         let t = Instant::now();
-        let (restored, how) = restore(&full_path, &deltas, version, &wal)?;
+        let (restored, plan) = rt.block_on(bindspace_pitr::restore_to(&stores, &target))?;
         let took = t.elapsed();
         ensure!(
             restored.version() == version,
@@ -235,68 +232,39 @@ fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
         rows.push(Row {
             what: label.to_string(),
             version,
-            bytes: how.bytes,
+            bytes: plan.estimated_bytes,
             took,
             note: format!(
-                "digest ok ({}…): full + {} deltas + {} WAL records",
+                "digest ok ({}…): full + {} deltas + {} WAL segments",
                 &want.to_string()[..12],
-                how.deltas,
-                how.wal_records
+                plan.deltas.len(),
+                plan.wal.len()
             ),
         });
     }
 
     println!(
-        "{:<18} {:>10} {:>14} {:>10}  note",
+        "{:<20} {:>10} {:>14} {:>10}  note",
         "step", "version", "bytes", "time"
     );
     for r in &rows {
         println!(
-            "{:<18} {:>10} {:>14} {:>10.1?}  {}",
+            "{:<20} {:>10} {:>14} {:>10.1?}  {}",
             r.what, r.version, r.bytes, r.took, r.note
         );
     }
     println!(
-        "demo ok: {} backups + WAL, 3 point-in-time restores verified by blake3 digest",
-        deltas.len() + 1
+        "demo ok: {backups} backups + WAL, {n_targets} point-in-time restores verified by blake3 digest"
     );
+    println!("repository: {repo_url}");
     Ok(())
 }
 
-struct How {
-    bytes: u64,
-    deltas: usize,
-    wal_records: u64,
-}
-
-/// Restores `version`: the full snapshot, every delta ending at or before it, then the
-/// WAL up to exactly that version.
-fn restore(
-    full: &Path,
-    deltas: &[(u64, PathBuf)],
-    version: u64,
-    wal: &Wal,
-) -> Result<(BindSpace, How)> {
-    let bytes = fs::read(full).with_context(|| format!("reading {}", full.display()))?;
-    let mut how = How {
-        bytes: bytes.len() as u64,
-        deltas: 0,
-        wal_records: 0,
-    };
-    let mut space = snapshot::decode(&bytes)
-        .with_context(|| format!("decoding {}", full.display()))?
-        .space;
-    for (to, p) in deltas.iter().filter(|(to, _)| *to <= version) {
-        let bytes = fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        how.bytes += bytes.len() as u64;
-        let d = xd::decode(&bytes).with_context(|| format!("decoding {}", p.display()))?;
-        xd::apply(&mut space, &d).with_context(|| format!("applying {} (to {to})", p.display()))?;
-        how.deltas += 1;
+fn kind_word(k: BackupKind) -> &'static str {
+    match k {
+        BackupKind::Full => "full",
+        BackupKind::Incremental => "incremental",
+        BackupKind::Differential => "differential",
+        BackupKind::Wal => "wal",
     }
-    let from = space.version();
-    wal.replay(from, ReplayTarget::Version(version), |r| {
-        how.wal_records += 1;
-        apply_record(&mut space, r)
-    })?;
-    Ok((space, how))
 }

@@ -24,32 +24,37 @@ fn demo_backs_up_through_the_wal_and_restores_points_in_time() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("demo ok: 5 backups + WAL, 3 point-in-time restores verified"),
+        stdout.contains("demo ok: 5 backups + WAL, 5 point-in-time restores verified"),
         "{stdout}"
     );
-    for label in ["PITR latest", "PITR mid-round", "PITR at a delta"] {
+    for label in [
+        "PITR latest",
+        "PITR mid-round",
+        "PITR at a delta",
+        "PITR restore point",
+        "PITR time",
+    ] {
         let line = stdout.lines().find(|l| l.starts_with(label)).expect(label);
         assert!(line.contains("digest ok"), "{line}");
     }
-    // The mid-round and latest targets need WAL records no backup holds.
+    // The mid-round and latest targets need WAL no backup holds.
     let mid = stdout
         .lines()
         .find(|l| l.starts_with("PITR mid-round"))
         .unwrap();
-    assert!(!mid.contains(" 0 WAL records"), "{mid}");
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("deltas"))
-            .unwrap()
-            .count(),
-        4
-    );
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("snapshots"))
-            .unwrap()
-            .count(),
-        1
-    );
-    assert!(std::fs::read_dir(dir.path().join("wal")).unwrap().count() >= 1);
+    assert!(!mid.contains(" 0 WAL segments"), "{mid}");
+    assert!(stdout.contains("differential backup"), "{stdout}");
+    // The repository it printed restores on its own, through the CLI.
+    let repo = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("repository: "))
+        .unwrap();
+    let out = bindspace()
+        .args(["list", "--json", "--repo", repo])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 5);
     // A second run into the same directory refuses rather than mixing data.
     let again = bindspace()
         .args(["demo", "--rounds", "1", "--dir"])
@@ -61,7 +66,7 @@ fn demo_backs_up_through_the_wal_and_restores_points_in_time() {
 }
 
 #[test]
-fn a_damaged_delta_file_is_detected_on_read() {
+fn a_damaged_delta_in_the_repository_fails_the_restore_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = bindspace()
         .args([
@@ -71,7 +76,8 @@ fn a_damaged_delta_file_is_detected_on_read() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let delta = std::fs::read_dir(dir.path().join("deltas"))
+    let repo = dir.path().join("data/repo");
+    let delta = std::fs::read_dir(repo.join("deltas"))
         .unwrap()
         .next()
         .unwrap()
@@ -80,8 +86,16 @@ fn a_damaged_delta_file_is_detected_on_read() {
     let mut bytes = std::fs::read(&delta).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
-    let err = bindspace_xor_delta::decode(&bytes).expect_err("flip detected");
-    assert!(err.is_corruption(), "{err}");
+    std::fs::write(&delta, bytes).unwrap();
+    let out = bindspace()
+        .args(["restore", "--latest", "--repo"])
+        .arg(format!("file://{}", repo.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("intact") && err.contains("corrupt"), "{err}");
+    assert!(err.contains("delta "), "names the artifact: {err}");
 }
 
 #[test]

@@ -280,5 +280,46 @@ fn two_backups_on_one_repository_one_runs_the_other_says_busy() {
     assert_eq!(after.len(), before + 1, "exactly the first backup landed");
     // and the second one's data is nowhere in the catalog
     assert!(after.iter().all(|e| e["to_version"] == 50));
-    let _ = Addr(0);
+}
+
+/// The operator's guide, docs/OPERATIONS.md, "Complete data loss": the data directory
+/// is gone; `bindspace restore --latest --out <new data dir>/checkpoint.snap` and the
+/// engine starts from it at the newest archived version.
+#[test]
+fn runbook_complete_data_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let data = tmp.path().join("data");
+    let mut shadow = BindSpace::new(schema()).unwrap();
+    let digests = write(&data, &repo, 9, 400, &mut shadow);
+    json(
+        &repo,
+        &["backup", "--full", "--data", data.to_str().unwrap()],
+    );
+    let digests2 = write(&data, &repo, 10, 150, &mut shadow);
+    std::fs::remove_dir_all(&data).unwrap(); // the disk is lost
+    // the runbook's commands
+    let explain = json(&repo, &["explain", "--latest"]);
+    assert_eq!(explain["version"], 550, "{explain}");
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let snap = fresh.join("checkpoint.snap");
+    let r = json(
+        &repo,
+        &["restore", "--latest", "--out", snap.to_str().unwrap()],
+    );
+    assert_eq!(r["digest"], digests2[&550].as_str());
+    // the engine comes back on the restored checkpoint and keeps going
+    let engine = Engine::open(&fresh, cfg(&repo)).unwrap();
+    assert_eq!(engine.version(), 550);
+    assert_eq!(engine.read(|s| s.digest().to_string()), digests2[&550]);
+    assert!(digests.contains_key(&400));
+    let v = engine
+        .write(
+            Addr(1),
+            bindspace_core::Fingerprint::from_words(vec![7; WORDS as usize]),
+        )
+        .unwrap();
+    assert_eq!(v, 551);
+    engine.close().unwrap();
 }

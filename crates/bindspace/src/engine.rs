@@ -169,7 +169,11 @@ impl Archiver for AllDestinations<'_> {
 /// The schema of the engine's space: recorded in `<data_dir>/space.schema` when the
 /// directory is created (from the config), read back ever after, so reopening with
 /// another config never misreads the WAL.
-fn space_schema(data_dir: &Path, cfg: &BackupConfig) -> Result<SchemaVersion> {
+fn space_schema(
+    data_dir: &Path,
+    cfg: &BackupConfig,
+    checkpoint: Option<SchemaVersion>,
+) -> Result<SchemaVersion> {
     let path = data_dir.join("space.schema");
     let bad = |detail: String| Error::Config(format!("{}: {detail}", path.display()));
     match std::fs::read_to_string(&path) {
@@ -195,9 +199,12 @@ fn space_schema(data_dir: &Path, cfg: &BackupConfig) -> Result<SchemaVersion> {
             Ok(s)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let s = SchemaVersion::CURRENT
-                .with_words(cfg.fingerprint_words)
-                .with_address_space(cfg.address_space);
+            // a restored checkpoint brings its schema; a new directory takes the config's
+            let s = checkpoint.unwrap_or(
+                SchemaVersion::CURRENT
+                    .with_words(cfg.fingerprint_words)
+                    .with_address_space(cfg.address_space),
+            );
             s.validate()?;
             let text = format!(
                 "{} {} {} {} {} {}\n",
@@ -244,12 +251,23 @@ impl Engine {
         )?
         .with_lease_hold(Duration::from_millis(cfg.lease_hold_ms));
         rt.block_on(repo.init())?;
-        let schema = space_schema(&data_dir, &cfg)?;
         let checkpoint = data_dir.join("checkpoint.snap");
-        let base = match std::fs::read(&checkpoint) {
-            Ok(b) => snapshot::decode(&b)?.space,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BindSpace::new(schema)?,
+        let restored = match std::fs::read(&checkpoint) {
+            Ok(b) => Some(snapshot::decode(&b)?.space),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io(format!("reading {}", checkpoint.display()))(e)),
+        };
+        let schema = space_schema(&data_dir, &cfg, restored.as_ref().map(BindSpace::schema))?;
+        let base = match restored {
+            Some(s) if s.schema() != schema => {
+                return Err(Error::Config(format!(
+                    "{} holds schema {}, the data directory records {schema}",
+                    checkpoint.display(),
+                    s.schema()
+                )));
+            }
+            Some(s) => s,
+            None => BindSpace::new(schema)?,
         };
         let opts = WalOptions {
             sync: cfg.sync_policy()?,
