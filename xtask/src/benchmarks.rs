@@ -137,6 +137,62 @@ const RATIOS: &[Ratio] = &[
         speedup: false,
         limit: None,
     },
+    Ratio {
+        what: "offline resize 156 → 200 words, full space, vs memcpy of 82 MB",
+        ours: "migrate/resize_156_to_200_full",
+        base: "migrate/memcpy_82MB",
+        speedup: false,
+        limit: Some(3.0),
+    },
+    Ratio {
+        what: "writer throughput during back-to-back online migrations, share of alone",
+        ours: "migrate/online_writes_during_migration",
+        base: "migrate/online_writes_alone",
+        speedup: true,
+        limit: Some(0.7),
+    },
+    Ratio {
+        what: "Redis: push of a 1%-changed delta vs one bare SET of the same bytes",
+        ours: "warm/redis_delta_push_1pct",
+        base: "warm/redis_bare_set_delta",
+        speedup: false,
+        limit: None,
+    },
+    Ratio {
+        what: "Redis: full snapshot put vs pipelined bulk SET of the same chunks",
+        ours: "warm/redis_snapshot_put",
+        base: "warm/redis_bulk_set_same_chunks",
+        speedup: false,
+        limit: None,
+    },
+    Ratio {
+        what: "PostgreSQL: full snapshot put vs a bare binary COPY of the same chunks",
+        ours: "warm/pg_snapshot_put",
+        base: "warm/pg_bare_copy_same_chunks",
+        speedup: false,
+        limit: None,
+    },
+    Ratio {
+        what: "RTO (local): full + 24 deltas + 10k WAL records vs reading + decoding the full",
+        ours: "pitr/local_restore_full_24_deltas_10k_wal",
+        base: "pitr/local_read_decode_full",
+        speedup: false,
+        limit: Some(1.5),
+    },
+    Ratio {
+        what: "RTO (s3): full + 24 deltas + 10k WAL records vs reading + decoding the full",
+        ours: "pitr/s3_restore_full_24_deltas_10k_wal",
+        base: "pitr/s3_read_decode_full",
+        speedup: false,
+        limit: Some(1.5),
+    },
+    Ratio {
+        what: "writer throughput with background backups on, share of off",
+        ours: "pitr/writes_jobs_on",
+        base: "pitr/writes_jobs_off",
+        speedup: true,
+        limit: Some(0.9),
+    },
 ];
 
 /// Median time in ns from `criterion/<id>/new/estimates.json`.
@@ -190,8 +246,10 @@ pub fn report() -> Result<()> {
             fmt_ns(base)
         );
     }
-    if let Ok(sizes) = std::fs::read_to_string(criterion.join("foundation/sizes.txt")) {
-        println!("\n{}", sizes.trim());
+    for extra in ["foundation/sizes.txt", "pitr/rpo.txt"] {
+        if let Ok(text) = std::fs::read_to_string(criterion.join(extra)) {
+            println!("\n{}", text.trim());
+        }
     }
     Ok(())
 }

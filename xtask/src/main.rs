@@ -275,11 +275,31 @@ fn crash(args: &[String]) -> Result<()> {
         .env("BINDSPACE_XTASK", "1"))
 }
 
+/// `cargo xtask bench [--all | --report-only] [cargo bench args]`: the foundation, WAL
+/// and migration benches; `--all` also the store, warm-tier and PITR benches against
+/// real servers (started and stopped here).
 fn bench(args: &[String]) -> Result<()> {
-    if args.first().map(String::as_str) != Some("--report-only") {
-        run(cargo()
+    match args.first().map(String::as_str) {
+        Some("--report-only") => {}
+        Some("--all") => {
+            services::ensure_protoc()?;
+            let env = services::up()?;
+            let res = run(cargo()
+                .args([
+                    "bench",
+                    "-p",
+                    "bindspace-benches",
+                    "--features",
+                    "store,warm,pitr",
+                ])
+                .args(&args[1..])
+                .envs(env.iter().map(|(k, v)| (k, v))));
+            services::down()?;
+            res?;
+        }
+        _ => run(cargo()
             .args(["bench", "-p", "bindspace-benches"])
-            .args(args))?;
+            .args(args))?,
     }
     benchmarks::report()
 }
