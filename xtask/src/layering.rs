@@ -6,62 +6,38 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+/// What a crate without I/O or async must never reach.
+const NO_IO_NO_ASYNC: &[&str] = &[
+    "tokio",
+    "redis",
+    "object_store",
+    "lance",
+    "tokio-postgres",
+    "deadpool-postgres",
+    "reqwest",
+    "hyper",
+];
+
 /// (crate, dependencies it must never reach through normal edges, why)
 const RULES: &[(&str, &[&str], &str)] = &[
     (
         "bindspace-core",
-        &[
-            "tokio",
-            "redis",
-            "object_store",
-            "lance",
-            "tokio-postgres",
-            "deadpool-postgres",
-            "reqwest",
-            "hyper",
-        ],
+        NO_IO_NO_ASYNC,
         "core knows no I/O and no async runtime",
     ),
     (
         "bindspace-xor-delta",
-        &[
-            "tokio",
-            "redis",
-            "object_store",
-            "lance",
-            "tokio-postgres",
-            "deadpool-postgres",
-            "reqwest",
-            "hyper",
-        ],
+        NO_IO_NO_ASYNC,
         "algorithms build on core only",
     ),
     (
         "bindspace-wal",
-        &[
-            "tokio",
-            "redis",
-            "object_store",
-            "lance",
-            "tokio-postgres",
-            "deadpool-postgres",
-            "reqwest",
-            "hyper",
-        ],
+        NO_IO_NO_ASYNC,
         "the log is synchronous file I/O; archivers for remote stores live in the store crates",
     ),
     (
         "bindspace-schema-migrate",
-        &[
-            "tokio",
-            "redis",
-            "object_store",
-            "lance",
-            "tokio-postgres",
-            "deadpool-postgres",
-            "reqwest",
-            "hyper",
-        ],
+        NO_IO_NO_ASYNC,
         "algorithms build on core only",
     ),
     (

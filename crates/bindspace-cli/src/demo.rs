@@ -137,7 +137,7 @@ fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
             .context("the workload changed the space, so a backup is due")?;
         backups += 1;
         rows.push(Row {
-            what: format!("{} backup", kind_word(e.kind)),
+            what: format!("{} backup", e.kind.name()),
             version: e.to_version,
             bytes: e.size,
             took: t.elapsed(),
@@ -258,13 +258,4 @@ fn run_in(args: &DemoArgs, dir: &Path) -> Result<()> {
     );
     println!("repository: {repo_url}");
     Ok(())
-}
-
-fn kind_word(k: BackupKind) -> &'static str {
-    match k {
-        BackupKind::Full => "full",
-        BackupKind::Incremental => "incremental",
-        BackupKind::Differential => "differential",
-        BackupKind::Wal => "wal",
-    }
 }

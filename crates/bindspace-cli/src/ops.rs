@@ -353,7 +353,7 @@ pub fn run(op: Op) -> Result<()> {
                     } else {
                         println!(
                             "{} backup {} of versions {}..={} ({} bytes) in {:.1?} to {}",
-                            kind_name(e.kind),
+                            e.kind.name(),
                             e.id,
                             e.from_version,
                             e.to_version,
@@ -379,7 +379,7 @@ pub fn run(op: Op) -> Result<()> {
                     println!(
                         "{:<24} {:<12} {:>10} {:>10} {:>12} {:<9} {}",
                         e.id,
-                        kind_name(e.kind),
+                        e.kind.name(),
                         e.from_version,
                         e.to_version,
                         e.size,
@@ -675,13 +675,4 @@ fn restore_point(rt: &tokio::runtime::Runtime, p: PointOp) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn kind_name(k: BackupKind) -> &'static str {
-    match k {
-        BackupKind::Full => "full",
-        BackupKind::Incremental => "incremental",
-        BackupKind::Differential => "differential",
-        BackupKind::Wal => "wal",
-    }
 }

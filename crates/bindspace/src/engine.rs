@@ -7,14 +7,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bindspace_catalog::{
-    ArtifactId, ArtifactKind, ArtifactRef, BackupEntry, BackupKind, NewBackup, Repository,
-    parse_blake3_hex, retention,
+    ArtifactId, ArtifactRef, BackupEntry, BackupKind, NewBackup, Repository, parse_blake3_hex,
+    retention,
 };
 use bindspace_core::{
     Addr, BindSpace, Clock, Fingerprint, Mark, SchemaVersion, SystemClock, snapshot,
 };
 use bindspace_pitr::Target;
-use bindspace_wal::{ArchiveError, Archiver, DurableSpace, SealedSegment, WalOptions};
+use bindspace_store_s3::StoreArchiver;
+use bindspace_wal::{DurableSpace, WalOptions};
 use bytes::Bytes;
 
 use crate::{BackupConfig, Error, Result};
@@ -90,80 +91,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.into();
     move |source| Error::Io { what, source }
-}
-
-/// Archives sealed WAL segments to every destination: a segment counts as archived
-/// only when all of them hold it.
-struct AllDestinations<'a> {
-    repo: &'a Repository,
-    rt: &'a tokio::runtime::Runtime,
-}
-
-impl AllDestinations<'_> {
-    fn id(s: &SealedSegment) -> ArtifactRef {
-        ArtifactRef {
-            id: ArtifactId::WalSegment {
-                first: s.first_version,
-                last: s.last_version,
-            },
-            len: s.len,
-            blake3: s.blake3,
-        }
-    }
-}
-
-impl Archiver for AllDestinations<'_> {
-    fn archive(&self, s: &SealedSegment, bytes: &[u8]) -> Result<(), ArchiveError> {
-        let want = Self::id(s);
-        for d in self.repo.destinations() {
-            let r = self
-                .rt
-                .block_on(d.put(want.id, Bytes::copy_from_slice(bytes)))?;
-            if r != want {
-                return Err(format!("{} hashed the segment differently", d.name()).into());
-            }
-        }
-        Ok(())
-    }
-
-    fn contains(&self, s: &SealedSegment) -> Result<bool, ArchiveError> {
-        let want = Self::id(s);
-        for d in self.repo.destinations() {
-            let listed = self.rt.block_on(d.list(
-                ArtifactKind::WalSegment,
-                s.first_version,
-                s.last_version,
-            ))?;
-            if !listed.contains(&want) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    fn list(&self) -> Result<Vec<SealedSegment>, ArchiveError> {
-        let d = &self.repo.destinations()[0];
-        let listed = self
-            .rt
-            .block_on(d.list(ArtifactKind::WalSegment, 0, u64::MAX))?;
-        Ok(listed
-            .into_iter()
-            .filter_map(|r| match r.id {
-                ArtifactId::WalSegment { first, last } => Some(SealedSegment {
-                    first_version: first,
-                    last_version: last,
-                    len: r.len,
-                    blake3: r.blake3,
-                }),
-                _ => None,
-            })
-            .collect())
-    }
-
-    fn fetch(&self, s: &SealedSegment) -> Result<Vec<u8>, ArchiveError> {
-        let d = &self.repo.destinations()[0];
-        Ok(self.rt.block_on(d.get(&Self::id(s)))?.to_vec())
-    }
 }
 
 /// The schema of the engine's space: recorded in `<data_dir>/space.schema` when the
@@ -424,6 +351,11 @@ impl Drop for Engine {
 }
 
 impl Inner {
+    /// WAL segments go to every destination; one counts as archived only when all hold it.
+    fn archiver(&self) -> StoreArchiver {
+        StoreArchiver::to_all(self.repo.destinations().to_vec(), self.rt.handle().clone())
+    }
+
     fn run_jobs(&self) {
         let ms = Duration::from_millis;
         let archive_every = ms(self.cfg.archive_interval_ms.max(10));
@@ -493,10 +425,7 @@ impl Inner {
     fn archive(&self) -> Result<usize> {
         let wal = self.ds.wal();
         wal.roll()?;
-        let n = wal.archive_sealed(&AllDestinations {
-            repo: &self.repo,
-            rt: &self.rt,
-        })?;
+        let n = wal.archive_sealed(&self.archiver())?;
         let last = wal.sealed_segments().last().map(|s| s.1).unwrap_or(0);
         let mut s = lock(&self.status);
         s.segments_archived += n as u64;
@@ -718,13 +647,7 @@ impl Inner {
             std::fs::File::open(&self.data_dir)?.sync_all()
         };
         write().map_err(io(format!("writing {}", path.display())))?;
-        self.ds.wal().checkpoint(
-            version,
-            &AllDestinations {
-                repo: &self.repo,
-                rt: &self.rt,
-            },
-        )?;
+        self.ds.wal().checkpoint(version, &self.archiver())?;
         Ok(())
     }
 

@@ -40,6 +40,7 @@ pub mod retention;
 #[cfg(feature = "conformance")]
 pub mod servers;
 mod store;
+mod util;
 
 pub use artifact::{ArtifactId, ArtifactKind, ArtifactRef, blake3_hex, parse_blake3_hex};
 pub use error::{Error, Result};
@@ -48,3 +49,4 @@ pub use manifest::{BackupEntry, BackupKind, BackupStatus, Manifest, RestorePoint
 pub use repo::{LEASE_TTL_US, NewBackup, Repository};
 pub use retention::RetentionPolicy;
 pub use store::{BackupStore, BackupStoreExt};
+pub use util::{redact_url, timed};

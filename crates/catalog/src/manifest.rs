@@ -22,6 +22,18 @@ pub enum BackupKind {
     Wal,
 }
 
+impl BackupKind {
+    /// Its name in messages and the CLI: `full`, `incremental`, `differential`, `wal`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackupKind::Full => "full",
+            BackupKind::Incremental => "incremental",
+            BackupKind::Differential => "differential",
+            BackupKind::Wal => "wal",
+        }
+    }
+}
+
 /// Where a backup is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

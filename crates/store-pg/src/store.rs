@@ -66,16 +66,6 @@ fn kind_word(kind: ArtifactKind) -> &'static str {
     }
 }
 
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s && url[s + 3..at].contains(':') => {
-            let user = url[s + 3..at].split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// A stable advisory-lock key for migrations of one schema.
 fn lock_key(schema: &str) -> i64 {
     let h = blake3::hash(format!("bindspace-store-pg migrations {schema}").as_bytes());
@@ -88,7 +78,7 @@ impl PgBackupStore {
     /// Connects to `url` (`postgresql://user[:password]@host:port/db`, or the key=value
     /// form) and applies pending [`MIGRATIONS`](crate::MIGRATIONS).
     pub async fn connect(url: &str, opts: PgOptions) -> Result<Self> {
-        let name = redact(url);
+        let name = bindspace_catalog::redact_url(url);
         let invalid = |detail: String| Error::Invalid {
             store: name.clone(),
             detail,
@@ -230,16 +220,7 @@ impl PgBackupStore {
     }
 
     async fn timed<T>(&self, op: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        use tracing::Instrument;
-        let span = tracing::info_span!("store", store = %self.name, op);
-        match tokio::time::timeout(self.opts.op_timeout, fut.instrument(span)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                store: self.name.clone(),
-                op: op.to_owned(),
-                after_ms: self.opts.op_timeout.as_millis() as u64,
-            }),
-        }
+        bindspace_catalog::timed(&self.name, op, self.opts.op_timeout, fut).await
     }
 
     fn versions(&self, id: ArtifactId) -> Result<(i64, i64)> {
@@ -733,15 +714,6 @@ impl BackupStore for PgBackupStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgresql://u:pw@h:5432/db"),
-            "postgresql://u:***@h:5432/db"
-        );
-        assert_eq!(redact("postgresql://u@h/db"), "postgresql://u@h/db");
-    }
 
     #[test]
     fn lock_keys_differ_by_schema() {

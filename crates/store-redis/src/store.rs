@@ -160,25 +160,13 @@ fn seed_name(id: ArtifactId) -> String {
     }
 }
 
-fn redact(url: &str) -> String {
-    // redis://user:password@host → redis://user:***@host
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let cred = &url[s + 3..at];
-            let user = cred.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl RedisBackupStore {
     /// Connects to `url` (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS,
     /// `redis+unix:///path`). A password missing from the URL is taken from
     /// `REDIS_PASSWORD` when set. The connection reconnects by itself after a server
     /// restart.
     pub async fn connect(url: &str, opts: RedisOptions) -> Result<Self> {
-        let name = redact(url);
+        let name = bindspace_catalog::redact_url(url);
         let invalid = |detail: String| Error::Invalid {
             store: name.clone(),
             detail,
@@ -294,18 +282,8 @@ impl RedisBackupStore {
         .await
     }
 
-    /// Runs `fut` under the operation timeout in a tracing span.
     async fn timed<T>(&self, op: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        use tracing::Instrument;
-        let span = tracing::info_span!("store", store = %self.name, op);
-        match tokio::time::timeout(self.opts.op_timeout, fut.instrument(span)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                store: self.name.clone(),
-                op: op.to_owned(),
-                after_ms: self.opts.op_timeout.as_millis() as u64,
-            }),
-        }
+        bindspace_catalog::timed(&self.name, op, self.opts.op_timeout, fut).await
     }
 
     async fn query<T: redis::FromRedisValue>(&self, op: &str, cmd: &redis::Cmd) -> Result<T> {
@@ -647,15 +625,6 @@ impl BackupStore for RedisBackupStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("redis://u:secret@127.0.0.1:6379/0"),
-            "redis://u:***@127.0.0.1:6379/0"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-    }
 
     #[test]
     fn seed_names() {

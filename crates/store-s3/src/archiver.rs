@@ -1,4 +1,4 @@
-//! `bindspace-wal`'s [`Archiver`] on a [`BackupStore`]: sealed segments go to `wal/`.
+//! `bindspace-wal`'s [`Archiver`] on [`BackupStore`]s: sealed segments go to `wal/`.
 
 use std::sync::Arc;
 
@@ -6,19 +6,27 @@ use bindspace_catalog::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore};
 use bindspace_wal::{ArchiveError, Archiver, SealedSegment};
 use bytes::Bytes;
 
-/// Archives WAL segments into any [`BackupStore`]. The WAL is synchronous, so this
-/// blocks on a tokio runtime handle it is given (call it from a blocking thread, e.g.
-/// `spawn_blocking`, never from inside an async task).
+/// Archives WAL segments into one or more [`BackupStore`]s: a segment counts as
+/// archived only when every store holds it (so the WAL deletes nothing locally that one
+/// tier lacks). The WAL is synchronous, so this blocks on a tokio runtime handle it is
+/// given (call it from a blocking thread, never from inside an async task).
 #[derive(Debug, Clone)]
 pub struct StoreArchiver {
-    store: Arc<dyn BackupStore>,
+    stores: Vec<Arc<dyn BackupStore>>,
     rt: tokio::runtime::Handle,
 }
 
 impl StoreArchiver {
     /// An archiver into `store`, running its I/O on `rt`.
     pub fn new(store: Arc<dyn BackupStore>, rt: tokio::runtime::Handle) -> Self {
-        StoreArchiver { store, rt }
+        Self::to_all(vec![store], rt)
+    }
+
+    /// An archiver into every one of `stores` (the first also serves `list` and
+    /// `fetch`). Panics on an empty list: there is nowhere to archive.
+    pub fn to_all(stores: Vec<Arc<dyn BackupStore>>, rt: tokio::runtime::Handle) -> Self {
+        assert!(!stores.is_empty(), "an archiver needs at least one store");
+        StoreArchiver { stores, rt }
     }
 
     fn to_ref(s: &SealedSegment) -> ArtifactRef {
@@ -35,30 +43,37 @@ impl StoreArchiver {
 
 impl Archiver for StoreArchiver {
     fn archive(&self, s: &SealedSegment, bytes: &[u8]) -> Result<(), ArchiveError> {
-        let id = Self::to_ref(s).id;
-        let r = self
-            .rt
-            .block_on(self.store.put(id, Bytes::copy_from_slice(bytes)))?;
-        if r.blake3 != s.blake3 {
-            return Err("the store hashed the segment differently".into());
+        let want = Self::to_ref(s);
+        for store in &self.stores {
+            let r = self
+                .rt
+                .block_on(store.put(want.id, Bytes::copy_from_slice(bytes)))?;
+            if r != want {
+                return Err(format!("{} hashed the segment differently", store.name()).into());
+            }
         }
         Ok(())
     }
 
     fn contains(&self, s: &SealedSegment) -> Result<bool, ArchiveError> {
         let want = Self::to_ref(s);
-        let listed = self.rt.block_on(self.store.list(
-            ArtifactKind::WalSegment,
-            s.first_version,
-            s.last_version,
-        ))?;
-        Ok(listed.contains(&want))
+        for store in &self.stores {
+            let listed = self.rt.block_on(store.list(
+                ArtifactKind::WalSegment,
+                s.first_version,
+                s.last_version,
+            ))?;
+            if !listed.contains(&want) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn list(&self) -> Result<Vec<SealedSegment>, ArchiveError> {
-        let listed = self
-            .rt
-            .block_on(self.store.list(ArtifactKind::WalSegment, 0, u64::MAX))?;
+        let listed =
+            self.rt
+                .block_on(self.stores[0].list(ArtifactKind::WalSegment, 0, u64::MAX))?;
         Ok(listed
             .into_iter()
             .filter_map(|r| match r.id {
@@ -74,6 +89,9 @@ impl Archiver for StoreArchiver {
     }
 
     fn fetch(&self, s: &SealedSegment) -> Result<Vec<u8>, ArchiveError> {
-        Ok(self.rt.block_on(self.store.get(&Self::to_ref(s)))?.to_vec())
+        Ok(self
+            .rt
+            .block_on(self.stores[0].get(&Self::to_ref(s)))?
+            .to_vec())
     }
 }

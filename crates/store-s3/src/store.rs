@@ -170,18 +170,8 @@ impl ObjectBackupStore {
         ))
     }
 
-    /// Runs one store operation under the operation timeout, in a tracing span.
     async fn timed<T>(&self, op: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        use tracing::Instrument;
-        let span = tracing::info_span!("store", store = %self.url, op);
-        match tokio::time::timeout(self.opts.op_timeout, fut.instrument(span)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                store: self.url.clone(),
-                op: op.to_owned(),
-                after_ms: self.opts.op_timeout.as_millis() as u64,
-            }),
-        }
+        bindspace_catalog::timed(&self.url, op, self.opts.op_timeout, fut).await
     }
 
     /// All objects under `rel`, as (file name, size).
