@@ -67,12 +67,14 @@ struct Inner {
     state: Mutex<BackupState>,
     status: Mutex<EngineStatus>,
     stop: AtomicBool,
+    /// One WAL archiving pass at a time (the archiver thread and a full's checkpoint).
+    archiving: Mutex<()>,
 }
 
 /// The embeddable engine (see the crate docs).
 pub struct Engine {
     inner: Arc<Inner>,
-    jobs: Option<JoinHandle<()>>,
+    jobs: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -82,6 +84,12 @@ impl std::fmt::Debug for Engine {
             .field("destinations", &self.inner.repo.names())
             .finish_non_exhaustive()
     }
+}
+
+/// Retry delay after `fails` failures in a row: 100 ms doubling, at most `every`.
+fn backoff(fails: u32, every: Duration) -> Duration {
+    (Duration::from_millis(100) * 2u32.saturating_pow(fails.min(10)))
+        .min(every.max(Duration::from_millis(100)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -248,18 +256,24 @@ impl Engine {
             }),
             status: Mutex::new(EngineStatus::default()),
             stop: AtomicBool::new(false),
+            archiving: Mutex::new(()),
         });
-        let jobs = if inner.cfg.background_jobs {
-            let inner = inner.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("bindspace-jobs".into())
-                    .spawn(move || inner.run_jobs())
-                    .map_err(io("starting the background jobs"))?,
-            )
-        } else {
-            None
-        };
+        // Two threads: WAL archiving (the RPO) never waits behind a long full backup.
+        let mut jobs = Vec::new();
+        if inner.cfg.background_jobs {
+            for (name, job) in [
+                ("bindspace-archiver", Inner::run_archiver as fn(&Inner)),
+                ("bindspace-backups", Inner::run_backups as fn(&Inner)),
+            ] {
+                let inner = inner.clone();
+                jobs.push(
+                    std::thread::Builder::new()
+                        .name(name.into())
+                        .spawn(move || job(&inner))
+                        .map_err(io("starting the background jobs"))?,
+                );
+            }
+        }
         Ok(Engine { inner, jobs })
     }
 
@@ -338,7 +352,7 @@ impl Engine {
 
     fn stop_jobs(&mut self) {
         self.inner.stop.store(true, Ordering::Relaxed);
-        if let Some(j) = self.jobs.take() {
+        for j in self.jobs.drain(..) {
             let _ = j.join();
         }
     }
@@ -356,60 +370,61 @@ impl Inner {
         StoreArchiver::to_all(self.repo.destinations().to_vec(), self.rt.handle().clone())
     }
 
-    fn run_jobs(&self) {
+    fn run_archiver(&self) {
+        let every = Duration::from_millis(self.cfg.archive_interval_ms.max(10));
+        let mut next = Instant::now() + every;
+        let mut fails = 0u32;
+        while !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+            let now = Instant::now();
+            if now < next {
+                continue;
+            }
+            match self.archive() {
+                Ok(_) => {
+                    fails = 0;
+                    next = now + every;
+                }
+                Err(e) => {
+                    fails += 1;
+                    self.failed("archive", &e, |s| s.archive_failures += 1);
+                    next = now + backoff(fails, every);
+                }
+            }
+        }
+    }
+
+    fn run_backups(&self) {
         let ms = Duration::from_millis;
-        let archive_every = ms(self.cfg.archive_interval_ms.max(10));
         let delta_every = ms(self.cfg.delta_interval_ms.max(10));
         let full_every = ms(self.cfg.full_snapshot_interval_ms.max(10));
         let start = Instant::now();
-        let (mut next_archive, mut next_delta, mut next_full) = (
-            start + archive_every,
-            start + delta_every,
-            start + full_every,
-        );
-        let (mut archive_fails, mut backup_fails) = (0u32, 0u32);
-        let backoff = |fails: u32, every: Duration| -> Duration {
-            (ms(100) * 2u32.saturating_pow(fails.min(10))).min(every.max(ms(100)))
-        };
+        let (mut next_delta, mut next_full) = (start + delta_every, start + full_every);
+        let mut fails = 0u32;
         while !self.stop.load(Ordering::Relaxed) {
             std::thread::sleep(ms(10));
             let now = Instant::now();
-            if now >= next_archive {
-                match self.archive() {
-                    Ok(_) => {
-                        archive_fails = 0;
-                        next_archive = now + archive_every;
-                    }
-                    Err(e) => {
-                        archive_fails += 1;
-                        self.failed("archive", &e, |s| s.archive_failures += 1);
-                        next_archive = now + backoff(archive_fails, archive_every);
+            let kind = if now >= next_full {
+                BackupKind::Full
+            } else if now >= next_delta {
+                BackupKind::Incremental
+            } else {
+                continue;
+            };
+            match self.backup(kind) {
+                Ok(written) => {
+                    fails = 0;
+                    next_delta = now + delta_every;
+                    if kind == BackupKind::Full
+                        || written.is_some_and(|e| e.kind == BackupKind::Full)
+                    {
+                        next_full = now + full_every;
                     }
                 }
-            }
-            let kind = if now >= next_full {
-                Some(BackupKind::Full)
-            } else if now >= next_delta {
-                Some(BackupKind::Incremental)
-            } else {
-                None
-            };
-            if let Some(kind) = kind {
-                match self.backup(kind) {
-                    Ok(written) => {
-                        backup_fails = 0;
-                        next_delta = now + delta_every;
-                        if kind == BackupKind::Full
-                            || written.is_some_and(|e| e.kind == BackupKind::Full)
-                        {
-                            next_full = now + full_every;
-                        }
-                    }
-                    Err(e) => {
-                        backup_fails += 1;
-                        self.failed("backup", &e, |s| s.backups_failed += 1);
-                        next_delta = now + backoff(backup_fails, delta_every);
-                    }
+                Err(e) => {
+                    fails += 1;
+                    self.failed("backup", &e, |s| s.backups_failed += 1);
+                    next_delta = now + backoff(fails, delta_every);
                 }
             }
         }
@@ -423,6 +438,7 @@ impl Inner {
     }
 
     fn archive(&self) -> Result<usize> {
+        let _one = lock(&self.archiving);
         let wal = self.ds.wal();
         wal.roll()?;
         let n = wal.archive_sealed(&self.archiver())?;
@@ -647,6 +663,7 @@ impl Inner {
             std::fs::File::open(&self.data_dir)?.sync_all()
         };
         write().map_err(io(format!("writing {}", path.display())))?;
+        let _one = lock(&self.archiving);
         self.ds.wal().checkpoint(version, &self.archiver())?;
         Ok(())
     }

@@ -346,19 +346,89 @@ async fn fetch(stores: &[Arc<dyn BackupStore>], s: &Step) -> Result<Bytes> {
     })
 }
 
-/// Runs a plan: full, deltas, WAL replay. The result is at `plan.version`.
-pub async fn restore(stores: &[Arc<dyn BackupStore>], plan: &RestorePlan) -> Result<BindSpace> {
-    let base = fetch(stores, &plan.base).await?;
-    let mut space = snapshot::decode(&base)?.space;
-    drop(base);
-    for d in &plan.deltas {
-        let delta = bindspace_xor_delta::decode(&fetch(stores, d).await?)?;
-        bindspace_xor_delta::apply(&mut space, &delta)?;
+/// How many artifacts are fetched ahead of the one being applied.
+const PREFETCH: usize = 4;
+
+/// Fetches `steps` in order, up to [`PREFETCH`] ahead on the runtime's other workers,
+/// handing each to `each` as soon as it and all before it are in; `each` returns
+/// `false` to stop early (the rest are abandoned).
+async fn fetch_in_order(
+    stores: &[Arc<dyn BackupStore>],
+    steps: Vec<Step>,
+    mut each: impl FnMut(&Step, Bytes) -> Result<bool>,
+) -> Result<()> {
+    let stores: Arc<[Arc<dyn BackupStore>]> = stores.into();
+    let mut window = std::collections::VecDeque::new();
+    let mut todo = steps.into_iter();
+    loop {
+        while window.len() < PREFETCH {
+            let Some(s) = todo.next() else { break };
+            let (st, s2) = (stores.clone(), s.clone());
+            window.push_back((s, tokio::spawn(async move { fetch(&st, &s2).await })));
+        }
+        let Some((s, task)) = window.pop_front() else {
+            return Ok(());
+        };
+        let bytes = task.await.map_err(|e| Error::Fetch {
+            artifact: s.artifact.id.to_string(),
+            errors: vec![format!("the fetch task failed: {e}")],
+        })??;
+        if !each(&s, bytes)? {
+            for (_, t) in window {
+                t.abort();
+            }
+            return Ok(());
+        }
     }
-    replay_wal(stores, plan, space.version(), |r| {
-        bindspace_wal::apply_record(&mut space, r)
+}
+
+/// Runs a plan: full, deltas, WAL replay, with the next artifacts fetched while the
+/// current one is decoded and applied. The result is at `plan.version`.
+pub async fn restore(stores: &[Arc<dyn BackupStore>], plan: &RestorePlan) -> Result<BindSpace> {
+    let mut steps = vec![plan.base.clone()];
+    steps.extend(plan.deltas.iter().cloned());
+    steps.extend(plan.wal.iter().cloned());
+    let n_deltas = plan.deltas.len();
+    let mut space: Option<BindSpace> = None;
+    let mut replayer: Option<Replayer<_>> = None;
+    let mut applied = 0usize;
+    let limit = (plan.version, plan.time_limit.unwrap_or(u64::MAX));
+    // the replayer outlives each segment (a batch may span two); what it releases is
+    // applied right after each segment
+    let pending_wal = Arc::new(std::sync::Mutex::new(Vec::<Record>::new()));
+    fetch_in_order(stores, steps, |s, bytes| {
+        match (&mut space, s.artifact.id.kind()) {
+            (None, _) => space = Some(snapshot::decode(&bytes)?.space),
+            (Some(sp), ArtifactKind::Delta) => {
+                let d = bindspace_xor_delta::decode(&bytes)?;
+                bindspace_xor_delta::apply(sp, &d)?;
+                applied += 1;
+            }
+            (Some(sp), _) => {
+                debug_assert_eq!(applied, n_deltas, "WAL after every delta");
+                let rep = replayer.get_or_insert_with(|| {
+                    let out = pending_wal.clone();
+                    Replayer::new(sp.version(), limit, move |r: &Record| {
+                        out.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(r.clone());
+                        Ok(())
+                    })
+                });
+                let path = std::path::PathBuf::from(s.artifact.id.to_string());
+                let more = rep.feed_segment(&bytes, s.artifact.id.versions().0, &path)?;
+                let released =
+                    std::mem::take(&mut *pending_wal.lock().unwrap_or_else(|e| e.into_inner()));
+                for r in released {
+                    bindspace_wal::apply_record(sp, &r)?;
+                }
+                return Ok(more);
+            }
+        }
+        Ok(true)
     })
     .await?;
+    let space = space.expect("the base was fetched first");
     if plan.time_limit.is_none() && space.version() != plan.version {
         return Err(Error::NotRestorable {
             target: plan.target.to_string(),
