@@ -105,7 +105,7 @@ fn warm(c: &mut Criterion) {
                 .expect("connect");
             rt.spawn(conn);
             rt.block_on(client.batch_execute(
-                "DROP TABLE IF EXISTS bench_copy; CREATE UNLOGGED TABLE bench_copy (seq int, data bytea)",
+                "DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (seq int, data bytea)",
             ))
             .expect("table");
             g.throughput(criterion::Throughput::Bytes(full.len() as u64));
