@@ -57,8 +57,16 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root.
+/// The workspace root of the checkout `cargo xtask` was run in.
+///
+/// Read at run time (`cargo run` sets `CARGO_MANIFEST_DIR`), not baked in at compile
+/// time: clones at different paths share one cached target dir, and cargo does not
+/// re-copy a binary that is already fresh, so a baked path could name another clone.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    Path::new(&manifest_dir)
         .parent()
         .expect("xtask lives one level below the root")
         .to_path_buf()

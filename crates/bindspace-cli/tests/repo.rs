@@ -323,3 +323,185 @@ fn runbook_complete_data_loss() {
     assert_eq!(v, 551);
     engine.close().unwrap();
 }
+
+fn bindspace_repos(repos: &[&str], args: &[&str]) -> Value {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bindspace"));
+    c.args(args).arg("--json");
+    for r in repos {
+        c.args(["--repo", r]);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "bindspace {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// docs/OPERATIONS.md, "Redis data loss": the warm tier is flushed; `bindspace explain
+/// --latest` plans from the other tier only, and `bindspace restore --latest --to
+/// redis://…` re-seeds Redis with a full that restores on its own.
+#[test]
+fn runbook_redis_data_loss() {
+    let Some(redis) =
+        bindspace_catalog::conformance::service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server")
+    else {
+        return;
+    };
+    // Redis database 3 is this test's own, so a flush loses nothing else
+    let redis = format!("{}/3", redis.trim_end_matches('/'));
+    let flush = || {
+        let mut con = redis::Client::open(redis.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("FLUSHDB").query::<()>(&mut con).unwrap();
+    };
+    flush();
+    let tmp = tempfile::tempdir().unwrap();
+    let local = format!("file://{}", tmp.path().join("repo").display());
+    let data = tmp.path().join("data");
+    let repos = [local.as_str(), redis.as_str()];
+    let mut shadow = BindSpace::new(schema()).unwrap();
+    bindspace_repos(&repos, &["init"]);
+    let engine_cfg = BackupConfig {
+        destinations: vec![local.clone(), redis.clone()],
+        ..cfg(&local)
+    };
+    let write_both = |seed, n, shadow: &mut BindSpace| {
+        let engine = Engine::open(&data, engine_cfg.clone()).unwrap();
+        let mut w = Workload::new(seed, schema());
+        for _ in 0..n {
+            let op = w.next_op(shadow);
+            match &op {
+                Op::Write(a, fp) => engine.write(*a, fp.clone()).unwrap(),
+                Op::Delete(a) => engine.delete(*a).unwrap(),
+            };
+            op.apply(shadow).unwrap();
+        }
+        engine.close().unwrap();
+        shadow.digest().to_string()
+    };
+    write_both(21, 300, &mut shadow);
+    let d = data.to_str().unwrap();
+    bindspace_repos(&repos, &["backup", "--full", "--data", d]);
+    let digest = write_both(22, 120, &mut shadow);
+    bindspace_repos(&repos, &["backup", "--incremental", "--data", d]);
+    // both tiers hold the chain
+    let ex = bindspace_repos(&repos, &["explain", "--latest"]);
+    assert_eq!(ex["version"], 420, "{ex}");
+    assert_eq!(ex["full"]["stores"].as_array().unwrap().len(), 2, "{ex}");
+
+    flush(); // the warm tier loses everything
+
+    // the runbook's commands
+    let ex = bindspace_repos(&repos, &["explain", "--latest"]);
+    assert_eq!(ex["version"], 420, "{ex}");
+    assert_eq!(ex["full"]["stores"], serde_json::json!([local]), "{ex}");
+    let r = bindspace_repos(&repos, &["restore", "--latest", "--to", &redis]);
+    assert_eq!(r["digest"], digest.as_str());
+    // Redis alone restores the latest again
+    let back = bindspace_repos(&[&redis], &["restore", "--latest"]);
+    assert_eq!(back["version"], 420);
+    assert_eq!(back["digest"], digest.as_str());
+    flush();
+}
+
+/// docs/OPERATIONS.md, "Container restart": the engine's process is killed (SIGKILL)
+/// mid-write; `Engine::open` on the same data dir has every acknowledged write, and
+/// `bindspace list` / `bindspace explain --latest` work as the runbook says.
+#[test]
+fn runbook_container_restart() {
+    const CHILD: &str = "BINDSPACE_RUNBOOK_CHILD";
+    if let Ok(dirs) = std::env::var(CHILD) {
+        // the "container": an engine with background jobs, writing until killed
+        let (data, repo) = dirs.split_once('\n').unwrap();
+        let cfg = BackupConfig {
+            background_jobs: true,
+            sync: "always".into(),
+            archive_interval_ms: 20,
+            delta_interval_ms: 100,
+            full_snapshot_interval_ms: 400,
+            ..cfg(repo)
+        };
+        let engine = Engine::open(Path::new(data), cfg).unwrap();
+        let mut shadow = BindSpace::new(schema()).unwrap();
+        let mut w = Workload::new(31, schema());
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        loop {
+            let op = w.next_op(&shadow);
+            let v = match &op {
+                Op::Write(a, fp) => engine.write(*a, fp.clone()).unwrap(),
+                Op::Delete(a) => engine.delete(*a).unwrap(),
+            };
+            op.apply(&mut shadow).unwrap();
+            writeln!(out, "ack {v}").unwrap();
+            out.flush().unwrap();
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let data = tmp.path().join("data");
+    json(&repo, &["init"]);
+    // this same test binary, running only this test, as the child
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["runbook_container_restart", "--exact", "--nocapture"])
+        .env(CHILD, format!("{}\n{repo}", data.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut acked = 0u64;
+    let started = std::time::Instant::now();
+    {
+        use std::io::BufRead as _;
+        let lines = std::io::BufReader::new(child.stdout.as_mut().unwrap()).lines();
+        for line in lines {
+            if let Some(v) = line.unwrap().strip_prefix("ack ") {
+                acked = v.parse().unwrap();
+            }
+            // long enough for archiving, deltas and a full to have run
+            if acked >= 2_000 && started.elapsed() > std::time::Duration::from_millis(1_500) {
+                break;
+            }
+        }
+    }
+    // while the engine runs, nothing else may write its data dir
+    fails(
+        &repo,
+        &["backup", "--full", "--data", data.to_str().unwrap()],
+        1,
+        "in use by another writer",
+    );
+    child.kill().unwrap(); // SIGKILL: no close, no final archive
+    child.wait().unwrap();
+    assert!(acked >= 2_000, "the child acknowledged only {acked} writes");
+
+    // the runbook: nothing to do but start again
+    let engine = Engine::open(&data, cfg(&repo)).unwrap();
+    let recovered = engine.version();
+    assert!(
+        recovered >= acked,
+        "acknowledged {acked}, recovered {recovered}"
+    );
+    // the same seeded workload up to the recovered version is what the engine holds
+    let mut shadow = BindSpace::new(schema()).unwrap();
+    let mut w = Workload::new(31, schema());
+    while shadow.version() < recovered {
+        let op = w.next_op(&shadow);
+        op.apply(&mut shadow).unwrap();
+    }
+    assert_eq!(
+        engine.read(|s| s.digest().to_string()),
+        shadow.digest().to_string()
+    );
+    // the background jobs had backed up before the kill
+    let listed = json(&repo, &["list"]);
+    assert!(!listed.as_array().unwrap().is_empty(), "{listed}");
+    engine.close().unwrap(); // archives the WAL tail
+    let ex = json(&repo, &["explain", "--latest"]);
+    assert_eq!(ex["version"], recovered, "{ex}");
+    let r = json(&repo, &["restore", "--latest"]);
+    assert_eq!(r["digest"], shadow.digest().to_string().as_str());
+}

@@ -35,6 +35,7 @@ struct RepoProvider {
     store: Arc<dyn object_store::ObjectStore>,
     root: Path,
     tag: String,
+    lexical: bool,
 }
 
 #[async_trait::async_trait]
@@ -50,7 +51,10 @@ impl ObjectStoreProvider for RepoProvider {
             params.block_size,
             None,
             false,
-            true,
+            // lance picks the latest manifest from a listing; claiming a sorted listing
+            // for a local directory made it pick a stale one (a commit conflict at the
+            // fifth version)
+            self.lexical,
             8,
             3,
             None,
@@ -130,6 +134,7 @@ impl LanceSnapshots {
                 store: store.object_store(),
                 root: store.root().clone(),
                 tag: store.name(),
+                lexical: store.list_is_lexically_ordered(),
             }),
         );
         LanceSnapshots {

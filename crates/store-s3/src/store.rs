@@ -142,6 +142,19 @@ impl ObjectBackupStore {
         Arc::clone(&self.os)
     }
 
+    /// Whether a listing of this store comes back in lexical order of the keys.
+    ///
+    /// S3, GCS, Azure and the in-memory store sort their listings; a local directory
+    /// (and an HTTP/WebDAV server) lists in whatever order the directory walk gives.
+    /// Lance finds a dataset's latest manifest by listing, so it must be told.
+    pub fn list_is_lexically_ordered(&self) -> bool {
+        let scheme = self.url.split_once("://").map_or("", |(s, _)| s);
+        matches!(
+            scheme,
+            "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "memory"
+        )
+    }
+
     /// The repository root inside the object store.
     pub fn root(&self) -> &Path {
         &self.root

@@ -19,6 +19,13 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Another open log holds the directory (a running engine, or a second open in
+    /// this process): two writers would interleave frames.
+    #[error("WAL directory {} is in use by another writer (is an engine running on it?)", dir.display())]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// An earlier write or sync failed; the log acknowledges nothing more until it is
     /// reopened, because after a failed fsync the kernel may have dropped the dirty
     /// pages and a retry could report success for lost data.

@@ -129,6 +129,9 @@ struct Writer {
 
 struct Inner {
     dir: PathBuf,
+    /// `LOCK` in the directory, exclusively locked while this log is open, so a second
+    /// writer (another process, or the same one twice) cannot interleave frames.
+    _lock: File,
     opts: WalOptions,
     gc: GroupCommit,
     writer: Mutex<Writer>,
@@ -203,6 +206,25 @@ fn create_segment(dir: &Path, first: u64) -> Result<(File, PathBuf)> {
     Ok((f, path))
 }
 
+/// Takes the directory's `LOCK` (an advisory `flock`, released by the kernel when the
+/// process dies, so a restart after a crash never finds it stale).
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io("open lock file", &path))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
+    }
+}
+
 fn truncate(path: &Path, len: u64) -> Result<()> {
     let f = OpenOptions::new()
         .write(true)
@@ -223,6 +245,7 @@ impl Wal {
         let dir = dir.as_ref().to_path_buf();
         let _span = tracing::info_span!("wal.open", dir = %dir.display()).entered();
         std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+        let lock = lock_dir(&dir)?;
         let found = segment::list(&dir).map_err(Error::io("list", &dir))?;
         let mut rec = Recovery {
             last_version: opts.start_version.saturating_sub(1),
@@ -360,6 +383,7 @@ impl Wal {
             "WAL opened"
         );
         let inner = Arc::new(Inner {
+            _lock: lock,
             gc: GroupCommit::new(next, opts.max_pending_bytes),
             dir,
             writer: Mutex::new(Writer {

@@ -348,3 +348,22 @@ fn invalid_ops_are_refused_before_logging() {
         "nothing was consumed by the refusals"
     );
 }
+
+#[test]
+fn a_second_writer_on_the_same_directory_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+    wal.append(&[op(1)]).unwrap();
+    let err = Wal::open(dir.path(), opts(1 << 20)).unwrap_err();
+    assert!(matches!(err, bindspace_wal::Error::Locked { .. }), "{err}");
+    assert!(
+        err.to_string().contains("in use by another writer"),
+        "{err}"
+    );
+    // the refused open changed nothing
+    assert_eq!(wal.append(&[op(2)]).unwrap(), 2);
+    drop(wal);
+    let (wal, rec) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!(rec.last_version, 2);
+    assert_eq!(replay_all(&wal).len(), 2);
+}
