@@ -1,8 +1,8 @@
 //! The cold tier against plain object_store calls on the same bytes, same run (issue 4):
 //! full-snapshot upload and download through `ObjectBackupStore` (framing, blake3,
 //! verification) vs a bare `put`/`get`, on the local directory and on the S3 server
-//! when `BINDSPACE_TEST_S3_URL` is set (`cargo xtask bench` starts one); and Lance
-//! snapshot write/read vs the native format.
+//! when `BINDSPACE_TEST_S3_URL` is set (`cargo xtask bench` starts one); and, with
+//! `--features lance`, Lance snapshot write/read vs the native format.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -11,7 +11,6 @@ use std::time::Duration;
 use bindspace_catalog::{ArtifactId, BackupStore};
 use bindspace_core::workload::Workload;
 use bindspace_core::{SchemaVersion, snapshot};
-use bindspace_store_s3::lance_snapshots::LanceSnapshots;
 use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -65,23 +64,58 @@ fn store_benches(c: &mut Criterion) {
                     .len()
             })
         });
-        if *name == "local" {
-            let lance = LanceSnapshots::new(&store);
-            g.bench_function("local_lance_write", |b| {
-                b.iter(|| {
-                    rt.block_on(lance.write(black_box(&space)))
-                        .expect("lance write")
-                })
-            });
-            let v = rt
-                .block_on(lance.write(&space))
-                .expect("lance write")
-                .dataset_version;
-            g.bench_function("local_lance_read", |b| {
-                b.iter(|| rt.block_on(lance.restore(v)).expect("lance restore").len())
-            });
-        }
     }
+    g.finish();
+    #[cfg(feature = "lance")]
+    lance_benches(c, &rt, &space, dir.path());
+}
+
+/// Lance snapshot write/read vs the native format through the same store, same run
+/// (`--features lance`; run in the `test` profile, Lance's release build is long).
+#[cfg(feature = "lance")]
+fn lance_benches(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    space: &bindspace_core::BindSpace,
+    dir: &std::path::Path,
+) {
+    let url = format!("file://{}", dir.join("lance").display());
+    let store = ObjectBackupStore::from_url(&url, StoreOptions::default()).expect("store");
+    let mut g = c.benchmark_group("store_lance");
+    g.sample_size(10).measurement_time(Duration::from_secs(15));
+    g.bench_function("local_native_write", |b| {
+        b.iter(|| {
+            let bytes = bytes::Bytes::from(snapshot::encode(black_box(space), 0));
+            rt.block_on(store.put(ArtifactId::Snapshot { version: 1 }, bytes))
+                .expect("put")
+        })
+    });
+    let r = rt
+        .block_on(store.put(
+            ArtifactId::Snapshot { version: 1 },
+            bytes::Bytes::from(snapshot::encode(space, 0)),
+        ))
+        .expect("put");
+    g.bench_function("local_native_read", |b| {
+        b.iter(|| {
+            let bytes = rt.block_on(store.get(&r)).expect("get");
+            snapshot::decode(&bytes).expect("decode").space.len()
+        })
+    });
+    let lance = bindspace_store_s3::lance_snapshots::LanceSnapshots::new(&store);
+    g.bench_function("local_lance_write", |b| {
+        b.iter(|| {
+            rt.block_on(lance.write(black_box(space)))
+                .expect("lance write")
+        })
+    });
+    let v = rt
+        .block_on(lance.write(space))
+        .expect("lance write")
+        .dataset_version;
+    g.bench_function("local_lance_read", |b| {
+        b.iter(|| rt.block_on(lance.restore(v)).expect("lance restore").len())
+    });
     g.finish();
 }
 

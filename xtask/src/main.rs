@@ -20,7 +20,9 @@ cargo xtask <task>
                        workspace tests (nextest), doc tests, the WAL crash test
   crash [--kills N]    the WAL crash test: kill a writer N times (default 1000)
   bench [ARGS..]       criterion benches (ARGS go to `cargo bench`), then the
-                       ratio table; `--report-only` prints the table of the last run
+                       ratio table; `--all` adds the store, warm-tier, PITR and
+                       Lance benches (servers started here), `--lance` only Lance;
+                       `--report-only` prints the table of the last run
   fuzz [--seconds S]   each cargo-fuzz target for S seconds (default 60; needs nightly)
   deny                 cargo deny check (installs cargo-deny if missing)
   services up|down|status
@@ -283,9 +285,10 @@ fn crash(args: &[String]) -> Result<()> {
         .env("BINDSPACE_XTASK", "1"))
 }
 
-/// `cargo xtask bench [--all | --report-only] [cargo bench args]`: the foundation, WAL
-/// and migration benches; `--all` also the store, warm-tier and PITR benches against
-/// real servers (started and stopped here).
+/// `cargo xtask bench [--all | --lance | --report-only] [cargo bench args]`: the
+/// foundation, WAL and migration benches; `--all` also the store, warm-tier and PITR
+/// benches against real servers (started and stopped here) and the Lance bench;
+/// `--lance` only the Lance bench.
 fn bench(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("--report-only") => {}
@@ -302,14 +305,35 @@ fn bench(args: &[String]) -> Result<()> {
                 ])
                 .args(&args[1..])
                 .envs(env.iter().map(|(k, v)| (k, v))));
+            let res = res.and_then(|()| lance_bench());
             services::down()?;
             res?;
         }
+        Some("--lance") => lance_bench()?,
         _ => run(cargo()
             .args(["bench", "-p", "bindspace-benches"])
             .args(args))?,
     }
     benchmarks::report()
+}
+
+/// Lance vs native snapshots in one run, in the test profile (Lance's release build
+/// takes about 30 minutes on two cores).
+fn lance_bench() -> Result<()> {
+    services::ensure_protoc()?;
+    run(cargo().args([
+        "bench",
+        "-p",
+        "bindspace-benches",
+        "--features",
+        "lance",
+        "--profile",
+        "test",
+        "--bench",
+        "store",
+        "--",
+        "store_lance",
+    ]))
 }
 
 fn fuzz(args: &[String]) -> Result<()> {

@@ -10,7 +10,8 @@ use bindspace_core::workload::Workload;
 use bindspace_xor_delta as xd;
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // read at run time: clones sharing one target dir may run a binary built in another
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
         .join("../../tests/golden")
         .join(name)
 }
