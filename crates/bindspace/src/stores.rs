@@ -7,6 +7,11 @@ use bindspace_catalog::{BackupStore, Error, Result};
 /// Opens the store a URL names: `redis://` / `rediss://` (Redis), `postgres://` /
 /// `postgresql://` (PostgreSQL), anything else through `object_store` (`file://`,
 /// `s3://`, `memory://`, ...). Must run inside a tokio runtime.
+///
+/// With the `lance` feature (on by default), a remote object store (`s3://`, `gs://`,
+/// `az://`, ...) keeps its full snapshots as versions of a Lance dataset
+/// (`snapshots.lance`, DESIGN §1/§3); a local directory and memory keep the native
+/// format, which is faster to write and needs nothing else to read.
 pub async fn open(url: &str) -> Result<Arc<dyn BackupStore>> {
     let scheme = url.split("://").next().unwrap_or("");
     Ok(match scheme {
@@ -23,11 +28,26 @@ pub async fn open(url: &str) -> Result<Arc<dyn BackupStore>> {
                     .into(),
             });
         }
-        _ => Arc::new(bindspace_store_s3::ObjectBackupStore::from_url(
+        "file" | "memory" => Arc::new(bindspace_store_s3::ObjectBackupStore::from_url(
             url,
             Default::default(),
         )?),
+        _ => remote_object_store(url)?,
     })
+}
+
+#[cfg(feature = "lance")]
+fn remote_object_store(url: &str) -> Result<Arc<dyn BackupStore>> {
+    let store = bindspace_store_s3::ObjectBackupStore::from_url(url, Default::default())?;
+    Ok(Arc::new(bindspace_store_s3::LanceBackupStore::new(store)))
+}
+
+#[cfg(not(feature = "lance"))]
+fn remote_object_store(url: &str) -> Result<Arc<dyn BackupStore>> {
+    Ok(Arc::new(bindspace_store_s3::ObjectBackupStore::from_url(
+        url,
+        Default::default(),
+    )?))
 }
 
 /// Opens every URL, in order.

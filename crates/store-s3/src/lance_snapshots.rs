@@ -24,6 +24,16 @@ use crate::ObjectBackupStore;
 
 const META_SPACE_VERSION: &str = "bindspace.version";
 const META_SCHEMA: &str = "bindspace.schema";
+/// Set by [`crate::LanceBackupStore`]: the native artifact a version stands for.
+pub(crate) const META_TIME: &str = "bindspace.time_us";
+/// `"<len> <blake3 hex>"` of that native artifact.
+pub(crate) const META_NATIVE: &str = "bindspace.native";
+/// Tags naming the dataset version that holds the snapshot at a space version.
+const TAG_PREFIX: &str = "snapshot-";
+
+fn tag_for(space_version: u64) -> String {
+    format!("{TAG_PREFIX}{space_version:020}")
+}
 
 /// URI scheme under which our own object store is registered with lance.
 const SCHEME: &str = "bindspace";
@@ -170,9 +180,27 @@ impl LanceSnapshots {
         })
     }
 
+    /// The newest dataset version, or `None` before the first write.
+    async fn open_latest(&self) -> Result<Option<Dataset>> {
+        match self.open(None).await {
+            Ok(ds) => Ok(Some(ds)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes `space` as a new dataset version; returns it.
     #[tracing::instrument(skip_all, fields(store = %self.store.name(), version = space.version()))]
     pub async fn write(&self, space: &BindSpace) -> Result<LanceSnapshot> {
+        self.write_with(space, Vec::new()).await
+    }
+
+    /// [`LanceSnapshots::write`] with extra key/value metadata on the version.
+    pub(crate) async fn write_with(
+        &self,
+        space: &BindSpace,
+        extra: Vec<(String, String)>,
+    ) -> Result<LanceSnapshot> {
         let words = space.words();
         let n = space.address_space();
         let addrs: UInt16Array = (0..n).map(|a| a as u16).collect();
@@ -192,6 +220,7 @@ impl LanceSnapshots {
             (META_SCHEMA.to_owned(), schema_string(&space.schema())),
         ]
         .into_iter()
+        .chain(extra)
         .collect();
         let schema = Arc::new(
             arrow_schema::Schema::new(vec![
@@ -209,11 +238,7 @@ impl LanceSnapshots {
                 store: self.store.name(),
                 detail: format!("arrow: {e}"),
             })?;
-        let exists = match self.open(None).await {
-            Ok(_) => true,
-            Err(Error::NotFound { .. }) => false,
-            Err(e) => return Err(e),
-        };
+        let exists = self.open_latest().await?.is_some();
         let params = WriteParams {
             mode: if exists {
                 WriteMode::Overwrite
@@ -236,10 +261,8 @@ impl LanceSnapshots {
 
     /// Every snapshot in the dataset, oldest first.
     pub async fn list(&self) -> Result<Vec<LanceSnapshot>> {
-        let ds = match self.open(None).await {
-            Ok(ds) => ds,
-            Err(Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+        let Some(ds) = self.open_latest().await? else {
+            return Ok(Vec::new());
         };
         let versions = ds
             .versions()
@@ -254,6 +277,94 @@ impl LanceSnapshots {
             });
         }
         Ok(out)
+    }
+
+    /// The key/value metadata of dataset version `dataset_version`.
+    pub async fn metadata(
+        &self,
+        dataset_version: u64,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        Ok(self
+            .open(Some(dataset_version))
+            .await?
+            .schema()
+            .metadata
+            .clone())
+    }
+
+    /// Names dataset version `dataset_version` as the snapshot at `space_version`
+    /// (a Lance tag, replacing an older one of the same name).
+    #[tracing::instrument(skip(self), fields(store = %self.store.name()))]
+    pub async fn tag(&self, space_version: u64, dataset_version: u64) -> Result<()> {
+        let ds = self.open(None).await?;
+        let name = tag_for(space_version);
+        match ds.tags().delete(&name).await {
+            Ok(()) | Err(lance::Error::RefNotFound { .. }) => {}
+            Err(e) => return Err(lance_err(&self.store.name(), "delete tag", e)),
+        }
+        ds.tags()
+            .create(&name, dataset_version)
+            .await
+            .map_err(|e| lance_err(&self.store.name(), "create tag", e))
+    }
+
+    /// The tagged snapshots as `(space_version, dataset_version)`, ascending.
+    pub async fn tagged(&self) -> Result<Vec<(u64, u64)>> {
+        let Some(ds) = self.open_latest().await? else {
+            return Ok(Vec::new());
+        };
+        let tags = ds
+            .tags()
+            .list()
+            .await
+            .map_err(|e| lance_err(&self.store.name(), "list tags", e))?;
+        let mut out: Vec<(u64, u64)> = tags
+            .into_iter()
+            .filter_map(|(name, t)| {
+                let v = name.strip_prefix(TAG_PREFIX)?.parse().ok()?;
+                Some((v, t.version))
+            })
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The dataset version tagged as the snapshot at `space_version`, if any.
+    pub async fn tagged_version(&self, space_version: u64) -> Result<Option<u64>> {
+        let Some(ds) = self.open_latest().await? else {
+            return Ok(None);
+        };
+        match ds.tags().get_version(&tag_for(space_version)).await {
+            Ok(v) => Ok(Some(v)),
+            Err(lance::Error::RefNotFound { .. }) => Ok(None),
+            Err(e) => Err(lance_err(&self.store.name(), "read tag", e)),
+        }
+    }
+
+    /// Drops the snapshot at `space_version`: removes its tag, then the dataset version
+    /// and the files only it used (Lance keeps the newest version until a newer one is
+    /// written). Dropping a missing one is not an error.
+    #[tracing::instrument(skip(self), fields(store = %self.store.name()))]
+    pub async fn forget(&self, space_version: u64) -> Result<()> {
+        let Some(dv) = self.tagged_version(space_version).await? else {
+            return Ok(());
+        };
+        let ds = self.open(None).await?;
+        match ds.tags().delete(&tag_for(space_version)).await {
+            Ok(()) | Err(lance::Error::RefNotFound { .. }) => {}
+            Err(e) => return Err(lance_err(&self.store.name(), "delete tag", e)),
+        }
+        if self.tagged().await?.iter().any(|&(_, v)| v == dv) {
+            return Ok(()); // another tag still names that dataset version
+        }
+        let policy = lance::dataset::cleanup::CleanupPolicyBuilder::default()
+            .versions(vec![dv])
+            .map_err(|e| lance_err(&self.store.name(), "cleanup", e))?
+            .build();
+        ds.cleanup_with_policy(policy)
+            .await
+            .map_err(|e| lance_err(&self.store.name(), "cleanup", e))?;
+        Ok(())
     }
 
     fn space_version_of(&self, ds: &Dataset) -> Result<u64> {

@@ -14,7 +14,7 @@
 //! | key | holds |
 //! |---|---|
 //! | `snapshots/native/{version:020}.{blake3}` | native snapshots |
-//! | `snapshots.lance/` | the Lance dataset (feature `lance`) |
+//! | `snapshots.lance/` | the Lance dataset (feature `lance`; `LanceBackupStore` keeps full snapshots only here) |
 //! | `deltas/{from:020}-{to:020}.{blake3}` | XOR deltas |
 //! | `wal/0/{first:020}-{last:020}.{blake3}` | archived WAL segments |
 //! | `catalog/manifest-{generation:020}` | catalog manifests, one object per generation |
@@ -39,7 +39,12 @@
 mod archiver;
 #[cfg(feature = "lance")]
 pub mod lance_snapshots;
+#[cfg(feature = "lance")]
+mod lance_store;
 mod store;
+
+#[cfg(feature = "lance")]
+pub use lance_store::LanceBackupStore;
 
 pub use archiver::StoreArchiver;
 pub use store::{ObjectBackupStore, StoreOptions};

@@ -50,6 +50,33 @@ async fn conformance_on(url: &str, big: usize) {
     conformance::run(Arc::new(store), &tamper, big).await;
 }
 
+/// The S3 tier's store: full snapshots in Lance, everything else as objects. The
+/// suite's snapshot payloads are not BindSpace snapshots, so they stay native objects
+/// (tests/lance.rs covers real ones).
+#[cfg(feature = "lance")]
+async fn conformance_lance_on(url: &str) {
+    let store = ObjectBackupStore::from_url(url, StoreOptions::default()).unwrap();
+    let tamper = FlipByte(store.clone());
+    let lance = bindspace_store_s3::LanceBackupStore::new(store);
+    conformance::run(Arc::new(lance), &tamper, 7 << 20).await;
+}
+
+#[cfg(feature = "lance")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_lance_store_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance_lance_on(&format!("file://{}", dir.path().display())).await;
+}
+
+#[cfg(feature = "lance")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_lance_store_s3_server() {
+    let Some(url) = s3_url("conformance-lance") else {
+        return;
+    };
+    conformance_lance_on(&url).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_memory() {
     conformance_on("memory://", 7 << 20).await;
