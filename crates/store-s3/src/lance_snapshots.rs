@@ -293,19 +293,38 @@ impl LanceSnapshots {
     }
 
     /// Names dataset version `dataset_version` as the snapshot at `space_version`
-    /// (a Lance tag, replacing an older one of the same name).
+    /// (a Lance tag, moved in one write if it named another version, which is then
+    /// dropped unless another tag names it: a snapshot put twice leaves no garbage).
     #[tracing::instrument(skip(self), fields(store = %self.store.name()))]
     pub async fn tag(&self, space_version: u64, dataset_version: u64) -> Result<()> {
+        let previous = self.tagged_version(space_version).await?;
         let ds = self.open(None).await?;
         let name = tag_for(space_version);
-        match ds.tags().delete(&name).await {
-            Ok(()) | Err(lance::Error::RefNotFound { .. }) => {}
-            Err(e) => return Err(lance_err(&self.store.name(), "delete tag", e)),
+        let res = match previous {
+            Some(_) => ds.tags().update(&name, dataset_version).await,
+            None => ds.tags().create(&name, dataset_version).await,
+        };
+        res.map_err(|e| lance_err(&self.store.name(), "tag", e))?;
+        match previous {
+            Some(old) if old != dataset_version => self.drop_unless_tagged(&ds, old).await,
+            _ => Ok(()),
         }
-        ds.tags()
-            .create(&name, dataset_version)
+    }
+
+    /// Removes dataset version `dv` and the files only it used, unless a tag names it.
+    /// (Lance never removes the newest version; it goes once a newer one is written.)
+    async fn drop_unless_tagged(&self, ds: &Dataset, dv: u64) -> Result<()> {
+        if self.tagged().await?.iter().any(|&(_, v)| v == dv) {
+            return Ok(());
+        }
+        let policy = lance::dataset::cleanup::CleanupPolicyBuilder::default()
+            .versions(vec![dv])
+            .map_err(|e| lance_err(&self.store.name(), "cleanup", e))?
+            .build();
+        ds.cleanup_with_policy(policy)
             .await
-            .map_err(|e| lance_err(&self.store.name(), "create tag", e))
+            .map_err(|e| lance_err(&self.store.name(), "cleanup", e))?;
+        Ok(())
     }
 
     /// The tagged snapshots as `(space_version, dataset_version)`, ascending.
@@ -354,17 +373,7 @@ impl LanceSnapshots {
             Ok(()) | Err(lance::Error::RefNotFound { .. }) => {}
             Err(e) => return Err(lance_err(&self.store.name(), "delete tag", e)),
         }
-        if self.tagged().await?.iter().any(|&(_, v)| v == dv) {
-            return Ok(()); // another tag still names that dataset version
-        }
-        let policy = lance::dataset::cleanup::CleanupPolicyBuilder::default()
-            .versions(vec![dv])
-            .map_err(|e| lance_err(&self.store.name(), "cleanup", e))?
-            .build();
-        ds.cleanup_with_policy(policy)
-            .await
-            .map_err(|e| lance_err(&self.store.name(), "cleanup", e))?;
-        Ok(())
+        self.drop_unless_tagged(&ds, dv).await
     }
 
     fn space_version_of(&self, ds: &Dataset) -> Result<u64> {

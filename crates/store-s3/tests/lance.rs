@@ -144,6 +144,29 @@ async fn through_the_lance_store(url: &str) {
         store.get(&wrong).await,
         Err(Error::Corrupt { .. })
     ));
+    // putting one again (a retried backup) moves its tag; the old version goes
+    let files = data_files(&inner).await.len();
+    assert_eq!(
+        store.put(put[0].0.id, put[0].1.clone()).await.unwrap(),
+        put[0].0
+    );
+    assert_eq!(
+        store.put(put[0].0.id, put[0].1.clone()).await.unwrap(),
+        put[0].0
+    );
+    assert_eq!(store.get(&put[0].0).await.unwrap(), put[0].1);
+    assert_eq!(
+        store
+            .list(ArtifactKind::Snapshot, 0, u64::MAX)
+            .await
+            .unwrap(),
+        listed
+    );
+    // (Lance keeps the newest version's files until a newer write: +1 at most)
+    assert!(
+        data_files(&inner).await.len() <= files + 1,
+        "re-puts leave no garbage"
+    );
     // deleting one removes its tag and its data files; the others still restore
     let before = data_files(&inner).await.len();
     store.delete(put[1].0.id).await.unwrap();
