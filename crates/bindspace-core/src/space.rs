@@ -112,6 +112,9 @@ pub(crate) fn hash_into(hasher: &mut blake3::Hasher, bytes: &[u8]) {
 }
 
 impl BindSpace {
+    /// Addresses per progress step of [`BindSpace::map_into`] (a multiple of 64).
+    pub const MAP_STEP: usize = 4096;
+
     /// An empty space of the given schema at version 0.
     pub fn new(schema: SchemaVersion) -> Result<Self> {
         schema.validate()?;
@@ -309,6 +312,73 @@ impl BindSpace {
         Ok(())
     }
 
+    /// A new space of `schema` (at least as many addresses as this one) built address by
+    /// address from this one, at the same version: for every occupied address, `f(src,
+    /// dst)` gets its fingerprint and the zeroed destination slot and returns whether
+    /// the address stays occupied (a dropped slot is zeroed again). The arena is filled
+    /// in one pass, in parallel on the rayon pool, without per-address bookkeeping: the
+    /// fast path for schema migrations. `progress(done)` is called with the number of
+    /// occupied source addresses done, every [`BindSpace::MAP_STEP`] addresses and at the end.
+    pub fn map_into<F>(
+        &self,
+        schema: SchemaVersion,
+        f: F,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<BindSpace>
+    where
+        F: Fn(&[u64], &mut [u64]) -> bool + Sync,
+    {
+        let mut out = BindSpace::new(schema)?;
+        let n = self.address_space();
+        if out.address_space() < n {
+            return Err(Error::InvalidSchema {
+                reason: format!(
+                    "cannot map a space of {n} addresses into one of {}",
+                    out.address_space()
+                ),
+            });
+        }
+        let ow = out.words;
+        let mut keep = self.occupied.as_words().to_vec();
+        let fill = |first: usize, dst: &mut [u64], keep: &mut [u64]| {
+            for (k, bits) in keep.iter_mut().enumerate() {
+                let mut rest = *bits;
+                while rest != 0 {
+                    let j = k * 64 + rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    let d = &mut dst[j * ow..(j + 1) * ow];
+                    if !f(self.slot(first + j), d) {
+                        d.fill(0);
+                        *bits &= !(1u64 << (j % 64));
+                    }
+                }
+            }
+        };
+        let mut done = 0;
+        let steps = out.arena[..n * ow]
+            .chunks_mut(Self::MAP_STEP * ow)
+            .zip(keep.chunks_mut(Self::MAP_STEP / 64));
+        for (step, (dst, kw)) in steps.enumerate() {
+            let first = step * Self::MAP_STEP;
+            // halves on 64-address boundaries, so each half owns whole bitmap words
+            let half = kw.len() / 2;
+            let (da, db) = dst.split_at_mut(half * 64 * ow);
+            let (ka, kb) = kw.split_at_mut(half);
+            done += ka
+                .iter()
+                .chain(kb.iter())
+                .map(|w| w.count_ones() as usize)
+                .sum::<usize>();
+            rayon_core::join(|| fill(first, da, ka), || fill(first + half * 64, db, kb));
+            progress(done);
+        }
+        out.occupied.as_words_mut()[..keep.len()].copy_from_slice(&keep);
+        out.len = out.occupied.count_ones();
+        out.version = self.version;
+        out.mark();
+        Ok(out)
+    }
+
     /// Starts a new dirty-tracking epoch and returns its mark. Costs O(addresses
     /// changed in the previous epoch).
     pub fn mark(&mut self) -> Mark {
@@ -409,6 +479,48 @@ mod tests {
             small().digest(),
             "deletes leave a canonical arena"
         );
+    }
+
+    #[test]
+    fn map_into_equals_writing_each_address() {
+        // 8,192 addresses: two progress steps, each split over two halves
+        let from = SchemaVersion::CURRENT
+            .with_words(3)
+            .with_address_space(8192);
+        let to = from.with_words(5);
+        let mut s = BindSpace::new(from).unwrap();
+        for i in (0..8192u16).filter(|i| i % 3 != 0) {
+            s.write(Addr(i), &[u64::from(i), 1, u64::from(i % 2)])
+                .unwrap();
+        }
+        let mut steps = vec![];
+        let f = |src: &[u64], dst: &mut [u64]| {
+            dst[0] = src[0];
+            dst[4] = src[1];
+            src[2] == 0 // odd addresses are dropped
+        };
+        let out = s.map_into(to, f, &mut |d| steps.push(d)).unwrap();
+        let mut expected = BindSpace::new(to).unwrap();
+        for (a, fp) in s.iter() {
+            let mut d = [0u64; 5];
+            if f(fp, &mut d) {
+                expected.write(a, &d).unwrap();
+            }
+        }
+        assert!(out.content_eq(&expected));
+        assert_eq!(out.digest(), expected.digest(), "dropped slots are zeroed");
+        assert_eq!((out.version(), out.len()), (s.version(), expected.len()));
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps.last().copied(), Some(s.len()));
+        // into more addresses is fine, into fewer is refused
+        assert!(
+            s.map_into(to.with_address_space(65536), f, &mut |_| {})
+                .is_ok()
+        );
+        assert!(matches!(
+            s.map_into(to.with_address_space(4096), f, &mut |_| {}),
+            Err(Error::InvalidSchema { .. })
+        ));
     }
 
     #[test]

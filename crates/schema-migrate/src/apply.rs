@@ -1,6 +1,8 @@
 //! Running a validated plan: offline on a space or a backup chain, online through
 //! [`SpaceMigration`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bindspace_core::{BindSpace, SchemaVersion, snapshot};
 
 use crate::compat::Migration;
@@ -59,6 +61,23 @@ impl SpaceMigration {
         self.to
     }
 
+    /// When every step only resizes fingerprints or grows the address space: how many
+    /// leading words survive the whole chain (the narrowest width on the way); the rest
+    /// of the target width is zero.
+    fn kept_words(&self) -> Option<usize> {
+        let mut keep = usize::MAX;
+        for step in &self.steps {
+            match *step {
+                Migration::FingerprintResize { from, to } => {
+                    keep = keep.min(usize::from(from)).min(usize::from(to))
+                }
+                Migration::AddressSpaceExpand { .. } => {}
+                Migration::FeatureUpgrade { .. } => return None,
+            }
+        }
+        Some(keep.min(self.to.words()))
+    }
+
     /// One fingerprint through the steps.
     pub fn migrate_entry(&self, fp: &[u64]) -> Option<Vec<u64>> {
         migrate_entry(&self.steps, fp)
@@ -71,20 +90,47 @@ impl SpaceMigration {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<BindSpace> {
         let _span = tracing::info_span!("migrate", from = %space.schema(), to = %self.to).entered();
-        let mut out = BindSpace::new(self.to)?;
         let total = space.len();
-        let mut done = 0;
-        for (addr, fp) in space.iter() {
-            if let Some(words) = self.migrate_entry(fp) {
-                out.write(addr, &words)?;
+        let mut step = |done| progress(Progress { done, total });
+        let misfit = AtomicUsize::new(usize::MAX); // the width a step got wrong, if any
+        let out = match self.kept_words() {
+            // resizes (and address-space growth) only: copy the words that survive
+            Some(keep) => {
+                let keep = keep.min(space.words());
+                space.map_into(
+                    self.to,
+                    |src, dst| {
+                        dst[..keep].copy_from_slice(&src[..keep]);
+                        true
+                    },
+                    &mut step,
+                )?
             }
-            done += 1;
-            if done % 4096 == 0 {
-                progress(Progress { done, total });
+            None => space.map_into(
+                self.to,
+                |src, dst| match self.migrate_entry(src) {
+                    Some(words) if words.len() == dst.len() => {
+                        dst.copy_from_slice(&words);
+                        true
+                    }
+                    Some(words) => {
+                        misfit.store(words.len(), Ordering::Relaxed);
+                        false
+                    }
+                    None => false,
+                },
+                &mut step,
+            )?,
+        };
+        let found = misfit.into_inner();
+        if found != usize::MAX {
+            // a feature migration changed the width: a bug in the registry, not data
+            return Err(bindspace_core::Error::WordCount {
+                expected: self.to.words(),
+                found,
             }
+            .into());
         }
-        progress(Progress { done, total });
-        out.set_version(space.version());
         Ok(out)
     }
 }

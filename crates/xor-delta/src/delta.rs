@@ -49,13 +49,28 @@ impl Xor {
     /// The mask taking `old` to `new` (equal widths), or `None` if they are equal.
     pub fn between(old: &[u64], new: &[u64]) -> Option<Xor> {
         debug_assert_eq!(old.len(), new.len());
-        let words: Vec<(u16, u64)> = old
-            .iter()
-            .zip(new)
-            .enumerate()
-            .filter(|(_, (a, b))| a != b)
-            .map(|(i, (a, b))| (i as u16, a ^ b))
-            .collect();
+        // Blocks of 8 words are OR-reduced branch-free (vectorised); only a block that
+        // differs is walked word by word. Most changes touch a few words.
+        const B: usize = 8;
+        let mut words = Vec::new();
+        let (oc, nc) = (old.chunks_exact(B), new.chunks_exact(B));
+        let tail = oc.remainder().len();
+        for (c, (o, n)) in oc.zip(nc).enumerate() {
+            if o.iter().zip(n).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0 {
+                continue;
+            }
+            for (j, (a, b)) in o.iter().zip(n).enumerate() {
+                if a != b {
+                    words.push(((c * B + j) as u16, a ^ b));
+                }
+            }
+        }
+        let start = old.len() - tail;
+        for (j, (a, b)) in old[start..].iter().zip(&new[start..]).enumerate() {
+            if a != b {
+                words.push(((start + j) as u16, a ^ b));
+            }
+        }
         (!words.is_empty()).then_some(Xor {
             width: old.len(),
             words,

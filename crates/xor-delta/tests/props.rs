@@ -45,6 +45,31 @@ proptest! {
     }
 
     #[test]
+    fn xor_between_lists_exactly_the_differing_words(
+        old in prop::collection::vec(any::<u64>(), 1..40),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u64>()), 0..6),
+    ) {
+        let mut new = old.clone();
+        for (i, v) in &flips {
+            new[i.index(old.len())] = *v;
+        }
+        let naive: Vec<(u16, u64)> = old
+            .iter()
+            .zip(&new)
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .map(|(i, (a, b))| (i as u16, a ^ b))
+            .collect();
+        match xd::Xor::between(&old, &new) {
+            None => prop_assert!(naive.is_empty()),
+            Some(x) => {
+                prop_assert_eq!(x.nonzero(), &naive[..]);
+                prop_assert_eq!(x.width(), old.len());
+            }
+        }
+    }
+
+    #[test]
     fn decode_inverts_encode(seed: u64, s2: u64, words in 1u16..6, ops in 0usize..200, t: u64) {
         let a = space(seed, words, 0.5, 0);
         let b = evolve(&a, s2, ops);
