@@ -58,10 +58,12 @@ pub fn compute(old: &BindSpace, new: &BindSpace, timestamp_us: u64) -> Result<De
 /// changed since the mark), no scan. Addresses written back to their old value are
 /// left out, so the result equals [`compute`] against a copy taken at the mark.
 pub fn compute_dirty(space: &BindSpace, mark: &Mark, timestamp_us: u64) -> Result<Delta> {
-    let mut entries: Vec<Entry> = space
-        .dirty_since(mark)?
-        .filter_map(|d| entry_for(d.addr, d.before, d.after))
-        .collect();
+    let mut entries: Vec<Entry> = Vec::with_capacity(space.dirty_count());
+    entries.extend(
+        space
+            .dirty_since(mark)?
+            .filter_map(|d| entry_for(d.addr, d.before, d.after)),
+    );
     entries.sort_unstable_by_key(|e| e.addr);
     Ok(Delta {
         from_version: mark.version(),
