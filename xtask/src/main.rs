@@ -183,13 +183,16 @@ fn test() -> Result<()> {
     steps.push("tidy".into());
     layering::check(&root())?;
     steps.push("layering".into());
+    // Like the services: what is missing is installed (a few minutes, once per machine).
+    if !have_cargo_deny() {
+        eprintln!("xtask test: cargo-deny is missing; installing it from crates.io");
+        if let Err(e) = run(Command::new("cargo").args(["install", "cargo-deny", "--locked"])) {
+            eprintln!("xtask test: cargo-deny could not be installed ({e:#}); deny NOT checked");
+        }
+    }
     if have_cargo_deny() {
         deny_checks()?;
         steps.push("deny".into());
-    } else {
-        eprintln!(
-            "xtask test: cargo-deny is not installed; `cargo xtask deny` installs and runs it"
-        );
     }
 
     // Real servers for the tests; stopped afterwards by pid, also when tests fail.
