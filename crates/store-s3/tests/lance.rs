@@ -12,6 +12,9 @@ use bindspace_store_s3::lance_snapshots::LanceSnapshots;
 use bindspace_store_s3::{LanceBackupStore, ObjectBackupStore, StoreOptions};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+mod common;
+use common::s3_url;
+
 async fn seven_versions(url: &str) {
     let store = ObjectBackupStore::from_url(url, StoreOptions::default()).unwrap();
     let schema = SchemaVersion::CURRENT.with_words(16);
@@ -59,19 +62,17 @@ async fn seven_versions(url: &str) {
     }
 }
 
-fn local_url(dir: &tempfile::TempDir) -> String {
-    format!("file://{}", dir.path().display())
+/// Fulls of a Lance store live in Lance only: the native layout holds none.
+async fn assert_no_native_snapshots(inner: &ObjectBackupStore) {
+    let native = inner
+        .list(ArtifactKind::Snapshot, 0, u64::MAX)
+        .await
+        .unwrap();
+    assert!(native.is_empty(), "native snapshot objects: {native:?}");
 }
 
-/// A fresh prefix on the S3 test server, or `None` (skip, said why) outside xtask/CI.
-fn s3_url(test: &str) -> Option<String> {
-    let base =
-        bindspace_catalog::conformance::service_env("BINDSPACE_TEST_S3_URL", "an S3 server")?;
-    Some(format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        bindspace_catalog::conformance::unique_name(test)
-    ))
+fn local_url(dir: &tempfile::TempDir) -> String {
+    format!("file://{}", dir.path().display())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,13 +120,7 @@ async fn through_the_lance_store(url: &str) {
         w.run(&mut space, 300).unwrap();
     }
     // in Lance, not as native objects
-    assert!(
-        inner
-            .list(ArtifactKind::Snapshot, 0, u64::MAX)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_no_native_snapshots(&inner).await;
     assert_eq!(store.lance().tagged().await.unwrap().len(), 3);
     // a fresh store over the same place lists and returns the very bytes put
     let store = LanceBackupStore::new(inner.clone());
@@ -261,13 +256,7 @@ async fn lance_v1_golden_still_restores_byte_identical() {
     copy_dir(&golden, dir.path());
     let url = format!("file://{}", dir.path().display());
     let inner = ObjectBackupStore::from_url(&url, StoreOptions::default()).unwrap();
-    assert!(
-        inner
-            .list(ArtifactKind::Snapshot, 0, u64::MAX)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_no_native_snapshots(&inner).await;
     let store = LanceBackupStore::new(inner);
     let listed = store
         .list(ArtifactKind::Snapshot, 0, u64::MAX)

@@ -10,6 +10,9 @@ use bindspace_catalog::{ArtifactRef, BackupStore, BackupStoreExt};
 use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+mod common;
+use common::s3_url;
+
 /// Flips a byte of the stored object behind the store's back.
 struct FlipByte(ObjectBackupStore);
 
@@ -23,17 +26,6 @@ impl Tamper for FlipByte {
         b[mid] ^= 0x10;
         os.put(&path, PutPayload::from(b)).await.unwrap();
     }
-}
-
-/// The S3 test server's URL with a fresh prefix, or `None` (skip) outside xtask/CI.
-fn s3_url(test: &str) -> Option<String> {
-    let base =
-        bindspace_catalog::conformance::service_env("BINDSPACE_TEST_S3_URL", "an S3 server")?;
-    Some(format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        conformance::unique_name(test)
-    ))
 }
 
 async fn conformance_on(url: &str, big: usize) {
