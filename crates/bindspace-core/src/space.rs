@@ -2,6 +2,7 @@
 //! counter and a dirty log.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::bitmap::Bitmap;
 use crate::le::words_as_bytes;
@@ -54,6 +55,11 @@ struct DirtyLog {
     list: Vec<(Addr, u32)>,
     preimages: Vec<u64>,
 }
+
+/// Epochs are unique in the process (0 is never handed out), so a mark taken on one
+/// space is stale on every other space except its clones: a space rebuilt by a
+/// migration or a decode cannot mistake an old space's mark for its own.
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 
 /// The start of a dirty-tracking epoch, returned by [`BindSpace::mark`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -387,7 +393,7 @@ impl BindSpace {
         }
         self.dirty.list.clear();
         self.dirty.preimages.clear();
-        self.dirty.epoch += 1;
+        self.dirty.epoch = NEXT_EPOCH.fetch_add(1, Ordering::Relaxed);
         self.dirty.base_version = self.version;
         Mark {
             epoch: self.dirty.epoch,
@@ -520,6 +526,33 @@ mod tests {
         assert!(matches!(
             s.map_into(to.with_address_space(4096), f, &mut |_| {}),
             Err(Error::InvalidSchema { .. })
+        ));
+    }
+
+    #[test]
+    fn a_mark_is_stale_on_any_other_space_but_valid_on_clones() {
+        let mut a = small();
+        let mark = a.mark();
+        let clone = a.clone();
+        assert!(clone.dirty_since(&mark).is_ok());
+        let mut b = small();
+        b.mark(); // same number of marks as `a`, still another space
+        assert!(matches!(b.dirty_since(&mark), Err(Error::StaleMark { .. })));
+        let mapped = a.map_into(
+            a.schema(),
+            |s, d| {
+                d.copy_from_slice(s);
+                true
+            },
+            &mut |_| {},
+        );
+        assert!(matches!(
+            mapped.unwrap().dirty_since(&mark),
+            Err(Error::StaleMark { .. })
+        ));
+        assert!(matches!(
+            small().dirty_since(&mark),
+            Err(Error::StaleMark { .. })
         ));
     }
 
