@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 mod benchmarks;
+mod doctor;
 mod layering;
 mod services;
 mod tidy;
@@ -16,14 +17,18 @@ mod tidy;
 const HELP: &str = "\
 cargo xtask <task>
 
-  test                 everything CI checks: fmt, clippy, tidy, layering, the
-                       workspace tests (nextest), doc tests, the WAL crash test
+  test                 everything CI checks: doctor, fmt, tidy, layering, one
+                       build of all targets linted by clippy -D warnings, the
+                       workspace tests (nextest), doc tests, loom, cargo deny
   crash [--kills N]    the WAL crash test: kill a writer N times (default 1000)
   bench [ARGS..]       criterion benches (ARGS go to `cargo bench`), then the
                        ratio table; `--all` adds the store, warm-tier, PITR and
                        Lance benches (servers started here), `--lance` only Lance;
                        `--report-only` prints the table of the last run
   fuzz [--seconds S]   each cargo-fuzz target for S seconds (default 60; needs nightly)
+  doctor [--check]     every tool and file the build and tests read: present
+                       (version, path), installed now, or missing (with the
+                       command that installs it); --check installs nothing
   deny                 cargo deny check (installs cargo-deny if missing)
   services up|down|status
                        real servers for the tests (S3: moto) on free loopback
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("deny") => deny(),
+        Some("doctor") => doctor::cli(&args[1..]),
         Some("services") => services::cli(&args[1..]),
         Some("layering") => layering::check(&root()),
         Some("tidy") => tidy::check(&root()),
@@ -161,39 +167,99 @@ fn count_tests(out: &str) -> (u64, u64) {
     (passed, failed)
 }
 
-fn test() -> Result<()> {
-    let started = Instant::now();
-    let mut steps: Vec<String> = Vec::new();
-    let ci = std::env::var_os("CI").is_some();
-    services::ensure_protoc()?;
+/// Wall-clock time of each phase of `cargo xtask test`, printed at the end (the figures
+/// in docs/TESTING.md come from here).
+struct Phases {
+    started: Instant,
+    last: Instant,
+    done: Vec<(String, std::time::Duration)>,
+}
 
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    steps.push("fmt".into());
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--locked",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    steps.push("clippy".into());
-    tidy::check(&root())?;
-    steps.push("tidy".into());
-    layering::check(&root())?;
-    steps.push("layering".into());
-    // Like the services: what is missing is installed (a few minutes, once per machine).
-    if !have_cargo_deny() {
-        eprintln!("xtask test: cargo-deny is missing; installing it from crates.io");
-        if let Err(e) = run(Command::new("cargo").args(["install", "cargo-deny", "--locked"])) {
-            eprintln!("xtask test: cargo-deny could not be installed ({e:#}); deny NOT checked");
+impl Phases {
+    fn new() -> Self {
+        let now = Instant::now();
+        Phases {
+            started: now,
+            last: now,
+            done: Vec::new(),
         }
     }
-    if have_cargo_deny() {
-        deny_checks()?;
-        steps.push("deny".into());
+
+    fn done(&mut self, name: impl Into<String>) {
+        let now = Instant::now();
+        self.done.push((name.into(), now - self.last));
+        self.last = now;
     }
+
+    fn report(&self) -> String {
+        let mut s = String::from("xtask test phases:\n");
+        for (name, d) in &self.done {
+            s.push_str(&format!("  {:>7.1} s  {name}\n", d.as_secs_f64()));
+        }
+        s.push_str(&format!(
+            "  {:>7.1} s  total\n",
+            self.started.elapsed().as_secs_f64()
+        ));
+        s
+    }
+}
+
+/// The environment that makes cargo lint every workspace crate with clippy while it
+/// compiles it (what `cargo clippy` sets up, on a build instead of a check): the
+/// dependencies, lance's stack among them, are then compiled once for lints and tests
+/// alike, instead of once as metadata for clippy and again for the tests.
+fn clippy_wrapper_env() -> Result<Vec<(String, String)>> {
+    let out = Command::new("rustup")
+        .args(["which", "clippy-driver"])
+        .output();
+    let driver = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => doctor::which("clippy-driver")
+            .context("clippy-driver not found (rustup component add clippy)")?
+            .display()
+            .to_string(),
+    };
+    Ok(vec![
+        ("RUSTC_WORKSPACE_WRAPPER".into(), driver),
+        (
+            "CLIPPY_ARGS".into(),
+            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__".into(),
+        ),
+    ])
+}
+
+fn test() -> Result<()> {
+    let mut phases = Phases::new();
+    let ci = std::env::var_os("CI").is_some();
+    // Everything the build and the tests read is checked (and installed) first, so a
+    // missing file fails here with a list, not minutes later in a build script.
+    // cargo-deny builds from source on a fresh machine: that happens in the background,
+    // beside the workspace build.
+    let mut build_env = doctor::doctor(&doctor::all_but_deny(), true)?;
+    phases.done("doctor");
+    let deny_log = target_dir().join("xtask-cargo-deny-install.log");
+    let deny_install =
+        std::thread::spawn(move || doctor::ensure_quietly(&doctor::CARGO_DENY, &deny_log));
+
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    tidy::check(&root())?;
+    layering::check(&root())?;
+    phases.done("fmt, tidy, layering");
+
+    build_env.extend(clippy_wrapper_env()?);
+    build_env.push(("BINDSPACE_XTASK".into(), "1".into()));
+    // One compilation of every target (benches and examples too, as clippy's
+    // --all-targets did), linted with -D warnings; nextest and the doc tests reuse it.
+    run(cargo()
+        .args([
+            "test",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--no-run",
+        ])
+        .envs(build_env.iter().map(|(k, v)| (k, v))))?;
+    phases.done("build + clippy -D warnings (all targets)");
 
     // Real servers for the tests; stopped afterwards by pid, also when tests fail.
     let env = match services::up() {
@@ -203,34 +269,35 @@ fn test() -> Result<()> {
             return Err(e.context("starting the test services (S3, Redis, PostgreSQL)"));
         }
     };
-    steps.push("services".into());
+    phases.done("services up");
     let tested = (|| -> Result<_> {
         // The test binaries see BINDSPACE_XTASK and turn skips into failures.
-        let mut nextest = cargo();
-        nextest
-            .args([
-                "nextest",
-                "run",
-                "--workspace",
-                "--locked",
-                "--no-fail-fast",
-            ])
-            .env("BINDSPACE_XTASK", "1")
-            .envs(env.iter().map(|(k, v)| (k, v)));
-        let out = run_tee(&mut nextest)?;
+        let out = run_tee(
+            cargo()
+                .args([
+                    "nextest",
+                    "run",
+                    "--workspace",
+                    "--locked",
+                    "--no-fail-fast",
+                ])
+                .envs(build_env.iter().map(|(k, v)| (k, v)))
+                .envs(env.iter().map(|(k, v)| (k, v))),
+        )?;
         let nextest_counts = count_tests(&out);
+        phases.done("nextest");
         let out = run_tee(
             cargo()
                 .args(["test", "--workspace", "--locked", "--doc"])
+                .envs(build_env.iter().map(|(k, v)| (k, v)))
                 .envs(env.iter().map(|(k, v)| (k, v))),
         )?;
+        phases.done("doc tests");
         Ok((nextest_counts, count_tests(&out)))
     })();
     let stopped = services::down();
     let ((p1, f1), (p2, f2)) = tested?;
     stopped?;
-    steps.push(format!("nextest ({p1} passed)"));
-    steps.push(format!("doc tests ({p2} passed)"));
 
     // Loom changes RUSTFLAGS, so it builds in a target directory of its own.
     let loom_target = target_dir().join("loom");
@@ -252,13 +319,20 @@ fn test() -> Result<()> {
     if p3 == 0 {
         bail!("the loom models ran no test");
     }
-    steps.push(format!("loom ({p3} models)"));
+    phases.done(format!("loom ({p3} models)"));
+
+    // cargo-deny: its install ran beside the build; licenses, bans and sources must pass.
+    match deny_install.join() {
+        Ok(Ok(())) => deny_checks()?,
+        Ok(Err(e)) => bail!("cargo-deny could not be installed: {e:#}"),
+        Err(_) => bail!("the cargo-deny install thread panicked"),
+    }
+    phases.done("cargo deny (incl. waiting for its install)");
 
     eprintln!(
-        "\nxtask test: {} ok in {:.0?}{}",
-        steps.join(", "),
-        started.elapsed(),
-        if ci { " (CI)" } else { "" }
+        "\nxtask test: nextest {p1} passed, doc tests {p2} passed, loom {p3} models{}\n{}",
+        if ci { " (CI)" } else { "" },
+        phases.report()
     );
     println!("{} passed, {} failed", p1 + p2 + p3, f1 + f2 + f3);
     Ok(())
@@ -296,7 +370,7 @@ fn bench(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("--report-only") => {}
         Some("--all") => {
-            services::ensure_protoc()?;
+            let protoc_env = doctor::doctor(&doctor::lance_build(), true)?;
             let env = services::up()?;
             let res = run(cargo()
                 .args([
@@ -307,6 +381,7 @@ fn bench(args: &[String]) -> Result<()> {
                     "store,warm,pitr",
                 ])
                 .args(&args[1..])
+                .envs(protoc_env.iter().map(|(k, v)| (k, v)))
                 .envs(env.iter().map(|(k, v)| (k, v))));
             let res = res.and_then(|()| lance_bench());
             services::down()?;
@@ -323,8 +398,8 @@ fn bench(args: &[String]) -> Result<()> {
 /// Lance vs native snapshots in one run, in the test profile (Lance's release build
 /// takes about 30 minutes on two cores).
 fn lance_bench() -> Result<()> {
-    services::ensure_protoc()?;
-    run(cargo().args([
+    let protoc_env = doctor::doctor(&doctor::lance_build(), true)?;
+    run(cargo().envs(protoc_env).args([
         "bench",
         "-p",
         "bindspace-benches",
@@ -358,14 +433,6 @@ fn fuzz(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn have_cargo_deny() -> bool {
-    Command::new("cargo")
-        .args(["deny", "--version"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// Licenses, bans and sources must pass. Advisories need the RustSec database from
 /// GitHub; where it cannot be fetched, that is reported, not hidden.
 fn deny_checks() -> Result<()> {
@@ -396,9 +463,7 @@ fn deny_checks() -> Result<()> {
 }
 
 fn deny() -> Result<()> {
-    if !have_cargo_deny() {
-        run(Command::new("cargo").args(["install", "cargo-deny", "--locked"]))?;
-    }
+    doctor::doctor(&[doctor::CARGO_DENY], true)?;
     deny_checks()
 }
 

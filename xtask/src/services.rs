@@ -37,71 +37,13 @@ fn pid_alive(pid: u32) -> bool {
     PathBuf::from(format!("/proc/{pid}")).exists()
 }
 
-fn apt_install(package: &str, why: &str) -> Result<()> {
-    eprintln!("xtask: {why}; installing Debian's {package}");
-    crate::run(Command::new("apt-get").arg("update").arg("-qq"))?;
-    crate::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends", package])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
-}
-
-/// `redis-server`, installed from Debian if missing.
-pub fn redis_server() -> Result<PathBuf> {
-    if let Some(p) = which("redis-server") {
-        return Ok(p);
-    }
-    apt_install("redis-server", "redis-server not found")?;
-    which("redis-server").ok_or_else(|| anyhow!("redis-server is still missing after apt-get"))
-}
-
-/// PostgreSQL's server binaries, installed from Debian if none are found.
-pub fn postgres_bin() -> Result<PathBuf> {
-    if let Some(d) = servers::postgres_bin_dir() {
-        return Ok(d);
-    }
-    apt_install(
-        "postgresql",
-        "no PostgreSQL server binaries under /usr/lib/postgresql",
-    )?;
-    servers::postgres_bin_dir()
-        .ok_or_else(|| anyhow!("PostgreSQL's binaries are still missing after apt-get"))
-}
-
-/// The moto server binary, installed from PyPI if missing.
-pub fn moto_server() -> Result<PathBuf> {
-    if let Some(p) = which("moto_server") {
-        return Ok(p);
-    }
-    eprintln!("xtask: moto_server not found; installing moto[server] from PyPI");
-    crate::run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "moto[server]"]))?;
-    // pip may install into a directory that a pyenv shim or ~/.local/bin exposes
-    if let Some(p) = which("moto_server") {
-        return Ok(p);
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('scripts'))",
-        ])
-        .output()?;
-    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("moto_server");
-    if p.is_file() {
-        return Ok(p);
-    }
-    bail!("moto_server is still missing after `pip install moto[server]`")
-}
-
-/// Installs Debian's protobuf-compiler when `protoc` is missing (lance's build needs it).
-pub fn ensure_protoc() -> Result<()> {
-    if which("protoc").is_some() || std::env::var_os("PROTOC").is_some() {
-        return Ok(());
-    }
-    apt_install(
-        "protobuf-compiler",
-        "protoc not found (lance's build needs it)",
-    )
+/// The server binaries, installed first when missing (`cargo xtask doctor`).
+fn binaries() -> Result<(PathBuf, PathBuf, PathBuf)> {
+    crate::doctor::doctor(&crate::doctor::services(), true)?;
+    let moto = crate::doctor::moto_server_path().context("moto_server")?;
+    let redis = which("redis-server").context("redis-server")?;
+    let pg = crate::doctor::postgres_bin_dir().context("PostgreSQL's binaries")?;
+    Ok((moto, redis, pg))
 }
 
 /// Creates a bucket on an S3 server that needs no signature (moto).
@@ -132,7 +74,7 @@ pub fn up() -> Result<Vec<(String, String)>> {
         eprintln!("xtask services: already up");
         return Ok(env);
     }
-    let moto = moto_server()?;
+    let (moto, redis_bin, pg_bin) = binaries()?;
     let port = free_port()?;
     let work = tempdir(&dir, "s3")?;
     let log = std::fs::File::create(work.join("moto.log"))?;
@@ -165,7 +107,6 @@ pub fn up() -> Result<Vec<(String, String)>> {
         ("AWS_SECRET_ACCESS_KEY".to_string(), "testing".to_string()),
         ("AWS_REGION".to_string(), "us-east-1".to_string()),
     ];
-    let redis_bin = redis_server()?;
     let redis = Server::redis(&redis_bin, &dir, false).map_err(|e| anyhow!(e))?;
     eprintln!(
         "xtask services: Redis (pid {}) on 127.0.0.1:{}",
@@ -179,7 +120,6 @@ pub fn up() -> Result<Vec<(String, String)>> {
     ));
     let (pid, _) = redis.detach();
     std::fs::write(dir.join("redis.pid"), pid.to_string())?;
-    let pg_bin = postgres_bin()?;
     let started = Instant::now();
     let pg = Server::postgres(&pg_bin, &dir).map_err(|e| anyhow!(e))?;
     eprintln!(
