@@ -364,7 +364,11 @@ pub fn doctor(prereqs: &[Prereq], install: bool) -> Result<Vec<(String, String)>
         for p in prereqs {
             if let (Install::Apt(pk), Err(why)) = (p.install, p.check()) {
                 eprintln!("xtask doctor: {} is missing ({why})", p.name);
-                packages.extend(pk.iter().filter(|x| !packages.contains(x)));
+                for x in pk {
+                    if !packages.contains(x) {
+                        packages.push(x);
+                    }
+                }
             }
         }
         if !packages.is_empty() {
