@@ -1,5 +1,5 @@
-//! Foundation hot paths, each beside the baseline its target is a ratio to (DESIGN §9,
-//! issue 2). `cargo xtask bench` runs this and prints the ratios from criterion's
+//! Foundation hot paths, each beside the baseline its target is a ratio to (the
+//! foundation issue's targets). `cargo xtask bench` runs this and prints the ratios from criterion's
 //! estimates; `docs/BENCHMARKS.md` records them.
 
 use std::hint::black_box;

@@ -358,12 +358,14 @@ pub fn doctor(prereqs: &[Prereq], install: bool) -> Result<Vec<(String, String)>
     let mut env = Vec::new();
     let mut missing = 0;
     let mut lines = Vec::new();
+    let mut apt_installed = Vec::new();
     if install {
         // One apt-get run for every missing Debian package (an update takes a while).
         let mut packages: Vec<&'static str> = Vec::new();
         for p in prereqs {
             if let (Install::Apt(pk), Err(why)) = (p.install, p.check()) {
                 eprintln!("xtask doctor: {} is missing ({why})", p.name);
+                apt_installed.push(p.name);
                 for x in pk {
                     if !packages.contains(x) {
                         packages.push(x);
@@ -380,7 +382,10 @@ pub fn doctor(prereqs: &[Prereq], install: bool) -> Result<Vec<(String, String)>
     }
     for p in prereqs {
         let status = if install {
-            p.ensure()
+            match p.ensure() {
+                Status::Present(f) if apt_installed.contains(&p.name) => Status::Installed(f),
+                s => s,
+            }
         } else {
             match p.check() {
                 Ok(f) => Status::Present(f),
@@ -476,14 +481,7 @@ fn version_of(cmd: &mut Command, bin: &str) -> Result<Found, String> {
     })
 }
 
-/// `bin` on the `PATH`, if there.
-pub fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(bin))
-            .find(|p| p.is_file())
-    })
-}
+pub use bindspace_testkit::servers::{postgres_bin_dir, which};
 
 /// The `protoc` prost-build will run: `$PROTOC`, else `protoc` on the `PATH`.
 fn protoc() -> PathBuf {
@@ -589,24 +587,6 @@ pub fn check_postgres() -> Result<Found, String> {
         return Err("running as root, and there is no `postgres` user to run the server".into());
     }
     Ok(f)
-}
-
-/// The directory holding PostgreSQL's server binaries (`initdb`, `pg_ctl`).
-pub fn postgres_bin_dir() -> Option<PathBuf> {
-    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let major = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("pg_ctl").is_file().then_some((major, bin))
-        })
-        .collect();
-    dirs.sort();
-    dirs.pop()
-        .map(|(_, d)| d)
-        .or_else(|| which("pg_ctl").and_then(|p| p.parent().map(Path::to_path_buf)))
 }
 
 /// `moto_server` on the `PATH`, or in the scripts directory of the `python3` that pip

@@ -117,6 +117,20 @@ pub fn check(root: &Path) -> Result<()> {
             }
         }
     }
+    // Test-only code stays out of what is published: no published crate reaches the
+    // testkit (which starts processes) through a normal dependency.
+    for krate in RULES
+        .iter()
+        .map(|r| r.0)
+        .chain(["bindspace", "bindspace-cli"])
+    {
+        checked += 1;
+        if packages_reached(root, krate)?.contains("bindspace-testkit") {
+            violations.push(format!(
+                "{krate} reaches bindspace-testkit (test-only: a dev-dependency at most)"
+            ));
+        }
+    }
     if !violations.is_empty() {
         bail!("layering invariants broken:\n  {}", violations.join("\n  "));
     }

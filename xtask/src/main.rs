@@ -34,7 +34,8 @@ cargo xtask <task>
                        real servers for the tests (S3: moto) on free loopback
                        ports; `up` prints `export` lines for a shell
   layering             only the dependency-layering invariants
-  tidy                 only the manifest conventions
+  tidy                 only the manifest and source-file conventions
+  publish-check        only `cargo publish --dry-run` of every published crate
 ";
 
 fn main() -> ExitCode {
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Some("services") => services::cli(&args[1..]),
         Some("layering") => layering::check(&root()),
         Some("tidy") => tidy::check(&root()),
+        Some("publish-check") => publish_dry_run(),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())
@@ -83,6 +85,29 @@ pub fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
+    without_run_env(&mut c);
+    c
+}
+
+/// Removes what `cargo run` put into xtask's own environment about xtask (its manifest
+/// directory, package name and version…) from a command xtask starts. Build scripts
+/// (ring's, through `cc`) ask cargo to rebuild when `CARGO_MANIFEST_DIR` or
+/// `CARGO_PKG_NAME` change, and cargo compares the values in *its* environment: left
+/// in, every clone at another path (each CI run) would rebuild ring and all that
+/// depends on it (the lance stack), and so would any build run from a shell.
+pub fn without_run_env(c: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                k,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR"
+            )
+        {
+            c.env_remove(k);
+        }
+    }
     c
 }
 
@@ -244,7 +269,8 @@ fn test() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     tidy::check(&root())?;
     layering::check(&root())?;
-    phases.done("fmt, tidy, layering");
+    publish_dry_run()?;
+    phases.done("fmt, tidy, layering, publish dry run");
 
     build_env.extend(clippy_wrapper_env()?);
     build_env.push(("BINDSPACE_XTASK".into(), "1".into()));
@@ -336,6 +362,22 @@ fn test() -> Result<()> {
     );
     println!("{} passed, {} failed", p1 + p2 + p3, f1 + f2 + f3);
     Ok(())
+}
+
+/// Every published crate packages for crates.io (`cargo publish --dry-run`, all of
+/// them together so they may depend on each other before any is on crates.io). The
+/// compile check of each package is left to the test build, which compiles the same
+/// sources; `--no-verify` keeps this step to seconds.
+fn publish_dry_run() -> Result<()> {
+    run(cargo().args([
+        "publish",
+        "--workspace",
+        "--dry-run",
+        "--no-verify",
+        "--locked",
+        "--allow-dirty",
+        "--quiet",
+    ]))
 }
 
 /// The build's target directory (`CARGO_TARGET_DIR` or `<root>/target`).

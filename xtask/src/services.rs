@@ -1,18 +1,14 @@
 //! `cargo xtask services up|down|status`: real servers on free loopback ports, for the
 //! tests: an S3-compatible server (moto), Redis and PostgreSQL. Each runs from a temp
 //! directory, its pid is recorded under `<target>/bindspace-services/`, and
-//! `services.env` holds `export` lines for a shell. Redis and PostgreSQL are started by
-//! `bindspace_catalog::servers`, the same code the fault tests use for their own
-//! servers.
+//! `services.env` holds `export` lines for a shell. Every server is started by
+//! `bindspace_testkit::servers`, the same code the fault tests use for their own.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bindspace_catalog::servers::{self, Kind, Server};
+use bindspace_testkit::servers::{self, Kind, Server};
 
 /// The bucket the tests use.
 pub const BUCKET: &str = "bindspace-test";
@@ -21,48 +17,13 @@ fn state_dir() -> PathBuf {
     crate::target_dir().join("bindspace-services")
 }
 
-fn free_port() -> Result<u16> {
-    servers::free_port().map_err(|e| anyhow!(e))
-}
-
-fn wait_for_port(port: u16, what: &str) -> Result<()> {
-    servers::wait_for_port(port, what, Duration::from_secs(30)).map_err(|e| anyhow!(e))
-}
-
-fn which(bin: &str) -> Option<PathBuf> {
-    servers::which(bin)
-}
-
-fn pid_alive(pid: u32) -> bool {
-    PathBuf::from(format!("/proc/{pid}")).exists()
-}
-
 /// The server binaries, installed first when missing (`cargo xtask doctor`).
 fn binaries() -> Result<(PathBuf, PathBuf, PathBuf)> {
     crate::doctor::doctor(&crate::doctor::services(), true)?;
     let moto = crate::doctor::moto_server_path().context("moto_server")?;
-    let redis = which("redis-server").context("redis-server")?;
+    let redis = servers::which("redis-server").context("redis-server")?;
     let pg = crate::doctor::postgres_bin_dir().context("PostgreSQL's binaries")?;
     Ok((moto, redis, pg))
-}
-
-/// Creates a bucket on an S3 server that needs no signature (moto).
-fn create_bucket(port: u16, bucket: &str) -> Result<()> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    if !resp.starts_with("HTTP/1.1 200") && !resp.starts_with("HTTP/1.0 200") {
-        bail!(
-            "creating bucket {bucket} failed: {}",
-            resp.lines().next().unwrap_or("")
-        );
-    }
-    Ok(())
 }
 
 /// Starts the services (or reuses running ones) and returns the environment the tests
@@ -75,20 +36,10 @@ pub fn up() -> Result<Vec<(String, String)>> {
         return Ok(env);
     }
     let (moto, redis_bin, pg_bin) = binaries()?;
-    let port = free_port()?;
-    let work = tempdir(&dir, "s3")?;
-    let log = std::fs::File::create(work.join("moto.log"))?;
-    let child = Command::new(&moto)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .current_dir(&work)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", moto.display()))?;
-    std::fs::write(dir.join("s3.pid"), child.id().to_string())?;
-    wait_for_port(port, "moto_server")?;
-    create_bucket(port, BUCKET)?;
+    let s3 = Server::moto(&moto, &dir, &[BUCKET]).map_err(|e| anyhow!(e))?;
+    let port = s3.port;
+    let (moto_pid, _) = s3.detach();
+    std::fs::write(dir.join("s3.pid"), moto_pid.to_string())?;
     let mut env = vec![
         (
             "BINDSPACE_TEST_S3_URL".to_string(),
@@ -137,17 +88,8 @@ pub fn up() -> Result<Vec<(String, String)>> {
         .map(|(k, v)| format!("export {k}={v}\n"))
         .collect();
     std::fs::write(dir.join("services.env"), &exports)?;
-    eprintln!(
-        "xtask services: S3 (moto, pid {}) on 127.0.0.1:{port}",
-        child.id()
-    );
+    eprintln!("xtask services: S3 (moto, pid {moto_pid}) on 127.0.0.1:{port}");
     Ok(env)
-}
-
-fn tempdir(parent: &std::path::Path, name: &str) -> Result<PathBuf> {
-    let d = parent.join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
 }
 
 /// The environment of services that are up, if they all are.
@@ -160,7 +102,7 @@ fn running_env() -> Result<Option<Vec<(String, String)>>> {
         let alive = std::fs::read_to_string(dir.join(format!("{name}.pid")))
             .ok()
             .and_then(|p| p.trim().parse().ok())
-            .is_some_and(pid_alive);
+            .is_some_and(servers::pid_alive);
         if !alive {
             return Ok(None);
         }
@@ -177,7 +119,7 @@ fn running_env() -> Result<Option<Vec<(String, String)>>> {
 pub fn down() -> Result<()> {
     let dir = state_dir();
     for (name, kind) in [
-        ("s3", Kind::Redis), // moto stops on SIGTERM like Redis
+        ("s3", Kind::Moto),
         ("redis", Kind::Redis),
         ("pg", Kind::Postgres),
     ] {

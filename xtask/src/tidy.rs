@@ -1,5 +1,6 @@
-//! Manifest conventions: every member takes versions from `[workspace.dependencies]`
-//! and lints from `[workspace.lints]`, and every library crate opens with a doc comment.
+//! Manifest and source conventions: every member takes versions from
+//! `[workspace.dependencies]` and lints from `[workspace.lints]`, and every Rust source
+//! file opens with a `//!` line saying what it is.
 
 use std::path::Path;
 
@@ -51,12 +52,46 @@ pub fn check(root: &Path) -> Result<()> {
             }
         }
     }
+    let mut sources = Vec::new();
+    for dir in ["crates", "xtask", "benches", "fuzz"] {
+        rust_files(&root.join(dir), &mut sources);
+    }
+    for p in &sources {
+        let src = std::fs::read_to_string(p)?;
+        if !src.trim_start().starts_with("//!") {
+            problems.push(format!(
+                "{}: must open with a `//!` line saying what the file is",
+                p.strip_prefix(root).unwrap_or(p).display()
+            ));
+        }
+    }
     if !problems.is_empty() {
         bail!("tidy:\n  {}", problems.join("\n  "));
     }
     eprintln!(
-        "tidy: {} manifests follow the workspace conventions",
-        manifests.len()
+        "tidy: {} manifests follow the workspace conventions; {} source files say what they are",
+        manifests.len(),
+        sources.len()
     );
     Ok(())
+}
+
+/// Every `.rs` file under `dir`, build output and dot-directories left out.
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "target" || name == "corpus" || name == "artifacts" {
+            continue;
+        }
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if name.ends_with(".rs") {
+            out.push(p);
+        }
+    }
 }

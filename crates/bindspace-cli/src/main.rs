@@ -5,18 +5,25 @@
 //! `versions` (a repository given by `--repo URL`, repeatable, or `$BINDSPACE_REPO`),
 //! and `migrate plan|apply`.
 //!
-//! Exit codes: 0 success; 1 failure (the message says why); 2 bad arguments; 3 another
-//! backup holds the repository's lease ("backup in progress"); 4 the target cannot be
-//! restored from what the stores hold.
+//! Files: one per repository command under `cmd/`, shared arguments in `args.rs`, the
+//! human/JSON output helper in `output.rs`, exit codes from error kinds in `exit.rs`.
+//!
+//! Exit codes: 0 success; 1 failure (the message says why); 2 bad arguments; 3 busy:
+//! another backup holds the repository's lease ("backup in progress"), or a running
+//! engine holds the data directory; 4 the target cannot be restored from what the
+//! stores hold.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod args;
+mod cmd;
 mod demo;
+mod exit;
 mod migrate;
-mod ops;
+mod output;
 
 /// Back up, restore and inspect BindSpaces.
 #[derive(Parser, Debug)]
@@ -35,7 +42,7 @@ enum Command {
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
     #[command(flatten)]
-    Repo(ops::Op),
+    Repo(cmd::Op),
 }
 
 /// Options of `bindspace demo`.
@@ -67,13 +74,13 @@ fn main() -> ExitCode {
     let res = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Migrate(cmd) => migrate::run(&cmd),
-        Command::Repo(op) => ops::run(op),
+        Command::Repo(op) => cmd::run(op),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bindspace: error: {e:#}");
-            ExitCode::from(ops::classify(&e))
+            ExitCode::from(exit::code(&e))
         }
     }
 }

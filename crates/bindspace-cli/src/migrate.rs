@@ -105,11 +105,7 @@ pub fn run(cmd: &MigrateCommand) -> Result<()> {
     let space = decoded.space;
     let to = target_schema(space.schema(), t)?;
     let p = plan(&space, to)?;
-    if t.json {
-        println!("{}", plan_json(&p));
-    } else {
-        print!("{p}");
-    }
+    crate::output::emit(t.json, plan_json(&p), || p.to_string());
     let MigrateCommand::Apply {
         out,
         allow_truncate,
@@ -132,7 +128,8 @@ pub fn run(cmd: &MigrateCommand) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let encoded = snapshot::encode(&migrated, decoded.header.time_to_us);
-    crate::demo::write_durably(out, |w| std::io::Write::write_all(w, &encoded))?;
+    bindspace_wal::fsio::write_atomic_bytes(out, &encoded)
+        .with_context(|| format!("writing {}", out.display()))?;
     eprintln!(
         "migrated {} addresses to {}; wrote {} ({} bytes)",
         migrated.len(),

@@ -1,5 +1,6 @@
 //! Every repository command run as a process against the local store, `--json` output
 //! parsed and checked; bad arguments and unknown targets; two concurrent backups.
+#![allow(clippy::disallowed_methods)] // tests time real servers and processes on the wall clock
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeMap;
@@ -344,8 +345,7 @@ fn bindspace_repos(repos: &[&str], args: &[&str]) -> Value {
 /// redis://…` re-seeds Redis with a full that restores on its own.
 #[test]
 fn runbook_redis_data_loss() {
-    let Some(redis) =
-        bindspace_catalog::conformance::service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server")
+    let Some(redis) = bindspace_testkit::service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server")
     else {
         return;
     };
@@ -467,11 +467,11 @@ fn runbook_container_restart() {
             }
         }
     }
-    // while the engine runs, nothing else may write its data dir
+    // while the engine runs, nothing else may write its data dir: busy (exit 3)
     fails(
         &repo,
         &["backup", "--full", "--data", data.to_str().unwrap()],
-        1,
+        3,
         "in use by another writer",
     );
     child.kill().unwrap(); // SIGKILL: no close, no final archive

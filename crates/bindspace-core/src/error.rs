@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-use crate::Addr;
+use crate::{Addr, ErrorKind};
 
 /// Result alias used throughout `bindspace-core`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -114,6 +114,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// What the error means for the caller: damaged bytes are [`ErrorKind::Corrupt`],
+    /// everything else was asked wrongly ([`ErrorKind::Invalid`]).
+    pub fn kind(&self) -> ErrorKind {
+        if self.is_corruption()
+            || matches!(
+                self,
+                Error::UnsupportedFormat { .. } | Error::WrongKind { .. }
+            )
+        {
+            ErrorKind::Corrupt
+        } else {
+            ErrorKind::Invalid
+        }
+    }
+
     /// True when the error means stored bytes are damaged or hostile (retrying will not help;
     /// another copy of the artifact might).
     pub fn is_corruption(&self) -> bool {

@@ -13,6 +13,11 @@
 //! Restores go through [`bindspace_pitr`] over the same destinations
 //! ([`Engine::restore`], or the `bindspace` CLI on a repository URL).
 //!
+//! Open it with [`Engine::open`], or [`Engine::builder`] to inject a clock (the
+//! background schedule follows it: a test moves a manual clock and calls
+//! [`Engine::tick`]) or destinations that are already open stores. Every error has a
+//! [`kind`](Error::kind) that says whether a retry can help.
+//!
 //! What it is not: no network server; embed it.
 //!
 //! ```
@@ -29,44 +34,15 @@
 //! assert_eq!(space.read(Addr(7)), Some(&[1u64; 8][..]));
 //! ```
 
+mod backup;
 mod config;
+mod datadir;
 mod engine;
+mod error;
+mod jobs;
+mod schedule;
 pub mod stores;
 
 pub use config::BackupConfig;
-pub use engine::{Engine, EngineStatus};
-
-/// What can go wrong in the engine.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Bad configuration.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The WAL refused or failed.
-    #[error(transparent)]
-    Wal(#[from] bindspace_wal::Error),
-    /// A store failed.
-    #[error(transparent)]
-    Store(#[from] bindspace_catalog::Error),
-    /// A restore failed.
-    #[error(transparent)]
-    Pitr(#[from] bindspace_pitr::Error),
-    /// A space or snapshot is invalid.
-    #[error(transparent)]
-    Core(#[from] bindspace_core::Error),
-    /// A delta failed.
-    #[error(transparent)]
-    Delta(#[from] bindspace_xor_delta::Error),
-    /// Local file I/O.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// The error.
-        source: std::io::Error,
-    },
-}
-
-/// Result alias.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use engine::{Engine, EngineBuilder, EngineStatus};
+pub use error::{Error, Result};

@@ -10,7 +10,7 @@ use bindspace_catalog::{BackupStore, Error, Result};
 ///
 /// With the `lance` feature (on by default), a remote object store (`s3://`, `gs://`,
 /// `az://`, ...) keeps its full snapshots as versions of a Lance dataset
-/// (`snapshots.lance`, DESIGN §1/§3); a local directory and memory keep the native
+/// (`snapshots.lance`: the cold tier keeps fulls as Lance datasets); a local directory and memory keep the native
 /// format, which is faster to write and needs nothing else to read.
 pub async fn open(url: &str) -> Result<Arc<dyn BackupStore>> {
     let scheme = url.split("://").next().unwrap_or("");

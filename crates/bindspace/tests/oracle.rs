@@ -1,6 +1,7 @@
 //! Oracle PITR: an engine runs a seeded workload with short intervals (fulls,
 //! incrementals, differentials, restore points and WAL archiving all happening in the
-//! background); the test records the digest at every version, then restores random
+//! background, on the engine's manual clock: a ticker thread wakes the jobs every 20
+//! operations while the writer goes on, so backups run beside writes); the test records the digest at every version, then restores random
 //! targets (versions, times, restore points) from each destination mix and compares.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -9,10 +10,10 @@ use std::sync::Arc;
 
 use bindspace::{BackupConfig, Engine};
 use bindspace_catalog::BackupKind;
-use bindspace_catalog::conformance::{service_env, unique_name};
 use bindspace_core::workload::{Op, Workload};
 use bindspace_core::{BindSpace, Digest, ManualClock, SchemaVersion};
 use bindspace_pitr::Target;
+use bindspace_testkit::{service_env, unique_name};
 
 const WORDS: u16 = 16;
 const ADDRS: u32 = 1024;
@@ -56,35 +57,47 @@ fn run_workload(dir: &std::path::Path, dests: Vec<String>, ops: usize) -> Run {
     // a full of the empty space: every later version is reachable
     engine.backup_now(BackupKind::Full).unwrap();
     let mut w = Workload::new(77, schema);
-    for i in 0..ops {
-        clock.advance(1_000);
-        let now = bindspace_core::Clock::now_us(&*clock);
-        let v = if i % 250 == 249 {
-            let name = format!("rp-{i}");
-            let v = engine.restore_point(&name, i % 500 == 499).unwrap();
-            shadow.set_version(v);
-            run.points.push((name, v));
-            v
-        } else {
-            let op = w.next_op(&shadow);
-            let v = match &op {
-                Op::Write(a, fp) => engine.write(*a, fp.clone()).unwrap(),
-                Op::Delete(a) => engine.delete(*a).unwrap(),
+    // The ticker runs what is due while this thread keeps writing.
+    let (wake, woken) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let engine = &engine;
+        scope.spawn(move || {
+            while woken.recv().is_ok() {
+                engine.tick();
+            }
+        });
+        for i in 0..ops {
+            clock.advance(1_000);
+            let now = bindspace_core::Clock::now_us(&*clock);
+            let v = if i % 250 == 249 {
+                let name = format!("rp-{i}");
+                let v = engine.restore_point(&name, i % 500 == 499).unwrap();
+                shadow.set_version(v);
+                run.points.push((name, v));
+                v
+            } else {
+                let op = w.next_op(&shadow);
+                let v = match &op {
+                    Op::Write(a, fp) => engine.write(*a, fp.clone()).unwrap(),
+                    Op::Delete(a) => engine.delete(*a).unwrap(),
+                };
+                op.apply(&mut shadow).unwrap();
+                v
             };
-            op.apply(&mut shadow).unwrap();
-            v
-        };
-        assert_eq!(shadow.version(), v);
-        run.digests.insert(v, shadow.digest());
-        run.times.push((v, now));
-        if i % 300 == 150 {
-            engine.backup_now(BackupKind::Differential).unwrap();
+            assert_eq!(shadow.version(), v);
+            run.digests.insert(v, shadow.digest());
+            run.times.push((v, now));
+            if i % 300 == 150 {
+                engine.backup_now(BackupKind::Differential).unwrap();
+            }
+            if i % 20 == 0 {
+                // the background jobs run what the manual clock says is due
+                wake.send(()).unwrap();
+            }
         }
-        if i % 20 == 0 {
-            // let the background jobs run between bursts
-            std::thread::sleep(std::time::Duration::from_millis(3));
-        }
-    }
+        drop(wake);
+    });
+    engine.tick();
     let status = engine.status();
     assert!(status.backups_ok >= 3, "{status:?}");
     assert!(status.segments_archived >= 3, "{status:?}");
@@ -182,7 +195,7 @@ fn oracle_pitr_across_object_store_redis_and_postgres_with_tier_loss() {
     let data = tempfile::tempdir().unwrap();
     // this test's own PostgreSQL, so it can stop it
     let mut pg =
-        bindspace_catalog::servers::Server::postgres(pg_bin.as_ref(), data.path()).unwrap();
+        bindspace_testkit::servers::Server::postgres(pg_bin.as_ref(), data.path()).unwrap();
     // Redis database 2 is this test's own, so a flush loses nothing else
     let redis = format!("{}/2", redis.trim_end_matches('/'));
     let urls = vec![

@@ -1,5 +1,7 @@
 //! The crate's one error type, shared by every store implementation.
 
+use bindspace_core::ErrorKind;
+
 use crate::ArtifactId;
 
 /// Result alias for this crate and the stores.
@@ -96,6 +98,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// What the error means for the caller (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Unavailable { .. } | Error::Timeout { .. } => ErrorKind::Unavailable,
+            Error::Conflict { .. } | Error::BackupInProgress { .. } => ErrorKind::Busy,
+            Error::Corrupt { .. } | Error::BadManifest { .. } => ErrorKind::Corrupt,
+            Error::NotFound { .. } => ErrorKind::NotRestorable,
+            Error::Invalid { .. } => ErrorKind::Invalid,
+        }
+    }
+
     /// Whether the same call might succeed later (the store was down or slow).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })

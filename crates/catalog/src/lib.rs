@@ -12,12 +12,16 @@
 //! - [`BackupStoreExt`]: conveniences on top (copy between stores), not to be
 //!   overridden;
 //! - with the `conformance` feature, the suite every implementation must pass
-//!   ([`conformance::run`]), and real Redis and PostgreSQL servers on loopback for
-//!   tests and `cargo xtask services` ([`servers`]).
+//!   ([`conformance::run`]); the servers tests run against live in the test-only
+//!   `bindspace-testkit` (no library crate starts a process).
 //!
 //! - [`Repository`]: destinations written together, the lease held around every
 //!   backup, the catalog committed only after every byte is stored;
 //!   [`retention`]: which backups a policy keeps, as a pure function.
+//!
+//! - [`StoreArchiver`]: the WAL's archiver on any set of stores; `ChunkAssembler`
+//!   (in [`chunks`]): artifacts stored in chunks, reassembled and verified the same way
+//!   by every chunked store.
 //!
 //! What it is not: no concrete store (those are `bindspace-store-*`), no scheduling,
 //! no restore planning (`bindspace-pitr`).
@@ -29,7 +33,9 @@
 //! assert_eq!(Manifest::default().entries.len(), 0);
 //! ```
 
+mod archiver;
 mod artifact;
+pub mod chunks;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
@@ -37,11 +43,10 @@ mod lease;
 mod manifest;
 mod repo;
 pub mod retention;
-#[cfg(feature = "conformance")]
-pub mod servers;
 mod store;
 mod util;
 
+pub use archiver::StoreArchiver;
 pub use artifact::{ArtifactId, ArtifactKind, ArtifactRef, blake3_hex, parse_blake3_hex};
 pub use error::{Error, Result};
 pub use lease::Lease;

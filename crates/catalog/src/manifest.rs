@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ArtifactId, Error, Result, blake3_hex};
 
-/// Backup kinds (DESIGN §5).
+/// Backup kinds: full, incremental (since the last backup), differential (since the
+/// last full), and WAL archive entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackupKind {
@@ -91,7 +92,7 @@ impl From<SchemaRecord> for SchemaVersion {
     }
 }
 
-/// One backup in the catalog (DESIGN §5).
+/// One backup in the catalog: what it holds, where, and what it builds on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupEntry {
     /// Unique id.

@@ -30,6 +30,41 @@ pub struct NewBackup {
     pub schema: SchemaVersion,
 }
 
+impl NewBackup {
+    /// A full backup of `space`: its native snapshot, encoded at `now_us`, at the
+    /// space's version and schema. The one place a full is put together.
+    pub fn full(space: &bindspace_core::BindSpace, now_us: u64) -> NewBackup {
+        NewBackup {
+            kind: BackupKind::Full,
+            artifact: ArtifactId::Snapshot {
+                version: space.version(),
+            },
+            bytes: Bytes::from(bindspace_core::snapshot::encode(space, now_us)),
+            parent: None,
+            schema: space.schema(),
+        }
+    }
+
+    /// An incremental (`parent`: the last backup) or differential (`parent`: the last
+    /// full) holding an encoded delta `from..to`.
+    pub fn delta(
+        kind: BackupKind,
+        from: u64,
+        to: u64,
+        bytes: Bytes,
+        parent: String,
+        schema: SchemaVersion,
+    ) -> NewBackup {
+        NewBackup {
+            kind,
+            artifact: ArtifactId::Delta { from, to },
+            bytes,
+            parent: Some(parent),
+            schema,
+        }
+    }
+}
+
 /// One repository over its destinations; the first is the primary (it holds the
 /// lease). Every destination gets the artifacts and its own catalog commit, so any one
 /// of them can restore alone.

@@ -1,7 +1,18 @@
 //! The crate's one error type.
 
+use bindspace_core::ErrorKind;
+
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One store's failure to serve an artifact.
+#[derive(Debug)]
+pub struct StoreFailure {
+    /// The store's name.
+    pub store: String,
+    /// What went wrong (typed: ask its `kind()`).
+    pub error: bindspace_catalog::Error,
+}
 
 /// Why a restore could not be planned or run.
 #[derive(Debug, thiserror::Error)]
@@ -16,12 +27,18 @@ pub enum Error {
         reason: String,
     },
     /// No store served an artifact intact.
-    #[error("no store served {artifact} intact: {}", errors.join("; "))]
+    #[error("no store served {artifact} intact: {}", failures.iter().map(|f| f.error.to_string()).collect::<Vec<_>>().join("; "))]
     Fetch {
         /// The artifact.
         artifact: String,
-        /// Each store's failure.
-        errors: Vec<String>,
+        /// Each store's failure, in the order they were tried.
+        failures: Vec<StoreFailure>,
+    },
+    /// A bug: a task or invariant of the restore broke.
+    #[error("internal error: {what}")]
+    Internal {
+        /// What broke.
+        what: String,
     },
     /// A store failed.
     #[error(transparent)]
@@ -35,4 +52,31 @@ pub enum Error {
     /// A WAL segment did not decode or replay.
     #[error(transparent)]
     Wal(#[from] bindspace_wal::Error),
+}
+
+impl Error {
+    /// What the error means for the caller. A failed fetch is
+    /// [`Unavailable`](ErrorKind::Unavailable) when any store's failure might pass
+    /// (a retry can help), else [`Corrupt`](ErrorKind::Corrupt) when a copy was
+    /// damaged, else the first failure's kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotRestorable { .. } => ErrorKind::NotRestorable,
+            Error::Fetch { failures, .. } => {
+                let kinds: Vec<ErrorKind> = failures.iter().map(|f| f.error.kind()).collect();
+                if kinds.iter().any(|k| k.is_retryable()) {
+                    ErrorKind::Unavailable
+                } else if kinds.contains(&ErrorKind::Corrupt) {
+                    ErrorKind::Corrupt
+                } else {
+                    kinds.first().copied().unwrap_or(ErrorKind::NotRestorable)
+                }
+            }
+            Error::Internal { .. } => ErrorKind::Internal,
+            Error::Store(e) => e.kind(),
+            Error::Core(e) => e.kind(),
+            Error::Delta(e) => e.kind(),
+            Error::Wal(e) => e.kind(),
+        }
+    }
 }

@@ -44,3 +44,16 @@ pub enum Error {
     #[error(transparent)]
     Delta(#[from] bindspace_xor_delta::Error),
 }
+
+impl Error {
+    /// What the error means for the caller: a migration that cannot or may not run as
+    /// asked is [`Invalid`](bindspace_core::ErrorKind::Invalid); the wrapped errors
+    /// keep their own kind.
+    pub fn kind(&self) -> bindspace_core::ErrorKind {
+        match self {
+            Error::Core(e) => e.kind(),
+            Error::Delta(e) => e.kind(),
+            _ => bindspace_core::ErrorKind::Invalid,
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Compatibility, plans, offline and online migrations, restores of golden backups
 //! written under schema 1.0.0.
+#![allow(clippy::disallowed_methods)] // tests time real servers and processes on the wall clock
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::PathBuf;

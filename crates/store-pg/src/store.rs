@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bindspace_catalog::chunks::ChunkAssembler;
 use bindspace_catalog::{
     ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::TryStreamExt;
 use tokio_postgres::NoTls;
@@ -367,8 +368,9 @@ impl BackupStore for PgBackupStore {
                     "the stored length or blake3 differs from the reference".into(),
                 ));
             }
-            // Grows as chunks arrive; the stored length is not trusted for allocation.
-            let mut out = BytesMut::with_capacity((r.len as usize).min(64 << 20));
+            let chunks = u64::try_from(chunks)
+                .map_err(|_| self.corrupt(r.id, format!("the chunk count {chunks} is negative")))?;
+            let mut out = ChunkAssembler::new(&self.name, r, chunks);
             let rows = c
                 .query_raw(
                     &format!(
@@ -382,27 +384,12 @@ impl BackupStore for PgBackupStore {
                 .await
                 .map_err(err)?;
             futures::pin_mut!(rows);
-            let mut expect = 0i32;
             while let Some(row) = rows.try_next().await.map_err(err)? {
                 let seq: i32 = row.get(0);
-                if seq != expect {
-                    return Err(
-                        self.corrupt(r.id, format!("chunk {expect} of {chunks} is missing"))
-                    );
-                }
-                let data: &[u8] = row.get(1);
-                if out.len() as u64 + data.len() as u64 > r.len {
-                    return Err(self.corrupt(r.id, format!("chunk {seq} overruns {} bytes", r.len)));
-                }
-                out.extend_from_slice(data);
-                expect += 1;
+                // a negative sequence number can be no chunk: reported as missing
+                out.push(u64::try_from(seq).unwrap_or(u64::MAX), Some(row.get(1)))?;
             }
-            if expect != chunks {
-                return Err(self.corrupt(r.id, format!("{expect} of {chunks} chunks present")));
-            }
-            let bytes = out.freeze();
-            r.verify(&self.name, &bytes)?;
-            Ok(bytes)
+            out.finish()
         })
         .await
     }

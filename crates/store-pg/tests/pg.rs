@@ -1,21 +1,23 @@
 //! The BackupStore conformance suite and PostgreSQL-specific guarantees, against a real
 //! server (started by `cargo xtask test`; a test skips under a plain `cargo test`
 //! without one, and fails under xtask or CI).
+#![allow(clippy::disallowed_methods)] // tests time real servers and processes on the wall clock
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bindspace_catalog::conformance::{self, Tamper, service_env};
-use bindspace_catalog::servers::Server;
+use bindspace_catalog::conformance::{self, Tamper};
 use bindspace_catalog::{
     ArtifactId, ArtifactRef, BackupStore, BackupStoreExt, Error, Manifest, RestorePoint,
 };
 use bindspace_store_pg::{MIGRATIONS, PgBackupStore, PgOptions};
+use bindspace_testkit::servers::Server;
+use bindspace_testkit::{service_env, unique_name};
 
 fn unique_schema(test: &str) -> String {
-    conformance::unique_name(test)
+    unique_name(test)
 }
 
 fn opts(schema: String) -> PgOptions {

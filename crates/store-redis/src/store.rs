@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bindspace_catalog::chunks::ChunkAssembler;
 use bindspace_catalog::{
     ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, blake3_hex,
     parse_blake3_hex,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, Script};
 
@@ -454,8 +455,7 @@ impl BackupStore for RedisBackupStore {
                     format!("metadata len {len}, chunk_size {chunk}, chunks {n} do not agree"),
                 ));
             }
-            // Grows as chunks arrive; the stored length is not trusted for allocation.
-            let mut out = BytesMut::with_capacity((len as usize).min(64 << 20));
+            let mut out = ChunkAssembler::new(&self.name, r, n);
             let per_batch = ((self.opts.pipeline_bytes as u64 / chunk).max(1)) as usize;
             let mut i = 0u64;
             while i < n {
@@ -469,19 +469,11 @@ impl BackupStore for RedisBackupStore {
                     .await
                     .map_err(|e| unavailable(&self.name, &op, e))?;
                 for (k, p) in (i..end).zip(parts) {
-                    let Some(p) = p else {
-                        return Err(self.corrupt(r.id, format!("chunk {k} of {n} is missing")));
-                    };
-                    if out.len() as u64 + p.len() as u64 > len {
-                        return Err(self.corrupt(r.id, format!("chunk {k} overruns {len} bytes")));
-                    }
-                    out.extend_from_slice(&p);
+                    out.push(k, p.as_deref())?;
                 }
                 i = end;
             }
-            let bytes = out.freeze();
-            r.verify(&self.name, &bytes)?;
-            Ok(bytes)
+            out.finish()
         })
         .await
     }

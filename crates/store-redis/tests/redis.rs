@@ -1,20 +1,22 @@
 //! The BackupStore conformance suite and Redis-specific guarantees, against a real
 //! redis-server (started by `cargo xtask test`; a test skips under a plain `cargo test`
 //! without one, and fails under xtask or CI).
+#![allow(clippy::disallowed_methods)] // tests time real servers and processes on the wall clock
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bindspace_catalog::conformance::{self, Tamper, service_env};
-use bindspace_catalog::servers::Server;
+use bindspace_catalog::conformance::{self, Tamper};
 use bindspace_catalog::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error};
 use bindspace_store_redis::{RedisBackupStore, RedisOptions};
+use bindspace_testkit::servers::Server;
+use bindspace_testkit::{service_env, unique_name};
 use bytes::Bytes;
 
 fn unique_prefix(test: &str) -> String {
-    format!("{}:", conformance::unique_name(test))
+    format!("{}:", unique_name(test))
 }
 
 async fn raw(url: &str) -> redis::aio::MultiplexedConnection {

@@ -1,5 +1,5 @@
 //! [`LanceBackupStore`]: the S3 tier's store, whose full snapshots are versions of the
-//! repository's Lance dataset instead of native snapshot objects (DESIGN §1, §3).
+//! repository's Lance dataset instead of native snapshot objects (the cold tier keeps fulls as Lance datasets).
 //!
 //! It is an [`ObjectBackupStore`] for everything else (deltas, WAL segments, the
 //! catalog, the lease). A native snapshot handed to `put` is decoded and written as a

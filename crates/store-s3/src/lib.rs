@@ -9,7 +9,7 @@
 //!
 //! What it is not: no scheduling and no restore planning; no Redis or PostgreSQL.
 //!
-//! Layout under the repository root (DESIGN §4):
+//! Layout under the repository root:
 //!
 //! | key | holds |
 //! |---|---|
@@ -36,7 +36,6 @@
 //! # });
 //! ```
 
-mod archiver;
 #[cfg(feature = "lance")]
 pub mod lance_snapshots;
 #[cfg(feature = "lance")]
@@ -46,5 +45,4 @@ mod store;
 #[cfg(feature = "lance")]
 pub use lance_store::LanceBackupStore;
 
-pub use archiver::StoreArchiver;
 pub use store::{ObjectBackupStore, StoreOptions};

@@ -1,77 +1,24 @@
 //! Faults against a real S3 server (moto): the server stopped mid-upload and the server
 //! frozen. Each test runs its own moto instance, so killing or freezing it disturbs no
 //! other test. Skips (saying why) outside `cargo xtask test` / CI when moto is missing.
+#![allow(clippy::disallowed_methods)] // tests time real servers and processes on the wall clock
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bindspace_catalog::{ArtifactId, BackupStore, Error, Manifest};
 use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
+use bindspace_testkit::servers::Server;
+use bindspace_testkit::service_env;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A private moto server with bucket `faults`, or `None` (skip) when unavailable.
-fn moto() -> Option<Moto> {
-    moto_on(free_port())
-}
-
-/// A private moto server on `port` (a restart reuses the port).
-fn moto_on(port: u16) -> Option<Moto> {
-    let bin =
-        bindspace_catalog::conformance::service_env("BINDSPACE_MOTO_SERVER", "moto_server binary")?;
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let m = Moto { child, port };
-    create_bucket(port);
-    Some(m)
-}
-
-fn create_bucket(port: u16) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "PUT /faults HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
-    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+/// A private moto server with bucket `faults` (testkit's one implementation), or `None`
+/// (skip, said why) outside xtask/CI when moto is missing.
+fn moto(dir: &std::path::Path) -> Option<Server> {
+    let bin = service_env("BINDSPACE_MOTO_SERVER", "moto_server binary")?;
+    Some(Server::moto(bin.as_ref(), dir, &["faults"]).unwrap())
 }
 
 fn store(port: u16, op_timeout: Duration) -> ObjectBackupStore {
@@ -168,7 +115,8 @@ fn big(seed: u8) -> bytes::Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
-    let Some(m) = moto() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(m) = moto(tmp.path()) else { return };
     let p = proxy(m.port).await;
     let through = store(p.port, Duration::from_secs(20));
     let direct = store(m.port, Duration::from_secs(20));
@@ -236,7 +184,8 @@ async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
-    let Some(m) = moto() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(m) = moto(tmp.path()) else { return };
     let s = store(m.port, Duration::from_secs(2));
     s.put(
         ArtifactId::Delta { from: 1, to: 2 },
@@ -244,13 +193,7 @@ async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
     )
     .await
     .unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", &m.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    m.freeze();
     let started = Instant::now();
     let err = s.read_manifest().await.unwrap_err();
     let took = started.elapsed();
@@ -272,13 +215,7 @@ async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
-    assert!(
-        Command::new("kill")
-            .args(["-CONT", &m.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    m.thaw();
     // thawed: works again
     let listed = s
         .list(bindspace_catalog::ArtifactKind::Delta, 0, u64::MAX)
@@ -293,15 +230,17 @@ async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_upload_fails_cleanly_and_a_restarted_one_takes_the_retry() {
-    let Some(mut m) = moto() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut m) = moto(tmp.path()) else {
+        return;
+    };
     let port = m.port;
     let s = store(port, Duration::from_secs(20));
     let s2 = s.clone();
     let upload =
         tokio::spawn(async move { s2.put(ArtifactId::Snapshot { version: 9 }, big(9)).await });
     tokio::time::sleep(Duration::from_millis(30)).await;
-    m.child.kill().unwrap(); // SIGKILL: moto keeps everything in memory, so this is "S3 lost"
-    m.child.wait().unwrap();
+    m.kill(); // SIGKILL: moto keeps everything in memory, so this is "S3 lost"
     let started = Instant::now();
     let err = upload
         .await
@@ -313,8 +252,7 @@ async fn a_server_killed_mid_upload_fails_cleanly_and_a_restarted_one_takes_the_
     );
     assert!(err.is_retryable(), "{err:?}");
     // A restarted (empty) server on the same port: the retried backup goes through.
-    drop(m);
-    let Some(_m2) = moto_on(port) else { return };
+    m.start().unwrap();
     let r = s
         .put(ArtifactId::Snapshot { version: 9 }, big(9))
         .await

@@ -126,7 +126,7 @@ fn wal_segments_archive_into_the_store_and_replay_from_it() {
         )
         .unwrap(),
     );
-    let archiver = bindspace_store_s3::StoreArchiver::new(store.clone(), rt.handle().clone());
+    let archiver = bindspace_catalog::StoreArchiver::new(store.clone(), rt.handle().clone());
     let opts = WalOptions {
         sync: SyncPolicy::Never,
         segment_size: 2048,

@@ -1,6 +1,6 @@
 //! Where sealed segments go before they may leave the local disk.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::Result;
 
@@ -60,16 +60,6 @@ impl DirArchiver {
             s.first_version, s.last_version
         ))
     }
-
-    fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_data()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(path.parent().expect("archive file has a directory"))?.sync_all()
-    }
 }
 
 impl Archiver for DirArchiver {
@@ -80,8 +70,8 @@ impl Archiver for DirArchiver {
             last = s.last_version
         )
         .entered();
-        Self::write_synced(&self.path(s, "wal"), bytes)?;
-        Self::write_synced(&self.path(s, "blake3"), hex(&s.blake3).as_bytes())?;
+        crate::fsio::write_atomic_bytes(&self.path(s, "wal"), bytes)?;
+        crate::fsio::write_atomic_bytes(&self.path(s, "blake3"), hex(&s.blake3).as_bytes())?;
         Ok(())
     }
 

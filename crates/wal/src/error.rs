@@ -1,5 +1,6 @@
 //! The crate's one error type.
 
+use bindspace_core::ErrorKind;
 use std::path::PathBuf;
 
 /// Result alias for this crate.
@@ -83,6 +84,25 @@ pub enum Error {
 }
 
 impl Error {
+    /// What the error means for the caller. A failed file operation or archive may
+    /// succeed later ([`Unavailable`](ErrorKind::Unavailable)); a poisoned log needs a
+    /// reopen, which a retry of the same call will not do
+    /// ([`Internal`](ErrorKind::Internal)); a directory held by another writer is
+    /// [`Busy`](ErrorKind::Busy); damaged frames and segments are
+    /// [`Corrupt`](ErrorKind::Corrupt); records the log never had are
+    /// [`NotRestorable`](ErrorKind::NotRestorable).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } | Error::Archive { .. } => ErrorKind::Unavailable,
+            Error::Locked { .. } => ErrorKind::Busy,
+            Error::Poisoned { .. } => ErrorKind::Internal,
+            Error::Corruption { .. } | Error::BadSegment { .. } => ErrorKind::Corrupt,
+            Error::Gap { .. } => ErrorKind::NotRestorable,
+            Error::InvalidOp { .. } => ErrorKind::Invalid,
+            Error::Core(e) => e.kind(),
+        }
+    }
+
     pub(crate) fn io(
         op: &'static str,
         path: impl Into<PathBuf>,

@@ -36,6 +36,7 @@
 mod archive;
 mod durable;
 mod error;
+pub mod fsio;
 #[doc(hidden)]
 pub mod group;
 mod record;

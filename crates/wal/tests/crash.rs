@@ -4,6 +4,7 @@
 //!
 //! `cargo xtask test` runs 50 kills; `cargo xtask crash --kills 1000` the long version
 //! (`BINDSPACE_CRASH_KILLS` sets the count).
+#![allow(clippy::disallowed_methods)] // tests time real servers and processes on the wall clock
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::io::{BufRead, BufReader};

@@ -66,6 +66,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// What the error means for the caller: damaged bytes are
+    /// [`ErrorKind::Corrupt`](bindspace_core::ErrorKind::Corrupt); a delta that does not
+    /// fit the space it is applied to was asked wrongly
+    /// ([`Invalid`](bindspace_core::ErrorKind::Invalid)).
+    pub fn kind(&self) -> bindspace_core::ErrorKind {
+        match self {
+            Error::Core(e) => e.kind(),
+            e if e.is_corruption() => bindspace_core::ErrorKind::Corrupt,
+            _ => bindspace_core::ErrorKind::Invalid,
+        }
+    }
+
     /// True when stored bytes are damaged or hostile.
     pub fn is_corruption(&self) -> bool {
         match self {

@@ -1,7 +1,8 @@
-//! Real servers on free loopback ports, for tests and `cargo xtask services`: Redis and
-//! PostgreSQL, each in its own temp directory, stopped by pid when dropped (unless
-//! [detached](Server::detach)). Synchronous on purpose: usable from xtask and from any
-//! test.
+//! Real servers on free loopback ports, for tests and `cargo xtask services`: Redis,
+//! PostgreSQL and an S3-compatible server (moto), each in its own temp directory,
+//! stopped by pid when dropped (unless [detached](Server::detach)). Synchronous on
+//! purpose: usable from xtask and from any test. The one implementation: xtask and the
+//! fault tests start their servers here.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -96,7 +97,8 @@ fn kill(pid: u32, signal: &str) {
         .status();
 }
 
-fn pid_alive(pid: u32) -> bool {
+/// Whether `pid` is a live process (not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| s.contains(") Z "))
@@ -110,6 +112,8 @@ pub enum Kind {
     Redis,
     /// PostgreSQL via `pg_ctl`.
     Postgres,
+    /// moto's S3-compatible server (`moto_server`), holding everything in memory.
+    Moto,
 }
 
 /// A running server. Dropping it stops it, unless detached.
@@ -121,33 +125,54 @@ pub struct Server {
     pub port: u16,
     /// Its private directory.
     pub dir: PathBuf,
-    /// Its URL (`redis://127.0.0.1:PORT`, `postgresql://postgres@127.0.0.1:PORT/postgres`).
+    /// Its URL (`redis://127.0.0.1:PORT`, `postgresql://postgres@127.0.0.1:PORT/postgres`,
+    /// `http://127.0.0.1:PORT` for moto's S3 endpoint).
     pub url: String,
     bin: PathBuf,
     pid: Option<u32>,
     owns_dir: bool,
     detached: bool,
     persistent: bool,
+    buckets: Vec<String>,
 }
 
 impl Server {
-    /// Starts `redis-server` (`bin`) on a free port in a fresh directory under `parent`.
-    /// `persistent` turns on the append-only file with fsync on every write, so data
-    /// survives `kill -9` and a restart; otherwise nothing is saved (the fast default).
-    pub fn redis(bin: &Path, parent: &Path, persistent: bool) -> ServerResult<Server> {
+    /// A server of `kind` not started yet, on a free port in a fresh directory under
+    /// `parent`; `url` makes its URL from the port.
+    fn unstarted(
+        kind: Kind,
+        bin: &Path,
+        parent: &Path,
+        url: impl Fn(u16) -> String,
+    ) -> ServerResult<Server> {
         let port = free_port()?;
-        let dir = fresh_dir(parent, "redis")?;
-        let mut s = Server {
-            kind: Kind::Redis,
+        let name = match kind {
+            Kind::Redis => "redis",
+            Kind::Postgres => "pg",
+            Kind::Moto => "s3",
+        };
+        Ok(Server {
+            kind,
             port,
-            url: format!("redis://127.0.0.1:{port}"),
-            dir,
+            url: url(port),
+            dir: fresh_dir(parent, name)?,
             bin: bin.to_path_buf(),
             pid: None,
             owns_dir: true,
             detached: false,
-            persistent,
-        };
+            persistent: kind == Kind::Postgres,
+            buckets: Vec::new(),
+        })
+    }
+
+    /// Starts `redis-server` (`bin`) on a free port in a fresh directory under `parent`.
+    /// `persistent` turns on the append-only file with fsync on every write, so data
+    /// survives `kill -9` and a restart; otherwise nothing is saved (the fast default).
+    pub fn redis(bin: &Path, parent: &Path, persistent: bool) -> ServerResult<Server> {
+        let mut s = Server::unstarted(Kind::Redis, bin, parent, |p| {
+            format!("redis://127.0.0.1:{p}")
+        })?;
+        s.persistent = persistent;
         s.start()?;
         Ok(s)
     }
@@ -156,8 +181,10 @@ impl Server {
     /// running as root) in a fresh directory under `parent`, and starts it on a free
     /// port, listening on 127.0.0.1 only.
     pub fn postgres(bin_dir: &Path, parent: &Path) -> ServerResult<Server> {
-        let port = free_port()?;
-        let dir = fresh_dir(parent, "pg")?;
+        let mut s = Server::unstarted(Kind::Postgres, bin_dir, parent, |p| {
+            format!("postgresql://postgres@127.0.0.1:{p}/postgres")
+        })?;
+        let dir = s.dir.clone();
         if is_root() {
             // initdb refuses root; the data directory must belong to the server's user.
             run(
@@ -189,17 +216,17 @@ impl Server {
                 .arg(&data),
             "initdb",
         )?;
-        let mut s = Server {
-            kind: Kind::Postgres,
-            port,
-            url: format!("postgresql://postgres@127.0.0.1:{port}/postgres"),
-            dir,
-            bin: bin_dir.to_path_buf(),
-            pid: None,
-            owns_dir: true,
-            detached: false,
-            persistent: true,
-        };
+        s.start()?;
+        Ok(s)
+    }
+
+    /// Starts `moto_server` (`bin`) on a free port in a fresh directory under `parent`
+    /// and creates each of `buckets`. moto keeps everything in memory: a restart (after
+    /// [`Server::kill`]) comes back empty, with the buckets created again.
+    pub fn moto(bin: &Path, parent: &Path, buckets: &[&str]) -> ServerResult<Server> {
+        let mut s =
+            Server::unstarted(Kind::Moto, bin, parent, |p| format!("http://127.0.0.1:{p}"))?;
+        s.buckets = buckets.iter().map(|b| b.to_string()).collect();
         s.start()?;
         Ok(s)
     }
@@ -254,6 +281,39 @@ impl Server {
                 self.pid = pid;
                 wait_for_port(self.port, "postgres", Duration::from_secs(30))
             }
+            Kind::Moto => {
+                let log = std::fs::File::create(self.dir.join("moto.log"))
+                    .map_err(|e| format!("moto log: {e}"))?;
+                let child = Command::new(&self.bin)
+                    .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+                    .current_dir(&self.dir)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().map_err(|e| e.to_string())?)
+                    .stderr(log)
+                    .spawn()
+                    .map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
+                self.pid = Some(child.id());
+                std::mem::forget(child);
+                wait_for_port(self.port, "moto_server", Duration::from_secs(30))?;
+                for b in &self.buckets {
+                    create_bucket(self.port, b)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `SIGSTOP`: the server freezes (connections hang) until [`Server::thaw`].
+    pub fn freeze(&self) {
+        if let Some(pid) = self.pid {
+            kill(pid, "-STOP");
+        }
+    }
+
+    /// `SIGCONT` after [`Server::freeze`].
+    pub fn thaw(&self) {
+        if let Some(pid) = self.pid {
+            kill(pid, "-CONT");
         }
     }
 
@@ -274,10 +334,10 @@ impl Server {
     }
 
     /// PostgreSQL's `pg_ctl stop -m immediate` (a crash as far as the server is
-    /// concerned; recovery runs at the next start). For Redis, `kill -9`.
+    /// concerned; recovery runs at the next start). For Redis and moto, `kill -9`.
     pub fn stop_immediate(&mut self) -> ServerResult<()> {
         match self.kind {
-            Kind::Redis => {
+            Kind::Redis | Kind::Moto => {
                 self.kill();
                 Ok(())
             }
@@ -303,8 +363,9 @@ impl Server {
 
     fn stop(&mut self) {
         match self.kind {
-            Kind::Redis => {
+            Kind::Redis | Kind::Moto => {
                 if let Some(pid) = self.pid.take() {
+                    kill(pid, "-CONT"); // a frozen server cannot act on SIGTERM
                     kill(pid, "-TERM");
                     let deadline = Instant::now() + Duration::from_secs(5);
                     while pid_alive(pid) && Instant::now() < deadline {
@@ -334,9 +395,10 @@ impl Drop for Server {
     }
 }
 
-/// Stops a detached server by its recorded pid: SIGTERM (Redis) or SIGINT (PostgreSQL's
-/// fast shutdown), then SIGKILL after 10 s.
+/// Stops a detached server by its recorded pid: SIGTERM (Redis, moto) or SIGINT
+/// (PostgreSQL's fast shutdown), then SIGKILL after 10 s.
 pub fn stop_pid(kind: Kind, pid: u32) {
+    kill(pid, "-CONT");
     kill(
         pid,
         if kind == Kind::Postgres {
@@ -371,4 +433,27 @@ fn fresh_dir(parent: &Path, name: &str) -> ServerResult<PathBuf> {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).map_err(|e| format!("creating {}: {e}", d.display()))?;
     Ok(d)
+}
+
+/// Creates a bucket on an S3 server that needs no signature (moto).
+pub fn create_bucket(port: u16, bucket: &str) -> ServerResult<()> {
+    use std::io::{Read, Write};
+    let fail = |e: std::io::Error| format!("creating bucket {bucket} on 127.0.0.1:{port}: {e}");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(fail)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(fail)?;
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(fail)?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(fail)?;
+    if !resp.starts_with("HTTP/1.1 200") && !resp.starts_with("HTTP/1.0 200") {
+        return Err(format!(
+            "creating bucket {bucket} failed: {}",
+            resp.lines().next().unwrap_or("")
+        ));
+    }
+    Ok(())
 }

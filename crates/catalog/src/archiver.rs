@@ -1,8 +1,9 @@
-//! `bindspace-wal`'s [`Archiver`] on [`BackupStore`]s: sealed segments go to `wal/`.
+//! `bindspace-wal`'s [`Archiver`] on any [`BackupStore`]s (object store, Redis,
+//! PostgreSQL): a sealed segment is a `WalSegment` artifact in each.
 
 use std::sync::Arc;
 
-use bindspace_catalog::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore};
+use crate::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore};
 use bindspace_wal::{ArchiveError, Archiver, SealedSegment};
 use bytes::Bytes;
 

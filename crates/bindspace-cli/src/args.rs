@@ -1,0 +1,121 @@
+//! Arguments shared by the repository commands, and the helpers every command uses to
+//! reach a repository (runtime, stores, progress spinner).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bindspace_catalog::Repository;
+use bindspace_core::{Addr, SystemClock};
+use bindspace_pitr::{Sources, Target};
+
+/// Where the repository lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RepoArgs {
+    /// Repository destination URL, primary first (repeatable): file:///dir, s3://bucket/prefix,
+    /// redis://host:port, postgresql://user@host:port/db. Default: $BINDSPACE_REPO.
+    #[arg(
+        long = "repo",
+        env = "BINDSPACE_REPO",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub repo: Vec<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RepoArgs {
+    /// The repository over every destination.
+    pub fn repository(&self, rt: &tokio::runtime::Runtime) -> Result<Repository> {
+        rt.block_on(repository(&self.repo))
+    }
+
+    /// The destinations as restore sources.
+    pub fn sources(&self, rt: &tokio::runtime::Runtime) -> Result<Sources> {
+        Ok(Sources::new(
+            rt.block_on(bindspace::stores::open_all(&self.repo))?,
+        ))
+    }
+}
+
+/// What to restore to (exactly one).
+#[derive(clap::Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// The newest restorable state.
+    #[arg(long)]
+    pub latest: bool,
+    /// Exactly this version.
+    #[arg(long)]
+    pub to_version: Option<u64>,
+    /// The last state at or before this time: µs since the epoch, or seconds with an
+    /// `s` suffix.
+    #[arg(long, value_parser = parse_time)]
+    pub to_time: Option<u64>,
+    /// A named restore point.
+    #[arg(long)]
+    pub to_point: Option<String>,
+}
+
+fn parse_time(s: &str) -> Result<u64, String> {
+    let (num, mul) = match s.strip_suffix('s') {
+        Some(n) => (n, 1_000_000),
+        None => (s, 1),
+    };
+    num.parse::<u64>()
+        .map(|n| n * mul)
+        .map_err(|_| format!("{s:?} is not µs since the epoch (or seconds with an s suffix)"))
+}
+
+impl TargetArgs {
+    /// The target asked for.
+    pub fn target(&self) -> Target {
+        if let Some(v) = self.to_version {
+            Target::Version(v)
+        } else if let Some(t) = self.to_time {
+            Target::Time(t)
+        } else if let Some(p) = &self.to_point {
+            Target::RestorePoint(p.clone())
+        } else {
+            Target::Latest
+        }
+    }
+}
+
+/// The I/O runtime a command runs its store calls on.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")
+}
+
+/// The repository over `urls`, primary first.
+pub async fn repository(urls: &[String]) -> Result<Repository> {
+    let stores = bindspace::stores::open_all(urls).await?;
+    Ok(Repository::new(
+        stores,
+        Arc::new(SystemClock),
+        format!("bindspace cli pid {}", std::process::id()),
+    )?)
+}
+
+/// An address as `pp:ss` or a number.
+pub fn parse_addr(s: &str) -> Result<Addr> {
+    if let Ok(n) = s.parse::<u16>() {
+        return Ok(Addr(n));
+    }
+    s.parse::<Addr>()
+        .map_err(|e| anyhow::anyhow!("address {s:?}: {e}"))
+}
+
+/// A spinner on stderr for work that takes a while.
+pub fn spinner(msg: &str) -> indicatif::ProgressBar {
+    let p = indicatif::ProgressBar::new_spinner();
+    p.set_message(msg.to_owned());
+    p.enable_steady_tick(Duration::from_millis(120));
+    p
+}

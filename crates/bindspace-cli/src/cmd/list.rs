@@ -1,0 +1,40 @@
+//! `bindspace list`: the backups in the catalog.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+
+use crate::args::{RepoArgs, runtime};
+use crate::output::emit_serialized;
+
+pub fn run(r: &RepoArgs) -> Result<()> {
+    let rt = runtime()?;
+    let repo = r.repository(&rt)?;
+    let m = rt.block_on(repo.manifest())?;
+    emit_serialized(r.json, &m.entries, || {
+        let mut s = format!(
+            "{:<24} {:<12} {:>10} {:>10} {:>12} {:<9} parent\n",
+            "id", "kind", "from", "to", "bytes", "status"
+        );
+        for e in &m.entries {
+            let _ = writeln!(
+                s,
+                "{:<24} {:<12} {:>10} {:>10} {:>12} {:<9} {}",
+                e.id,
+                e.kind.name(),
+                e.from_version,
+                e.to_version,
+                e.size,
+                format!("{:?}", e.status).to_lowercase(),
+                e.parent.as_deref().unwrap_or("-")
+            );
+        }
+        let _ = write!(
+            s,
+            "{} backups, {} restore points",
+            m.entries.len(),
+            m.restore_points.len()
+        );
+        s
+    })
+}

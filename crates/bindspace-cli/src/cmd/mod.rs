@@ -1,0 +1,65 @@
+//! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
+//! layout): `init`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
+//! `retention apply`, `compact`, `as-of`, `versions`.
+
+use anyhow::Result;
+
+use crate::args::RepoArgs;
+
+mod as_of;
+mod backup;
+mod compact;
+mod explain;
+mod init;
+mod list;
+mod restore;
+mod restore_point;
+mod retention;
+mod show;
+mod versions;
+
+/// Repository subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Op {
+    /// Create an empty catalog on every destination.
+    Init(RepoArgs),
+    /// Back up an engine data directory (not open in another process).
+    Backup(backup::Args),
+    /// List the backups in the catalog.
+    List(RepoArgs),
+    /// Show one backup.
+    Show(show::Args),
+    /// Restore to a version, time or restore point.
+    Restore(restore::Args),
+    /// Show how a restore would run: artifacts, stores, bytes.
+    Explain(explain::Args),
+    /// Named restore points.
+    #[command(subcommand)]
+    RestorePoint(restore_point::PointOp),
+    /// Retention.
+    #[command(subcommand)]
+    Retention(retention::RetentionOp),
+    /// Fold the chain into a new full at the latest version.
+    Compact(RepoArgs),
+    /// Read one address as of a target, without a full restore.
+    AsOf(as_of::Args),
+    /// An address's history from the WAL archive.
+    Versions(versions::Args),
+}
+
+/// Runs one repository command.
+pub fn run(op: Op) -> Result<()> {
+    match op {
+        Op::Init(r) => init::run(&r),
+        Op::Backup(a) => backup::run(a),
+        Op::List(r) => list::run(&r),
+        Op::Show(a) => show::run(&a),
+        Op::Restore(a) => restore::run(&a),
+        Op::Explain(a) => explain::run(&a),
+        Op::RestorePoint(p) => restore_point::run(p),
+        Op::Retention(r) => retention::run(r),
+        Op::Compact(r) => compact::run(&r),
+        Op::AsOf(a) => as_of::run(&a),
+        Op::Versions(a) => versions::run(&a),
+    }
+}

@@ -1,0 +1,125 @@
+//! `bindspace retention apply`: delete what a policy does not keep (never what a kept
+//! backup or a guaranteed restore point needs).
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use bindspace_catalog::{RetentionPolicy, retention};
+use bindspace_core::SystemClock;
+use serde_json::json;
+
+use crate::args::{RepoArgs, runtime};
+use crate::output::emit;
+
+/// Retention policy flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// Keep everything newer than this many hours.
+    #[arg(long, default_value_t = 24)]
+    pub keep_all_hours: u64,
+    /// Hourly buckets kept.
+    #[arg(long, default_value_t = 24)]
+    pub hourly: u32,
+    /// Daily buckets kept.
+    #[arg(long, default_value_t = 7)]
+    pub daily: u32,
+    /// Weekly buckets kept.
+    #[arg(long, default_value_t = 4)]
+    pub weekly: u32,
+    /// Monthly buckets kept.
+    #[arg(long, default_value_t = 12)]
+    pub monthly: u32,
+    /// Yearly buckets kept.
+    #[arg(long, default_value_t = 3)]
+    pub yearly: u32,
+    /// At most this many backups selected.
+    #[arg(long)]
+    pub max_count: Option<usize>,
+    /// Nothing older than this many days selected.
+    #[arg(long)]
+    pub max_age_days: Option<u64>,
+}
+
+impl PolicyArgs {
+    fn policy(&self) -> RetentionPolicy {
+        RetentionPolicy {
+            keep_all_within_us: self.keep_all_hours * 3_600_000_000,
+            hourly: self.hourly,
+            daily: self.daily,
+            weekly: self.weekly,
+            monthly: self.monthly,
+            yearly: self.yearly,
+            max_count: self.max_count,
+            max_age_us: self.max_age_days.map(|d| d * 86_400_000_000),
+        }
+    }
+}
+
+/// `retention` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum RetentionOp {
+    /// Apply a policy: delete what it does not keep (never what a kept backup or a
+    /// guaranteed restore point needs).
+    Apply {
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Show what would go, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn run(op: RetentionOp) -> Result<()> {
+    let RetentionOp::Apply {
+        repo: r,
+        policy,
+        dry_run,
+    } = op;
+    let rt = runtime()?;
+    let repo = r.repository(&rt)?;
+    let m = rt.block_on(repo.manifest())?;
+    let now = bindspace_core::Clock::now_us(&SystemClock);
+    let plan = retention::plan(&m, &policy.policy(), now);
+    let deleted = if dry_run {
+        0
+    } else {
+        rt.block_on(repo.with_lease(async |repo| repo.delete_backups(&plan.delete).await))?
+    };
+    emit(
+        r.json,
+        json!({
+            "keep": plan.keep.keys().collect::<Vec<_>>(),
+            "delete": plan.delete,
+            "deleted": deleted,
+            "dry_run": dry_run,
+        }),
+        || {
+            let mut s = String::new();
+            for (id, why) in &plan.keep {
+                let _ = writeln!(s, "keep   {id:<24} {why:?}");
+            }
+            for id in &plan.delete {
+                let _ = writeln!(
+                    s,
+                    "{} {id}",
+                    if dry_run { "would delete" } else { "delete" }
+                );
+            }
+            let _ = write!(
+                s,
+                "{} kept, {} {}",
+                plan.keep.len(),
+                plan.delete.len(),
+                if dry_run {
+                    "would go (dry run)"
+                } else {
+                    "deleted"
+                }
+            );
+            s
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! The backup kinds: what a full, an incremental and a differential put together, how
+//! a delta resumes after a restart, and what follows a full (the local checkpoint,
+//! retention). Dirty tracking continues from each backup's mark; if a write fails the
+//! chain is broken and the next backup is a full.
+
+use bindspace_catalog::{
+    ArtifactRef, BackupEntry, BackupKind, NewBackup, parse_blake3_hex, retention,
+};
+use bindspace_core::Mark;
+use bindspace_pitr::Target;
+use bytes::Bytes;
+
+use crate::Result;
+use crate::engine::{Inner, lock};
+
+/// Where the backup chain stands.
+pub(crate) struct BackupState {
+    /// Dirty tracking since the last backup.
+    pub mark: Mark,
+    /// The last backup, if the mark continues from it (otherwise the next is a full).
+    pub last: Option<BackupEntry>,
+    /// The last full, likewise.
+    pub last_full: Option<BackupEntry>,
+    /// Deltas since the last full.
+    pub chain: usize,
+    /// The newest backup in the catalog when the mark does not continue from it (after
+    /// a restart), with its full: the next incremental is computed by a scan against its
+    /// restored state instead of from dirty tracking.
+    pub resume: Option<(BackupEntry, BackupEntry)>,
+}
+
+impl BackupState {
+    /// Forgets the chain: the next backup is a full.
+    pub fn break_chain(&mut self) {
+        self.last = None;
+        self.last_full = None;
+        self.resume = None;
+    }
+}
+
+impl Inner {
+    /// A backup of kind `asked` (a full instead when there is no chain to extend or it
+    /// is too long); `None` when nothing changed since the last one. A failure that a
+    /// retry cannot cure breaks the chain, so the next backup is a full.
+    pub(crate) fn backup(&self, asked: BackupKind) -> Result<Option<BackupEntry>> {
+        let mut st = lock(&self.state);
+        let res = self.backup_locked(&mut st, asked);
+        if let Err(e) = &res
+            && !e.kind().is_retryable()
+        {
+            tracing::warn!(error = %e, kind = %e.kind(), "backup failed; the next one is a full");
+            st.break_chain();
+        }
+        res
+    }
+
+    fn backup_locked(
+        &self,
+        st: &mut BackupState,
+        asked: BackupKind,
+    ) -> Result<Option<BackupEntry>> {
+        if matches!(asked, BackupKind::Incremental | BackupKind::Differential)
+            && let Some((last, full)) = st.resume.take()
+        {
+            return self.resumed_delta(st, asked, last, full).map(Some);
+        }
+        let kind = match (&st.last, &st.last_full) {
+            (Some(_), Some(_)) if st.chain < self.cfg.max_delta_chain => asked,
+            _ => BackupKind::Full,
+        };
+        let (mark, backup) = match kind {
+            BackupKind::Full | BackupKind::Wal => self.full(),
+            BackupKind::Incremental | BackupKind::Differential => {
+                match self.delta(st, kind)? {
+                    Some(x) => x,
+                    None => return Ok(None), // nothing changed
+                }
+            }
+        };
+        self.write(st, mark, backup).map(Some)
+    }
+
+    /// A full: the only wait a writer sees is a memcpy of the space.
+    fn full(&self) -> (Mark, NewBackup) {
+        let (copy, mark) = {
+            let mut s = self.ds.lock();
+            let m = s.mark();
+            (s.clone(), m)
+        };
+        (mark, NewBackup::full(&copy, self.clock.now_us()))
+    }
+
+    /// An incremental (the changes since the last backup) or a differential (the
+    /// deltas since the last full, composed, no rescan); `None` when nothing changed.
+    fn delta(&self, st: &BackupState, kind: BackupKind) -> Result<Option<(Mark, NewBackup)>> {
+        let now = self.clock.now_us();
+        let (delta, mark) = {
+            let mut s = self.ds.lock();
+            let d = bindspace_xor_delta::compute_dirty(&s, &st.mark, now)?;
+            if d.from_version == d.to_version {
+                return Ok(None);
+            }
+            (d, s.mark())
+        };
+        let schema = delta.schema;
+        let last = st.last.clone().expect("a delta is asked only with a chain");
+        let full = st
+            .last_full
+            .clone()
+            .expect("a delta is asked only with a chain");
+        let (delta, parent) = if kind == BackupKind::Incremental {
+            (delta, last.id)
+        } else {
+            (self.compose_since_full(&last, &full, delta)?, full.id)
+        };
+        let backup = NewBackup::delta(
+            kind,
+            delta.from_version,
+            delta.to_version,
+            bindspace_xor_delta::encode(&delta).into(),
+            parent,
+            schema,
+        );
+        Ok(Some((mark, backup)))
+    }
+
+    /// Writes `backup` to every destination; the dirty tracking continues from `mark`
+    /// either way, so a failed write breaks the chain.
+    fn write(&self, st: &mut BackupState, mark: Mark, backup: NewBackup) -> Result<BackupEntry> {
+        let kind = backup.kind;
+        let version = backup.artifact.versions().1;
+        st.mark = mark;
+        let entry = match self.rt.block_on(self.repo.write_backup(backup.clone())) {
+            Ok(e) => e,
+            Err(e) => {
+                st.break_chain();
+                return Err(e.into());
+            }
+        };
+        match kind {
+            BackupKind::Full => st.chain = 0,
+            BackupKind::Differential => st.chain = 1,
+            _ => st.chain += 1,
+        }
+        if kind == BackupKind::Full {
+            st.last_full = Some(entry.clone());
+            // the chain now continues from this full's mark: no delta resumes by scan
+            st.resume = None;
+        }
+        st.last = Some(entry.clone());
+        if kind == BackupKind::Full {
+            // still under the state lock: no other backup interleaves
+            self.local_checkpoint(&backup.bytes, version)?;
+            self.apply_retention()?;
+        }
+        self.counted_backup(version);
+        Ok(entry)
+    }
+
+    /// After a restart: the delta by scan against the restored state of the last backup
+    /// (incremental) or the last full (differential).
+    fn resumed_delta(
+        &self,
+        st: &mut BackupState,
+        asked: BackupKind,
+        last: BackupEntry,
+        full: BackupEntry,
+    ) -> Result<BackupEntry> {
+        let from = if asked == BackupKind::Differential {
+            full.clone()
+        } else {
+            last
+        };
+        let (old, _) = self.rt.block_on(bindspace_pitr::restore_to(
+            self.repo.destinations(),
+            &Target::Version(from.to_version),
+        ))?;
+        let (copy, mark) = {
+            let mut s = self.ds.lock();
+            let m = s.mark();
+            (s.clone(), m)
+        };
+        let d = bindspace_xor_delta::compute(&old, &copy, self.clock.now_us())?;
+        st.mark = mark;
+        let written = self.rt.block_on(self.repo.write_backup(NewBackup::delta(
+            asked,
+            d.from_version,
+            d.to_version,
+            bindspace_xor_delta::encode(&d).into(),
+            from.id.clone(),
+            d.schema,
+        )));
+        let entry = match written {
+            Ok(e) => e,
+            Err(e) => {
+                // the mark moved on: nothing continues from the last backup now
+                st.break_chain();
+                return Err(e.into());
+            }
+        };
+        st.chain = retention::chain_of(&self.rt.block_on(self.repo.manifest())?, &entry)
+            .len()
+            .saturating_sub(1);
+        st.last = Some(entry.clone());
+        st.last_full = Some(full);
+        self.counted_backup(d.to_version);
+        Ok(entry)
+    }
+
+    fn counted_backup(&self, version: u64) {
+        let mut s = lock(&self.status);
+        s.backups_ok += 1;
+        s.last_backup_version = s.last_backup_version.max(version);
+        s.last_error = None;
+    }
+
+    /// Composes the deltas from the last full to `last`, then `newest`.
+    fn compose_since_full(
+        &self,
+        last: &BackupEntry,
+        full: &BackupEntry,
+        newest: bindspace_xor_delta::Delta,
+    ) -> Result<bindspace_xor_delta::Delta> {
+        let m = self.rt.block_on(self.repo.manifest())?;
+        let whole = retention::chain_of(&m, last);
+        if !whole.iter().any(|e| e.id == full.id) {
+            return Err(bindspace_catalog::Error::BadManifest {
+                store: self.repo.names()[0].clone(),
+                what: last.id.clone(),
+                detail: format!("its chain does not lead to the full {}", full.id),
+            }
+            .into());
+        }
+        let mut chain: Vec<&BackupEntry> =
+            whole.into_iter().take_while(|e| e.id != full.id).collect();
+        chain.reverse();
+        let store = &self.repo.destinations()[0];
+        let mut acc: Option<bindspace_xor_delta::Delta> = None;
+        for e in chain {
+            let r = ArtifactRef {
+                id: e.artifact,
+                len: e.size,
+                blake3: parse_blake3_hex(&e.blake3).ok_or_else(|| {
+                    bindspace_catalog::Error::BadManifest {
+                        store: store.name(),
+                        what: e.id.clone(),
+                        detail: "blake3 is not 64 hex digits".into(),
+                    }
+                })?,
+            };
+            let d = bindspace_xor_delta::decode(&self.rt.block_on(store.get(&r))?)?;
+            acc = Some(match acc {
+                None => d,
+                Some(a) => bindspace_xor_delta::compose(&a, &d)?,
+            });
+        }
+        Ok(match acc {
+            None => newest,
+            Some(a) => bindspace_xor_delta::compose(&a, &newest)?,
+        })
+    }
+
+    /// After a full at `version`: the local checkpoint file, then local WAL segments at
+    /// or below it leave the disk (only once archived everywhere).
+    fn local_checkpoint(&self, bytes: &Bytes, version: u64) -> Result<()> {
+        self.dir.write_checkpoint(bytes)?;
+        let _one = lock(&self.archiving);
+        self.ds.wal().checkpoint(version, &self.archiver())?;
+        Ok(())
+    }
+
+    fn apply_retention(&self) -> Result<()> {
+        let m = self.rt.block_on(self.repo.manifest())?;
+        let plan = retention::plan(&m, &self.cfg.retention, self.clock.now_us());
+        let n = self.rt.block_on(self.repo.delete_backups(&plan.delete))?;
+        lock(&self.status).retention_deleted += n as u64;
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! The engine's data directory: `wal/` (the log), `space.schema` (the schema, fixed
+//! when the directory is created), `checkpoint.snap` (the space at the last full, so a
+//! restart replays only the WAL after it), and `repo/` (the default destination).
+
+use std::path::{Path, PathBuf};
+
+use bindspace_core::{BindSpace, SchemaVersion, snapshot};
+
+use crate::error::io;
+use crate::{BackupConfig, Error, Result};
+
+/// A data directory (see the module docs).
+#[derive(Debug, Clone)]
+pub(crate) struct DataDir {
+    path: PathBuf,
+}
+
+impl DataDir {
+    /// Opens `path`, creating it if needed.
+    pub fn create(path: &Path) -> Result<DataDir> {
+        std::fs::create_dir_all(path).map_err(io(format!("creating {}", path.display())))?;
+        Ok(DataDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The WAL's directory.
+    pub fn wal(&self) -> PathBuf {
+        self.path.join("wal")
+    }
+
+    /// The destination used when the configuration names none.
+    pub fn default_repo_url(&self) -> String {
+        format!("file://{}", self.path.join("repo").display())
+    }
+
+    fn checkpoint_path(&self) -> PathBuf {
+        self.path.join("checkpoint.snap")
+    }
+
+    /// The space at the last full, if a checkpoint was written (or put there by an
+    /// operator after a restore).
+    pub fn read_checkpoint(&self) -> Result<Option<BindSpace>> {
+        let path = self.checkpoint_path();
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(snapshot::decode(&b)?.space)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+        }
+    }
+
+    /// Replaces the checkpoint with `bytes` (an encoded snapshot), durably.
+    pub fn write_checkpoint(&self, bytes: &[u8]) -> Result<()> {
+        let path = self.checkpoint_path();
+        bindspace_wal::fsio::write_atomic_bytes(&path, bytes)
+            .map_err(io(format!("writing {}", path.display())))
+    }
+
+    /// The schema of the engine's space: recorded in `space.schema` when the directory
+    /// is created (from a restored checkpoint's schema, else the config's), read back
+    /// ever after, so reopening with another config never misreads the WAL.
+    pub fn schema(
+        &self,
+        cfg: &BackupConfig,
+        checkpoint: Option<SchemaVersion>,
+    ) -> Result<SchemaVersion> {
+        let path = self.path.join("space.schema");
+        let bad = |detail: String| Error::Config(format!("{}: {detail}", path.display()));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let n: Vec<u64> = text
+                    .split_whitespace()
+                    .map(|x| x.parse().map_err(|_| bad(format!("{x:?} is not a number"))))
+                    .collect::<Result<_>>()?;
+                let [major, minor, patch, words, addrs, features] = n[..] else {
+                    return Err(bad("expected 6 numbers".into()));
+                };
+                let narrow =
+                    |v: u64| u16::try_from(v).map_err(|_| bad(format!("{v} is too large")));
+                let s = SchemaVersion {
+                    major: narrow(major)?,
+                    minor: narrow(minor)?,
+                    patch: narrow(patch)?,
+                    fingerprint_words: narrow(words)?,
+                    address_space: u32::try_from(addrs)
+                        .map_err(|_| bad(format!("{addrs} is too large")))?,
+                    features,
+                };
+                s.validate()?;
+                Ok(s)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let s = checkpoint.unwrap_or(
+                    SchemaVersion::CURRENT
+                        .with_words(cfg.fingerprint_words)
+                        .with_address_space(cfg.address_space),
+                );
+                s.validate()?;
+                let text = format!(
+                    "{} {} {} {} {} {}\n",
+                    s.major, s.minor, s.patch, s.fingerprint_words, s.address_space, s.features
+                );
+                bindspace_wal::fsio::write_atomic_bytes(&path, text.as_bytes())
+                    .map_err(io(format!("writing {}", path.display())))?;
+                Ok(s)
+            }
+            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+        }
+    }
+
+    /// The space the WAL replays onto: the checkpoint if there is one (its schema must
+    /// be the directory's), else an empty space of the directory's schema.
+    pub fn base_space(&self, cfg: &BackupConfig) -> Result<BindSpace> {
+        let restored = self.read_checkpoint()?;
+        let schema = self.schema(cfg, restored.as_ref().map(BindSpace::schema))?;
+        match restored {
+            Some(s) if s.schema() != schema => Err(Error::Config(format!(
+                "{} holds schema {}, the data directory records {schema}",
+                self.checkpoint_path().display(),
+                s.schema()
+            ))),
+            Some(s) => Ok(s),
+            None => Ok(BindSpace::new(schema)?),
+        }
+    }
+}

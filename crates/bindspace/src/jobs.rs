@@ -1,0 +1,175 @@
+//! The background jobs, each on its own thread so WAL archiving (the RPO) never waits
+//! behind a long full backup: archiving every `archive_interval_ms`, backups on the
+//! [`BackupSchedule`]. Each thread decides from the injected clock ([`crate::schedule`])
+//! and waits on a channel, so [`Jobs::tick`] (a test's manual clock moved on) or
+//! [`Jobs::stop`] wakes it at once.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::Result;
+use crate::engine::Inner;
+use crate::error::io;
+use crate::schedule::{BackupSchedule, Every, wait_for};
+
+/// The longest a job thread waits without looking at the clock again (a system clock
+/// can jump; a manual one moves without telling).
+const MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// How many due jobs one thread runs back to back before it answers a tick.
+const MAX_RUNS_PER_WAKE: usize = 8;
+
+enum Wake {
+    /// Run what is due at the clock's time, then answer.
+    Tick(SyncSender<()>),
+    /// Finish.
+    Stop,
+}
+
+/// The running job threads.
+pub(crate) struct Jobs {
+    wakes: Vec<Sender<Wake>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Jobs {
+    /// No threads (background jobs off).
+    pub fn none() -> Jobs {
+        Jobs {
+            wakes: Vec::new(),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Starts the archiver and the backup threads.
+    pub fn start(inner: &Arc<Inner>) -> Result<Jobs> {
+        let mut jobs = Jobs::none();
+        let ms = |v: u64| v.max(10).saturating_mul(1_000);
+        let now = inner.clock.now_us();
+        // each closure owns its schedule
+        let mut archive = Every::new(ms(inner.cfg.archive_interval_ms), now);
+        jobs.spawn("bindspace-archiver", inner, move |inner, now| {
+            archive_step(inner, &mut archive, now)
+        })?;
+        let mut backups = BackupSchedule::new(
+            ms(inner.cfg.delta_interval_ms),
+            ms(inner.cfg.full_snapshot_interval_ms),
+            now,
+        );
+        jobs.spawn("bindspace-backups", inner, move |inner, now| {
+            backup_step(inner, &mut backups, now)
+        })?;
+        Ok(jobs)
+    }
+
+    fn spawn(
+        &mut self,
+        name: &str,
+        inner: &Arc<Inner>,
+        mut step: impl FnMut(&Inner, u64) -> u64 + Send + 'static,
+    ) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let inner = inner.clone();
+        let t = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || run(&inner, &rx, &mut step))
+            .map_err(io("starting the background jobs"))?;
+        self.wakes.push(tx);
+        self.threads.push(t);
+        Ok(())
+    }
+
+    /// Wakes every job thread and waits until each has run what is due at the clock's
+    /// time now.
+    pub fn tick(&self) {
+        let mut answers = Vec::new();
+        for w in &self.wakes {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            if w.send(Wake::Tick(tx)).is_ok() {
+                answers.push(rx);
+            }
+        }
+        for a in answers {
+            let _ = a.recv();
+        }
+    }
+
+    /// Stops and joins every job thread.
+    pub fn stop(&mut self) {
+        for w in self.wakes.drain(..) {
+            let _ = w.send(Wake::Stop);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A job thread: run what is due (`step` returns when it is next due), answer the
+/// ticks that came in, wait for the next due time or a wake-up.
+fn run(inner: &Inner, rx: &Receiver<Wake>, step: &mut impl FnMut(&Inner, u64) -> u64) {
+    let mut answers: Vec<SyncSender<()>> = Vec::new();
+    loop {
+        let mut next = step(inner, inner.clock.now_us());
+        for _ in 1..MAX_RUNS_PER_WAKE {
+            if next > inner.clock.now_us() {
+                break;
+            }
+            // a stop is noticed between runs, not only after a burst of them
+            match rx.try_recv() {
+                Ok(Wake::Tick(a)) => answers.push(a),
+                Ok(Wake::Stop) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    answer(answers);
+                    return;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            }
+            next = step(inner, inner.clock.now_us());
+        }
+        for a in answers.drain(..) {
+            let _ = a.send(());
+        }
+        match rx.recv_timeout(wait_for(next, inner.clock.now_us(), MAX_WAIT)) {
+            Ok(Wake::Tick(a)) => answers.push(a),
+            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+    answer(answers);
+}
+
+fn answer(answers: Vec<SyncSender<()>>) {
+    for a in answers {
+        let _ = a.send(());
+    }
+}
+
+fn archive_step(inner: &Inner, every: &mut Every, now: u64) -> u64 {
+    every.rebase(now);
+    if every.due(now) {
+        match inner.archive() {
+            Ok(_) => every.succeeded(now),
+            Err(e) => {
+                every.failed(now);
+                inner.failed("archive", &e, |s| s.archive_failures += 1);
+            }
+        }
+    }
+    every.next_us()
+}
+
+fn backup_step(inner: &Inner, schedule: &mut BackupSchedule, now: u64) -> u64 {
+    schedule.rebase(now);
+    if let Some(kind) = schedule.due(now) {
+        match inner.backup(kind) {
+            Ok(written) => schedule.record(kind, Ok(written.map(|e| e.kind)), now),
+            Err(e) => {
+                schedule.record(kind, Err(e.kind()), now);
+                inner.failed("backup", &e, |s| s.backups_failed += 1);
+            }
+        }
+    }
+    schedule.next_us()
+}

@@ -1,0 +1,130 @@
+//! The stores a restore reads ([`Sources`]) and what they hold, merged ([`Inventory`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bindspace_catalog::{ArtifactKind, ArtifactRef, BackupStore, Manifest};
+
+/// The stores a restore plans from and fetches from, in priority order. A
+/// [`RestorePlan`](crate::RestorePlan) owns the `Sources` it was planned from, so it
+/// always runs against the same stores. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    stores: Arc<[Arc<dyn BackupStore>]>,
+}
+
+impl Sources {
+    /// The stores, primary first.
+    pub fn new(stores: Vec<Arc<dyn BackupStore>>) -> Sources {
+        Sources {
+            stores: stores.into(),
+        }
+    }
+
+    /// The stores, in priority order.
+    pub fn stores(&self) -> &[Arc<dyn BackupStore>] {
+        &self.stores
+    }
+
+    /// Their names, in priority order.
+    pub fn names(&self) -> Vec<String> {
+        self.stores.iter().map(|s| s.name()).collect()
+    }
+
+    pub(crate) fn get(&self, i: usize) -> &Arc<dyn BackupStore> {
+        &self.stores[i]
+    }
+}
+
+impl PartialEq for Sources {
+    /// The same stores, by identity.
+    fn eq(&self, other: &Sources) -> bool {
+        self.stores.len() == other.stores.len()
+            && self
+                .stores
+                .iter()
+                .zip(other.stores.iter())
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+impl Eq for Sources {}
+
+impl From<Vec<Arc<dyn BackupStore>>> for Sources {
+    fn from(v: Vec<Arc<dyn BackupStore>>) -> Sources {
+        Sources::new(v)
+    }
+}
+
+impl From<&[Arc<dyn BackupStore>]> for Sources {
+    fn from(v: &[Arc<dyn BackupStore>]) -> Sources {
+        Sources::new(v.to_vec())
+    }
+}
+
+impl From<&Vec<Arc<dyn BackupStore>>> for Sources {
+    fn from(v: &Vec<Arc<dyn BackupStore>>) -> Sources {
+        Sources::new(v.clone())
+    }
+}
+
+impl From<&Sources> for Sources {
+    fn from(s: &Sources) -> Sources {
+        s.clone()
+    }
+}
+
+/// Everything the stores hold, merged.
+pub(crate) struct Inventory {
+    /// artifact → indices of the stores holding it, in priority order
+    pub artifacts: BTreeMap<ArtifactRef, Vec<usize>>,
+    /// each listable store's catalog
+    pub manifests: Vec<Manifest>,
+    /// stores that could not be listed, with why
+    pub unavailable: Vec<String>,
+}
+
+impl Inventory {
+    /// Lists every store (each artifact kind, then its catalog). A store that fails to
+    /// list is reported in `unavailable` and contributes nothing.
+    pub async fn take(sources: &Sources) -> Inventory {
+        let mut inv = Inventory {
+            artifacts: BTreeMap::new(),
+            manifests: Vec::new(),
+            unavailable: Vec::new(),
+        };
+        for (i, s) in sources.stores().iter().enumerate() {
+            let mut listed = Vec::new();
+            let mut failed = None;
+            for kind in ArtifactKind::ALL {
+                match s.list(kind, 0, u64::MAX).await {
+                    Ok(v) => listed.extend(v),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                tracing::warn!(store = %s.name(), error = %e, "store unavailable for restore");
+                inv.unavailable.push(format!("{}: {e}", s.name()));
+                continue;
+            }
+            for r in listed {
+                inv.artifacts.entry(r).or_default().push(i);
+            }
+            if let Ok(Some((_, m))) = s.read_manifest().await {
+                inv.manifests.push(m);
+            }
+        }
+        inv
+    }
+
+    /// The artifacts of one kind, with the stores holding each.
+    pub fn of_kind(
+        &self,
+        k: ArtifactKind,
+    ) -> impl Iterator<Item = (&ArtifactRef, &Vec<usize>)> + '_ {
+        self.artifacts.iter().filter(move |(r, _)| r.id.kind() == k)
+    }
+}

@@ -1,0 +1,279 @@
+//! The planner: from what the stores hold to the cheapest restore of a target.
+//!
+//! The newest full snapshot at or before the target (among the three newest, the one
+//! whose delta path reaches furthest, then the fewest bytes), the cheapest delta path
+//! from it (Dijkstra over delta edges weighted by bytes plus a small per-fetch cost: one
+//! differential beats many incrementals), then the contiguous archived WAL segments
+//! that replay to the exact version or time.
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt;
+
+use bindspace_catalog::{ArtifactKind, ArtifactRef};
+
+use crate::inventory::{Inventory, Sources};
+use crate::{Error, Result, Target};
+
+/// One artifact of a plan and the stores that hold it, in the order they are tried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The artifact.
+    pub artifact: ArtifactRef,
+    /// Names of the stores holding it.
+    pub stores: Vec<String>,
+    /// Indices of those stores in the plan's [`Sources`].
+    pub(crate) idx: Vec<usize>,
+}
+
+/// A restore, before it runs. It owns the [`Sources`] it was planned from:
+/// [`restore`](crate::restore) fetches from exactly those.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestorePlan {
+    /// What was asked for.
+    pub target: Target,
+    /// The version the restore ends at; for a time target, the newest version the
+    /// sources reach (the restore stops at the last record at or before the time, and
+    /// the restored space tells the version).
+    pub version: u64,
+    /// For time targets: replay stops at the last record at or before this time.
+    pub time_limit: Option<u64>,
+    /// The full snapshot it starts from.
+    pub base: Step,
+    /// Deltas applied in order.
+    pub deltas: Vec<Step>,
+    /// WAL segments replayed in order.
+    pub wal: Vec<Step>,
+    /// Bytes fetched in all.
+    pub estimated_bytes: u64,
+    /// Stores that could not be listed (down, unreachable), with why.
+    pub unavailable: Vec<String>,
+    pub(crate) sources: Sources,
+}
+
+impl RestorePlan {
+    /// The stores this plan fetches from.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Every step in the order it is applied: base, deltas, WAL.
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        std::iter::once(&self.base)
+            .chain(self.deltas.iter())
+            .chain(self.wal.iter())
+    }
+}
+
+impl fmt::Display for RestorePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "target:  {} → version {}", self.target, self.version)?;
+        let line = |f: &mut fmt::Formatter<'_>, what: &str, s: &Step| {
+            writeln!(
+                f,
+                "{what:<8} {} ({} bytes) from {}",
+                s.artifact.id,
+                s.artifact.len,
+                s.stores.join(", ")
+            )
+        };
+        line(f, "full:", &self.base)?;
+        for d in &self.deltas {
+            line(f, "delta:", d)?;
+        }
+        for w in &self.wal {
+            line(f, "wal:", w)?;
+        }
+        writeln!(f, "fetch:   {} bytes", self.estimated_bytes)?;
+        for u in &self.unavailable {
+            writeln!(f, "skipped: {u}")?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn step(sources: &Sources, r: &ArtifactRef, idx: &[usize]) -> Step {
+    Step {
+        artifact: *r,
+        stores: idx.iter().map(|&i| sources.get(i).name()).collect(),
+        idx: idx.to_vec(),
+    }
+}
+
+/// Plans a restore to `target` from whatever `sources` hold (see the module docs).
+pub async fn plan(sources: impl Into<Sources>, target: &Target) -> Result<RestorePlan> {
+    let sources = sources.into();
+    let inv = Inventory::take(&sources).await;
+    plan_from(sources, inv, target)
+}
+
+/// The planner proper, on an inventory already taken.
+pub(crate) fn plan_from(sources: Sources, inv: Inventory, target: &Target) -> Result<RestorePlan> {
+    let not = |reason: String| Error::NotRestorable {
+        target: target.to_string(),
+        reason,
+    };
+    if inv.artifacts.is_empty() && !inv.unavailable.is_empty() {
+        return Err(not(format!(
+            "no store could be read: {}",
+            inv.unavailable.join("; ")
+        )));
+    }
+    // Resolve the target to a version bound and an optional time bound.
+    let (max_version, time_limit) = match target {
+        Target::Latest => (u64::MAX, None),
+        Target::Version(v) => (*v, None),
+        Target::Time(t) => (u64::MAX, Some(*t)),
+        Target::RestorePoint(name) => {
+            let rp = inv
+                .manifests
+                .iter()
+                .flat_map(|m| &m.restore_points)
+                .find(|p| &p.name == name)
+                .ok_or_else(|| not(format!("no catalog names a restore point {name:?}")))?;
+            (rp.version, None)
+        }
+    };
+    // For a time target, an artifact is usable if a catalog entry shows its version was
+    // reached by then (the backup started at or before the time).
+    let reached_by = |r: &ArtifactRef| -> bool {
+        let Some(t) = time_limit else { return true };
+        inv.manifests
+            .iter()
+            .flat_map(|m| &m.entries)
+            .any(|e| e.artifact == r.id && e.start_us <= t)
+    };
+    let mut bases: Vec<(&ArtifactRef, &Vec<usize>)> = inv
+        .of_kind(ArtifactKind::Snapshot)
+        .filter(|(r, _)| r.id.versions().0 <= max_version && reached_by(r))
+        .collect();
+    bases.sort_by_key(|(r, _)| std::cmp::Reverse(r.id.versions().0));
+    if bases.is_empty() {
+        let mut reason = format!(
+            "no full snapshot at or before it in {}",
+            sources.names().join(", ")
+        );
+        if !inv.unavailable.is_empty() {
+            reason.push_str(&format!(
+                " (could not read: {})",
+                inv.unavailable.join("; ")
+            ));
+        }
+        return Err(not(reason));
+    }
+    let deltas: Vec<(&ArtifactRef, &Vec<usize>)> = inv
+        .of_kind(ArtifactKind::Delta)
+        .filter(|(r, _)| {
+            let (a, b) = r.id.versions();
+            a < b && b <= max_version && reached_by(r)
+        })
+        .collect();
+    let segments: Vec<(&ArtifactRef, &Vec<usize>)> =
+        inv.of_kind(ArtifactKind::WalSegment).collect();
+
+    // Among the three newest bases: the one whose delta path reaches furthest, then
+    // the fewest bytes.
+    let mut best: Option<(u64, u64, usize, Vec<usize>)> = None; // (reach, cost, base, path)
+    for (bi, (base, _)) in bases.iter().enumerate().take(3) {
+        let (reach, cost, path) = cheapest_path(base.id.versions().0, &deltas);
+        let cost = cost + base.len;
+        let better = match &best {
+            None => true,
+            Some((r, c, _, _)) => reach > *r || (reach == *r && cost < *c),
+        };
+        if better {
+            best = Some((reach, cost, bi, path));
+        }
+    }
+    let (reached, _, bi, path) = best.expect("bases is not empty (checked above)");
+    let (base_ref, base_idx) = bases[bi];
+    // WAL: contiguous segments from reached + 1 on.
+    let mut wal = Vec::new();
+    let mut next = reached + 1;
+    let mut covered = reached;
+    while covered < max_version {
+        let Some((r, idx)) = segments
+            .iter()
+            .filter(|(r, _)| {
+                let (a, b) = r.id.versions();
+                a <= next && b >= next
+            })
+            .max_by_key(|(r, _)| r.id.versions().1)
+        else {
+            break;
+        };
+        wal.push(step(&sources, r, idx));
+        covered = r.id.versions().1;
+        next = covered + 1;
+    }
+    let version = match target {
+        Target::Version(_) | Target::RestorePoint(_) => {
+            if covered < max_version {
+                return Err(not(format!(
+                    "the newest state reachable is version {covered} (full {} + {} deltas + {} WAL segments); the WAL archive has no segment holding version {next}",
+                    base_ref.id.versions().0,
+                    path.len(),
+                    wal.len()
+                )));
+            }
+            max_version
+        }
+        Target::Latest | Target::Time(_) => covered,
+    };
+    let deltas: Vec<Step> = path
+        .iter()
+        .map(|&i| step(&sources, deltas[i].0, deltas[i].1))
+        .collect();
+    let base = step(&sources, base_ref, base_idx);
+    let estimated_bytes = base.artifact.len
+        + deltas.iter().map(|d| d.artifact.len).sum::<u64>()
+        + wal.iter().map(|w| w.artifact.len).sum::<u64>();
+    Ok(RestorePlan {
+        target: target.clone(),
+        version,
+        time_limit,
+        base,
+        deltas,
+        wal,
+        estimated_bytes,
+        unavailable: inv.unavailable,
+        sources,
+    })
+}
+
+/// Dijkstra over delta edges from `start`: the furthest version reachable and the
+/// cheapest (fewest bytes) path to it, as indices into `deltas`.
+fn cheapest_path(start: u64, deltas: &[(&ArtifactRef, &Vec<usize>)]) -> (u64, u64, Vec<usize>) {
+    let mut dist: BTreeMap<u64, (u64, Option<(u64, usize)>)> = BTreeMap::new();
+    dist.insert(start, (0, None));
+    let mut heap = BinaryHeap::new();
+    heap.push(std::cmp::Reverse((0u64, start)));
+    while let Some(std::cmp::Reverse((d, v))) = heap.pop() {
+        if dist.get(&v).is_some_and(|(best, _)| *best < d) {
+            continue;
+        }
+        for (i, (r, _)) in deltas.iter().enumerate() {
+            let (a, b) = r.id.versions();
+            if a != v {
+                continue;
+            }
+            // a small per-artifact cost so equal-byte paths prefer fewer fetches
+            let nd = d + r.len + 4096;
+            if dist.get(&b).is_none_or(|(best, _)| nd < *best) {
+                dist.insert(b, (nd, Some((v, i))));
+                heap.push(std::cmp::Reverse((nd, b)));
+            }
+        }
+    }
+    let (&reach, &(cost, _)) = dist.iter().next_back().expect("start is in dist");
+    let mut path = Vec::new();
+    let mut cur = reach;
+    while let Some((_, Some((prev, i)))) = dist.get(&cur) {
+        path.push(*i);
+        cur = *prev;
+    }
+    path.reverse();
+    (reach, cost, path)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,224 @@
+//! The planner on in-memory stores holding artifacts of chosen sizes (the planner
+//! reads only listings and catalogs, never the bytes).
+
+use std::sync::Arc;
+
+use bindspace_catalog::{
+    ArtifactId, BackupEntry, BackupKind, BackupStatus, BackupStore, Manifest, RestorePoint,
+};
+use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
+use bindspace_testkit::{Fault, FaultyStore, Op};
+use bytes::Bytes;
+
+use crate::{Error, Sources, Target, plan};
+
+fn memory() -> Arc<dyn BackupStore> {
+    Arc::new(ObjectBackupStore::from_url("memory://", StoreOptions::default()).unwrap())
+}
+
+async fn put(s: &dyn BackupStore, id: ArtifactId, len: usize) {
+    s.put(id, Bytes::from(vec![7u8; len])).await.unwrap();
+}
+
+fn full(v: u64) -> ArtifactId {
+    ArtifactId::Snapshot { version: v }
+}
+
+fn delta(from: u64, to: u64) -> ArtifactId {
+    ArtifactId::Delta { from, to }
+}
+
+fn wal(first: u64, last: u64) -> ArtifactId {
+    ArtifactId::WalSegment { first, last }
+}
+
+fn entry(artifact: ArtifactId, start_us: u64) -> BackupEntry {
+    let (from, to) = artifact.versions();
+    BackupEntry {
+        id: format!("{artifact}"),
+        kind: match artifact {
+            ArtifactId::Snapshot { .. } => BackupKind::Full,
+            ArtifactId::Delta { .. } => BackupKind::Incremental,
+            ArtifactId::WalSegment { .. } => BackupKind::Wal,
+        },
+        parent: None,
+        from_version: from,
+        to_version: to,
+        start_us,
+        end_us: start_us + 1,
+        schema: bindspace_core::SchemaVersion::CURRENT.into(),
+        size: 1,
+        blake3: "00".repeat(32),
+        artifact,
+        locations: vec!["memory".into()],
+        status: BackupStatus::Complete,
+    }
+}
+
+fn ids(p: &crate::RestorePlan) -> Vec<String> {
+    p.steps().map(|s| s.artifact.id.to_string()).collect()
+}
+
+#[tokio::test]
+async fn the_newest_base_at_or_before_the_target_is_used() {
+    let s = memory();
+    for v in [10, 20, 30] {
+        put(&*s, full(v), 1000).await;
+    }
+    put(&*s, delta(20, 25), 100).await;
+    let p = plan(vec![s.clone()], &Target::Version(25)).await.unwrap();
+    assert_eq!(ids(&p), ["snapshot 20", "delta 20..25"]);
+    assert_eq!(p.version, 25);
+    assert_eq!(p.estimated_bytes, 1100);
+    let p = plan(vec![s.clone()], &Target::Version(30)).await.unwrap();
+    assert_eq!(ids(&p), ["snapshot 30"]);
+    let p = plan(vec![s], &Target::Latest).await.unwrap();
+    assert_eq!((ids(&p), p.version), (vec!["snapshot 30".to_string()], 30));
+}
+
+#[tokio::test]
+async fn a_differential_beats_the_incrementals_it_covers() {
+    let s = memory();
+    put(&*s, full(10), 5000).await;
+    for v in 10..15 {
+        put(&*s, delta(v, v + 1), 1000).await;
+    }
+    // as many bytes as the five incrementals together: fewer fetches win
+    put(&*s, delta(10, 15), 5000).await;
+    let p = plan(vec![s.clone()], &Target::Version(15)).await.unwrap();
+    assert_eq!(ids(&p), ["snapshot 10", "delta 10..15"]);
+    // a differential much larger than the incrementals loses to them
+    let s2 = memory();
+    put(&*s2, full(10), 5000).await;
+    for v in 10..12 {
+        put(&*s2, delta(v, v + 1), 100).await;
+    }
+    put(&*s2, delta(10, 12), 90_000).await;
+    let p = plan(vec![s2], &Target::Version(12)).await.unwrap();
+    assert_eq!(ids(&p), ["snapshot 10", "delta 10..11", "delta 11..12"]);
+}
+
+#[tokio::test]
+async fn an_unlistable_store_is_skipped_and_reported() {
+    let down = FaultyStore::new(memory());
+    let up = memory();
+    put(&**down.inner(), full(10), 100).await;
+    put(&*up, full(10), 100).await;
+    put(&*up, wal(11, 20), 100).await;
+    down.inject(Op::List, Fault::Fail, None);
+    let down_dyn: Arc<dyn BackupStore> = down.clone();
+    let p = plan(vec![down_dyn, up.clone()], &Target::Version(15))
+        .await
+        .unwrap();
+    assert_eq!(p.unavailable.len(), 1, "{:?}", p.unavailable);
+    assert!(
+        p.unavailable[0].contains("injected fault"),
+        "{:?}",
+        p.unavailable
+    );
+    assert_eq!(p.base.stores, vec![up.name()]);
+    assert_eq!(
+        p.base.idx,
+        vec![1],
+        "the index is into the plan's own sources"
+    );
+    assert_eq!(p.wal[0].stores, vec![up.name()]);
+    // When the only store holding a full cannot be listed, the error says so.
+    let lonely = FaultyStore::new(memory());
+    put(&**lonely.inner(), full(10), 100).await;
+    lonely.inject(Op::List, Fault::Fail, None);
+    let only_wal = memory();
+    put(&*only_wal, wal(11, 20), 100).await;
+    let lonely: Arc<dyn BackupStore> = lonely;
+    let err = plan(vec![lonely, only_wal], &Target::Latest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotRestorable { .. }), "{err:?}");
+    assert!(err.to_string().contains("could not read"), "{err}");
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::NotRestorable);
+}
+
+#[tokio::test]
+async fn a_time_target_uses_only_what_was_reached_by_then() {
+    let s = memory();
+    put(&*s, full(10), 100).await;
+    put(&*s, full(20), 100).await;
+    put(&*s, wal(11, 30), 100).await;
+    let m = Manifest {
+        entries: vec![entry(full(10), 100), entry(full(20), 200)],
+        restore_points: vec![],
+    };
+    s.commit_manifest(0, &m).await.unwrap();
+    let p = plan(vec![s.clone()], &Target::Time(150)).await.unwrap();
+    assert_eq!(ids(&p), ["snapshot 10", "wal segment 11..=30"]);
+    assert_eq!(p.time_limit, Some(150));
+    let p = plan(vec![s], &Target::Time(250)).await.unwrap();
+    assert_eq!(p.base.artifact.id, full(20));
+}
+
+#[tokio::test]
+async fn a_restore_point_target_resolves_through_the_catalog() {
+    let s = memory();
+    put(&*s, full(10), 100).await;
+    put(&*s, wal(11, 20), 100).await;
+    let m = Manifest {
+        entries: vec![],
+        restore_points: vec![RestorePoint {
+            name: "before-deploy".into(),
+            version: 17,
+            created_us: 5,
+            guaranteed: true,
+        }],
+    };
+    s.commit_manifest(0, &m).await.unwrap();
+    let p = plan(
+        vec![s.clone()],
+        &Target::RestorePoint("before-deploy".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.version, 17);
+    assert_eq!(ids(&p), ["snapshot 10", "wal segment 11..=20"]);
+    let err = plan(vec![s], &Target::RestorePoint("nope".into()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no catalog names a restore point"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_gap_in_the_wal_archive_stops_latest_and_refuses_a_version_past_it() {
+    let s = memory();
+    put(&*s, full(10), 100).await;
+    put(&*s, wal(11, 15), 100).await;
+    put(&*s, wal(17, 20), 100).await; // 16 is missing
+    let p = plan(vec![s.clone()], &Target::Latest).await.unwrap();
+    assert_eq!(p.version, 15);
+    let err = plan(vec![s.clone()], &Target::Version(18))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no segment holding version 16"),
+        "{err}"
+    );
+    // a version before any full
+    let err = plan(vec![s], &Target::Version(5)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no full snapshot at or before it"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_names_and_runs_against_the_sources_that_planned_it() {
+    let a = memory();
+    let b = memory();
+    put(&*b, full(3), 100).await;
+    let sources = Sources::new(vec![a.clone(), b.clone()]);
+    let p = plan(&sources, &Target::Latest).await.unwrap();
+    assert_eq!(p.sources(), &sources);
+    assert_ne!(p.sources(), &Sources::new(vec![b, a]));
+    assert_eq!(p.base.idx, vec![1]);
+}

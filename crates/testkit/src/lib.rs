@@ -1,0 +1,21 @@
+//! # bindspace-testkit
+//!
+//! Test-only helpers (`publish = false`), shared by xtask and every test in the
+//! workspace so that no library crate starts a process:
+//!
+//! - [`servers`]: real Redis, PostgreSQL and S3-compatible (moto) servers on free
+//!   loopback ports, each in its own directory, stopped by pid (also when dropped).
+//! - [`env`]: the services `cargo xtask services` started ([`env::service_env`]: skip
+//!   with a reason under a plain `cargo test`, fail under xtask or CI) and names no other
+//!   test run uses.
+//! - [`faulty`]: [`FaultyStore`], a [`bindspace_catalog::BackupStore`] wrapper that
+//!   fails, delays, corrupts or truncates chosen calls and counts every call, so tests
+//!   can inject store faults deterministically and assert how many listings an
+//!   operation made.
+
+pub mod env;
+pub mod faulty;
+pub mod servers;
+
+pub use env::{must_not_skip, service_env, unique_name};
+pub use faulty::{Fault, FaultyStore, Op};
