@@ -306,9 +306,10 @@ impl Engine {
     }
 
     /// Wakes the background jobs and waits until each has run what its schedule says
-    /// is due at the clock's time now (for a manual clock that was just moved on; with
-    /// the system clock the jobs wake by themselves). Returns at once when background
-    /// jobs are off.
+    /// is due at the clock's time now (up to 8 jobs back to back per thread), for a
+    /// manual clock that was just moved on; with the system clock the jobs wake by
+    /// themselves. Returns at once when background jobs are off. Do not call it from
+    /// inside [`Engine::read`]: the jobs need the space.
     pub fn tick(&self) {
         self.jobs.tick();
     }

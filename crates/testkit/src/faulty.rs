@@ -70,7 +70,9 @@ impl Op {
     }
 }
 
-/// What happens to a call a rule matches.
+/// What happens to a call a rule matches. `Corrupt` and `DropAfter` change data, so they
+/// apply to `get` and `put`; on any other operation the call goes through unchanged
+/// (it still counts as injected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// The call fails with a retryable [`Error::Unavailable`] and does nothing.
