@@ -248,15 +248,7 @@ impl Server {
                 } else {
                     cmd.args(["--appendonly", "no"]);
                 }
-                let child = cmd
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone().map_err(|e| e.to_string())?)
-                    .stderr(log)
-                    .spawn()
-                    .map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
-                self.pid = Some(child.id());
-                // the child is reaped by whoever waits; we track it by pid
-                std::mem::forget(child);
+                self.spawn(cmd, log)?;
                 wait_for_port(self.port, "redis-server", Duration::from_secs(20))
             }
             Kind::Postgres => {
@@ -284,16 +276,10 @@ impl Server {
             Kind::Moto => {
                 let log = std::fs::File::create(self.dir.join("moto.log"))
                     .map_err(|e| format!("moto log: {e}"))?;
-                let child = Command::new(&self.bin)
-                    .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
-                    .current_dir(&self.dir)
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone().map_err(|e| e.to_string())?)
-                    .stderr(log)
-                    .spawn()
-                    .map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
-                self.pid = Some(child.id());
-                std::mem::forget(child);
+                let mut cmd = Command::new(&self.bin);
+                cmd.args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+                    .current_dir(&self.dir);
+                self.spawn(cmd, log)?;
                 wait_for_port(self.port, "moto_server", Duration::from_secs(30))?;
                 for b in &self.buckets {
                     create_bucket(self.port, b)?;
@@ -301,6 +287,19 @@ impl Server {
                 Ok(())
             }
         }
+    }
+
+    /// Starts `cmd` with its output in `log`, tracked by pid (whoever waits reaps it).
+    fn spawn(&mut self, mut cmd: Command, log: std::fs::File) -> ServerResult<()> {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", self.bin.display()))?;
+        self.pid = Some(child.id());
+        std::mem::forget(child);
+        Ok(())
     }
 
     /// `SIGSTOP`: the server freezes (connections hang) until [`Server::thaw`].
