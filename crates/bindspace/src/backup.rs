@@ -92,7 +92,7 @@ impl Inner {
 
     /// An incremental (the changes since the last backup) or a differential (the
     /// deltas since the last full, composed, no rescan); `None` when nothing changed.
-    fn delta(&self, st: &BackupState, kind: BackupKind) -> Result<Option<(Mark, NewBackup)>> {
+    fn delta(&self, st: &mut BackupState, kind: BackupKind) -> Result<Option<(Mark, NewBackup)>> {
         let now = self.clock.now_us();
         let (delta, mark) = {
             let mut s = self.ds.lock();
@@ -111,7 +111,15 @@ impl Inner {
         let (delta, parent) = if kind == BackupKind::Incremental {
             (delta, last.id)
         } else {
-            (self.compose_since_full(&last, &full, delta)?, full.id)
+            match self.compose_since_full(&last, &full, delta) {
+                Ok(d) => (d, full.id),
+                Err(e) => {
+                    // the dirty tracking already moved on: nothing continues now
+                    st.mark = mark;
+                    st.break_chain();
+                    return Err(e);
+                }
+            }
         };
         let backup = NewBackup::delta(
             kind,
@@ -148,12 +156,18 @@ impl Inner {
             st.resume = None;
         }
         st.last = Some(entry.clone());
-        if kind == BackupKind::Full {
-            // still under the state lock: no other backup interleaves
-            self.local_checkpoint(&backup.bytes, version)?;
-            self.apply_retention()?;
-        }
         self.counted_backup(version);
+        if kind == BackupKind::Full {
+            // Still under the state lock: no other backup interleaves. The full has
+            // landed: a failure here is reported, not retried as a failed backup (that
+            // would upload the whole full again and again).
+            if let Err(e) = self
+                .local_checkpoint(&backup.bytes, version)
+                .and_then(|()| self.apply_retention())
+            {
+                self.failed("checkpoint and retention after a full", &e, |_| {});
+            }
+        }
         Ok(entry)
     }
 
@@ -198,9 +212,11 @@ impl Inner {
                 return Err(e.into());
             }
         };
-        st.chain = retention::chain_of(&self.rt.block_on(self.repo.manifest())?, &entry)
-            .len()
-            .saturating_sub(1);
+        // the delta has landed: a catalog that cannot be read now only ends the chain
+        st.chain = match self.rt.block_on(self.repo.manifest()) {
+            Ok(m) => retention::chain_of(&m, &entry).len().saturating_sub(1),
+            Err(_) => self.cfg.max_delta_chain,
+        };
         st.last = Some(entry.clone());
         st.last_full = Some(full);
         self.counted_backup(d.to_version);

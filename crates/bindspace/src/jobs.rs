@@ -58,9 +58,12 @@ impl Jobs {
             ms(inner.cfg.full_snapshot_interval_ms),
             now,
         );
-        jobs.spawn("bindspace-backups", inner, move |inner, now| {
+        if let Err(e) = jobs.spawn("bindspace-backups", inner, move |inner, now| {
             backup_step(inner, &mut backups, now)
-        })?;
+        }) {
+            jobs.stop(); // the archiver must not outlive a failed open
+            return Err(e);
+        }
         Ok(jobs)
     }
 
@@ -152,7 +155,7 @@ fn archive_step(inner: &Inner, every: &mut Every, now: u64) -> u64 {
         match inner.archive() {
             Ok(_) => every.succeeded(now),
             Err(e) => {
-                every.failed(now);
+                every.failed(inner.clock.now_us());
                 inner.failed("archive", &e, |s| s.archive_failures += 1);
             }
         }
@@ -164,9 +167,11 @@ fn backup_step(inner: &Inner, schedule: &mut BackupSchedule, now: u64) -> u64 {
     schedule.rebase(now);
     if let Some(kind) = schedule.due(now) {
         match inner.backup(kind) {
-            Ok(written) => schedule.record(kind, Ok(written.map(|e| e.kind)), now),
+            Ok(written) => {
+                schedule.record(kind, Ok(written.map(|e| e.kind)), now, inner.clock.now_us())
+            }
             Err(e) => {
-                schedule.record(kind, Err(e.kind()), now);
+                schedule.record(kind, Err(e.kind()), now, inner.clock.now_us());
                 inner.failed("backup", &e, |s| s.backups_failed += 1);
             }
         }

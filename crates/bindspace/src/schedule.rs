@@ -38,9 +38,7 @@ impl Every {
     /// interval from now, not after the clock has caught up again.
     pub fn rebase(&mut self, now_us: u64) {
         let furthest = now_us.saturating_add(self.every_us.max(100_000));
-        if self.next_us > furthest {
-            self.next_us = now_us.saturating_add(self.every_us);
-        }
+        self.next_us = self.next_us.min(furthest);
     }
 
     /// Whether it is due at `now_us`.
@@ -109,14 +107,17 @@ impl BackupSchedule {
         self.delta.next_us().min(self.full.next_us())
     }
 
-    /// Records a backup asked for as `asked` at `now_us`: `Ok(written)` with the kind
-    /// actually written (a full when the chain could not be extended; `None`: nothing
-    /// had changed), or the error's kind.
+    /// Records a backup asked for as `asked`, started at `now_us` and finished at
+    /// `ended_us`: `Ok(written)` with the kind actually written (a full when the chain
+    /// could not be extended; `None`: nothing had changed), or the error's kind. The
+    /// next attempt is an interval after a success started, and a backoff after a
+    /// failure ended (a slow failure must not make the retry due at once).
     pub fn record(
         &mut self,
         asked: BackupKind,
         outcome: Result<Option<BackupKind>, ErrorKind>,
         now_us: u64,
+        ended_us: u64,
     ) {
         match outcome {
             Ok(written) => {
@@ -130,9 +131,9 @@ impl BackupSchedule {
                 // A failed full backs off like any other attempt (it must not be
                 // retried at once, over and over).
                 if asked == BackupKind::Full && self.full.due(now_us) {
-                    self.full.failed(now_us);
+                    self.full.failed(ended_us);
                 }
-                self.delta.failed(now_us);
+                self.delta.failed(ended_us);
                 if !kind.is_retryable() {
                     self.full_next = true;
                 }
@@ -185,7 +186,7 @@ mod tests {
         for now in (0..=70).map(|t| t * MS) {
             if let Some(k) = s.due(now) {
                 ran.push((now / MS, k));
-                s.record(k, Ok(Some(k)), now);
+                s.record(k, Ok(Some(k)), now, now);
             }
         }
         use BackupKind::{Full, Incremental};
@@ -208,7 +209,12 @@ mod tests {
     fn a_full_written_instead_of_an_incremental_restarts_the_full_interval() {
         let mut s = BackupSchedule::new(10 * MS, 35 * MS, 0);
         assert_eq!(s.due(10 * MS), Some(BackupKind::Incremental));
-        s.record(BackupKind::Incremental, Ok(Some(BackupKind::Full)), 10 * MS);
+        s.record(
+            BackupKind::Incremental,
+            Ok(Some(BackupKind::Full)),
+            10 * MS,
+            10 * MS,
+        );
         assert_eq!(s.due(35 * MS), Some(BackupKind::Incremental));
         assert_eq!(s.due(45 * MS), Some(BackupKind::Full));
     }
@@ -220,13 +226,24 @@ mod tests {
             BackupKind::Incremental,
             Err(ErrorKind::Unavailable),
             500 * MS,
+            500 * MS,
         );
         assert_eq!(s.due(600 * MS), None, "backing off 200 ms");
         assert_eq!(s.due(700 * MS), Some(BackupKind::Incremental));
-        s.record(BackupKind::Incremental, Err(ErrorKind::Corrupt), 700 * MS);
+        s.record(
+            BackupKind::Incremental,
+            Err(ErrorKind::Corrupt),
+            700 * MS,
+            700 * MS,
+        );
         assert_eq!(s.due(1_000 * MS), None, "backing off 400 ms");
         assert_eq!(s.due(1_100 * MS), Some(BackupKind::Full));
-        s.record(BackupKind::Full, Ok(Some(BackupKind::Full)), 1_100 * MS);
+        s.record(
+            BackupKind::Full,
+            Ok(Some(BackupKind::Full)),
+            1_100 * MS,
+            1_100 * MS,
+        );
         assert_eq!(s.due(1_600 * MS), Some(BackupKind::Incremental));
     }
 
@@ -234,11 +251,21 @@ mod tests {
     fn a_failing_full_backs_off_instead_of_retrying_at_once() {
         let mut s = BackupSchedule::new(10_000 * MS, 10_000 * MS, 0);
         assert_eq!(s.due(10_000 * MS), Some(BackupKind::Full));
-        s.record(BackupKind::Full, Err(ErrorKind::Unavailable), 10_000 * MS);
+        s.record(
+            BackupKind::Full,
+            Err(ErrorKind::Unavailable),
+            10_000 * MS,
+            10_000 * MS,
+        );
         assert_eq!(s.due(10_000 * MS), None, "not again at once");
         assert_eq!(s.due(10_199 * MS), None);
         assert_eq!(s.due(10_200 * MS), Some(BackupKind::Full));
-        s.record(BackupKind::Full, Err(ErrorKind::Unavailable), 10_200 * MS);
+        s.record(
+            BackupKind::Full,
+            Err(ErrorKind::Unavailable),
+            10_200 * MS,
+            10_200 * MS,
+        );
         assert_eq!(s.due(10_599 * MS), None, "doubling");
         assert_eq!(s.due(10_600 * MS), Some(BackupKind::Full));
     }
@@ -248,14 +275,31 @@ mod tests {
         let mut s = BackupSchedule::new(10 * MS, 1_000 * MS, 1_000_000 * MS);
         // the clock steps back by a day's worth of milliseconds
         let now = 1_000 * MS;
-        assert_eq!(s.due(now + 10 * MS), None, "without a rebase: stalled");
+        assert_eq!(s.due(now + 100 * MS), None, "without a rebase: stalled");
         s.rebase(now);
-        assert_eq!(s.due(now + 10 * MS), Some(BackupKind::Incremental));
+        assert_eq!(s.due(now + 99 * MS), None);
+        assert_eq!(s.due(now + 100 * MS), Some(BackupKind::Incremental));
         assert_eq!(s.due(now + 1_000 * MS), Some(BackupKind::Full));
         let mut e = Every::new(50 * MS, 0);
         e.failed(50 * MS); // backing off 100 ms, beyond the interval: kept
         e.rebase(50 * MS);
         assert_eq!(e.next_us(), 150 * MS);
+        e.rebase(49 * MS); // a small step back does not cut the backoff short
+        assert_eq!(e.next_us(), 149 * MS);
+    }
+
+    #[test]
+    fn a_slow_failure_backs_off_from_when_it_ended() {
+        let mut s = BackupSchedule::new(1_000 * MS, 100_000 * MS, 0);
+        // the attempt at 1 s hung for 30 s before failing
+        s.record(
+            BackupKind::Incremental,
+            Err(ErrorKind::Unavailable),
+            1_000 * MS,
+            31_000 * MS,
+        );
+        assert_eq!(s.due(31_000 * MS), None, "not due again at once");
+        assert_eq!(s.due(31_200 * MS), Some(BackupKind::Incremental));
     }
 
     #[test]

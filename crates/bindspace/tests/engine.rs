@@ -174,9 +174,35 @@ fn a_restart_then_a_full_then_a_failed_incremental_leaves_no_gap() {
     assert!(err.kind().is_retryable(), "{err}");
     write(&engine, 5, 5);
     let want = digest(&engine);
-    engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
+    let next = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
+    assert_eq!(
+        next.kind,
+        BackupKind::Full,
+        "a failed write breaks the chain"
+    );
     let (space, plan) = engine
         .restore(&Target::Version(5))
         .unwrap_or_else(|e| panic!("version 5 must be restorable from the backups alone: {e}"));
     assert_eq!(space.digest(), want, "{plan}");
+}
+
+/// After a restart past the last backup and then a full, the next incremental continues
+/// from that full by dirty tracking (not by a scan from the old backup).
+#[test]
+fn after_a_restart_and_a_full_the_next_incremental_continues_from_the_full() {
+    let (dir, clock, store, first) = setup();
+    write(&first, 1, 1);
+    first.backup_now(BackupKind::Full).unwrap();
+    write(&first, 2, 2);
+    drop(first);
+    let engine = open(dir.path(), &clock, &store);
+    write(&engine, 3, 3);
+    let full = engine.backup_now(BackupKind::Full).unwrap().unwrap();
+    write(&engine, 4, 4);
+    let inc = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
+    assert_eq!(inc.kind, BackupKind::Incremental);
+    assert_eq!(inc.parent.as_deref(), Some(full.id.as_str()));
+    assert_eq!((inc.from_version, inc.to_version), (3, 4));
+    let (space, _) = engine.restore(&Target::Version(4)).unwrap();
+    assert_eq!(space.digest(), digest(&engine));
 }
