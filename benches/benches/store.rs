@@ -37,12 +37,12 @@ fn store_benches(c: &mut Criterion) {
         g.bench_function(format!("{name}_snapshot_upload"), |b| {
             b.iter(|| {
                 let bytes = bytes::Bytes::from(snapshot::encode(black_box(&space), 0));
-                rt.block_on(store.put(ArtifactId::Snapshot { version: 1 }, bytes))
+                rt.block_on(store.put(ArtifactId::snapshot(1), bytes))
                     .expect("put")
             })
         });
         let r = rt
-            .block_on(store.put(ArtifactId::Snapshot { version: 1 }, encoded.clone()))
+            .block_on(store.put(ArtifactId::snapshot(1), encoded.clone()))
             .expect("put");
         g.bench_function(format!("{name}_snapshot_download"), |b| {
             b.iter(|| {
@@ -86,13 +86,13 @@ fn lance_benches(
     g.bench_function("local_native_write", |b| {
         b.iter(|| {
             let bytes = bytes::Bytes::from(snapshot::encode(black_box(space), 0));
-            rt.block_on(store.put(ArtifactId::Snapshot { version: 1 }, bytes))
+            rt.block_on(store.put(ArtifactId::snapshot(1), bytes))
                 .expect("put")
         })
     });
     let r = rt
         .block_on(store.put(
-            ArtifactId::Snapshot { version: 1 },
+            ArtifactId::snapshot(1),
             bytes::Bytes::from(snapshot::encode(space, 0)),
         ))
         .expect("put");
@@ -109,9 +109,7 @@ fn lance_benches(
         ObjectBackupStore::from_url(&url, StoreOptions::default()).expect("store"),
     );
     let native = bytes::Bytes::from(snapshot::encode(space, 0));
-    let id = ArtifactId::Snapshot {
-        version: space.version(),
-    };
+    let id = ArtifactId::snapshot(space.version());
     g.bench_function("local_lance_write", |b| {
         b.iter(|| {
             rt.block_on(lance.put(id, native.clone()))

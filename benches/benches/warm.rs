@@ -50,7 +50,7 @@ fn warm(c: &mut Criterion) {
                 .expect("connect");
             g.bench_function("redis_delta_push_1pct", |b| {
                 b.iter(|| {
-                    rt.block_on(store.put(ArtifactId::Delta { from: 1, to: 2 }, delta.clone()))
+                    rt.block_on(store.put(ArtifactId::delta(1, 2), delta.clone()))
                         .expect("put")
                 })
             });
@@ -68,7 +68,7 @@ fn warm(c: &mut Criterion) {
             g.throughput(criterion::Throughput::Bytes(full.len() as u64));
             g.bench_function("redis_snapshot_put", |b| {
                 b.iter(|| {
-                    rt.block_on(store.put(ArtifactId::Snapshot { version: 1 }, full.clone()))
+                    rt.block_on(store.put(ArtifactId::snapshot(1), full.clone()))
                         .expect("put")
                 })
             });
@@ -111,7 +111,7 @@ fn warm(c: &mut Criterion) {
             g.throughput(criterion::Throughput::Bytes(full.len() as u64));
             g.bench_function("pg_snapshot_put", |b| {
                 b.iter(|| {
-                    rt.block_on(store.put(ArtifactId::Snapshot { version: 1 }, full.clone()))
+                    rt.block_on(store.put(ArtifactId::snapshot(1), full.clone()))
                         .expect("put")
                 })
             });

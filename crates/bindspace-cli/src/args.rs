@@ -40,6 +40,15 @@ impl RepoArgs {
     }
 }
 
+/// Which history (timeline) a target is on.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct TimelineArg {
+    /// The timeline (history) of the target: default the newest, or a restore point's
+    /// own. `bindspace timeline list` shows them.
+    #[arg(long)]
+    pub timeline: Option<u32>,
+}
+
 /// What to restore to (exactly one).
 #[derive(clap::Args, Debug, Clone)]
 #[group(required = true, multiple = false)]

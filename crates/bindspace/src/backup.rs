@@ -138,6 +138,7 @@ impl Inner {
         let kind = backup.kind;
         let version = backup.artifact.versions().1;
         st.mark = mark;
+        let backup = backup.on(self.timeline);
         let entry = match self.rt.block_on(self.repo.write_backup(backup.clone())) {
             Ok(e) => e,
             Err(e) => {
@@ -185,9 +186,10 @@ impl Inner {
         } else {
             last
         };
-        let (old, _) = self.rt.block_on(bindspace_pitr::restore_to(
+        let (old, _) = self.rt.block_on(bindspace_pitr::restore_to_on(
             self.repo.destinations(),
             &Target::Version(from.to_version),
+            Some(self.timeline),
         ))?;
         let (copy, mark) = {
             let mut s = self.ds.lock();
@@ -196,14 +198,19 @@ impl Inner {
         };
         let d = bindspace_xor_delta::compute(&old, &copy, self.clock.now_us())?;
         st.mark = mark;
-        let written = self.rt.block_on(self.repo.write_backup(NewBackup::delta(
-            asked,
-            d.from_version,
-            d.to_version,
-            bindspace_xor_delta::encode(&d).into(),
-            from.id.clone(),
-            d.schema,
-        )));
+        let written = self.rt.block_on(
+            self.repo.write_backup(
+                NewBackup::delta(
+                    asked,
+                    d.from_version,
+                    d.to_version,
+                    bindspace_xor_delta::encode(&d).into(),
+                    from.id.clone(),
+                    d.schema,
+                )
+                .on(self.timeline),
+            ),
+        );
         let entry = match written {
             Ok(e) => e,
             Err(e) => {

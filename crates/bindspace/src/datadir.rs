@@ -1,6 +1,9 @@
 //! The engine's data directory: `wal/` (the log), `space.schema` (the schema, fixed
 //! when the directory is created), `checkpoint.snap` (the space at the last full, so a
-//! restart replays only the WAL after it), and `repo/` (the default destination).
+//! restart replays only the WAL after it), `checkpoint.snap.origin` (where a restored
+//! checkpoint came from, written by `bindspace restore --out`), `timeline` (the
+//! history this directory writes, fixed when the engine first opens it), and `repo/`
+//! (the default destination).
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +55,42 @@ impl DataDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(format!("reading {}", path.display()))(e)),
         }
+    }
+
+    /// The timeline this directory writes, once the engine has settled it.
+    pub fn timeline(&self) -> Result<Option<u32>> {
+        let path = self.path.join("timeline");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let t = text
+                    .trim()
+                    .strip_prefix("timeline ")
+                    .and_then(|t| t.parse::<u32>().ok())
+                    .filter(|&t| t >= 1)
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "{}: expected `timeline <n>`, found {:?}",
+                            path.display(),
+                            text.trim()
+                        ))
+                    })?;
+                Ok(Some(t))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+        }
+    }
+
+    /// Records the timeline this directory writes, durably.
+    pub fn set_timeline(&self, t: u32) -> Result<()> {
+        let path = self.path.join("timeline");
+        bindspace_wal::fsio::write_atomic_bytes(&path, format!("timeline {t}\n").as_bytes())
+            .map_err(io(format!("writing {}", path.display())))
+    }
+
+    /// Where the checkpoint came from, if it was restored by `bindspace restore --out`.
+    pub fn checkpoint_origin(&self) -> Result<Option<Origin>> {
+        Origin::read(&self.checkpoint_path())
     }
 
     /// Replaces the checkpoint with `bytes` (an encoded snapshot), durably.
@@ -127,5 +166,51 @@ impl DataDir {
             Some(s) => Ok(s),
             None => Ok(BindSpace::new(schema)?),
         }
+    }
+}
+
+/// Where a restored snapshot came from: the repository, timeline and version it was
+/// restored from. `bindspace restore --out FILE` writes it as `FILE.origin`; an engine
+/// that opens such a checkpoint starts a new timeline branching there.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    /// The repository restored from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_id: Option<String>,
+    /// Its timeline.
+    pub timeline: u32,
+    /// The version restored.
+    pub version: u64,
+    /// The state root of the restored space (hex), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+}
+
+impl Origin {
+    /// The origin file of snapshot file `snap`.
+    pub fn path_of(snap: &Path) -> PathBuf {
+        let mut p = snap.as_os_str().to_owned();
+        p.push(".origin");
+        PathBuf::from(p)
+    }
+
+    /// Reads the origin of snapshot file `snap`, if it has one.
+    pub fn read(snap: &Path) -> Result<Option<Origin>> {
+        let path = Self::path_of(snap);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+        }
+    }
+
+    /// Writes it beside snapshot file `snap`, durably.
+    pub fn write(&self, snap: &Path) -> Result<()> {
+        let path = Self::path_of(snap);
+        let json = serde_json::to_vec_pretty(self).expect("an origin always serialises");
+        bindspace_wal::fsio::write_atomic_bytes(&path, &json)
+            .map_err(io(format!("writing {}", path.display())))
     }
 }

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bindspace_catalog::{
-    BackupEntry, BackupKind, BackupStore, Repository, StoreArchiver, retention,
+    BackupEntry, BackupKind, BackupStore, FIRST_TIMELINE, Repository, StoreArchiver, TimelineId,
+    retention,
 };
 use bindspace_core::{Addr, BindSpace, Clock, Fingerprint, SystemClock};
 use bindspace_pitr::Target;
@@ -51,6 +52,8 @@ pub(crate) struct Inner {
     pub cfg: BackupConfig,
     pub clock: Arc<dyn Clock>,
     pub dir: DataDir,
+    /// The history this engine writes.
+    pub timeline: TimelineId,
     pub state: Mutex<BackupState>,
     pub status: Mutex<EngineStatus>,
     /// One WAL archiving pass at a time (the archiver thread and a full's checkpoint).
@@ -162,9 +165,11 @@ impl EngineBuilder {
             clock: self.clock.clone(),
             ..WalOptions::default()
         };
+        let base_version = base.version();
         let (ds, rec) = DurableSpace::open(dir.wal(), base, opts)?;
-        tracing::info!(dir = %dir.path().display(), version = rec.last_version, "engine opened");
-        let state = resume_state(&ds, &rt, &repo)?;
+        let timeline = settle_timeline(&dir, &rt, &repo, base_version, rec.last_version)?;
+        tracing::info!(dir = %dir.path().display(), version = rec.last_version, timeline, "engine opened");
+        let state = resume_state(&ds, &rt, &repo, timeline)?;
         let inner = Arc::new(Inner {
             ds,
             repo,
@@ -172,6 +177,7 @@ impl EngineBuilder {
             cfg,
             clock: self.clock,
             dir,
+            timeline,
             state: Mutex::new(state),
             status: Mutex::new(EngineStatus::default()),
             archiving: Mutex::new(()),
@@ -185,20 +191,91 @@ impl EngineBuilder {
     }
 }
 
+/// Which timeline the data directory writes (see `docs/OPERATIONS.md`, "Timelines"):
+/// the one it recorded; else a new timeline when the directory starts from a restored
+/// state (a checkpoint with an origin, or one below what the repository already
+/// holds); else timeline 1. A new timeline is recorded in every destination's catalog
+/// before the directory records it, and both before anything of it is written.
+fn settle_timeline(
+    dir: &DataDir,
+    rt: &tokio::runtime::Runtime,
+    repo: &Repository,
+    base_version: u64,
+    recovered: u64,
+) -> Result<TimelineId> {
+    let m = rt.block_on(repo.manifest())?;
+    if let Some(t) = dir.timeline()? {
+        if t != FIRST_TIMELINE && m.timeline(t).is_none() {
+            return Err(Error::Config(format!(
+                "{} writes timeline {t}, which the repository {} does not record: is this the repository it was created with?",
+                dir.path().display(),
+                repo.names().join(", ")
+            )));
+        }
+        return Ok(t);
+    }
+    let held = m
+        .entries
+        .iter()
+        .map(|e| e.to_version)
+        .chain(m.timelines.iter().map(|t| t.branch_version))
+        .max();
+    let branch = match dir.checkpoint_origin()? {
+        Some(o) => {
+            if o.version != base_version {
+                return Err(Error::Config(format!(
+                    "the checkpoint is at version {base_version}, its origin file says version {}",
+                    o.version
+                )));
+            }
+            if let (Some(mine), Some(theirs)) = (&m.repository_id, &o.repository_id)
+                && mine != theirs
+            {
+                tracing::warn!(repository = %mine, origin = %theirs, "the checkpoint was restored from another repository");
+            }
+            Some((o.timeline, "engine opened a restored checkpoint", o.root))
+        }
+        // no origin: a state below what the repository holds cannot continue any
+        // timeline safely; one at or past it continues timeline 1 only if that is the
+        // repository's only history (a data directory of layout 1, or a new one)
+        None if held.is_some_and(|h| base_version < h || recovered < h)
+            || !m.timelines.is_empty() =>
+        {
+            Some((
+                m.newest_timeline(),
+                "engine opened a checkpoint below what the repository holds, without an origin",
+                None,
+            ))
+        }
+        None => None,
+    };
+    let t = match branch {
+        None => FIRST_TIMELINE,
+        Some((parent, reason, root)) => {
+            let rec = rt.block_on(repo.create_timeline(parent, base_version, reason, root))?;
+            tracing::warn!(timeline = rec.id, parent, at = base_version, reason, "starting a new timeline");
+            rec.id
+        }
+    };
+    dir.set_timeline(t)?;
+    Ok(t)
+}
+
 /// Where the backup chain stands after opening: the next backup may be incremental
-/// only if the last one ends where the dirty tracking starts; after a restart past it,
-/// the next delta is computed by a scan from the newest backup.
+/// only if the last one of this timeline ends where the dirty tracking starts; after a
+/// restart past it, the next delta is computed by a scan from the newest backup.
 fn resume_state(
     ds: &DurableSpace,
     rt: &tokio::runtime::Runtime,
     repo: &Repository,
+    timeline: TimelineId,
 ) -> Result<BackupState> {
     let mark = ds.lock().mark();
     let m = rt.block_on(repo.manifest())?;
     let mut points: Vec<&BackupEntry> = m
         .entries
         .iter()
-        .filter(|e| e.kind != BackupKind::Wal)
+        .filter(|e| e.kind != BackupKind::Wal && e.timeline == timeline)
         .collect();
     points.sort_by_key(|e| (e.to_version, e.end_us));
     let last = points.last().map(|e| (*e).clone());
@@ -275,7 +352,13 @@ impl Engine {
         let v = self.inner.ds.restore_point(name)?;
         self.inner
             .rt
-            .block_on(self.inner.repo.create_restore_point(name, v, guaranteed))?;
+            .block_on(self.inner.repo.create_restore_point_on(
+                name,
+                self.inner.timeline,
+                v,
+                guaranteed,
+                None,
+            ))?;
         Ok(v)
     }
 
@@ -287,6 +370,16 @@ impl Engine {
     /// The space's version.
     pub fn version(&self) -> u64 {
         self.inner.ds.read(BindSpace::version)
+    }
+
+    /// The engine's I/O runtime (for crate-internal blocking calls).
+    pub(crate) fn inner_runtime(&self) -> &tokio::runtime::Runtime {
+        &self.inner.rt
+    }
+
+    /// The timeline this engine writes.
+    pub fn timeline(&self) -> TimelineId {
+        self.inner.timeline
     }
 
     /// The repository the engine backs up to.
@@ -321,12 +414,17 @@ impl Engine {
         s
     }
 
-    /// Restores `target` from the destinations into a new space (the engine's own
-    /// space is not touched).
+    /// Restores `target` on the engine's own timeline (a restore point: on its own)
+    /// from the destinations into a new space (the engine's own space is not touched).
     pub fn restore(&self, target: &Target) -> Result<(BindSpace, bindspace_pitr::RestorePlan)> {
-        Ok(self.inner.rt.block_on(bindspace_pitr::restore_to(
+        let t = match target {
+            Target::RestorePoint(_) => None,
+            _ => Some(self.inner.timeline),
+        };
+        Ok(self.inner.rt.block_on(bindspace_pitr::restore_to_on(
             self.inner.repo.destinations(),
             target,
+            t,
         ))?)
     }
 
@@ -347,6 +445,7 @@ impl Inner {
     /// WAL segments go to every destination; one counts as archived only when all hold it.
     pub(crate) fn archiver(&self) -> StoreArchiver {
         StoreArchiver::to_all(self.repo.destinations().to_vec(), self.rt.handle().clone())
+            .on_timeline(self.timeline)
     }
 
     /// Seals the active segment and archives every sealed one.

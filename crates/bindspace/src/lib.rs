@@ -40,9 +40,12 @@ mod datadir;
 mod engine;
 mod error;
 mod jobs;
+mod rewind;
 mod schedule;
 pub mod stores;
 
 pub use config::BackupConfig;
+pub use datadir::Origin;
+pub use rewind::{Rewound, rewind};
 pub use engine::{Engine, EngineBuilder, EngineStatus};
 pub use error::{Error, Result};

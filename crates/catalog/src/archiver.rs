@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore};
+use crate::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore, FIRST_TIMELINE, TimelineId};
 use bindspace_wal::{ArchiveError, Archiver, SealedSegment};
 use bytes::Bytes;
 
@@ -15,6 +15,7 @@ use bytes::Bytes;
 pub struct StoreArchiver {
     stores: Vec<Arc<dyn BackupStore>>,
     rt: tokio::runtime::Handle,
+    timeline: TimelineId,
 }
 
 impl StoreArchiver {
@@ -27,15 +28,23 @@ impl StoreArchiver {
     /// `fetch`). Panics on an empty list: there is nowhere to archive.
     pub fn to_all(stores: Vec<Arc<dyn BackupStore>>, rt: tokio::runtime::Handle) -> Self {
         assert!(!stores.is_empty(), "an archiver needs at least one store");
-        StoreArchiver { stores, rt }
+        StoreArchiver {
+            stores,
+            rt,
+            timeline: FIRST_TIMELINE,
+        }
     }
 
-    fn to_ref(s: &SealedSegment) -> ArtifactRef {
+    /// The same archiver for the WAL of timeline `t` (default: 1): its segments are
+    /// that timeline's artifacts, and it sees no other timeline's.
+    pub fn on_timeline(mut self, t: TimelineId) -> Self {
+        self.timeline = t;
+        self
+    }
+
+    fn to_ref(&self, s: &SealedSegment) -> ArtifactRef {
         ArtifactRef {
-            id: ArtifactId::WalSegment {
-                first: s.first_version,
-                last: s.last_version,
-            },
+            id: ArtifactId::wal(s.first_version, s.last_version).on(self.timeline),
             len: s.len,
             blake3: s.blake3,
         }
@@ -44,7 +53,7 @@ impl StoreArchiver {
 
 impl Archiver for StoreArchiver {
     fn archive(&self, s: &SealedSegment, bytes: &[u8]) -> Result<(), ArchiveError> {
-        let want = Self::to_ref(s);
+        let want = self.to_ref(s);
         for store in &self.stores {
             let r = self
                 .rt
@@ -57,7 +66,7 @@ impl Archiver for StoreArchiver {
     }
 
     fn contains(&self, s: &SealedSegment) -> Result<bool, ArchiveError> {
-        let want = Self::to_ref(s);
+        let want = self.to_ref(s);
         for store in &self.stores {
             let listed = self.rt.block_on(store.list(
                 ArtifactKind::WalSegment,
@@ -78,7 +87,11 @@ impl Archiver for StoreArchiver {
         Ok(listed
             .into_iter()
             .filter_map(|r| match r.id {
-                ArtifactId::WalSegment { first, last } => Some(SealedSegment {
+                ArtifactId::WalSegment {
+                    first,
+                    last,
+                    timeline,
+                } if timeline == self.timeline => Some(SealedSegment {
                     first_version: first,
                     last_version: last,
                     blake3: r.blake3,
@@ -92,7 +105,7 @@ impl Archiver for StoreArchiver {
     fn fetch(&self, s: &SealedSegment) -> Result<Vec<u8>, ArchiveError> {
         Ok(self
             .rt
-            .block_on(self.stores[0].get(&Self::to_ref(s)))?
+            .block_on(self.stores[0].get(&self.to_ref(s)))?
             .to_vec())
     }
 }

@@ -71,7 +71,7 @@ mod tests {
 
     fn artifact(bytes: &[u8]) -> ArtifactRef {
         ArtifactRef {
-            id: ArtifactId::Snapshot { version: 1 },
+            id: ArtifactId::snapshot(1),
             len: bytes.len() as u64,
             blake3: *blake3::hash(bytes).as_bytes(),
         }

@@ -40,9 +40,11 @@ fn entry(id: &str, to: u64) -> BackupEntry {
         schema: bindspace_core::SchemaVersion::CURRENT.into(),
         size: 3,
         blake3: "00".repeat(32),
-        artifact: ArtifactId::Snapshot { version: to },
+        artifact: ArtifactId::snapshot(to),
         locations: vec!["conformance".into()],
         status: BackupStatus::Complete,
+        timeline: 1,
+        root: None,
     }
 }
 
@@ -62,13 +64,13 @@ pub async fn run(store: Arc<dyn BackupStore>, tamper: &dyn Tamper, big: usize) {
 /// Every artifact kind round-trips byte-identical, including an empty and a large one.
 pub async fn round_trips(store: &dyn BackupStore, big: usize) {
     let cases = [
-        (ArtifactId::Snapshot { version: 7 }, payload(1, big)),
-        (ArtifactId::Delta { from: 7, to: 9 }, payload(2, 1000)),
+        (ArtifactId::snapshot(7), payload(1, big)),
+        (ArtifactId::delta(7, 9), payload(2, 1000)),
         (
-            ArtifactId::WalSegment { first: 1, last: 9 },
+            ArtifactId::wal(1, 9),
             payload(3, 4096),
         ),
-        (ArtifactId::Delta { from: 9, to: 9 }, Bytes::new()),
+        (ArtifactId::delta(9, 9), Bytes::new()),
     ];
     for (id, bytes) in cases {
         let r = store
@@ -103,16 +105,13 @@ pub async fn list_by_range(store: &dyn BackupStore) {
     for v in (10..=50).step_by(10) {
         store
             .put(
-                ArtifactId::Delta {
-                    from: v,
-                    to: v + 10,
-                },
+                ArtifactId::delta(v, v + 10),
                 payload(v as u8, 10),
             )
             .await
             .expect("put");
         store
-            .put(ArtifactId::Snapshot { version: v }, payload(v as u8, 10))
+            .put(ArtifactId::snapshot(v), payload(v as u8, 10))
             .await
             .expect("put");
     }
@@ -120,9 +119,9 @@ pub async fn list_by_range(store: &dyn BackupStore) {
     assert_eq!(
         ids(store.list(ArtifactKind::Delta, 25, 41).await.expect("list")),
         vec![
-            ArtifactId::Delta { from: 20, to: 30 },
-            ArtifactId::Delta { from: 30, to: 40 },
-            ArtifactId::Delta { from: 40, to: 50 }
+            ArtifactId::delta(20, 30),
+            ArtifactId::delta(30, 40),
+            ArtifactId::delta(40, 50)
         ],
         "{}: delta range",
         store.name()
@@ -133,9 +132,9 @@ pub async fn list_by_range(store: &dyn BackupStore) {
             .await
             .expect("list")),
         vec![
-            ArtifactId::Snapshot { version: 10 },
-            ArtifactId::Snapshot { version: 20 },
-            ArtifactId::Snapshot { version: 30 }
+            ArtifactId::snapshot(10),
+            ArtifactId::snapshot(20),
+            ArtifactId::snapshot(30)
         ],
         "{}: snapshot range",
         store.name()
@@ -149,14 +148,11 @@ pub async fn list_by_range(store: &dyn BackupStore) {
     );
     for v in (10..=50).step_by(10) {
         store
-            .delete(ArtifactId::Delta {
-                from: v,
-                to: v + 10,
-            })
+            .delete(ArtifactId::delta(v, v + 10))
             .await
             .expect("delete");
         store
-            .delete(ArtifactId::Snapshot { version: v })
+            .delete(ArtifactId::snapshot(v))
             .await
             .expect("delete");
     }
@@ -164,10 +160,7 @@ pub async fn list_by_range(store: &dyn BackupStore) {
 
 /// A deleted artifact is gone; deleting it again is fine.
 pub async fn delete(store: &dyn BackupStore) {
-    let id = ArtifactId::WalSegment {
-        first: 100,
-        last: 200,
-    };
+    let id = ArtifactId::wal(100, 200);
     let r = store.put(id, payload(9, 64)).await.expect("put");
     store.delete(id).await.expect("delete");
     store
@@ -215,6 +208,8 @@ pub async fn manifest_commits(store: Arc<dyn BackupStore>) {
         version: 1,
         created_us: 3,
         guaranteed: true,
+        timeline: 1,
+        root: None,
     });
     let (s1, s2) = (store.clone(), store.clone());
     let (r1, r2) = tokio::join!(
@@ -292,10 +287,7 @@ pub async fn lease(store: &dyn BackupStore) {
 
 /// Bytes changed behind the store's back are detected on read, naming the artifact.
 pub async fn corruption(store: &dyn BackupStore, tamper: &dyn Tamper) {
-    let id = ArtifactId::Delta {
-        from: 1000,
-        to: 1001,
-    };
+    let id = ArtifactId::delta(1000, 1001);
     let r = store.put(id, payload(5, 5000)).await.expect("put");
     tamper.tamper(&r).await;
     match store.get(&r).await {
@@ -329,9 +321,7 @@ pub async fn write_chain(
     let full = snapshot::encode(&space, 0);
     store
         .put(
-            ArtifactId::Snapshot {
-                version: space.version(),
-            },
+            ArtifactId::snapshot(space.version()),
             full.into(),
         )
         .await
@@ -342,10 +332,7 @@ pub async fn write_chain(
         let d = bindspace_xor_delta::compute_dirty(&space, &mark, 0).expect("delta");
         store
             .put(
-                ArtifactId::Delta {
-                    from: d.from_version,
-                    to: d.to_version,
-                },
+                ArtifactId::delta(d.from_version, d.to_version),
                 bindspace_xor_delta::encode(&d).into(),
             )
             .await

@@ -56,6 +56,18 @@ pub enum Error {
         /// What does not match.
         detail: String,
     },
+    /// A repository of a layout this build does not know (written by a newer one).
+    #[error(
+        "{store}: repository layout {layout} is not known to this build (it reads layouts 1 to {known}); use a newer bindspace"
+    )]
+    UnknownLayout {
+        /// Which store.
+        store: String,
+        /// The layout found.
+        layout: u32,
+        /// The newest this build knows.
+        known: u32,
+    },
     /// A manifest that does not parse or verify.
     #[error("{store}: catalog manifest {what} is invalid: {detail}")]
     BadManifest {
@@ -105,7 +117,7 @@ impl Error {
             Error::Conflict { .. } | Error::BackupInProgress { .. } => ErrorKind::Busy,
             Error::Corrupt { .. } | Error::BadManifest { .. } => ErrorKind::Corrupt,
             Error::NotFound { .. } => ErrorKind::NotRestorable,
-            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::Invalid { .. } | Error::UnknownLayout { .. } => ErrorKind::Invalid,
         }
     }
 

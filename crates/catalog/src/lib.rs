@@ -28,7 +28,7 @@
 //!
 //! ```
 //! use bindspace_catalog::{ArtifactId, Manifest};
-//! let id = ArtifactId::Delta { from: 10, to: 20 };
+//! let id = ArtifactId::delta(10, 20);
 //! assert_eq!(id.to_string(), "delta 10..20");
 //! assert_eq!(Manifest::default().entries.len(), 0);
 //! ```
@@ -44,14 +44,18 @@ mod manifest;
 mod repo;
 pub mod retention;
 mod store;
+pub mod timeline;
 mod util;
 
 pub use archiver::StoreArchiver;
-pub use artifact::{ArtifactId, ArtifactKind, ArtifactRef, blake3_hex, parse_blake3_hex};
+pub use artifact::{
+    ArtifactId, ArtifactKind, ArtifactRef, FIRST_TIMELINE, TimelineId, blake3_hex, parse_blake3_hex,
+};
 pub use error::{Error, Result};
 pub use lease::Lease;
-pub use manifest::{BackupEntry, BackupKind, BackupStatus, Manifest, RestorePoint};
+pub use manifest::{BackupEntry, BackupKind, BackupStatus, LAYOUT, Manifest, RestorePoint};
 pub use repo::{LEASE_TTL_US, NewBackup, Repository};
 pub use retention::RetentionPolicy;
 pub use store::{BackupStore, BackupStoreExt};
+pub use timeline::{History, TimelineRecord};
 pub use util::{redact_url, timed};

@@ -1,12 +1,30 @@
 //! The catalog manifest: what backups exist, where, and the named restore points.
 //!
 //! Stored as one object per generation: a header line
-//! `bindspace-manifest v1 <generation> <blake3 of the JSON body>` then the JSON body.
+//! `bindspace-manifest v2 <generation> <blake3 of the JSON body>` then the JSON body.
+//! The manifest is also the repository's descriptor: its `layout` (the repository
+//! layout version, [`LAYOUT`]), the repository id and the timelines. Layout 1 wrote
+//! `v1` headers and had neither; it reads as layout 1 with timeline 1 only. A layout
+//! this build does not know is refused ([`Error::UnknownLayout`]), and builds from
+//! before layout 2 refuse a `v2` header, so no binary writes a layout it cannot read.
 
 use bindspace_core::SchemaVersion;
 use serde::{Deserialize, Serialize};
 
-use crate::{ArtifactId, Error, Result, blake3_hex};
+use crate::timeline::TimelineRecord;
+use crate::{ArtifactId, Error, FIRST_TIMELINE, Result, TimelineId, blake3_hex};
+
+/// The repository layout this build writes, and the newest it reads.
+/// 1: no descriptor, no timelines (before 0.2). 2: timelines, state roots.
+pub const LAYOUT: u32 = 2;
+
+fn layout_1() -> u32 {
+    1
+}
+
+fn first_timeline() -> TimelineId {
+    FIRST_TIMELINE
+}
 
 /// Backup kinds: full, incremental (since the last backup), differential (since the
 /// last full), and WAL archive entries.
@@ -121,6 +139,13 @@ pub struct BackupEntry {
     pub locations: Vec<String>,
     /// Status.
     pub status: BackupStatus,
+    /// The history it belongs to (layout 1: timeline 1).
+    #[serde(default = "first_timeline")]
+    pub timeline: TimelineId,
+    /// The state root of the space it restores to, hex; `None` for WAL entries and for
+    /// backups written before roots existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 /// A named version. `guaranteed` pins the backups it needs against retention.
@@ -134,18 +159,48 @@ pub struct RestorePoint {
     pub created_us: u64,
     /// Whether retention must keep what it needs.
     pub guaranteed: bool,
+    /// The history the version is on (layout 1: timeline 1).
+    #[serde(default = "first_timeline")]
+    pub timeline: TimelineId,
+    /// The state root at the version, hex, when the writer knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 /// The catalog at one generation.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The repository layout version ([`LAYOUT`] when written by this build).
+    #[serde(default = "layout_1")]
+    pub layout: u32,
+    /// The repository's id, the same in every destination (none in layout 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_id: Option<String>,
+    /// Timelines after the first, in the order they were created. Timeline 1 is
+    /// implicit ([`Manifest::timelines`] lists it too).
+    #[serde(default)]
+    pub timelines: Vec<TimelineRecord>,
     /// Backups, oldest first.
     pub entries: Vec<BackupEntry>,
     /// Restore points.
     pub restore_points: Vec<RestorePoint>,
 }
 
-const MAGIC: &str = "bindspace-manifest v1";
+impl Default for Manifest {
+    /// An empty catalog of the current layout.
+    fn default() -> Self {
+        Manifest {
+            layout: LAYOUT,
+            repository_id: None,
+            timelines: Vec::new(),
+            entries: Vec::new(),
+            restore_points: Vec::new(),
+        }
+    }
+}
+
+const MAGIC: &str = "bindspace-manifest v2";
+const MAGIC_V1: &str = "bindspace-manifest v1";
 
 impl Manifest {
     /// The stored form at `generation`.
@@ -173,9 +228,23 @@ impl Manifest {
             .ok_or_else(|| bad("no header line".into()))?;
         let header =
             std::str::from_utf8(&bytes[..nl]).map_err(|_| bad("header is not UTF-8".into()))?;
-        let rest = header
-            .strip_prefix(MAGIC)
-            .ok_or_else(|| bad(format!("unknown header {header:?}")))?;
+        let rest = match header.strip_prefix(MAGIC) {
+            Some(r) => r,
+            None => header.strip_prefix(MAGIC_V1).ok_or_else(|| {
+                match header
+                    .strip_prefix("bindspace-manifest v")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|v| v.parse::<u32>().ok())
+                {
+                    Some(v) => Error::UnknownLayout {
+                        store: store.to_owned(),
+                        layout: v,
+                        known: LAYOUT,
+                    },
+                    None => bad(format!("unknown header {header:?}")),
+                }
+            })?,
+        };
         let mut parts = rest.split_whitespace();
         let generation: u64 = parts
             .next()
@@ -189,7 +258,22 @@ impl Manifest {
                 "body blake3 {actual} does not match the header's {hash}"
             )));
         }
-        let m = serde_json::from_slice(body).map_err(|e| bad(format!("JSON: {e}")))?;
+        // the layout first, so a newer layout is refused by name, not as bad JSON
+        #[derive(Deserialize)]
+        struct LayoutOnly {
+            #[serde(default = "layout_1")]
+            layout: u32,
+        }
+        let l: LayoutOnly = serde_json::from_slice(body).map_err(|e| bad(format!("JSON: {e}")))?;
+        if l.layout > LAYOUT || l.layout == 0 {
+            return Err(Error::UnknownLayout {
+                store: store.to_owned(),
+                layout: l.layout,
+                known: LAYOUT,
+            });
+        }
+        let m: Manifest = serde_json::from_slice(body).map_err(|e| bad(format!("JSON: {e}")))?;
+        crate::timeline::check(&m).map_err(bad)?;
         Ok((generation, m))
     }
 }

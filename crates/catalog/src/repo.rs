@@ -8,8 +8,9 @@ use bindspace_core::{Clock, SchemaVersion};
 use bytes::Bytes;
 
 use crate::{
-    ArtifactId, ArtifactRef, BackupEntry, BackupKind, BackupStatus, BackupStore, Error, Manifest,
-    RestorePoint, Result, blake3_hex,
+    ArtifactId, ArtifactRef, BackupEntry, BackupKind, BackupStatus, BackupStore, Error,
+    FIRST_TIMELINE, LAYOUT, Manifest, RestorePoint, Result, TimelineId, TimelineRecord,
+    blake3_hex,
 };
 
 /// How long a backup writer's lease lasts before another writer may take it over.
@@ -28,6 +29,8 @@ pub struct NewBackup {
     pub parent: Option<String>,
     /// The schema of the data.
     pub schema: SchemaVersion,
+    /// The state root of the space it restores to (hex), when known.
+    pub root: Option<String>,
 }
 
 impl NewBackup {
@@ -36,13 +39,24 @@ impl NewBackup {
     pub fn full(space: &bindspace_core::BindSpace, now_us: u64) -> NewBackup {
         NewBackup {
             kind: BackupKind::Full,
-            artifact: ArtifactId::Snapshot {
-                version: space.version(),
-            },
+            artifact: ArtifactId::snapshot(space.version()),
             bytes: Bytes::from(bindspace_core::snapshot::encode(space, now_us)),
             parent: None,
             schema: space.schema(),
+            root: None,
         }
+    }
+
+    /// The same backup on timeline `t` (its artifact moves there).
+    pub fn on(mut self, t: TimelineId) -> NewBackup {
+        self.artifact = self.artifact.on(t);
+        self
+    }
+
+    /// The same backup recording `root` as its end state's root.
+    pub fn with_root(mut self, root: impl Into<String>) -> NewBackup {
+        self.root = Some(root.into());
+        self
     }
 
     /// An incremental (`parent`: the last backup) or differential (`parent`: the last
@@ -57,10 +71,11 @@ impl NewBackup {
     ) -> NewBackup {
         NewBackup {
             kind,
-            artifact: ArtifactId::Delta { from, to },
+            artifact: ArtifactId::delta(from, to),
             bytes,
             parent: Some(parent),
             schema,
+            root: None,
         }
     }
 }
@@ -133,17 +148,112 @@ impl Repository {
             .unwrap_or_default())
     }
 
-    /// Creates an empty catalog on every destination that has none.
+    /// Creates an empty catalog on every destination that has none, and gives the
+    /// repository its descriptor: the current layout and one repository id on every
+    /// destination (a layout-1 repository is upgraded in place: its artifacts are
+    /// timeline 1's and keep their names). A destination of another repository (a
+    /// different id) is refused.
     pub async fn init(&self) -> Result<()> {
+        let mut id = None;
         for d in &self.dests {
-            if d.read_manifest().await?.is_none() {
-                match d.commit_manifest(0, &Manifest::default()).await {
-                    Ok(_) | Err(Error::Conflict { .. }) => {}
+            if let Some((_, m)) = d.read_manifest().await?
+                && let Some(found) = m.repository_id
+            {
+                match &id {
+                    None => id = Some(found),
+                    Some(known) if *known != found => {
+                        return Err(Error::Invalid {
+                            store: d.name(),
+                            detail: format!(
+                                "holds repository {found}, the other destinations repository {known}: they are not one repository"
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let id = id.unwrap_or_else(|| new_repository_id(self.clock.now_us(), &self.holder));
+        for d in &self.dests {
+            let mut tries = 0;
+            loop {
+                let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
+                if g > 0 && m.layout == LAYOUT && m.repository_id.as_ref() == Some(&id) {
+                    break;
+                }
+                m.layout = LAYOUT;
+                m.repository_id = Some(id.clone());
+                match d.commit_manifest(g, &m).await {
+                    Ok(_) => break,
+                    Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
                     Err(e) => return Err(e),
                 }
             }
         }
         Ok(())
+    }
+
+    /// Starts timeline `parent → new` branching at `branch_version`. The id is allocated
+    /// by a conditional commit on the primary (two engines branching at once get
+    /// different ids), then the same record goes to every other destination, all
+    /// before the caller writes anything of the new timeline.
+    pub async fn create_timeline(
+        &self,
+        parent: TimelineId,
+        branch_version: u64,
+        reason: &str,
+        root: Option<String>,
+    ) -> Result<TimelineRecord> {
+        let primary = &self.dests[0];
+        let mut tries = 0;
+        let rec = loop {
+            let (g, mut m) = primary
+                .read_manifest()
+                .await?
+                .unwrap_or((0, Manifest::default()));
+            if parent != FIRST_TIMELINE && m.timeline(parent).is_none() {
+                return Err(Error::Invalid {
+                    store: primary.name(),
+                    detail: format!("no timeline {parent} to branch from"),
+                });
+            }
+            let rec = TimelineRecord {
+                id: m.newest_timeline() + 1,
+                parent,
+                branch_version,
+                created_us: self.clock.now_us(),
+                reason: reason.to_owned(),
+                root: root.clone(),
+            };
+            m.layout = LAYOUT;
+            m.timelines.push(rec.clone());
+            match primary.commit_manifest(g, &m).await {
+                Ok(_) => break rec,
+                Err(Error::Conflict { .. }) if tries < 16 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        for d in &self.dests[1..] {
+            let r = rec.clone();
+            let store = d.name();
+            self.update_one(d, |m| match m.timeline(r.id) {
+                Some(x) if *x == r => Ok(()),
+                Some(x) => Err(Error::Invalid {
+                    store: store.clone(),
+                    detail: format!(
+                        "already records timeline {} as branched from {} at {}: the destinations disagree",
+                        x.id, x.parent, x.branch_version
+                    ),
+                }),
+                None => {
+                    m.timelines.push(r.clone());
+                    Ok(())
+                }
+            })
+            .await?;
+        }
+        tracing::info!(timeline = rec.id, parent, branch_version, reason, "timeline created");
+        Ok(rec)
     }
 
     /// Runs `f` holding the repository's lease; a second writer gets
@@ -166,18 +276,27 @@ impl Repository {
     /// commit (optimistic concurrency: nothing is lost).
     pub async fn update_catalog(&self, change: impl Fn(&mut Manifest) -> Result<()>) -> Result<()> {
         for d in &self.dests {
-            let mut tries = 0;
-            loop {
-                let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
-                change(&mut m)?;
-                match d.commit_manifest(g, &m).await {
-                    Ok(_) => break,
-                    Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
-                    Err(e) => return Err(e),
-                }
-            }
+            self.update_one(d, &change).await?;
         }
         Ok(())
+    }
+
+    async fn update_one(
+        &self,
+        d: &Arc<dyn BackupStore>,
+        change: impl Fn(&mut Manifest) -> Result<()>,
+    ) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
+            change(&mut m)?;
+            m.layout = LAYOUT;
+            match d.commit_manifest(g, &m).await {
+                Ok(_) => return Ok(()),
+                Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Writes a backup: the lease, then the artifact to every destination, then (only
@@ -207,7 +326,11 @@ impl Repository {
         let r = stored.expect("at least one destination");
         let (from_version, to_version) = b.artifact.versions();
         let manifest = self.manifest().await?;
-        let base = format!("{}-{to_version}", kind_word(b.kind));
+        let timeline = b.artifact.timeline();
+        let base = match timeline {
+            FIRST_TIMELINE => format!("{}-{to_version}", kind_word(b.kind)),
+            t => format!("t{t}-{}-{to_version}", kind_word(b.kind)),
+        };
         let mut id = base.clone();
         let mut n = 1;
         while manifest.entries.iter().any(|e| e.id == id) {
@@ -228,6 +351,8 @@ impl Repository {
             artifact: b.artifact,
             locations: self.names(),
             status: BackupStatus::Complete,
+            timeline,
+            root: b.root,
         };
         let e = entry.clone();
         self.update_catalog(move |m| {
@@ -241,18 +366,35 @@ impl Repository {
         Ok(entry)
     }
 
-    /// Names `version`; `guaranteed` pins what restoring it needs against retention.
+    /// Names `version` of timeline 1; `guaranteed` pins what restoring it needs against
+    /// retention. [`Repository::create_restore_point_on`] names a version of any
+    /// timeline and records its root.
     pub async fn create_restore_point(
         &self,
         name: &str,
         version: u64,
         guaranteed: bool,
     ) -> Result<RestorePoint> {
+        self.create_restore_point_on(name, FIRST_TIMELINE, version, guaranteed, None)
+            .await
+    }
+
+    /// Names `version` of `timeline`, recording the state root there when known.
+    pub async fn create_restore_point_on(
+        &self,
+        name: &str,
+        timeline: TimelineId,
+        version: u64,
+        guaranteed: bool,
+        root: Option<String>,
+    ) -> Result<RestorePoint> {
         let rp = RestorePoint {
             name: name.to_owned(),
             version,
             created_us: self.clock.now_us(),
             guaranteed,
+            timeline,
+            root,
         };
         let p = rp.clone();
         let store = self.dests[0].name();
@@ -327,6 +469,18 @@ impl Repository {
         }
         Ok(doomed.len())
     }
+}
+
+/// A repository id: 16 hex digits from the time, the writer and the process, unique
+/// enough to tell two repositories apart (it is never a security boundary).
+fn new_repository_id(now_us: u64, holder: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(&now_us.to_le_bytes());
+    h.update(holder.as_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    let addr = &h as *const _ as usize;
+    h.update(&addr.to_le_bytes());
+    h.finalize().to_hex()[..16].to_owned()
 }
 
 fn kind_word(k: BackupKind) -> &'static str {

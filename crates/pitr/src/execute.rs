@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::error::StoreFailure;
 use crate::inventory::Sources;
-use crate::plan::{RestorePlan, Step, plan};
+use crate::plan::{RestorePlan, Step, plan_on};
 use crate::{Error, Result, Target};
 
 /// How many artifacts are fetched ahead of the one being applied.
@@ -122,7 +122,8 @@ pub async fn restore(plan: &RestorePlan) -> Result<BindSpace> {
                     })
                 });
                 let path = std::path::PathBuf::from(s.artifact.id.to_string());
-                let more = rep.feed_segment(&bytes, s.artifact.id.versions().0, &path)?;
+                let more =
+                    rep.feed_segment_upto(&bytes, s.artifact.id.versions().0, &path, s.until)?;
                 let released =
                     std::mem::take(&mut *pending_wal.lock().unwrap_or_else(|e| e.into_inner()));
                 for r in released {
@@ -148,12 +149,22 @@ pub async fn restore(plan: &RestorePlan) -> Result<BindSpace> {
     Ok(space)
 }
 
-/// Plans and runs a restore to `target`.
+/// Plans and runs a restore to `target` on the newest timeline (or the restore
+/// point's).
 pub async fn restore_to(
     sources: impl Into<Sources>,
     target: &Target,
 ) -> Result<(BindSpace, RestorePlan)> {
-    let p = plan(sources, target).await?;
+    restore_to_on(sources, target, None).await
+}
+
+/// Plans and runs a restore to `target` on `timeline` (`None`: as [`restore_to`]).
+pub async fn restore_to_on(
+    sources: impl Into<Sources>,
+    target: &Target,
+    timeline: Option<bindspace_catalog::TimelineId>,
+) -> Result<(BindSpace, RestorePlan)> {
+    let p = plan_on(sources, target, timeline).await?;
     let space = restore(&p).await?;
     Ok((space, p))
 }

@@ -1,13 +1,13 @@
 //! Flashback reads: one address as of a target ([`as_of`]), and an address's history
 //! from the WAL archive ([`versions`]), without restoring the whole space.
 
-use bindspace_catalog::{ArtifactKind, ArtifactRef};
+use bindspace_catalog::{ArtifactKind, ArtifactRef, History, TimelineId};
 use bindspace_core::{Addr, snapshot};
 use bindspace_wal::{Op, Record, RecordOp, Replayer};
 
 use crate::execute::fetch;
 use crate::inventory::{Inventory, Sources};
-use crate::plan::{RestorePlan, plan, step};
+use crate::plan::{RestorePlan, merged_timelines, plan_on, step};
 use crate::{Error, Result, Target};
 
 /// One version of an address in the WAL archive.
@@ -32,21 +32,23 @@ async fn replay_wal(
     for w in &plan.wal {
         let bytes = fetch(plan.sources(), w).await?;
         let path = std::path::PathBuf::from(w.artifact.id.to_string());
-        if !rep.feed_segment(&bytes, w.artifact.id.versions().0, &path)? {
+        if !rep.feed_segment_upto(&bytes, w.artifact.id.versions().0, &path, w.until)? {
             break;
         }
     }
     Ok(rep.finish()?)
 }
 
-/// The fingerprint at `addr` as of `target`, touching only that address after the
-/// base snapshot: deltas and WAL records for other addresses are skipped, not applied.
+/// The fingerprint at `addr` as of `target` on `timeline` (`None`: the newest, or the
+/// restore point's), touching only that address after the base snapshot: deltas and
+/// WAL records for other addresses are skipped, not applied.
 pub async fn as_of(
     sources: impl Into<Sources>,
     addr: Addr,
     target: &Target,
+    timeline: Option<TimelineId>,
 ) -> Result<Option<Vec<u64>>> {
-    let p = plan(sources, target).await?;
+    let p = plan_on(sources, target, timeline).await?;
     let base = snapshot::decode(&fetch(p.sources(), &p.base).await?)?.space;
     let mut cur = base.read(addr).map(<[u64]>::to_vec);
     let version = base.version();
@@ -86,20 +88,32 @@ pub async fn as_of(
     Ok(cur)
 }
 
-/// The history of `addr` in the WAL archive between versions `lo..=hi`: each version
-/// that wrote or deleted it, with the value after (Oracle's VERSIONS BETWEEN).
+/// The history of `addr` in the WAL archive between versions `lo..=hi` on `timeline`
+/// (`None`: the newest): each version that wrote or deleted it, with the value after
+/// (Oracle's VERSIONS BETWEEN). Only the WAL of that timeline's history is read.
 pub async fn versions(
     sources: impl Into<Sources>,
     addr: Addr,
     lo: u64,
     hi: u64,
+    timeline: Option<TimelineId>,
 ) -> Result<Vec<AddrVersion>> {
     let sources = sources.into();
     let inv = Inventory::take(&sources).await;
+    let not = |reason: String| Error::NotRestorable {
+        target: format!("versions {lo}..={hi} of {addr}"),
+        reason,
+    };
+    let timelines = merged_timelines(&inv.manifests).map_err(not)?;
+    let history = History::of(
+        &timelines,
+        timeline.unwrap_or_else(|| timelines.newest_timeline()),
+    )
+    .map_err(not)?;
     let mut out = Vec::new();
     let mut segs: Vec<(&ArtifactRef, &Vec<usize>)> = inv
         .of_kind(ArtifactKind::WalSegment)
-        .filter(|(r, _)| r.id.overlaps(lo, hi))
+        .filter(|(r, _)| r.id.overlaps(lo, hi) && history.uses(&r.id))
         .collect();
     segs.sort_by_key(|(r, _)| r.id.versions());
     let mut seen_to = lo.saturating_sub(1);
@@ -129,7 +143,12 @@ pub async fn versions(
                 Ok(())
             },
         );
-        rep.feed_segment(&bytes, first, std::path::Path::new("archive"))?;
+        rep.feed_segment_upto(
+            &bytes,
+            first,
+            std::path::Path::new("archive"),
+            history.wal_limit(&r.id),
+        )?;
         seen_to = rep.finish()?;
     }
     Ok(out)

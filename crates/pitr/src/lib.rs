@@ -29,8 +29,8 @@ mod plan;
 mod target;
 
 pub use error::{Error, Result, StoreFailure};
-pub use execute::{PREFETCH, restore, restore_to};
+pub use execute::{PREFETCH, restore, restore_to, restore_to_on};
 pub use flashback::{AddrVersion, as_of, versions};
 pub use inventory::Sources;
-pub use plan::{RestorePlan, Step, plan};
+pub use plan::{RestorePlan, Step, plan, plan_on};
 pub use target::Target;

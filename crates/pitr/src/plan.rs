@@ -5,11 +5,18 @@
 //! from it (Dijkstra over delta edges weighted by bytes plus a small per-fetch cost: one
 //! differential beats many incrementals), then the contiguous archived WAL segments
 //! that replay to the exact version or time.
+//!
+//! It plans on one timeline (the newest unless asked, or the restore point's) and uses
+//! only the artifacts of that timeline's [`History`]: an ancestor's up to the point
+//! where the history branched off it, then the next timeline's own. Artifacts of
+//! other histories are invisible to it, whatever their version numbers.
 
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt;
 
-use bindspace_catalog::{ArtifactKind, ArtifactRef};
+use bindspace_catalog::{
+    ArtifactKind, ArtifactRef, History, Manifest, TimelineId, TimelineRecord,
+};
 
 use crate::inventory::{Inventory, Sources};
 use crate::{Error, Result, Target};
@@ -23,6 +30,9 @@ pub struct Step {
     pub stores: Vec<String>,
     /// Indices of those stores in the plan's [`Sources`].
     pub(crate) idx: Vec<usize>,
+    /// For a WAL segment of an ancestor timeline: its last record the history uses
+    /// (the branch point); `u64::MAX` otherwise.
+    pub until: u64,
 }
 
 /// A restore, before it runs. It owns the [`Sources`] it was planned from:
@@ -31,6 +41,10 @@ pub struct Step {
 pub struct RestorePlan {
     /// What was asked for.
     pub target: Target,
+    /// The timeline restored (its history decides which artifacts count).
+    pub timeline: TimelineId,
+    /// That timeline's history: which timeline's artifacts hold which versions.
+    pub history: History,
     /// The version the restore ends at; for a time target, the newest version the
     /// sources reach (the restore stops at the last record at or before the time, and
     /// the restored space tells the version).
@@ -66,11 +80,31 @@ impl RestorePlan {
 
 impl fmt::Display for RestorePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "target:  {} → version {}", self.target, self.version)?;
+        writeln!(
+            f,
+            "target:  {} on timeline {} → version {}",
+            self.target, self.timeline, self.version
+        )?;
+        if self.history.stretches.len() > 1 {
+            let h: Vec<String> = self
+                .history
+                .stretches
+                .iter()
+                .map(|s| match s.hi {
+                    u64::MAX => format!("timeline {} from {}", s.timeline, s.lo),
+                    hi => format!("timeline {} {}..={hi}", s.timeline, s.lo),
+                })
+                .collect();
+            writeln!(f, "history: {}", h.join(", then "))?;
+        }
         let line = |f: &mut fmt::Formatter<'_>, what: &str, s: &Step| {
+            let until = match s.until {
+                u64::MAX => String::new(),
+                u => format!(" up to version {u} (the branch point)"),
+            };
             writeln!(
                 f,
-                "{what:<8} {} ({} bytes) from {}",
+                "{what:<8} {}{until} ({} bytes) from {}",
                 s.artifact.id,
                 s.artifact.len,
                 s.stores.join(", ")
@@ -96,18 +130,56 @@ pub(crate) fn step(sources: &Sources, r: &ArtifactRef, idx: &[usize]) -> Step {
         artifact: *r,
         stores: idx.iter().map(|&i| sources.get(i).name()).collect(),
         idx: idx.to_vec(),
+        until: u64::MAX,
     }
 }
 
-/// Plans a restore to `target` from whatever `sources` hold (see the module docs).
+/// Plans a restore to `target` on the newest timeline (a restore point's own
+/// timeline for a restore point) from whatever `sources` hold (see the module docs).
 pub async fn plan(sources: impl Into<Sources>, target: &Target) -> Result<RestorePlan> {
+    plan_on(sources, target, None).await
+}
+
+/// [`plan`] on timeline `timeline` (`None`: the newest, or the restore point's).
+pub async fn plan_on(
+    sources: impl Into<Sources>,
+    target: &Target,
+    timeline: Option<TimelineId>,
+) -> Result<RestorePlan> {
     let sources = sources.into();
     let inv = Inventory::take(&sources).await;
-    plan_from(sources, inv, target)
+    plan_from(sources, inv, target, timeline)
+}
+
+/// The timelines every readable catalog records, merged; catalogs that disagree about
+/// a timeline are refused (two histories would be mixed).
+pub(crate) fn merged_timelines(manifests: &[Manifest]) -> std::result::Result<Manifest, String> {
+    let mut out = Manifest::default();
+    for m in manifests {
+        for t in &m.timelines {
+            match out.timeline(t.id) {
+                Some(known) if known.parent != t.parent || known.branch_version != t.branch_version => {
+                    return Err(format!(
+                        "the catalogs disagree about timeline {}: branched from {} at {} in one, from {} at {} in another",
+                        t.id, known.parent, known.branch_version, t.parent, t.branch_version
+                    ));
+                }
+                Some(_) => {}
+                None => out.timelines.push(t.clone()),
+            }
+        }
+    }
+    out.timelines.sort_by_key(|t: &TimelineRecord| t.id);
+    Ok(out)
 }
 
 /// The planner proper, on an inventory already taken.
-pub(crate) fn plan_from(sources: Sources, inv: Inventory, target: &Target) -> Result<RestorePlan> {
+pub(crate) fn plan_from(
+    sources: Sources,
+    inv: Inventory,
+    target: &Target,
+    timeline: Option<TimelineId>,
+) -> Result<RestorePlan> {
     let not = |reason: String| Error::NotRestorable {
         target: target.to_string(),
         reason,
@@ -118,11 +190,12 @@ pub(crate) fn plan_from(sources: Sources, inv: Inventory, target: &Target) -> Re
             inv.unavailable.join("; ")
         )));
     }
-    // Resolve the target to a version bound and an optional time bound.
-    let (max_version, time_limit) = match target {
-        Target::Latest => (u64::MAX, None),
-        Target::Version(v) => (*v, None),
-        Target::Time(t) => (u64::MAX, Some(*t)),
+    let timelines = merged_timelines(&inv.manifests).map_err(not)?;
+    // Resolve the target to a timeline, a version bound and an optional time bound.
+    let (timeline, max_version, time_limit) = match target {
+        Target::Latest => (timeline, u64::MAX, None),
+        Target::Version(v) => (timeline, *v, None),
+        Target::Time(t) => (timeline, u64::MAX, Some(*t)),
         Target::RestorePoint(name) => {
             let rp = inv
                 .manifests
@@ -130,9 +203,25 @@ pub(crate) fn plan_from(sources: Sources, inv: Inventory, target: &Target) -> Re
                 .flat_map(|m| &m.restore_points)
                 .find(|p| &p.name == name)
                 .ok_or_else(|| not(format!("no catalog names a restore point {name:?}")))?;
-            (rp.version, None)
+            if let Some(t) = timeline
+                && t != rp.timeline
+            {
+                return Err(not(format!(
+                    "it names version {} of timeline {}, not of timeline {t}",
+                    rp.version, rp.timeline
+                )));
+            }
+            (Some(rp.timeline), rp.version, None)
         }
     };
+    let timeline = timeline.unwrap_or_else(|| timelines.newest_timeline());
+    let history = History::of(&timelines, timeline).map_err(not)?;
+    if time_limit.is_none()
+        && max_version != u64::MAX
+        && history.owner_of_state(max_version).is_none()
+    {
+        return Err(not(format!("timeline {timeline} has no version {max_version}")));
+    }
     // For a time target, an artifact is usable if a catalog entry shows its version was
     // reached by then (the backup started at or before the time).
     let reached_by = |r: &ArtifactRef| -> bool {
@@ -144,12 +233,14 @@ pub(crate) fn plan_from(sources: Sources, inv: Inventory, target: &Target) -> Re
     };
     let mut bases: Vec<(&ArtifactRef, &Vec<usize>)> = inv
         .of_kind(ArtifactKind::Snapshot)
-        .filter(|(r, _)| r.id.versions().0 <= max_version && reached_by(r))
+        .filter(|(r, _)| {
+            r.id.versions().0 <= max_version && history.uses(&r.id) && reached_by(r)
+        })
         .collect();
     bases.sort_by_key(|(r, _)| std::cmp::Reverse(r.id.versions().0));
     if bases.is_empty() {
         let mut reason = format!(
-            "no full snapshot at or before it in {}",
+            "no full snapshot at or before it on timeline {timeline}'s history in {}",
             sources.names().join(", ")
         );
         if !inv.unavailable.is_empty() {
@@ -164,11 +255,13 @@ pub(crate) fn plan_from(sources: Sources, inv: Inventory, target: &Target) -> Re
         .of_kind(ArtifactKind::Delta)
         .filter(|(r, _)| {
             let (a, b) = r.id.versions();
-            a < b && b <= max_version && reached_by(r)
+            a < b && b <= max_version && history.uses(&r.id) && reached_by(r)
         })
         .collect();
-    let segments: Vec<(&ArtifactRef, &Vec<usize>)> =
-        inv.of_kind(ArtifactKind::WalSegment).collect();
+    let segments: Vec<(&ArtifactRef, &Vec<usize>)> = inv
+        .of_kind(ArtifactKind::WalSegment)
+        .filter(|(r, _)| history.uses(&r.id))
+        .collect();
 
     // Among the three newest bases: the one whose delta path reaches furthest, then
     // the fewest bytes.
@@ -191,18 +284,27 @@ pub(crate) fn plan_from(sources: Sources, inv: Inventory, target: &Target) -> Re
     let mut next = reached + 1;
     let mut covered = reached;
     while covered < max_version {
+        // record `next` belongs to the timeline that holds state `next - 1` and `next`
+        let Some(owner) = history.owner_of_record(next) else {
+            break;
+        };
         let Some((r, idx)) = segments
             .iter()
             .filter(|(r, _)| {
                 let (a, b) = r.id.versions();
-                a <= next && b >= next
+                r.id.timeline() == owner && a <= next && b >= next
             })
             .max_by_key(|(r, _)| r.id.versions().1)
         else {
             break;
         };
-        wal.push(step(&sources, r, idx));
-        covered = r.id.versions().1;
+        let mut s = step(&sources, r, idx);
+        let limit = history.wal_limit(&r.id);
+        if limit < r.id.versions().1 {
+            s.until = limit;
+        }
+        covered = r.id.versions().1.min(limit);
+        wal.push(s);
         next = covered + 1;
     }
     let version = match target {
@@ -229,6 +331,8 @@ pub(crate) fn plan_from(sources: Sources, inv: Inventory, target: &Target) -> Re
         + wal.iter().map(|w| w.artifact.len).sum::<u64>();
     Ok(RestorePlan {
         target: target.clone(),
+        timeline,
+        history,
         version,
         time_limit,
         base,

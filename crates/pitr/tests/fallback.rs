@@ -25,9 +25,7 @@ async fn chain(stores: &[&Arc<FaultyStore>]) -> BindSpace {
     let mut w = Workload::new(5, schema);
     let mut space = w.filled_space(0.5).unwrap();
     let mut artifacts = vec![(
-        ArtifactId::Snapshot {
-            version: space.version(),
-        },
+        ArtifactId::snapshot(space.version()),
         snapshot::encode(&space, 0),
     )];
     for _ in 0..2 {
@@ -35,10 +33,7 @@ async fn chain(stores: &[&Arc<FaultyStore>]) -> BindSpace {
         w.run(&mut space, 100).unwrap();
         let d = bindspace_xor_delta::compute_dirty(&space, &mark, 0).unwrap();
         artifacts.push((
-            ArtifactId::Delta {
-                from: d.from_version,
-                to: d.to_version,
-            },
+            ArtifactId::delta(d.from_version, d.to_version),
             bindspace_xor_delta::encode(&d),
         ));
     }

@@ -99,9 +99,7 @@ async fn a_year_of_backups_keeps_exactly_the_policy_and_everything_kept_restores
             mark = space.mark();
             (
                 BackupKind::Full,
-                ArtifactId::Snapshot {
-                    version: space.version(),
-                },
+                ArtifactId::snapshot(space.version()),
                 snapshot::encode(&space, now),
             )
         } else {
@@ -109,10 +107,7 @@ async fn a_year_of_backups_keeps_exactly_the_policy_and_everything_kept_restores
             mark = space.mark();
             (
                 BackupKind::Incremental,
-                ArtifactId::Delta {
-                    from: d.from_version,
-                    to: d.to_version,
-                },
+                ArtifactId::delta(d.from_version, d.to_version),
                 bindspace_xor_delta::encode(&d),
             )
         };
@@ -136,6 +131,8 @@ async fn a_year_of_backups_keeps_exactly_the_policy_and_everything_kept_restores
             artifact,
             locations: vec![store.name()],
             status: BackupStatus::Complete,
+            timeline: 1,
+            root: None,
         });
         digests.insert(space.version(), space.digest());
         last_id = Some(id);
@@ -145,6 +142,8 @@ async fn a_year_of_backups_keeps_exactly_the_policy_and_everything_kept_restores
                 version: space.version(),
                 created_us: now,
                 guaranteed: true,
+                timeline: 1,
+                root: None,
             });
         }
         if step == 803 {
@@ -153,6 +152,8 @@ async fn a_year_of_backups_keeps_exactly_the_policy_and_everything_kept_restores
                 version: space.version(),
                 created_us: now,
                 guaranteed: false,
+                timeline: 1,
+                root: None,
             });
         }
     }

@@ -27,7 +27,7 @@
 //! use bindspace_store_pg::{PgBackupStore, PgOptions};
 //!
 //! let store = PgBackupStore::connect("postgresql://postgres@127.0.0.1:5432/postgres", PgOptions::default()).await?;
-//! let r = store.put(ArtifactId::Delta { from: 1, to: 2 }, "bytes".into()).await?;
+//! let r = store.put(ArtifactId::delta(1, 2), "bytes".into()).await?;
 //! assert_eq!(store.get(&r).await?, "bytes");
 //! # Ok(()) }
 //! ```

@@ -92,4 +92,24 @@ CREATE TABLE {s}.lease (
 CREATE SEQUENCE {s}.lease_fence;
 "#,
     },
+    Migration {
+        version: 3,
+        name: "timelines: every artifact belongs to one (layout 1's are timeline 1)",
+        sql: r#"
+ALTER TABLE {s}.artifact_chunks
+    DROP CONSTRAINT artifact_chunks_kind_first_version_last_version_fkey;
+ALTER TABLE {s}.artifacts
+    ADD COLUMN timeline integer NOT NULL DEFAULT 1 CHECK (timeline >= 1);
+ALTER TABLE {s}.artifact_chunks
+    ADD COLUMN timeline integer NOT NULL DEFAULT 1;
+ALTER TABLE {s}.artifacts
+    DROP CONSTRAINT artifacts_pkey,
+    ADD PRIMARY KEY (timeline, kind, first_version, last_version);
+ALTER TABLE {s}.artifact_chunks
+    DROP CONSTRAINT artifact_chunks_pkey,
+    ADD PRIMARY KEY (timeline, kind, first_version, last_version, seq),
+    ADD FOREIGN KEY (timeline, kind, first_version, last_version)
+        REFERENCES {s}.artifacts ON DELETE CASCADE;
+"#,
+    },
 ];

@@ -235,6 +235,13 @@ impl PgBackupStore {
         }
     }
 
+    fn timeline(&self, id: ArtifactId) -> Result<i32> {
+        i32::try_from(id.timeline()).map_err(|_| Error::Invalid {
+            store: self.name.clone(),
+            detail: format!("{id}: timeline ids beyond 2^31 do not fit PostgreSQL's integer"),
+        })
+    }
+
     fn corrupt(&self, id: ArtifactId, detail: String) -> Error {
         Error::Corrupt {
             store: self.name.clone(),
@@ -254,9 +261,9 @@ impl PgBackupStore {
 
 fn id_of(kind: ArtifactKind, a: u64, b: u64) -> ArtifactId {
     match kind {
-        ArtifactKind::Snapshot => ArtifactId::Snapshot { version: a },
-        ArtifactKind::Delta => ArtifactId::Delta { from: a, to: b },
-        ArtifactKind::WalSegment => ArtifactId::WalSegment { first: a, last: b },
+        ArtifactKind::Snapshot => ArtifactId::snapshot(a),
+        ArtifactKind::Delta => ArtifactId::delta(a, b),
+        ArtifactKind::WalSegment => ArtifactId::wal(a, b),
     }
 }
 
@@ -271,6 +278,7 @@ impl BackupStore for PgBackupStore {
         let op = format!("put {id}");
         self.timed(&op, async {
             let (a, b) = self.versions(id)?;
+            let t = self.timeline(id)?;
             let kind = kind_word(id.kind());
             let chunk = self.opts.chunk_size;
             let n = bytes.len().div_ceil(chunk);
@@ -280,9 +288,10 @@ impl BackupStore for PgBackupStore {
             tx.execute(
                 &format!(
                     "INSERT INTO {}.artifacts
-                         (kind, first_version, last_version, len, blake3, chunk_size, chunks)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (kind, first_version, last_version) DO UPDATE SET
+                         (kind, first_version, last_version, len, blake3, chunk_size, chunks,
+                          timeline)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (timeline, kind, first_version, last_version) DO UPDATE SET
                          len = excluded.len, blake3 = excluded.blake3,
                          chunk_size = excluded.chunk_size, chunks = excluded.chunks,
                          stored_at = now()",
@@ -296,6 +305,7 @@ impl BackupStore for PgBackupStore {
                     &&r.blake3[..],
                     &(chunk as i32),
                     &(n as i32),
+                    &t,
                 ],
             )
             .await
@@ -303,18 +313,19 @@ impl BackupStore for PgBackupStore {
             tx.execute(
                 &format!(
                     "DELETE FROM {}.artifact_chunks
-                     WHERE kind = $1 AND first_version = $2 AND last_version = $3",
+                     WHERE kind = $1 AND first_version = $2 AND last_version = $3
+                       AND timeline = $4",
                     self.s
                 ),
-                &[&kind, &a, &b],
+                &[&kind, &a, &b, &t],
             )
             .await
             .map_err(err)?;
             let insert = tx
                 .prepare(&format!(
                     "INSERT INTO {}.artifact_chunks
-                         (kind, first_version, last_version, seq, data)
-                     VALUES ($1, $2, $3, $4, $5)",
+                         (kind, first_version, last_version, seq, data, timeline)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                     self.s
                 ))
                 .await
@@ -327,7 +338,7 @@ impl BackupStore for PgBackupStore {
                     let insert = &insert;
                     let tx = &tx;
                     async move {
-                        tx.execute(insert, &[&kind, &a, &b, &(k as i32), &part.as_ref()])
+                        tx.execute(insert, &[&kind, &a, &b, &(k as i32), &part.as_ref(), &t])
                             .await
                     }
                 });
@@ -343,6 +354,7 @@ impl BackupStore for PgBackupStore {
         let op = format!("get {}", r.id);
         self.timed(&op, async {
             let (a, b) = self.versions(r.id)?;
+            let t = self.timeline(r.id)?;
             let kind = kind_word(r.id.kind());
             let c = self.client(&op).await?;
             let err = |e| self.pg_err(&op, e);
@@ -350,10 +362,11 @@ impl BackupStore for PgBackupStore {
                 .query_opt(
                     &format!(
                         "SELECT len, blake3, chunks FROM {}.artifacts
-                         WHERE kind = $1 AND first_version = $2 AND last_version = $3",
+                         WHERE kind = $1 AND first_version = $2 AND last_version = $3
+                           AND timeline = $4",
                         self.s
                     ),
-                    &[&kind, &a, &b],
+                    &[&kind, &a, &b, &t],
                 )
                 .await
                 .map_err(err)?
@@ -376,10 +389,11 @@ impl BackupStore for PgBackupStore {
                     &format!(
                         "SELECT seq, data FROM {}.artifact_chunks
                          WHERE kind = $1 AND first_version = $2 AND last_version = $3
+                           AND timeline = $4
                          ORDER BY seq",
                         self.s
                     ),
-                    [&kind as &(dyn tokio_postgres::types::ToSql + Sync), &a, &b],
+                    [&kind as &(dyn tokio_postgres::types::ToSql + Sync), &a, &b, &t],
                 )
                 .await
                 .map_err(err)?;
@@ -402,9 +416,9 @@ impl BackupStore for PgBackupStore {
             let rows = c
                 .query(
                     &format!(
-                        "SELECT first_version, last_version, len, blake3 FROM {}.artifacts
+                        "SELECT first_version, last_version, len, blake3, timeline FROM {}.artifacts
                          WHERE kind = $1 AND first_version <= $3 AND last_version >= $2
-                         ORDER BY first_version, last_version",
+                         ORDER BY first_version, last_version, timeline",
                         self.s
                     ),
                     &[&kind_word(kind), &lo, &hi],
@@ -422,8 +436,16 @@ impl BackupStore for PgBackupStore {
                         what: "artifacts.blake3".into(),
                         detail: format!("{} bytes, expected 32", hash.len()),
                     })?;
+                    let t: i32 = row.get(4);
+                    let t = u32::try_from(t).ok().filter(|&t| t >= 1).ok_or_else(|| {
+                        Error::BadManifest {
+                            store: self.name.clone(),
+                            what: "artifacts.timeline".into(),
+                            detail: format!("timeline {t}"),
+                        }
+                    })?;
                     Ok(ArtifactRef {
-                        id: id_of(kind, a, b),
+                        id: id_of(kind, a, b).on(t),
                         len,
                         blake3,
                     })
@@ -437,15 +459,17 @@ impl BackupStore for PgBackupStore {
         let op = format!("delete {id}");
         self.timed(&op, async {
             let (a, b) = self.versions(id)?;
+            let t = self.timeline(id)?;
             let c = self.client(&op).await?;
             // chunks go with the row (ON DELETE CASCADE)
             c.execute(
                 &format!(
                     "DELETE FROM {}.artifacts
-                     WHERE kind = $1 AND first_version = $2 AND last_version = $3",
+                     WHERE kind = $1 AND first_version = $2 AND last_version = $3
+                       AND timeline = $4",
                     self.s
                 ),
-                &[&kind_word(id.kind()), &a, &b],
+                &[&kind_word(id.kind()), &a, &b, &t],
             )
             .await
             .map_err(|e| self.pg_err(&op, e))?;

@@ -126,7 +126,7 @@ async fn the_catalog_is_queryable_as_tables() {
         .unwrap();
     let mut m = Manifest::default();
     let r = store
-        .put(ArtifactId::Snapshot { version: 9 }, "x".into())
+        .put(ArtifactId::snapshot(9), "x".into())
         .await
         .unwrap();
     m.entries.push(bindspace_catalog::BackupEntry {
@@ -143,12 +143,16 @@ async fn the_catalog_is_queryable_as_tables() {
         artifact: r.id,
         locations: vec![store.name()],
         status: bindspace_catalog::BackupStatus::Complete,
+        timeline: 1,
+        root: None,
     });
     m.restore_points.push(RestorePoint {
         name: "before-upgrade".into(),
         version: 9,
         created_us: 3,
         guaranteed: true,
+        timeline: 1,
+        root: None,
     });
     store.commit_manifest(0, &m).await.unwrap();
     let c = store.pool().get().await.unwrap();
@@ -194,6 +198,8 @@ async fn postgres_stopped_during_a_commit_keeps_the_old_catalog_and_the_pool_rec
         version: 1,
         created_us: 1,
         guaranteed: false,
+        timeline: 1,
+        root: None,
     });
     assert_eq!(store.commit_manifest(0, &old).await.unwrap(), 1);
 
@@ -303,7 +309,7 @@ async fn a_replaced_chunk_is_detected_naming_the_artifact() {
     let store = PgBackupStore::connect(&url, opts(unique_schema("replace")))
         .await
         .unwrap();
-    let id = ArtifactId::WalSegment { first: 3, last: 4 };
+    let id = ArtifactId::wal(3, 4);
     let r = store.put(id, vec![3u8; 2 << 20].into()).await.unwrap();
     let c = store.pool().get().await.unwrap();
     c.execute(

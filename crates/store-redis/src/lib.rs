@@ -38,7 +38,7 @@
 //! use bindspace_store_redis::{RedisBackupStore, RedisOptions};
 //!
 //! let store = RedisBackupStore::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
-//! let r = store.put(ArtifactId::Snapshot { version: 1 }, "bytes".into()).await?;
+//! let r = store.put(ArtifactId::snapshot(1), "bytes".into()).await?;
 //! assert_eq!(store.latest().await?, Some(1));
 //! assert_eq!(store.get(&r).await?, "bytes");
 //! # Ok(()) }

@@ -152,12 +152,17 @@ fn kind_word(kind: ArtifactKind) -> &'static str {
 }
 
 /// The seed's name of an artifact below the prefix: `snapshot:{v}`, `delta:{from}:{to}`,
-/// `wal:{first}:{last}`.
+/// `wal:{first}:{last}` on timeline 1 (layout 1's names), prefixed `t{timeline}:` on the
+/// others.
 fn seed_name(id: ArtifactId) -> String {
-    match id {
-        ArtifactId::Snapshot { version } => format!("snapshot:{version}"),
-        ArtifactId::Delta { from, to } => format!("delta:{from}:{to}"),
-        ArtifactId::WalSegment { first, last } => format!("wal:{first}:{last}"),
+    let name = match id {
+        ArtifactId::Snapshot { version, .. } => format!("snapshot:{version}"),
+        ArtifactId::Delta { from, to, .. } => format!("delta:{from}:{to}"),
+        ArtifactId::WalSegment { first, last, .. } => format!("wal:{first}:{last}"),
+    };
+    match id.timeline() {
+        1 => name,
+        t => format!("t{t}:{name}"),
     }
 }
 
@@ -621,9 +626,9 @@ mod tests {
     #[test]
     fn seed_names() {
         assert_eq!(
-            seed_name(ArtifactId::Snapshot { version: 42 }),
+            seed_name(ArtifactId::snapshot(42)),
             "snapshot:42"
         );
-        assert_eq!(seed_name(ArtifactId::Delta { from: 1, to: 2 }), "delta:1:2");
+        assert_eq!(seed_name(ArtifactId::delta(1, 2)), "delta:1:2");
     }
 }

@@ -101,14 +101,14 @@ async fn the_seed_key_names_are_produced() {
         .unwrap();
     store
         .put(
-            ArtifactId::Snapshot { version: 5 },
+            ArtifactId::snapshot(5),
             Bytes::from_static(b"full"),
         )
         .await
         .unwrap();
     store
         .put(
-            ArtifactId::Delta { from: 5, to: 6 },
+            ArtifactId::delta(5, 6),
             Bytes::from_static(b"d"),
         )
         .await
@@ -147,14 +147,14 @@ async fn the_seed_key_names_are_produced() {
     // latest moves forward only, and back when its snapshot is deleted
     store
         .put(
-            ArtifactId::Snapshot { version: 3 },
+            ArtifactId::snapshot(3),
             Bytes::from_static(b"old"),
         )
         .await
         .unwrap();
     assert_eq!(store.latest().await.unwrap(), Some(5));
     store
-        .delete(ArtifactId::Snapshot { version: 5 })
+        .delete(ArtifactId::snapshot(5))
         .await
         .unwrap();
     assert_eq!(store.latest().await.unwrap(), Some(3));
@@ -175,7 +175,7 @@ async fn a_redis_killed_mid_pipeline_leaves_latest_at_the_last_complete_snapshot
     let store = RedisBackupStore::connect(&server.url, opts).await.unwrap();
     let v1 = store
         .put(
-            ArtifactId::Snapshot { version: 1 },
+            ArtifactId::snapshot(1),
             vec![1u8; 3 << 20].into(),
         )
         .await
@@ -188,7 +188,7 @@ async fn a_redis_killed_mid_pipeline_leaves_latest_at_the_last_complete_snapshot
     let upload = {
         let store = store.clone();
         let big = big.clone();
-        tokio::spawn(async move { store.put(ArtifactId::Snapshot { version: 2 }, big).await })
+        tokio::spawn(async move { store.put(ArtifactId::snapshot(2), big).await })
     };
     // wait until the upload is visibly under way, then kill the server
     let mut c = raw(&server.url).await;
@@ -239,7 +239,7 @@ async fn a_redis_killed_mid_pipeline_leaves_latest_at_the_last_complete_snapshot
     assert_eq!(store.get(&v1).await.unwrap().len(), 3 << 20);
     // the retry completes
     let v2 = store
-        .put(ArtifactId::Snapshot { version: 2 }, big.clone())
+        .put(ArtifactId::snapshot(2), big.clone())
         .await
         .unwrap();
     assert_eq!(store.latest().await.unwrap(), Some(2));
@@ -254,7 +254,7 @@ async fn a_truncated_chunk_is_detected_naming_the_artifact() {
     let store = RedisBackupStore::connect(&url, small_chunks(unique_prefix("trunc")))
         .await
         .unwrap();
-    let id = ArtifactId::Delta { from: 7, to: 8 };
+    let id = ArtifactId::delta(7, 8);
     let r = store.put(id, vec![7u8; 3 << 20].into()).await.unwrap();
     let mut c = raw(&url).await;
     let prefix: String = redis::cmd("HGET")

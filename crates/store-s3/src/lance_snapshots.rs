@@ -31,8 +31,25 @@ pub(crate) const META_NATIVE: &str = "bindspace.native";
 /// Tags naming the dataset version that holds the snapshot at a space version.
 const TAG_PREFIX: &str = "snapshot-";
 
-fn tag_for(space_version: u64) -> String {
-    format!("{TAG_PREFIX}{space_version:020}")
+/// `snapshot-<version>` on timeline 1 (the tags of layout 1), `snapshot-t<timeline>-<version>`
+/// on the others.
+fn tag_for(timeline: u32, space_version: u64) -> String {
+    match timeline {
+        1 => format!("{TAG_PREFIX}{space_version:020}"),
+        t => format!("{TAG_PREFIX}t{t:08}-{space_version:020}"),
+    }
+}
+
+fn parse_tag(name: &str) -> Option<(u32, u64)> {
+    let rest = name.strip_prefix(TAG_PREFIX)?;
+    let (t, v) = match rest.strip_prefix('t') {
+        Some(r) => {
+            let (t, v) = r.split_once('-')?;
+            (t.parse().ok().filter(|&t: &u32| t > 1)?, v)
+        }
+        None => (1, rest),
+    };
+    Some((t, v.parse().ok()?))
 }
 
 /// URI scheme under which our own object store is registered with lance.
@@ -296,10 +313,10 @@ impl LanceSnapshots {
     /// (a Lance tag, moved in one write if it named another version, which is then
     /// dropped unless another tag names it: a snapshot put twice leaves no garbage).
     #[tracing::instrument(skip(self), fields(store = %self.store.name()))]
-    pub async fn tag(&self, space_version: u64, dataset_version: u64) -> Result<()> {
-        let previous = self.tagged_version(space_version).await?;
+    pub async fn tag(&self, timeline: u32, space_version: u64, dataset_version: u64) -> Result<()> {
+        let previous = self.tagged_version(timeline, space_version).await?;
         let ds = self.open(None).await?;
-        let name = tag_for(space_version);
+        let name = tag_for(timeline, space_version);
         let res = match previous {
             Some(_) => ds.tags().update(&name, dataset_version).await,
             None => ds.tags().create(&name, dataset_version).await,
@@ -314,7 +331,7 @@ impl LanceSnapshots {
     /// Removes dataset version `dv` and the files only it used, unless a tag names it.
     /// (Lance never removes the newest version; it goes once a newer one is written.)
     async fn drop_unless_tagged(&self, ds: &Dataset, dv: u64) -> Result<()> {
-        if self.tagged().await?.iter().any(|&(_, v)| v == dv) {
+        if self.tagged().await?.iter().any(|&(_, _, v)| v == dv) {
             return Ok(());
         }
         let policy = lance::dataset::cleanup::CleanupPolicyBuilder::default()
@@ -327,8 +344,8 @@ impl LanceSnapshots {
         Ok(())
     }
 
-    /// The tagged snapshots as `(space_version, dataset_version)`, ascending.
-    pub async fn tagged(&self) -> Result<Vec<(u64, u64)>> {
+    /// The tagged snapshots as `(timeline, space_version, dataset_version)`, ascending.
+    pub async fn tagged(&self) -> Result<Vec<(u32, u64, u64)>> {
         let Some(ds) = self.open_latest().await? else {
             return Ok(Vec::new());
         };
@@ -337,23 +354,23 @@ impl LanceSnapshots {
             .list()
             .await
             .map_err(|e| lance_err(&self.store.name(), "list tags", e))?;
-        let mut out: Vec<(u64, u64)> = tags
+        let mut out: Vec<(u32, u64, u64)> = tags
             .into_iter()
             .filter_map(|(name, t)| {
-                let v = name.strip_prefix(TAG_PREFIX)?.parse().ok()?;
-                Some((v, t.version))
+                let (tl, v) = parse_tag(&name)?;
+                Some((tl, v, t.version))
             })
             .collect();
         out.sort_unstable();
         Ok(out)
     }
 
-    /// The dataset version tagged as the snapshot at `space_version`, if any.
-    pub async fn tagged_version(&self, space_version: u64) -> Result<Option<u64>> {
+    /// The dataset version tagged as the snapshot at `space_version` of `timeline`.
+    pub async fn tagged_version(&self, timeline: u32, space_version: u64) -> Result<Option<u64>> {
         let Some(ds) = self.open_latest().await? else {
             return Ok(None);
         };
-        match ds.tags().get_version(&tag_for(space_version)).await {
+        match ds.tags().get_version(&tag_for(timeline, space_version)).await {
             Ok(v) => Ok(Some(v)),
             Err(lance::Error::RefNotFound { .. }) => Ok(None),
             Err(e) => Err(lance_err(&self.store.name(), "read tag", e)),
@@ -364,12 +381,12 @@ impl LanceSnapshots {
     /// and the files only it used (Lance keeps the newest version until a newer one is
     /// written). Dropping a missing one is not an error.
     #[tracing::instrument(skip(self), fields(store = %self.store.name()))]
-    pub async fn forget(&self, space_version: u64) -> Result<()> {
-        let Some(dv) = self.tagged_version(space_version).await? else {
+    pub async fn forget(&self, timeline: u32, space_version: u64) -> Result<()> {
+        let Some(dv) = self.tagged_version(timeline, space_version).await? else {
             return Ok(());
         };
         let ds = self.open(None).await?;
-        match ds.tags().delete(&tag_for(space_version)).await {
+        match ds.tags().delete(&tag_for(timeline, space_version)).await {
             Ok(()) | Err(lance::Error::RefNotFound { .. }) => {}
             Err(e) => return Err(lance_err(&self.store.name(), "delete tag", e)),
         }

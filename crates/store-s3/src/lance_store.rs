@@ -113,7 +113,7 @@ impl BackupStore for LanceBackupStore {
 
     #[tracing::instrument(skip_all, fields(store = %self.inner.name(), artifact = %id))]
     async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
-        let ArtifactId::Snapshot { version } = id else {
+        let ArtifactId::Snapshot { version, timeline } = id else {
             return self.inner.put(id, bytes).await;
         };
         let r = ArtifactRef::of(id, &bytes);
@@ -129,7 +129,7 @@ impl BackupStore for LanceBackupStore {
             ),
         ];
         let snap = self.lance.write_with(&space, meta).await?;
-        self.lance.tag(version, snap.dataset_version).await?;
+        self.lance.tag(timeline, version, snap.dataset_version).await?;
         // an older native copy of the same id is superseded (removed only now, so a
         // failure before the tag leaves it in place)
         self.inner.delete(id).await?;
@@ -138,10 +138,10 @@ impl BackupStore for LanceBackupStore {
 
     #[tracing::instrument(skip_all, fields(store = %self.inner.name(), artifact = %r.id))]
     async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
-        let ArtifactId::Snapshot { version } = r.id else {
+        let ArtifactId::Snapshot { version, timeline } = r.id else {
             return self.inner.get(r).await;
         };
-        let Some(dv) = self.lance.tagged_version(version).await? else {
+        let Some(dv) = self.lance.tagged_version(timeline, version).await? else {
             return self.inner.get(r).await;
         };
         let native = self.native_of(r.id, dv).await?;
@@ -174,11 +174,11 @@ impl BackupStore for LanceBackupStore {
         if kind != ArtifactKind::Snapshot {
             return Ok(out);
         }
-        for (v, dv) in self.lance.tagged().await? {
+        for (t, v, dv) in self.lance.tagged().await? {
             if !(lo..=hi).contains(&v) {
                 continue;
             }
-            let id = ArtifactId::Snapshot { version: v };
+            let id = ArtifactId::snapshot(v).on(t);
             let n = self.native_of(id, dv).await?;
             out.retain(|r| r.id != id);
             out.push(ArtifactRef {
@@ -193,8 +193,8 @@ impl BackupStore for LanceBackupStore {
 
     async fn delete(&self, id: ArtifactId) -> Result<()> {
         self.inner.delete(id).await?;
-        if let ArtifactId::Snapshot { version } = id {
-            self.lance.forget(version).await?;
+        if let ArtifactId::Snapshot { version, timeline } = id {
+            self.lance.forget(timeline, version).await?;
         }
         Ok(())
     }

@@ -31,7 +31,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let url = format!("file://{}", dir.path().display());
 //! let store = ObjectBackupStore::from_url(&url, StoreOptions::default()).unwrap();
-//! let r = store.put(ArtifactId::Snapshot { version: 1 }, "bytes".into()).await.unwrap();
+//! let r = store.put(ArtifactId::snapshot(1), "bytes".into()).await.unwrap();
 //! assert_eq!(store.get(&r).await.unwrap(), "bytes");
 //! # });
 //! ```

@@ -122,7 +122,7 @@ async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
     let direct = store(m.port, Duration::from_secs(20));
     // A good backup first: artifact + catalog generation 1.
     let r1 = through
-        .put(ArtifactId::Snapshot { version: 1 }, big(1))
+        .put(ArtifactId::snapshot(1), big(1))
         .await
         .unwrap();
     let mut m1 = Manifest::default();
@@ -131,13 +131,15 @@ async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
         version: 1,
         created_us: 0,
         guaranteed: false,
+        timeline: 1,
+        root: None,
     });
     assert_eq!(through.commit_manifest(0, &m1).await.unwrap(), 1);
     // The next backup's upload dies 8 MiB in: the server "stops".
     p.budget.store(8 << 20, Ordering::SeqCst);
     let started = Instant::now();
     let err = through
-        .put(ArtifactId::Snapshot { version: 2 }, big(2))
+        .put(ArtifactId::snapshot(2), big(2))
         .await
         .unwrap_err();
     println!(
@@ -168,7 +170,7 @@ async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
     p.budget.store(u64::MAX, Ordering::SeqCst);
     p.up.store(true, Ordering::SeqCst);
     let r2 = through
-        .put(ArtifactId::Snapshot { version: 2 }, big(2))
+        .put(ArtifactId::snapshot(2), big(2))
         .await
         .unwrap();
     let mut m2 = m1.clone();
@@ -177,6 +179,8 @@ async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
         version: 2,
         created_us: 0,
         guaranteed: false,
+        timeline: 1,
+        root: None,
     });
     assert_eq!(through.commit_manifest(1, &m2).await.unwrap(), 2);
     assert_eq!(direct.get(&r2).await.unwrap(), big(2));
@@ -188,7 +192,7 @@ async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
     let Some(m) = moto(tmp.path()) else { return };
     let s = store(m.port, Duration::from_secs(2));
     s.put(
-        ArtifactId::Delta { from: 1, to: 2 },
+        ArtifactId::delta(1, 2),
         bytes::Bytes::from_static(b"before"),
     )
     .await
@@ -209,7 +213,7 @@ async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
     );
     let err = s
         .put(
-            ArtifactId::Delta { from: 2, to: 3 },
+            ArtifactId::delta(2, 3),
             bytes::Bytes::from_static(b"during"),
         )
         .await
@@ -224,7 +228,7 @@ async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
     assert!(
         listed
             .iter()
-            .any(|r| r.id == ArtifactId::Delta { from: 1, to: 2 })
+            .any(|r| r.id == ArtifactId::delta(1, 2))
     );
 }
 
@@ -238,7 +242,7 @@ async fn a_server_killed_mid_upload_fails_cleanly_and_a_restarted_one_takes_the_
     let s = store(port, Duration::from_secs(20));
     let s2 = s.clone();
     let upload =
-        tokio::spawn(async move { s2.put(ArtifactId::Snapshot { version: 9 }, big(9)).await });
+        tokio::spawn(async move { s2.put(ArtifactId::snapshot(9), big(9)).await });
     tokio::time::sleep(Duration::from_millis(30)).await;
     m.kill(); // SIGKILL: moto keeps everything in memory, so this is "S3 lost"
     let started = Instant::now();
@@ -254,7 +258,7 @@ async fn a_server_killed_mid_upload_fails_cleanly_and_a_restarted_one_takes_the_
     // A restarted (empty) server on the same port: the retried backup goes through.
     m.start().unwrap();
     let r = s
-        .put(ArtifactId::Snapshot { version: 9 }, big(9))
+        .put(ArtifactId::snapshot(9), big(9))
         .await
         .unwrap();
     assert_eq!(s.commit_manifest(0, &Manifest::default()).await.unwrap(), 1);

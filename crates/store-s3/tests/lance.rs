@@ -112,9 +112,7 @@ async fn through_the_lance_store(url: &str) {
     let mut put = vec![];
     for round in 0..3u64 {
         let bytes = bytes::Bytes::from(snapshot::encode(&space, 1_000 + round));
-        let id = ArtifactId::Snapshot {
-            version: space.version(),
-        };
+        let id = ArtifactId::snapshot(space.version());
         let r = store.put(id, bytes.clone()).await.unwrap();
         put.push((r, bytes));
         w.run(&mut space, 300).unwrap();
@@ -182,7 +180,7 @@ async fn through_the_lance_store(url: &str) {
         assert_eq!(store.get(&put[i].0).await.unwrap(), put[i].1);
     }
     // bytes that are not a snapshot at that version stay a native object, unchanged
-    let odd = ArtifactId::Snapshot { version: 999_999 };
+    let odd = ArtifactId::snapshot(999_999);
     let r = store.put(odd, put[0].1.clone()).await.unwrap();
     assert_eq!(store.get(&r).await.unwrap(), put[0].1);
     assert_eq!(
@@ -236,9 +234,7 @@ async fn lance_v1_golden_still_restores_byte_identical() {
     .join("../../tests/golden");
     let native = std::fs::read(root.join("snapshot-v1.bin")).expect("committed golden");
     let golden = root.join("lance-v1");
-    let id = ArtifactId::Snapshot {
-        version: snapshot::decode(&native).unwrap().space.version(),
-    };
+    let id = ArtifactId::snapshot(snapshot::decode(&native).unwrap().space.version());
     if !golden.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
         std::fs::create_dir_all(&golden).unwrap();
         let url = format!("file://{}", golden.canonicalize().unwrap().display());

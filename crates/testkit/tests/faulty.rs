@@ -23,7 +23,7 @@ async fn fail_applies_to_the_next_n_calls_of_one_operation_only() {
     s.inject(Op::Put, Fault::Fail, Some(2));
     for _ in 0..2 {
         let e = s
-            .put(ArtifactId::Snapshot { version: 1 }, payload())
+            .put(ArtifactId::snapshot(1), payload())
             .await
             .unwrap_err();
         assert!(e.is_retryable(), "{e:?}");
@@ -36,7 +36,7 @@ async fn fail_applies_to_the_next_n_calls_of_one_operation_only() {
             .is_empty()
     );
     let r = s
-        .put(ArtifactId::Snapshot { version: 1 }, payload())
+        .put(ArtifactId::snapshot(1), payload())
         .await
         .unwrap();
     assert_eq!(s.get(&r).await.unwrap(), payload());
@@ -50,7 +50,7 @@ async fn fail_applies_to_the_next_n_calls_of_one_operation_only() {
 async fn corrupt_and_drop_after_change_what_get_returns() {
     let s = FaultyStore::new(memory());
     let r = s
-        .put(ArtifactId::Delta { from: 1, to: 2 }, payload())
+        .put(ArtifactId::delta(1, 2), payload())
         .await
         .unwrap();
     s.inject(Op::Get, Fault::Corrupt, Some(1));
@@ -67,7 +67,7 @@ async fn a_put_that_drops_or_corrupts_leaves_bytes_the_honest_reference_does_not
     let s = FaultyStore::new(memory());
     s.inject(Op::Put, Fault::DropAfter(100), Some(1));
     let e = s
-        .put(ArtifactId::Snapshot { version: 5 }, payload())
+        .put(ArtifactId::snapshot(5), payload())
         .await
         .unwrap_err();
     assert!(e.is_retryable());
@@ -77,7 +77,7 @@ async fn a_put_that_drops_or_corrupts_leaves_bytes_the_honest_reference_does_not
     assert_eq!(listed[0].len, 100, "the partial object is there");
     // ...and the reference of the whole payload finds nothing
     let whole = ArtifactRef {
-        id: ArtifactId::Snapshot { version: 5 },
+        id: ArtifactId::snapshot(5),
         len: payload().len() as u64,
         blake3: *blake3::hash(&payload()).as_bytes(),
     };
@@ -85,7 +85,7 @@ async fn a_put_that_drops_or_corrupts_leaves_bytes_the_honest_reference_does_not
     // a corrupt put returns the honest reference, which the stored bytes do not match
     s.inject(Op::Put, Fault::Corrupt, Some(1));
     let r = s
-        .put(ArtifactId::Snapshot { version: 6 }, payload())
+        .put(ArtifactId::snapshot(6), payload())
         .await
         .unwrap();
     let err = s.get(&r).await.unwrap_err();

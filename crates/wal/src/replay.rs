@@ -90,6 +90,19 @@ impl<F: FnMut(&Record) -> Result<()>> Replayer<F> {
     /// Feeds the records of one segment's bytes (header checked, frames validated).
     /// Stops at the first bad frame: a live segment may end in an unfinished write.
     pub fn feed_segment(&mut self, bytes: &[u8], first: u64, path: &Path) -> Result<bool> {
+        self.feed_segment_upto(bytes, first, path, u64::MAX)
+    }
+
+    /// [`Replayer::feed_segment`], ignoring the records after version `last`: a segment
+    /// of a parent timeline that runs past the point where the replayed history
+    /// branched off it. Returns whether more are wanted.
+    pub fn feed_segment_upto(
+        &mut self,
+        bytes: &[u8],
+        first: u64,
+        path: &Path,
+        last: u64,
+    ) -> Result<bool> {
         let header_first = segment::decode_header(bytes).map_err(|detail| Error::BadSegment {
             segment: path.to_path_buf(),
             detail,
@@ -102,7 +115,7 @@ impl<F: FnMut(&Record) -> Result<()>> Replayer<F> {
         }
         let mut res = Ok(true);
         segment::scan(bytes, first, |rec| {
-            if matches!(res, Ok(true)) {
+            if rec.version <= last && matches!(res, Ok(true)) {
                 res = self.feed(rec);
             }
         });

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::args::{RepoArgs, TargetArgs, parse_addr, runtime};
+use crate::args::{RepoArgs, TargetArgs, TimelineArg, parse_addr, runtime};
 use crate::output::emit;
 
 /// `bindspace as-of`.
@@ -15,13 +15,20 @@ pub struct Args {
     addr: String,
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    timeline: TimelineArg,
 }
 
 pub fn run(a: &Args) -> Result<()> {
     let addr = parse_addr(&a.addr)?;
     let rt = runtime()?;
     let sources = a.repo.sources(&rt)?;
-    let v = rt.block_on(bindspace_pitr::as_of(&sources, addr, &a.target.target()))?;
+    let v = rt.block_on(bindspace_pitr::as_of(
+        &sources,
+        addr,
+        &a.target.target(),
+        a.timeline.timeline,
+    ))?;
     emit(
         a.repo.json,
         json!({ "addr": addr.to_string(), "value": v }),

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::args::{RepoArgs, TargetArgs, runtime};
+use crate::args::{RepoArgs, TargetArgs, TimelineArg, runtime};
 use crate::output::emit;
 
 /// `bindspace explain`.
@@ -14,17 +14,21 @@ pub struct Args {
     repo: RepoArgs,
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    timeline: TimelineArg,
 }
 
 pub fn run(a: &Args) -> Result<()> {
     let rt = runtime()?;
     let sources = a.repo.sources(&rt)?;
-    let plan = rt.block_on(bindspace_pitr::plan(&sources, &a.target.target()))?;
-    let step = |s: &bindspace_pitr::Step| json!({"artifact": s.artifact.id.to_string(), "bytes": s.artifact.len, "stores": s.stores});
+    let plan = rt.block_on(bindspace_pitr::plan_on(&sources, &a.target.target(), a.timeline.timeline))?;
+    let step = |s: &bindspace_pitr::Step| json!({"artifact": s.artifact.id.to_string(), "timeline": s.artifact.id.timeline(), "bytes": s.artifact.len, "stores": s.stores, "until": (s.until != u64::MAX).then_some(s.until)});
     emit(
         a.repo.json,
         json!({
             "target": plan.target.to_string(),
+            "timeline": plan.timeline,
+            "history": plan.history.stretches.iter().map(|s| json!({"timeline": s.timeline, "from": s.lo, "to": (s.hi != u64::MAX).then_some(s.hi)})).collect::<Vec<_>>(),
             "version": plan.version,
             "full": step(&plan.base),
             "deltas": plan.deltas.iter().map(step).collect::<Vec<_>>(),

@@ -13,14 +13,15 @@ pub fn run(r: &RepoArgs) -> Result<()> {
     let m = rt.block_on(repo.manifest())?;
     emit_serialized(r.json, &m.entries, || {
         let mut s = format!(
-            "{:<24} {:<12} {:>10} {:>10} {:>12} {:<9} parent\n",
-            "id", "kind", "from", "to", "bytes", "status"
+            "{:<24} {:>8} {:<12} {:>10} {:>10} {:>12} {:<9} parent\n",
+            "id", "timeline", "kind", "from", "to", "bytes", "status"
         );
         for e in &m.entries {
             let _ = writeln!(
                 s,
-                "{:<24} {:<12} {:>10} {:>10} {:>12} {:<9} {}",
+                "{:<24} {:>8} {:<12} {:>10} {:>10} {:>12} {:<9} {}",
                 e.id,
+                e.timeline,
                 e.kind.name(),
                 e.from_version,
                 e.to_version,
@@ -31,9 +32,10 @@ pub fn run(r: &RepoArgs) -> Result<()> {
         }
         let _ = write!(
             s,
-            "{} backups, {} restore points",
+            "{} backups, {} restore points, {} timelines (bindspace timeline list)",
             m.entries.len(),
-            m.restore_points.len()
+            m.restore_points.len(),
+            m.timeline_ids().len()
         );
         s
     })

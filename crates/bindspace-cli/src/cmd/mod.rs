@@ -1,6 +1,6 @@
 //! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
 //! layout): `init`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
-//! `retention apply`, `compact`, `as-of`, `versions`.
+//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`.
 
 use anyhow::Result;
 
@@ -15,7 +15,9 @@ mod list;
 mod restore;
 mod restore_point;
 mod retention;
+mod rewind;
 mod show;
+mod timeline;
 mod versions;
 
 /// Repository subcommands.
@@ -45,6 +47,12 @@ pub enum Op {
     AsOf(as_of::Args),
     /// An address's history from the WAL archive.
     Versions(versions::Args),
+    /// Put a stopped engine's data directory back to a version, time or restore point
+    /// of its history, continuing on a new timeline (the bad-deploy runbook).
+    Rewind(rewind::Args),
+    /// The repository's histories and where each branched (`list`, `show N`).
+    #[command(subcommand)]
+    Timeline(timeline::TimelineOp),
 }
 
 /// Runs one repository command.
@@ -61,5 +69,7 @@ pub fn run(op: Op) -> Result<()> {
         Op::Compact(r) => compact::run(&r),
         Op::AsOf(a) => as_of::run(&a),
         Op::Versions(a) => versions::run(&a),
+        Op::Timeline(t) => timeline::run(t),
+        Op::Rewind(a) => rewind::run(&a),
     }
 }

@@ -10,7 +10,7 @@ use bindspace_catalog::NewBackup;
 use bindspace_core::snapshot;
 use serde_json::json;
 
-use crate::args::{RepoArgs, TargetArgs, repository, runtime, spinner};
+use crate::args::{RepoArgs, TargetArgs, TimelineArg, repository, runtime, spinner};
 use crate::output::emit;
 
 /// `bindspace restore`.
@@ -20,7 +20,11 @@ pub struct Args {
     repo: RepoArgs,
     #[command(flatten)]
     target: TargetArgs,
-    /// Write the restored space as a native snapshot file.
+    #[command(flatten)]
+    timeline: TimelineArg,
+    /// Write the restored space as a native snapshot file, with `FILE.origin` naming the
+    /// repository, timeline and version it came from: an engine started on it as its
+    /// `checkpoint.snap` continues on a new timeline.
     #[arg(long, conflicts_with = "to")]
     out: Option<PathBuf>,
     /// Write it as a full backup into another repository (cross-backend).
@@ -35,7 +39,7 @@ pub fn run(a: &Args) -> Result<()> {
     let p = spinner(&format!("restoring to {t}"));
     #[allow(clippy::disallowed_methods)] // the operator sees how long it took
     let started = Instant::now();
-    let res = rt.block_on(bindspace_pitr::restore_to(&sources, &t));
+    let res = rt.block_on(bindspace_pitr::restore_to_on(&sources, &t, a.timeline.timeline));
     p.finish_and_clear();
     let (space, plan) = res?;
     let took = started.elapsed();
@@ -43,6 +47,19 @@ pub fn run(a: &Args) -> Result<()> {
     if let Some(path) = &a.out {
         bindspace_wal::fsio::write_atomic_bytes(path, &bytes)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        let repository_id = plan
+            .sources()
+            .stores()
+            .first()
+            .and_then(|s| rt.block_on(s.read_manifest()).ok().flatten())
+            .and_then(|(_, m)| m.repository_id);
+        bindspace::Origin {
+            repository_id,
+            timeline: plan.timeline,
+            version: space.version(),
+            root: None,
+        }
+        .write(path)?;
     }
     if let Some(url) = &a.to {
         let dst = rt.block_on(repository(std::slice::from_ref(url)))?;
@@ -53,6 +70,7 @@ pub fn run(a: &Args) -> Result<()> {
         a.repo.json,
         json!({
             "target": t.to_string(),
+            "timeline": plan.timeline,
             "version": space.version(),
             "addresses": space.len(),
             "digest": space.digest().to_string(),
@@ -63,8 +81,9 @@ pub fn run(a: &Args) -> Result<()> {
         }),
         || {
             let mut s = format!(
-                "restored {t} → version {} ({} addresses, digest {}) in {took:.1?}",
+                "restored {t} → version {} of timeline {} ({} addresses, digest {}) in {took:.1?}",
                 space.version(),
+                plan.timeline,
                 space.len(),
                 space.digest()
             );

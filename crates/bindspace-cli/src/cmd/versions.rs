@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::args::{RepoArgs, parse_addr, runtime};
+use crate::args::{RepoArgs, TimelineArg, parse_addr, runtime};
 use crate::output::emit;
 
 /// `bindspace versions`.
@@ -21,13 +21,21 @@ pub struct Args {
     /// Up to this version.
     #[arg(long, default_value_t = u64::MAX)]
     to: u64,
+    #[command(flatten)]
+    timeline: TimelineArg,
 }
 
 pub fn run(a: &Args) -> Result<()> {
     let addr = parse_addr(&a.addr)?;
     let rt = runtime()?;
     let sources = a.repo.sources(&rt)?;
-    let h = rt.block_on(bindspace_pitr::versions(&sources, addr, a.from, a.to))?;
+    let h = rt.block_on(bindspace_pitr::versions(
+        &sources,
+        addr,
+        a.from,
+        a.to,
+        a.timeline.timeline,
+    ))?;
     let rows: Vec<_> = h
         .iter()
         .map(|v| json!({ "version": v.version, "value": v.value }))

@@ -10,7 +10,7 @@ use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
 use bindspace_testkit::{Fault, FaultyStore, Op};
 use bytes::Bytes;
 
-use crate::{Error, Sources, Target, plan};
+use crate::{Error, Sources, Target, plan, plan_on};
 
 fn memory() -> Arc<dyn BackupStore> {
     Arc::new(ObjectBackupStore::from_url("memory://", StoreOptions::default()).unwrap())
@@ -21,15 +21,15 @@ async fn put(s: &dyn BackupStore, id: ArtifactId, len: usize) {
 }
 
 fn full(v: u64) -> ArtifactId {
-    ArtifactId::Snapshot { version: v }
+    ArtifactId::snapshot(v)
 }
 
 fn delta(from: u64, to: u64) -> ArtifactId {
-    ArtifactId::Delta { from, to }
+    ArtifactId::delta(from, to)
 }
 
 fn wal(first: u64, last: u64) -> ArtifactId {
-    ArtifactId::WalSegment { first, last }
+    ArtifactId::wal(first, last)
 }
 
 fn entry(artifact: ArtifactId, start_us: u64) -> BackupEntry {
@@ -52,6 +52,8 @@ fn entry(artifact: ArtifactId, start_us: u64) -> BackupEntry {
         artifact,
         locations: vec!["memory".into()],
         status: BackupStatus::Complete,
+        timeline: 1,
+        root: None,
     }
 }
 
@@ -147,6 +149,7 @@ async fn a_time_target_uses_only_what_was_reached_by_then() {
     let m = Manifest {
         entries: vec![entry(full(10), 100), entry(full(20), 200)],
         restore_points: vec![],
+        ..Manifest::default()
     };
     s.commit_manifest(0, &m).await.unwrap();
     let p = plan(vec![s.clone()], &Target::Time(150)).await.unwrap();
@@ -168,7 +171,10 @@ async fn a_restore_point_target_resolves_through_the_catalog() {
             version: 17,
             created_us: 5,
             guaranteed: true,
+            timeline: 1,
+            root: None,
         }],
+        ..Manifest::default()
     };
     s.commit_manifest(0, &m).await.unwrap();
     let p = plan(
@@ -221,4 +227,84 @@ async fn a_plan_names_and_runs_against_the_sources_that_planned_it() {
     assert_eq!(p.sources(), &sources);
     assert_ne!(p.sources(), &Sources::new(vec![b, a]));
     assert_eq!(p.base.idx, vec![1]);
+}
+
+fn branch(id: u32, parent: u32, at: u64) -> bindspace_catalog::TimelineRecord {
+    bindspace_catalog::TimelineRecord {
+        id,
+        parent,
+        branch_version: at,
+        created_us: 0,
+        reason: "test".into(),
+        root: None,
+    }
+}
+
+#[tokio::test]
+async fn each_timeline_plans_from_its_own_history_only() {
+    // timeline 1: fulls at 0, 40, 100, WAL 1..=100; timeline 2 branched at 50: full at
+    // 80, WAL 51..=110. Versions 51..=100 exist on both.
+    let s = memory();
+    for v in [0, 40, 100] {
+        put(&*s, full(v), 1000).await;
+    }
+    put(&*s, wal(1, 60), 10).await;
+    put(&*s, wal(61, 100), 10).await;
+    put(&*s, full(80).on(2), 1000).await;
+    put(&*s, wal(51, 90).on(2), 10).await;
+    put(&*s, wal(91, 110).on(2), 10).await;
+    let mut m = Manifest::default();
+    m.timelines.push(branch(2, 1, 50));
+    s.commit_manifest(0, &m).await.unwrap();
+    let on = |t| Some(t);
+
+    // the newest timeline by default
+    let p = plan(vec![s.clone()], &Target::Version(70)).await.unwrap();
+    assert_eq!(p.timeline, 2);
+    assert_eq!(
+        ids(&p),
+        [
+            "snapshot 40",
+            "wal segment 1..=60",
+            "wal segment 51..=90 on timeline 2"
+        ]
+    );
+    assert_eq!(p.wal[0].until, 50, "timeline 1's WAL only up to the branch point");
+    let p = plan(vec![s.clone()], &Target::Version(100)).await.unwrap();
+    assert_eq!(
+        ids(&p),
+        [
+            "snapshot 80 on timeline 2",
+            "wal segment 51..=90 on timeline 2",
+            "wal segment 91..=110 on timeline 2"
+        ],
+        "never timeline 1's snapshot 100"
+    );
+    // the same versions on timeline 1
+    let p = plan_on(vec![s.clone()], &Target::Version(100), on(1))
+        .await
+        .unwrap();
+    assert_eq!(ids(&p), ["snapshot 100"]);
+    let p = plan_on(vec![s.clone()], &Target::Version(70), on(1))
+        .await
+        .unwrap();
+    assert_eq!(ids(&p), ["snapshot 40", "wal segment 1..=60", "wal segment 61..=100"]);
+    // timeline 1 ends at 100: 110 is only on timeline 2
+    assert!(matches!(
+        plan_on(vec![s.clone()], &Target::Version(110), on(1)).await,
+        Err(Error::NotRestorable { .. })
+    ));
+    let p = plan_on(vec![s.clone()], &Target::Latest, on(1)).await.unwrap();
+    assert_eq!(p.version, 100);
+    // a timeline nobody recorded
+    let e = plan_on(vec![s.clone()], &Target::Latest, on(7))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no timeline 7"), "{e}");
+    // a segment of timeline 2 is never used for timeline 1, even with 1's WAL missing
+    s.delete(wal(61, 100)).await.unwrap();
+    let e = plan_on(vec![s.clone()], &Target::Version(70), on(1))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no segment holding version 61"), "{e}");
 }

@@ -1,0 +1,102 @@
+//! `rewind`: the bad-deploy runbook in one step. Restores a data directory's history
+//! to an earlier version, time or restore point, in place, and starts a new timeline
+//! from there; the directory's old WAL and checkpoint are kept beside it, renamed, and
+//! archived first, so nothing is lost.
+
+use std::path::{Path, PathBuf};
+
+use bindspace_catalog::TimelineId;
+use bindspace_core::{Clock, snapshot};
+use bindspace_pitr::Target;
+
+use crate::datadir::{DataDir, Origin};
+use crate::error::io;
+use crate::{BackupConfig, Engine, Result};
+
+/// What a rewind did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewound {
+    /// The timeline rewound (the directory's).
+    pub from_timeline: TimelineId,
+    /// The version it went back to.
+    pub version: u64,
+    /// The new timeline the directory now writes.
+    pub timeline: TimelineId,
+    /// Where the old WAL and checkpoint went.
+    pub kept: PathBuf,
+}
+
+/// Rewinds the data directory `dir` to `target` on its own timeline (or `timeline`):
+/// archives its WAL (the engine must not be running: its lock is taken), restores
+/// the target from the repository, moves the old `wal/`, `checkpoint.snap` and
+/// `timeline` aside into `rewound-<time>/`, writes the restored state as the
+/// checkpoint with its origin, and opens the directory once so the new timeline is
+/// recorded in every destination before this returns.
+pub fn rewind(
+    dir: &Path,
+    cfg: BackupConfig,
+    clock: std::sync::Arc<dyn Clock>,
+    target: &Target,
+    timeline: Option<TimelineId>,
+) -> Result<Rewound> {
+    let cfg = BackupConfig {
+        background_jobs: false,
+        ..cfg
+    };
+    let open = || {
+        Engine::builder(dir)
+            .config(cfg.clone())
+            .clock(clock.clone())
+            .open()
+    };
+    // 1. everything the directory wrote reaches the archive first
+    let engine = open()?;
+    let from_timeline = timeline.unwrap_or(engine.timeline());
+    let repository_id = engine
+        .inner_runtime()
+        .block_on(engine.repository().manifest())?
+        .repository_id;
+    engine.archive_now()?;
+    let (space, plan) = match target {
+        Target::RestorePoint(_) if timeline.is_none() => engine.restore(target)?,
+        _ => engine.inner_runtime().block_on(bindspace_pitr::restore_to_on(
+            engine.repository().destinations(),
+            target,
+            Some(from_timeline),
+        ))?,
+    };
+    engine.close()?;
+    // 2. the old state moves aside, the restored one takes its place
+    let d = DataDir::create(dir)?;
+    let kept = dir.join(format!("rewound-{}", clock.now_us()));
+    std::fs::create_dir_all(&kept).map_err(io(format!("creating {}", kept.display())))?;
+    for name in ["wal", "checkpoint.snap", "checkpoint.snap.origin", "timeline"] {
+        let from = dir.join(name);
+        if from.exists() {
+            std::fs::rename(&from, kept.join(name)).map_err(io(format!(
+                "moving {} to {}",
+                from.display(),
+                kept.display()
+            )))?;
+        }
+    }
+    d.write_checkpoint(&snapshot::encode(&space, clock.now_us()))?;
+    Origin {
+        repository_id,
+        timeline: plan.timeline,
+        version: space.version(),
+        root: None,
+    }
+    .write(&dir.join("checkpoint.snap"))?;
+    // 3. the new timeline, recorded before anything of it is written
+    let engine = open()?;
+    let out = Rewound {
+        from_timeline: plan.timeline,
+        version: space.version(),
+        timeline: engine.timeline(),
+        kept,
+    };
+    engine.close()?;
+    tracing::warn!(?out, "data directory rewound");
+    Ok(out)
+}

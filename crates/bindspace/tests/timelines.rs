@@ -1,0 +1,284 @@
+//! Histories that never mix: the "bad deploy" runbook on one repository. Engine 1
+//! writes versions 1..=100; version 50 is restored into a new data directory and engine
+//! 2 continues from it (timeline 2, branched at 50) to 110; engine 3 continues from
+//! engine 2's version 90 (a checkpoint copied by hand, no origin file) to 120. An
+//! oracle records the digest of every version of every history; every version of
+//! every timeline is restored on that timeline and must match, and no history's
+//! artifacts are replaced or deleted by another's. Runs on the embedded default (a
+//! local directory) and on S3 + PostgreSQL + Redis.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bindspace::{BackupConfig, Engine, Origin};
+use bindspace_catalog::{ArtifactKind, ArtifactRef, BackupKind, BackupStore};
+use bindspace_core::{Addr, BindSpace, Clock, Digest, Fingerprint, ManualClock, snapshot};
+use bindspace_pitr::Target;
+use bindspace_testkit::{service_env, unique_name};
+
+fn config() -> BackupConfig {
+    BackupConfig {
+        fingerprint_words: 8,
+        address_space: 256,
+        background_jobs: false,
+        max_delta_chain: 50,
+        sync: "never".into(),
+        ..BackupConfig::default()
+    }
+}
+
+/// Digests of every version of every timeline: (timeline, version) → digest.
+type Oracle = BTreeMap<(u32, u64), Digest>;
+
+struct Repo {
+    urls: Vec<String>,
+    stores: Vec<Arc<dyn BackupStore>>,
+    rt: tokio::runtime::Runtime,
+    clock: Arc<ManualClock>,
+}
+
+impl Repo {
+    fn new(urls: Vec<String>) -> Repo {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let stores = rt.block_on(bindspace::stores::open_all(&urls)).unwrap();
+        Repo {
+            urls,
+            stores,
+            rt,
+            clock: Arc::new(ManualClock::new(1_700_000_000_000_000)),
+        }
+    }
+
+    fn open(&self, dir: &Path) -> Engine {
+        let mut b = Engine::builder(dir).config(config()).clock(self.clock.clone());
+        for u in &self.urls {
+            b = b.store_url(u);
+        }
+        b.open().unwrap()
+    }
+
+    fn restore(&self, t: Option<u32>, target: Target) -> bindspace_pitr::Result<BindSpace> {
+        self.rt
+            .block_on(bindspace_pitr::restore_to_on(&self.stores, &target, t))
+            .map(|(s, _)| s)
+    }
+
+    /// Restores `version` of timeline `t` as a new data directory's checkpoint, with an
+    /// origin file (as `bindspace restore --out` writes) or without (copied by hand).
+    fn seed_dir(&self, t: u32, version: u64, with_origin: bool) -> tempfile::TempDir {
+        let space = self.restore(Some(t), Target::Version(version)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("checkpoint.snap");
+        std::fs::write(&snap, snapshot::encode(&space, self.clock.now_us())).unwrap();
+        if with_origin {
+            Origin {
+                repository_id: None,
+                timeline: t,
+                version,
+                root: None,
+            }
+            .write(&snap)
+            .unwrap();
+        }
+        dir
+    }
+
+    fn artifacts(&self) -> Vec<(String, ArtifactRef)> {
+        let mut out = Vec::new();
+        for s in &self.stores {
+            for k in ArtifactKind::ALL {
+                for r in self.rt.block_on(s.list(k, 0, u64::MAX)).unwrap() {
+                    out.push((s.name(), r));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Writes versions up to `to`, a different content per timeline (`salt`), recording
+/// each version's digest; backs up at the versions in `backups`, then archives the WAL.
+fn write(
+    e: &Engine,
+    repo: &Repo,
+    oracle: &mut Oracle,
+    to: u64,
+    salt: u64,
+    backups: &[(u64, BackupKind)],
+) {
+    let t = e.timeline();
+    oracle.insert((t, e.version()), e.read(|s| s.digest()));
+    while e.version() < to {
+        let v = e.version() + 1;
+        let addr = Addr::new(0, ((v * 37 + salt) % 256) as u8);
+        if v.is_multiple_of(11) {
+            e.delete(addr).unwrap();
+        } else {
+            e.write(addr, Fingerprint::from_words(vec![v ^ salt; 8])).unwrap();
+        }
+        repo.clock.advance(1_000);
+        oracle.insert((t, v), e.read(|s| s.digest()));
+        if let Some((_, kind)) = backups.iter().find(|(at, _)| *at == v) {
+            let b = e.backup_now(*kind).unwrap().unwrap();
+            assert_eq!(b.timeline, t);
+            assert_eq!(b.to_version, v);
+            assert_eq!(b.kind, *kind, "asked for {kind:?} at {v}");
+        }
+    }
+    e.archive_now().unwrap();
+}
+
+/// Restores every version the oracle holds on its own timeline; returns mismatches.
+fn check_all(repo: &Repo, oracle: &Oracle, from: &BTreeMap<u32, u64>) -> usize {
+    let mut bad = 0;
+    for (&(t, v), want) in oracle {
+        if v < from[&t] {
+            continue; // before the timeline's first full: nothing to restore from
+        }
+        match repo.restore(Some(t), Target::Version(v)) {
+            Ok(s) if s.digest() == *want && s.version() == v => {}
+            Ok(s) => {
+                eprintln!("timeline {t} version {v}: got version {} {}", s.version(), s.digest());
+                bad += 1;
+            }
+            Err(e) => {
+                eprintln!("timeline {t} version {v}: {e}");
+                bad += 1;
+            }
+        }
+    }
+    bad
+}
+
+fn scenario(urls: Vec<String>) {
+    use BackupKind::{Full, Incremental};
+    let repo = Repo::new(urls);
+    let mut oracle = Oracle::new();
+    // E1: timeline 1, versions 1..=100
+    let d1 = tempfile::tempdir().unwrap();
+    let e1 = repo.open(d1.path());
+    assert_eq!(e1.timeline(), 1);
+    write(
+        &e1,
+        &repo,
+        &mut oracle,
+        100,
+        0,
+        &[(20, Full), (40, Full), (60, Incremental), (80, Incremental), (100, Full)],
+    );
+    e1.close().unwrap();
+    let timeline_1: Vec<_> = repo.artifacts();
+
+    // the bad deploy: back to version 50, continue as engine 2
+    let d2 = repo.seed_dir(1, 50, true);
+    let e2 = repo.open(d2.path());
+    assert_eq!(e2.timeline(), 2, "a restored checkpoint starts a new timeline");
+    write(&e2, &repo, &mut oracle, 110, 1, &[(80, Full), (100, Incremental)]);
+    // what the reviewer saw: from engine 2, versions 70 and 100 are engine 2's
+    for v in [70, 100, 110] {
+        let (s, p) = e2.restore(&Target::Version(v)).unwrap();
+        assert_eq!(p.timeline, 2);
+        assert_eq!(s.digest(), oracle[&(2, v)], "engine 2's version {v}");
+        assert_ne!(s.digest(), oracle.get(&(1, v)).copied().unwrap_or(Digest([0; 32])));
+    }
+    e2.close().unwrap();
+
+    // a third history from the second's version 90, copied by hand (no origin file)
+    let d3 = repo.seed_dir(2, 90, false);
+    let e3 = repo.open(d3.path());
+    assert_eq!(e3.timeline(), 3);
+    write(&e3, &repo, &mut oracle, 120, 2, &[(100, Full), (110, Incremental)]);
+    e3.close().unwrap();
+
+    let m = repo.rt.block_on(repo.stores[0].read_manifest()).unwrap().unwrap().1;
+    let tl: Vec<_> = m.timelines.iter().map(|t| (t.id, t.parent, t.branch_version)).collect();
+    assert_eq!(tl, vec![(2, 1, 50), (3, 2, 90)]);
+
+    // every version of every history, on its own timeline
+    let first = BTreeMap::from([(1, 20), (2, 50), (3, 90)]);
+    assert_eq!(check_all(&repo, &oracle, &first), 0, "mismatches");
+    // the default is the newest timeline; a restore point names its own
+    assert_eq!(
+        repo.restore(None, Target::Latest).unwrap().digest(),
+        oracle[&(3, 120)]
+    );
+    // timeline 1 ends at 100, timeline 2 at 110: nothing past them is invented
+    assert!(repo.restore(Some(1), Target::Version(101)).is_err());
+    assert!(repo.restore(Some(2), Target::Version(111)).is_err());
+    assert_eq!(
+        repo.restore(Some(1), Target::Latest).unwrap().digest(),
+        oracle[&(1, 100)]
+    );
+
+    // nothing of timeline 1 was replaced or deleted by the later histories
+    let now = repo.artifacts();
+    for a in &timeline_1 {
+        assert!(now.contains(a), "{} lost {}", a.0, a.1.id);
+    }
+}
+
+#[test]
+fn three_histories_on_the_embedded_default_never_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(vec![format!("file://{}", dir.path().join("repo").display())]);
+}
+
+#[test]
+fn three_histories_on_s3_postgres_and_redis_never_mix() {
+    let Some(redis) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let Some(pg_bin) = service_env("BINDSPACE_PG_BIN", "PostgreSQL's server binaries") else {
+        return;
+    };
+    let Some(s3) = service_env("BINDSPACE_TEST_S3_URL", "an S3 server") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let pg = bindspace_testkit::servers::Server::postgres(pg_bin.as_ref(), data.path()).unwrap();
+    // Redis database 5 is this test's own (1: store-redis, 2: oracle, 3: CLI)
+    let redis = format!("{}/5", redis.trim_end_matches('/'));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut con = rt
+        .block_on(
+            redis::Client::open(redis.as_str())
+                .unwrap()
+                .get_multiplexed_async_connection(),
+        )
+        .unwrap();
+    rt.block_on(redis::cmd("FLUSHDB").query_async::<()>(&mut con))
+        .unwrap();
+    scenario(vec![
+        format!("{}/{}", s3.trim_end_matches('/'), unique_name("timelines")),
+        pg.url.clone(),
+        redis,
+    ]);
+}
+
+#[test]
+fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(vec![format!("file://{}", dir.path().join("repo").display())]);
+    let mut oracle = Oracle::new();
+    let d1 = tempfile::tempdir().unwrap();
+    let e1 = repo.open(d1.path());
+    write(&e1, &repo, &mut oracle, 30, 0, &[(10, BackupKind::Full)]);
+    e1.close().unwrap();
+    let (a, b) = (repo.seed_dir(1, 20, true), repo.seed_dir(1, 20, true));
+    let (ea, eb) = (repo.open(a.path()), repo.open(b.path()));
+    assert_eq!((ea.timeline(), eb.timeline()), (2, 3));
+    write(&ea, &repo, &mut oracle, 40, 5, &[(35, BackupKind::Full)]);
+    write(&eb, &repo, &mut oracle, 40, 9, &[(35, BackupKind::Full)]);
+    drop((ea, eb));
+    let m = repo.rt.block_on(repo.stores[0].read_manifest()).unwrap().unwrap().1;
+    let tl: Vec<_> = m.timelines.iter().map(|t| (t.id, t.parent, t.branch_version)).collect();
+    assert_eq!(tl, vec![(2, 1, 20), (3, 1, 20)]);
+    let first = BTreeMap::from([(1, 10), (2, 20), (3, 20)]);
+    assert_eq!(check_all(&repo, &oracle, &first), 0);
+    assert_ne!(oracle[&(2, 40)], oracle[&(3, 40)]);
+    // reopening a directory stays on its timeline
+    let ea = repo.open(a.path());
+    assert_eq!(ea.timeline(), 2);
+}
