@@ -253,7 +253,13 @@ fn settle_timeline(
         None => FIRST_TIMELINE,
         Some((parent, reason, root)) => {
             let rec = rt.block_on(repo.create_timeline(parent, base_version, reason, root))?;
-            tracing::warn!(timeline = rec.id, parent, at = base_version, reason, "starting a new timeline");
+            tracing::warn!(
+                timeline = rec.id,
+                parent,
+                at = base_version,
+                reason,
+                "starting a new timeline"
+            );
             rec.id
         }
     };

@@ -46,6 +46,6 @@ pub mod stores;
 
 pub use config::BackupConfig;
 pub use datadir::Origin;
-pub use rewind::{Rewound, rewind};
 pub use engine::{Engine, EngineBuilder, EngineStatus};
 pub use error::{Error, Result};
+pub use rewind::{Rewound, rewind};

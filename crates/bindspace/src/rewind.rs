@@ -59,18 +59,25 @@ pub fn rewind(
     engine.archive_now()?;
     let (space, plan) = match target {
         Target::RestorePoint(_) if timeline.is_none() => engine.restore(target)?,
-        _ => engine.inner_runtime().block_on(bindspace_pitr::restore_to_on(
-            engine.repository().destinations(),
-            target,
-            Some(from_timeline),
-        ))?,
+        _ => engine
+            .inner_runtime()
+            .block_on(bindspace_pitr::restore_to_on(
+                engine.repository().destinations(),
+                target,
+                Some(from_timeline),
+            ))?,
     };
     engine.close()?;
     // 2. the old state moves aside, the restored one takes its place
     let d = DataDir::create(dir)?;
     let kept = dir.join(format!("rewound-{}", clock.now_us()));
     std::fs::create_dir_all(&kept).map_err(io(format!("creating {}", kept.display())))?;
-    for name in ["wal", "checkpoint.snap", "checkpoint.snap.origin", "timeline"] {
+    for name in [
+        "wal",
+        "checkpoint.snap",
+        "checkpoint.snap.origin",
+        "timeline",
+    ] {
         let from = dir.join(name);
         if from.exists() {
             std::fs::rename(&from, kept.join(name)).map_err(io(format!(

@@ -52,7 +52,9 @@ impl Repo {
     }
 
     fn open(&self, dir: &Path) -> Engine {
-        let mut b = Engine::builder(dir).config(config()).clock(self.clock.clone());
+        let mut b = Engine::builder(dir)
+            .config(config())
+            .clock(self.clock.clone());
         for u in &self.urls {
             b = b.store_url(u);
         }
@@ -116,7 +118,8 @@ fn write(
         if v.is_multiple_of(11) {
             e.delete(addr).unwrap();
         } else {
-            e.write(addr, Fingerprint::from_words(vec![v ^ salt; 8])).unwrap();
+            e.write(addr, Fingerprint::from_words(vec![v ^ salt; 8]))
+                .unwrap();
         }
         repo.clock.advance(1_000);
         oracle.insert((t, v), e.read(|s| s.digest()));
@@ -140,7 +143,11 @@ fn check_all(repo: &Repo, oracle: &Oracle, from: &BTreeMap<u32, u64>) -> usize {
         match repo.restore(Some(t), Target::Version(v)) {
             Ok(s) if s.digest() == *want && s.version() == v => {}
             Ok(s) => {
-                eprintln!("timeline {t} version {v}: got version {} {}", s.version(), s.digest());
+                eprintln!(
+                    "timeline {t} version {v}: got version {} {}",
+                    s.version(),
+                    s.digest()
+                );
                 bad += 1;
             }
             Err(e) => {
@@ -166,7 +173,13 @@ fn scenario(urls: Vec<String>) {
         &mut oracle,
         100,
         0,
-        &[(20, Full), (40, Full), (60, Incremental), (80, Incremental), (100, Full)],
+        &[
+            (20, Full),
+            (40, Full),
+            (60, Incremental),
+            (80, Incremental),
+            (100, Full),
+        ],
     );
     e1.close().unwrap();
     let timeline_1: Vec<_> = repo.artifacts();
@@ -174,14 +187,28 @@ fn scenario(urls: Vec<String>) {
     // the bad deploy: back to version 50, continue as engine 2
     let d2 = repo.seed_dir(1, 50, true);
     let e2 = repo.open(d2.path());
-    assert_eq!(e2.timeline(), 2, "a restored checkpoint starts a new timeline");
-    write(&e2, &repo, &mut oracle, 110, 1, &[(80, Full), (100, Incremental)]);
+    assert_eq!(
+        e2.timeline(),
+        2,
+        "a restored checkpoint starts a new timeline"
+    );
+    write(
+        &e2,
+        &repo,
+        &mut oracle,
+        110,
+        1,
+        &[(80, Full), (100, Incremental)],
+    );
     // what the reviewer saw: from engine 2, versions 70 and 100 are engine 2's
     for v in [70, 100, 110] {
         let (s, p) = e2.restore(&Target::Version(v)).unwrap();
         assert_eq!(p.timeline, 2);
         assert_eq!(s.digest(), oracle[&(2, v)], "engine 2's version {v}");
-        assert_ne!(s.digest(), oracle.get(&(1, v)).copied().unwrap_or(Digest([0; 32])));
+        assert_ne!(
+            s.digest(),
+            oracle.get(&(1, v)).copied().unwrap_or(Digest([0; 32]))
+        );
     }
     e2.close().unwrap();
 
@@ -189,11 +216,27 @@ fn scenario(urls: Vec<String>) {
     let d3 = repo.seed_dir(2, 90, false);
     let e3 = repo.open(d3.path());
     assert_eq!(e3.timeline(), 3);
-    write(&e3, &repo, &mut oracle, 120, 2, &[(100, Full), (110, Incremental)]);
+    write(
+        &e3,
+        &repo,
+        &mut oracle,
+        120,
+        2,
+        &[(100, Full), (110, Incremental)],
+    );
     e3.close().unwrap();
 
-    let m = repo.rt.block_on(repo.stores[0].read_manifest()).unwrap().unwrap().1;
-    let tl: Vec<_> = m.timelines.iter().map(|t| (t.id, t.parent, t.branch_version)).collect();
+    let m = repo
+        .rt
+        .block_on(repo.stores[0].read_manifest())
+        .unwrap()
+        .unwrap()
+        .1;
+    let tl: Vec<_> = m
+        .timelines
+        .iter()
+        .map(|t| (t.id, t.parent, t.branch_version))
+        .collect();
     assert_eq!(tl, vec![(2, 1, 50), (3, 2, 90)]);
 
     // every version of every history, on its own timeline
@@ -222,7 +265,10 @@ fn scenario(urls: Vec<String>) {
 #[test]
 fn three_histories_on_the_embedded_default_never_mix() {
     let dir = tempfile::tempdir().unwrap();
-    scenario(vec![format!("file://{}", dir.path().join("repo").display())]);
+    scenario(vec![format!(
+        "file://{}",
+        dir.path().join("repo").display()
+    )]);
 }
 
 #[test]
@@ -260,7 +306,10 @@ fn three_histories_on_s3_postgres_and_redis_never_mix() {
 #[test]
 fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(vec![format!("file://{}", dir.path().join("repo").display())]);
+    let repo = Repo::new(vec![format!(
+        "file://{}",
+        dir.path().join("repo").display()
+    )]);
     let mut oracle = Oracle::new();
     let d1 = tempfile::tempdir().unwrap();
     let e1 = repo.open(d1.path());
@@ -272,8 +321,17 @@ fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
     write(&ea, &repo, &mut oracle, 40, 5, &[(35, BackupKind::Full)]);
     write(&eb, &repo, &mut oracle, 40, 9, &[(35, BackupKind::Full)]);
     drop((ea, eb));
-    let m = repo.rt.block_on(repo.stores[0].read_manifest()).unwrap().unwrap().1;
-    let tl: Vec<_> = m.timelines.iter().map(|t| (t.id, t.parent, t.branch_version)).collect();
+    let m = repo
+        .rt
+        .block_on(repo.stores[0].read_manifest())
+        .unwrap()
+        .unwrap()
+        .1;
+    let tl: Vec<_> = m
+        .timelines
+        .iter()
+        .map(|t| (t.id, t.parent, t.branch_version))
+        .collect();
     assert_eq!(tl, vec![(2, 1, 20), (3, 1, 20)]);
     let first = BTreeMap::from([(1, 10), (2, 20), (3, 20)]);
     assert_eq!(check_all(&repo, &oracle, &first), 0);

@@ -66,10 +66,7 @@ pub async fn round_trips(store: &dyn BackupStore, big: usize) {
     let cases = [
         (ArtifactId::snapshot(7), payload(1, big)),
         (ArtifactId::delta(7, 9), payload(2, 1000)),
-        (
-            ArtifactId::wal(1, 9),
-            payload(3, 4096),
-        ),
+        (ArtifactId::wal(1, 9), payload(3, 4096)),
         (ArtifactId::delta(9, 9), Bytes::new()),
     ];
     for (id, bytes) in cases {
@@ -104,10 +101,7 @@ pub async fn round_trips(store: &dyn BackupStore, big: usize) {
 pub async fn list_by_range(store: &dyn BackupStore) {
     for v in (10..=50).step_by(10) {
         store
-            .put(
-                ArtifactId::delta(v, v + 10),
-                payload(v as u8, 10),
-            )
+            .put(ArtifactId::delta(v, v + 10), payload(v as u8, 10))
             .await
             .expect("put");
         store
@@ -151,10 +145,7 @@ pub async fn list_by_range(store: &dyn BackupStore) {
             .delete(ArtifactId::delta(v, v + 10))
             .await
             .expect("delete");
-        store
-            .delete(ArtifactId::snapshot(v))
-            .await
-            .expect("delete");
+        store.delete(ArtifactId::snapshot(v)).await.expect("delete");
     }
 }
 
@@ -320,10 +311,7 @@ pub async fn write_chain(
     let mut space = w.filled_space(0.3).expect("fill");
     let full = snapshot::encode(&space, 0);
     store
-        .put(
-            ArtifactId::snapshot(space.version()),
-            full.into(),
-        )
+        .put(ArtifactId::snapshot(space.version()), full.into())
         .await
         .unwrap_or_else(|e| panic!("{}: put snapshot: {e}", store.name()));
     for _ in 0..deltas {

@@ -9,8 +9,7 @@ use bytes::Bytes;
 
 use crate::{
     ArtifactId, ArtifactRef, BackupEntry, BackupKind, BackupStatus, BackupStore, Error,
-    FIRST_TIMELINE, LAYOUT, Manifest, RestorePoint, Result, TimelineId, TimelineRecord,
-    blake3_hex,
+    FIRST_TIMELINE, LAYOUT, Manifest, RestorePoint, Result, TimelineId, TimelineRecord, blake3_hex,
 };
 
 /// How long a backup writer's lease lasts before another writer may take it over.
@@ -252,7 +251,13 @@ impl Repository {
             })
             .await?;
         }
-        tracing::info!(timeline = rec.id, parent, branch_version, reason, "timeline created");
+        tracing::info!(
+            timeline = rec.id,
+            parent,
+            branch_version,
+            reason,
+            "timeline created"
+        );
         Ok(rec)
     }
 

@@ -10,13 +10,19 @@
 //!    newest that many of what is selected;
 //! 4. then everything the selection depends on is kept whatever the policy says: the
 //!    parent chain of each kept backup down to its full, the chain of each
-//!    `guaranteed` restore point, and the WAL archives newer than the oldest kept full.
+//!    `guaranteed` restore point (on the point's own timeline's history), the chain
+//!    each timeline needs at its branch point (its parent's newest backup at or below
+//!    it: a branch's first states are restored from its ancestors' artifacts), and on
+//!    each timeline's history the WAL archives newer than its oldest kept full.
+//!
+//! Timelines never expire by themselves: what a timeline's history depends on is kept
+//! as long as the timeline is recorded.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BackupEntry, BackupKind, Manifest};
+use crate::{BackupEntry, BackupKind, History, Manifest};
 
 const HOUR: u64 = 3_600_000_000;
 const DAY: u64 = 24 * HOUR;
@@ -172,32 +178,75 @@ pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPla
                 .push(KeepReason::Dependency(id.clone()));
         }
     }
-    for rp in m.restore_points.iter().filter(|p| p.guaranteed) {
-        // the newest backup at or before the point, and its chain
+    // Histories: a catalog whose timelines do not form one tree deletes nothing.
+    let mut histories = Vec::new();
+    for t in m.timeline_ids() {
+        match History::of(m, t) {
+            Ok(h) => histories.push(h),
+            Err(why) => {
+                tracing::warn!(
+                    timeline = t,
+                    why,
+                    "retention deletes nothing: the timelines are inconsistent"
+                );
+                return RetentionPlan {
+                    keep: m
+                        .entries
+                        .iter()
+                        .map(|e| (e.id.clone(), vec![KeepReason::Dependency(why.clone())]))
+                        .collect(),
+                    delete: Vec::new(),
+                };
+            }
+        }
+    }
+    let history = |t| histories.iter().find(|h: &&History| h.timeline == t);
+    // Guaranteed restore points, and every branch point: the newest backup at or
+    // below it on that timeline's history, and its chain.
+    let mut pinned: Vec<(u32, u64, String)> = m
+        .restore_points
+        .iter()
+        .filter(|p| p.guaranteed)
+        .map(|p| (p.timeline, p.version, format!("restore point {}", p.name)))
+        .collect();
+    pinned.extend(m.timelines.iter().map(|t| {
+        (
+            t.id,
+            t.branch_version,
+            format!("timeline {} branches at {}", t.id, t.branch_version),
+        )
+    }));
+    for (t, version, why) in pinned {
+        let Some(h) = history(t) else { continue };
         if let Some(base) = points
             .iter()
-            .filter(|e| e.to_version <= rp.version)
+            .filter(|e| e.to_version <= version && h.uses(&e.artifact))
             .max_by_key(|e| (e.to_version, e.end_us))
         {
             for dep in chain_of(m, base) {
                 keep.entry(dep.id.clone())
                     .or_default()
-                    .push(KeepReason::Dependency(format!("restore point {}", rp.name)));
+                    .push(KeepReason::Dependency(why.clone()));
             }
         }
     }
-    // WAL archives newer than the oldest kept full serve PITR between kept backups.
-    let oldest_full = m
-        .entries
-        .iter()
-        .filter(|e| e.kind == BackupKind::Full && keep.contains_key(&e.id))
-        .map(|e| e.to_version)
-        .min();
-    for e in m.entries.iter().filter(|e| e.kind == BackupKind::Wal) {
-        if oldest_full.is_some_and(|v| e.to_version > v) {
-            keep.entry(e.id.clone())
-                .or_default()
-                .push(KeepReason::Dependency("point-in-time recovery".into()));
+    // On each history, WAL archives newer than its oldest kept full serve PITR
+    // between kept backups.
+    for h in &histories {
+        let oldest_full = m
+            .entries
+            .iter()
+            .filter(|e| {
+                e.kind == BackupKind::Full && keep.contains_key(&e.id) && h.uses(&e.artifact)
+            })
+            .map(|e| e.to_version)
+            .min();
+        for e in m.entries.iter().filter(|e| e.kind == BackupKind::Wal) {
+            if h.uses(&e.artifact) && oldest_full.is_some_and(|v| e.to_version > v) {
+                keep.entry(e.id.clone())
+                    .or_default()
+                    .push(KeepReason::Dependency("point-in-time recovery".into()));
+            }
         }
     }
     let mut delete: Vec<&BackupEntry> = m
@@ -209,5 +258,80 @@ pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPla
     RetentionPlan {
         keep,
         delete: delete.into_iter().map(|e| e.id.clone()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ArtifactId, BackupStatus, TimelineRecord};
+
+    fn full(id: &str, t: u32, v: u64, end_us: u64) -> BackupEntry {
+        BackupEntry {
+            id: id.into(),
+            kind: BackupKind::Full,
+            parent: None,
+            from_version: v,
+            to_version: v,
+            start_us: end_us,
+            end_us,
+            schema: bindspace_core::SchemaVersion::CURRENT.into(),
+            size: 1,
+            blake3: "00".repeat(32),
+            artifact: ArtifactId::snapshot(v).on(t),
+            locations: vec![],
+            status: BackupStatus::Complete,
+            timeline: t,
+            root: None,
+        }
+    }
+
+    #[test]
+    fn a_branch_keeps_the_parents_full_below_its_branch_point() {
+        let mut m = Manifest::default();
+        m.entries.push(full("full-10", 1, 10, 1));
+        m.entries.push(full("full-60", 1, 60, 2));
+        m.entries.push(full("full-100", 1, 100, 3));
+        m.timelines.push(TimelineRecord {
+            id: 2,
+            parent: 1,
+            branch_version: 50,
+            created_us: 4,
+            reason: "test".into(),
+            root: None,
+        });
+        let policy = RetentionPolicy {
+            keep_all_within_us: 0,
+            hourly: 1,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+            yearly: 0,
+            max_count: Some(1),
+            max_age_us: None,
+        };
+        let p = plan(&m, &policy, 1_000_000_000);
+        // full-60 is past the branch point: timeline 2 cannot use it
+        assert_eq!(p.delete, vec!["full-60".to_string()]);
+        assert!(
+            p.keep["full-10"].contains(&KeepReason::Dependency("timeline 2 branches at 50".into()))
+        );
+        // a guaranteed point on timeline 2 before its own first full needs the same
+        m.timelines.clear();
+        m.restore_points.push(crate::RestorePoint {
+            name: "p".into(),
+            version: 55,
+            created_us: 5,
+            guaranteed: true,
+            timeline: 1,
+            root: None,
+        });
+        let p = plan(&m, &policy, 1_000_000_000);
+        assert_eq!(p.delete, vec!["full-60".to_string()]);
+        assert!(p.keep["full-10"].contains(&KeepReason::Dependency("restore point p".into())));
+        // with neither, the policy alone decides
+        m.restore_points.clear();
+        let p = plan(&m, &policy, 1_000_000_000);
+        assert_eq!(p.delete, vec!["full-10".to_string(), "full-60".to_string()]);
     }
 }

@@ -225,27 +225,51 @@ mod tests {
         assert_eq!(
             h.stretches,
             vec![
-                Stretch { timeline: 1, lo: 0, hi: 50 },
-                Stretch { timeline: 2, lo: 50, hi: 70 },
-                Stretch { timeline: 3, lo: 70, hi: u64::MAX },
+                Stretch {
+                    timeline: 1,
+                    lo: 0,
+                    hi: 50
+                },
+                Stretch {
+                    timeline: 2,
+                    lo: 50,
+                    hi: 70
+                },
+                Stretch {
+                    timeline: 3,
+                    lo: 70,
+                    hi: u64::MAX
+                },
             ]
         );
         assert!(h.uses(&ArtifactId::snapshot(40)));
         assert!(h.uses(&ArtifactId::snapshot(50)));
-        assert!(!h.uses(&ArtifactId::snapshot(60)), "timeline 1 past its branch point");
+        assert!(
+            !h.uses(&ArtifactId::snapshot(60)),
+            "timeline 1 past its branch point"
+        );
         assert!(h.uses(&ArtifactId::snapshot(60).on(2)));
         assert!(!h.uses(&ArtifactId::snapshot(80).on(2)));
         assert!(h.uses(&ArtifactId::snapshot(80).on(3)));
         assert!(!h.uses(&ArtifactId::delta(40, 60)));
         assert!(h.uses(&ArtifactId::wal(41, 60)));
         assert_eq!(h.wal_limit(&ArtifactId::wal(41, 60)), 50);
-        assert!(!h.uses(&ArtifactId::wal(51, 60)), "all its records are past 50");
-        assert!(!h.uses(&ArtifactId::snapshot(60).on(4)), "not in the history");
+        assert!(
+            !h.uses(&ArtifactId::wal(51, 60)),
+            "all its records are past 50"
+        );
+        assert!(
+            !h.uses(&ArtifactId::snapshot(60).on(4)),
+            "not in the history"
+        );
         assert_eq!(h.owner_of_state(50), Some(2));
         assert_eq!(h.owner_of_record(50), Some(1));
         assert_eq!(h.owner_of_record(51), Some(2));
         assert_eq!(h.owner_of_record(1), Some(1));
-        assert_eq!(h.branch_points().collect::<Vec<_>>(), vec![(50, 2), (70, 3)]);
+        assert_eq!(
+            h.branch_points().collect::<Vec<_>>(),
+            vec![(50, 2), (70, 3)]
+        );
     }
 
     #[test]
@@ -256,8 +280,16 @@ mod tests {
         assert_eq!(
             h.stretches,
             vec![
-                Stretch { timeline: 1, lo: 0, hi: 30 },
-                Stretch { timeline: 3, lo: 30, hi: u64::MAX },
+                Stretch {
+                    timeline: 1,
+                    lo: 0,
+                    hi: 30
+                },
+                Stretch {
+                    timeline: 3,
+                    lo: 30,
+                    hi: u64::MAX
+                },
             ]
         );
     }

@@ -14,9 +14,7 @@
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt;
 
-use bindspace_catalog::{
-    ArtifactKind, ArtifactRef, History, Manifest, TimelineId, TimelineRecord,
-};
+use bindspace_catalog::{ArtifactKind, ArtifactRef, History, Manifest, TimelineId, TimelineRecord};
 
 use crate::inventory::{Inventory, Sources};
 use crate::{Error, Result, Target};
@@ -158,7 +156,9 @@ pub(crate) fn merged_timelines(manifests: &[Manifest]) -> std::result::Result<Ma
     for m in manifests {
         for t in &m.timelines {
             match out.timeline(t.id) {
-                Some(known) if known.parent != t.parent || known.branch_version != t.branch_version => {
+                Some(known)
+                    if known.parent != t.parent || known.branch_version != t.branch_version =>
+                {
                     return Err(format!(
                         "the catalogs disagree about timeline {}: branched from {} at {} in one, from {} at {} in another",
                         t.id, known.parent, known.branch_version, t.parent, t.branch_version
@@ -220,7 +220,9 @@ pub(crate) fn plan_from(
         && max_version != u64::MAX
         && history.owner_of_state(max_version).is_none()
     {
-        return Err(not(format!("timeline {timeline} has no version {max_version}")));
+        return Err(not(format!(
+            "timeline {timeline} has no version {max_version}"
+        )));
     }
     // For a time target, an artifact is usable if a catalog entry shows its version was
     // reached by then (the backup started at or before the time).
@@ -233,9 +235,7 @@ pub(crate) fn plan_from(
     };
     let mut bases: Vec<(&ArtifactRef, &Vec<usize>)> = inv
         .of_kind(ArtifactKind::Snapshot)
-        .filter(|(r, _)| {
-            r.id.versions().0 <= max_version && history.uses(&r.id) && reached_by(r)
-        })
+        .filter(|(r, _)| r.id.versions().0 <= max_version && history.uses(&r.id) && reached_by(r))
         .collect();
     bases.sort_by_key(|(r, _)| std::cmp::Reverse(r.id.versions().0));
     if bases.is_empty() {

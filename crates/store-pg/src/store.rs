@@ -393,7 +393,12 @@ impl BackupStore for PgBackupStore {
                          ORDER BY seq",
                         self.s
                     ),
-                    [&kind as &(dyn tokio_postgres::types::ToSql + Sync), &a, &b, &t],
+                    [
+                        &kind as &(dyn tokio_postgres::types::ToSql + Sync),
+                        &a,
+                        &b,
+                        &t,
+                    ],
                 )
                 .await
                 .map_err(err)?;

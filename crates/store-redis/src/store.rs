@@ -625,10 +625,7 @@ mod tests {
 
     #[test]
     fn seed_names() {
-        assert_eq!(
-            seed_name(ArtifactId::snapshot(42)),
-            "snapshot:42"
-        );
+        assert_eq!(seed_name(ArtifactId::snapshot(42)), "snapshot:42");
         assert_eq!(seed_name(ArtifactId::delta(1, 2)), "delta:1:2");
     }
 }

@@ -100,17 +100,11 @@ async fn the_seed_key_names_are_produced() {
         .await
         .unwrap();
     store
-        .put(
-            ArtifactId::snapshot(5),
-            Bytes::from_static(b"full"),
-        )
+        .put(ArtifactId::snapshot(5), Bytes::from_static(b"full"))
         .await
         .unwrap();
     store
-        .put(
-            ArtifactId::delta(5, 6),
-            Bytes::from_static(b"d"),
-        )
+        .put(ArtifactId::delta(5, 6), Bytes::from_static(b"d"))
         .await
         .unwrap();
     store.set_schema_version("1.0.0").await.unwrap();
@@ -146,17 +140,11 @@ async fn the_seed_key_names_are_produced() {
     assert_eq!(store.checkpoint("nightly").await.unwrap(), Some(6));
     // latest moves forward only, and back when its snapshot is deleted
     store
-        .put(
-            ArtifactId::snapshot(3),
-            Bytes::from_static(b"old"),
-        )
+        .put(ArtifactId::snapshot(3), Bytes::from_static(b"old"))
         .await
         .unwrap();
     assert_eq!(store.latest().await.unwrap(), Some(5));
-    store
-        .delete(ArtifactId::snapshot(5))
-        .await
-        .unwrap();
+    store.delete(ArtifactId::snapshot(5)).await.unwrap();
     assert_eq!(store.latest().await.unwrap(), Some(3));
 }
 
@@ -174,10 +162,7 @@ async fn a_redis_killed_mid_pipeline_leaves_latest_at_the_last_complete_snapshot
     };
     let store = RedisBackupStore::connect(&server.url, opts).await.unwrap();
     let v1 = store
-        .put(
-            ArtifactId::snapshot(1),
-            vec![1u8; 3 << 20].into(),
-        )
+        .put(ArtifactId::snapshot(1), vec![1u8; 3 << 20].into())
         .await
         .unwrap();
     // 96 MiB in 1 MiB chunks, 4 per pipeline: 24 round trips, each fsynced

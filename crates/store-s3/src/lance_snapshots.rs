@@ -370,7 +370,11 @@ impl LanceSnapshots {
         let Some(ds) = self.open_latest().await? else {
             return Ok(None);
         };
-        match ds.tags().get_version(&tag_for(timeline, space_version)).await {
+        match ds
+            .tags()
+            .get_version(&tag_for(timeline, space_version))
+            .await
+        {
             Ok(v) => Ok(Some(v)),
             Err(lance::Error::RefNotFound { .. }) => Ok(None),
             Err(e) => Err(lance_err(&self.store.name(), "read tag", e)),

@@ -129,7 +129,9 @@ impl BackupStore for LanceBackupStore {
             ),
         ];
         let snap = self.lance.write_with(&space, meta).await?;
-        self.lance.tag(timeline, version, snap.dataset_version).await?;
+        self.lance
+            .tag(timeline, version, snap.dataset_version)
+            .await?;
         // an older native copy of the same id is superseded (removed only now, so a
         // failure before the tag leaves it in place)
         self.inner.delete(id).await?;

@@ -121,10 +121,7 @@ async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
     let through = store(p.port, Duration::from_secs(20));
     let direct = store(m.port, Duration::from_secs(20));
     // A good backup first: artifact + catalog generation 1.
-    let r1 = through
-        .put(ArtifactId::snapshot(1), big(1))
-        .await
-        .unwrap();
+    let r1 = through.put(ArtifactId::snapshot(1), big(1)).await.unwrap();
     let mut m1 = Manifest::default();
     m1.restore_points.push(bindspace_catalog::RestorePoint {
         name: "good".into(),
@@ -169,10 +166,7 @@ async fn server_stopped_mid_upload_fails_cleanly_and_a_retry_completes() {
     // The server comes back: the retry completes and commits.
     p.budget.store(u64::MAX, Ordering::SeqCst);
     p.up.store(true, Ordering::SeqCst);
-    let r2 = through
-        .put(ArtifactId::snapshot(2), big(2))
-        .await
-        .unwrap();
+    let r2 = through.put(ArtifactId::snapshot(2), big(2)).await.unwrap();
     let mut m2 = m1.clone();
     m2.restore_points.push(bindspace_catalog::RestorePoint {
         name: "retried".into(),
@@ -225,11 +219,7 @@ async fn a_frozen_server_hits_the_timeout_instead_of_hanging() {
         .list(bindspace_catalog::ArtifactKind::Delta, 0, u64::MAX)
         .await
         .unwrap();
-    assert!(
-        listed
-            .iter()
-            .any(|r| r.id == ArtifactId::delta(1, 2))
-    );
+    assert!(listed.iter().any(|r| r.id == ArtifactId::delta(1, 2)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,8 +231,7 @@ async fn a_server_killed_mid_upload_fails_cleanly_and_a_restarted_one_takes_the_
     let port = m.port;
     let s = store(port, Duration::from_secs(20));
     let s2 = s.clone();
-    let upload =
-        tokio::spawn(async move { s2.put(ArtifactId::snapshot(9), big(9)).await });
+    let upload = tokio::spawn(async move { s2.put(ArtifactId::snapshot(9), big(9)).await });
     tokio::time::sleep(Duration::from_millis(30)).await;
     m.kill(); // SIGKILL: moto keeps everything in memory, so this is "S3 lost"
     let started = Instant::now();
@@ -257,10 +246,7 @@ async fn a_server_killed_mid_upload_fails_cleanly_and_a_restarted_one_takes_the_
     assert!(err.is_retryable(), "{err:?}");
     // A restarted (empty) server on the same port: the retried backup goes through.
     m.start().unwrap();
-    let r = s
-        .put(ArtifactId::snapshot(9), big(9))
-        .await
-        .unwrap();
+    let r = s.put(ArtifactId::snapshot(9), big(9)).await.unwrap();
     assert_eq!(s.commit_manifest(0, &Manifest::default()).await.unwrap(), 1);
     assert_eq!(s.get(&r).await.unwrap(), big(9));
 }

@@ -22,10 +22,7 @@ async fn fail_applies_to_the_next_n_calls_of_one_operation_only() {
     let s = FaultyStore::new(memory());
     s.inject(Op::Put, Fault::Fail, Some(2));
     for _ in 0..2 {
-        let e = s
-            .put(ArtifactId::snapshot(1), payload())
-            .await
-            .unwrap_err();
+        let e = s.put(ArtifactId::snapshot(1), payload()).await.unwrap_err();
         assert!(e.is_retryable(), "{e:?}");
     }
     // a failed put did nothing
@@ -35,10 +32,7 @@ async fn fail_applies_to_the_next_n_calls_of_one_operation_only() {
             .unwrap()
             .is_empty()
     );
-    let r = s
-        .put(ArtifactId::snapshot(1), payload())
-        .await
-        .unwrap();
+    let r = s.put(ArtifactId::snapshot(1), payload()).await.unwrap();
     assert_eq!(s.get(&r).await.unwrap(), payload());
     assert_eq!(s.calls(Op::Put), 3);
     assert_eq!(s.calls(Op::List), 1);
@@ -49,10 +43,7 @@ async fn fail_applies_to_the_next_n_calls_of_one_operation_only() {
 #[tokio::test]
 async fn corrupt_and_drop_after_change_what_get_returns() {
     let s = FaultyStore::new(memory());
-    let r = s
-        .put(ArtifactId::delta(1, 2), payload())
-        .await
-        .unwrap();
+    let r = s.put(ArtifactId::delta(1, 2), payload()).await.unwrap();
     s.inject(Op::Get, Fault::Corrupt, Some(1));
     s.inject(Op::Get, Fault::DropAfter(10), Some(1));
     let corrupt = s.get(&r).await.unwrap();
@@ -66,10 +57,7 @@ async fn corrupt_and_drop_after_change_what_get_returns() {
 async fn a_put_that_drops_or_corrupts_leaves_bytes_the_honest_reference_does_not_serve() {
     let s = FaultyStore::new(memory());
     s.inject(Op::Put, Fault::DropAfter(100), Some(1));
-    let e = s
-        .put(ArtifactId::snapshot(5), payload())
-        .await
-        .unwrap_err();
+    let e = s.put(ArtifactId::snapshot(5), payload()).await.unwrap_err();
     assert!(e.is_retryable());
     // the partial object is there, under a reference of its own (100 bytes)...
     let listed = s.list(ArtifactKind::Snapshot, 0, u64::MAX).await.unwrap();
@@ -84,10 +72,7 @@ async fn a_put_that_drops_or_corrupts_leaves_bytes_the_honest_reference_does_not
     assert!(s.get(&whole).await.is_err());
     // a corrupt put returns the honest reference, which the stored bytes do not match
     s.inject(Op::Put, Fault::Corrupt, Some(1));
-    let r = s
-        .put(ArtifactId::snapshot(6), payload())
-        .await
-        .unwrap();
+    let r = s.put(ArtifactId::snapshot(6), payload()).await.unwrap();
     let err = s.get(&r).await.unwrap_err();
     assert!(
         matches!(err, Error::Corrupt { .. } | Error::NotFound { .. }),

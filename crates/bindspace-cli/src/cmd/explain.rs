@@ -21,7 +21,11 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<()> {
     let rt = runtime()?;
     let sources = a.repo.sources(&rt)?;
-    let plan = rt.block_on(bindspace_pitr::plan_on(&sources, &a.target.target(), a.timeline.timeline))?;
+    let plan = rt.block_on(bindspace_pitr::plan_on(
+        &sources,
+        &a.target.target(),
+        a.timeline.timeline,
+    ))?;
     let step = |s: &bindspace_pitr::Step| json!({"artifact": s.artifact.id.to_string(), "timeline": s.artifact.id.timeline(), "bytes": s.artifact.len, "stores": s.stores, "until": (s.until != u64::MAX).then_some(s.until)});
     emit(
         a.repo.json,

@@ -39,7 +39,11 @@ pub fn run(a: &Args) -> Result<()> {
     let p = spinner(&format!("restoring to {t}"));
     #[allow(clippy::disallowed_methods)] // the operator sees how long it took
     let started = Instant::now();
-    let res = rt.block_on(bindspace_pitr::restore_to_on(&sources, &t, a.timeline.timeline));
+    let res = rt.block_on(bindspace_pitr::restore_to_on(
+        &sources,
+        &t,
+        a.timeline.timeline,
+    ));
     p.finish_and_clear();
     let (space, plan) = res?;
     let took = started.elapsed();

@@ -36,13 +36,7 @@ pub fn run(a: &Args) -> Result<()> {
     };
     let t = a.target.target();
     let p = spinner(&format!("rewinding {} to {t}", a.data.display()));
-    let res = bindspace::rewind(
-        &a.data,
-        cfg,
-        Arc::new(SystemClock),
-        &t,
-        a.timeline.timeline,
-    );
+    let res = bindspace::rewind(&a.data, cfg, Arc::new(SystemClock), &t, a.timeline.timeline);
     p.finish_and_clear();
     let r = res.with_context(|| format!("rewinding {}", a.data.display()))?;
     emit(

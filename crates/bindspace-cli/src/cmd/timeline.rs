@@ -60,11 +60,19 @@ fn tree(m: &Manifest, t: TimelineId, depth: usize, out: &mut String) {
             r.parent, r.branch_version, r.reason
         ),
     };
-    let end = m
-        .timeline_end(t)
-        .map_or("no backups yet".to_string(), |v| format!("backups up to version {v}"));
-    let newest = if t == m.newest_timeline() { "  ← newest" } else { "" };
-    let _ = writeln!(out, "{}timeline {t}: {from}; {end}{newest}", "  ".repeat(depth));
+    let end = m.timeline_end(t).map_or("no backups yet".to_string(), |v| {
+        format!("backups up to version {v}")
+    });
+    let newest = if t == m.newest_timeline() {
+        "  ← newest"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "{}timeline {t}: {from}; {end}{newest}",
+        "  ".repeat(depth)
+    );
     for child in m.timelines.iter().filter(|c| c.parent == t) {
         tree(m, child.id, depth + 1, out);
     }
@@ -73,7 +81,11 @@ fn tree(m: &Manifest, t: TimelineId, depth: usize, out: &mut String) {
 fn list(r: &RepoArgs) -> Result<()> {
     let rt = runtime()?;
     let m = rt.block_on(r.repository(&rt)?.manifest())?;
-    let rows: Vec<_> = m.timeline_ids().into_iter().map(|t| summary(&m, t)).collect();
+    let rows: Vec<_> = m
+        .timeline_ids()
+        .into_iter()
+        .map(|t| summary(&m, t))
+        .collect();
     emit(r.json, json!({ "timelines": rows }), || {
         let mut s = String::new();
         tree(&m, FIRST_TIMELINE, 0, &mut s);
@@ -87,7 +99,10 @@ fn show(a: &ShowArgs) -> Result<()> {
     let rt = runtime()?;
     let m = rt.block_on(a.repo.repository(&rt)?.manifest())?;
     if a.id != FIRST_TIMELINE && m.timeline(a.id).is_none() {
-        bail!("no timeline {} in the catalog (see `bindspace timeline list`)", a.id);
+        bail!(
+            "no timeline {} in the catalog (see `bindspace timeline list`)",
+            a.id
+        );
     }
     let h = History::of(&m, a.id).map_err(anyhow::Error::msg)?;
     let stretches: Vec<_> = h
@@ -96,7 +111,11 @@ fn show(a: &ShowArgs) -> Result<()> {
         .map(|s| json!({"timeline": s.timeline, "from": s.lo, "to": (s.hi != u64::MAX).then_some(s.hi)}))
         .collect();
     let backups: Vec<_> = m.entries.iter().filter(|e| e.timeline == a.id).collect();
-    let points: Vec<_> = m.restore_points.iter().filter(|p| p.timeline == a.id).collect();
+    let points: Vec<_> = m
+        .restore_points
+        .iter()
+        .filter(|p| p.timeline == a.id)
+        .collect();
     let mut v = summary(&m, a.id);
     v["history"] = json!(stretches);
     v["backup_ids"] = json!(backups.iter().map(|e| &e.id).collect::<Vec<_>>());
@@ -113,7 +132,13 @@ fn show(a: &ShowArgs) -> Result<()> {
         }
         let _ = writeln!(s, "backups:");
         for e in &backups {
-            let _ = writeln!(s, "  {:<24} {:<12} {:>10}", e.id, e.kind.name(), e.to_version);
+            let _ = writeln!(
+                s,
+                "  {:<24} {:<12} {:>10}",
+                e.id,
+                e.kind.name(),
+                e.to_version
+            );
         }
         let _ = write!(s, "restore points:");
         for p in &points {

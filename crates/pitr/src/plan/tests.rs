@@ -269,7 +269,10 @@ async fn each_timeline_plans_from_its_own_history_only() {
             "wal segment 51..=90 on timeline 2"
         ]
     );
-    assert_eq!(p.wal[0].until, 50, "timeline 1's WAL only up to the branch point");
+    assert_eq!(
+        p.wal[0].until, 50,
+        "timeline 1's WAL only up to the branch point"
+    );
     let p = plan(vec![s.clone()], &Target::Version(100)).await.unwrap();
     assert_eq!(
         ids(&p),
@@ -288,13 +291,18 @@ async fn each_timeline_plans_from_its_own_history_only() {
     let p = plan_on(vec![s.clone()], &Target::Version(70), on(1))
         .await
         .unwrap();
-    assert_eq!(ids(&p), ["snapshot 40", "wal segment 1..=60", "wal segment 61..=100"]);
+    assert_eq!(
+        ids(&p),
+        ["snapshot 40", "wal segment 1..=60", "wal segment 61..=100"]
+    );
     // timeline 1 ends at 100: 110 is only on timeline 2
     assert!(matches!(
         plan_on(vec![s.clone()], &Target::Version(110), on(1)).await,
         Err(Error::NotRestorable { .. })
     ));
-    let p = plan_on(vec![s.clone()], &Target::Latest, on(1)).await.unwrap();
+    let p = plan_on(vec![s.clone()], &Target::Latest, on(1))
+        .await
+        .unwrap();
     assert_eq!(p.version, 100);
     // a timeline nobody recorded
     let e = plan_on(vec![s.clone()], &Target::Latest, on(7))
@@ -306,5 +314,8 @@ async fn each_timeline_plans_from_its_own_history_only() {
     let e = plan_on(vec![s.clone()], &Target::Version(70), on(1))
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("no segment holding version 61"), "{e}");
+    assert!(
+        e.to_string().contains("no segment holding version 61"),
+        "{e}"
+    );
 }

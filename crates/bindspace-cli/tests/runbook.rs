@@ -1,0 +1,176 @@
+//! The bad-deploy runbook as an operator runs it (docs/OPERATIONS.md, "Timelines"),
+//! every step a `bindspace` process: a history is written, rewound to before the bad
+//! deploy, continued on a new timeline; then either history restores by version with
+//! `--timeline`, `timeline list|show` and `explain` name the histories, and
+//! `restore --out` writes the origin an engine branches from.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use bindspace::{BackupConfig, Engine};
+use bindspace_core::workload::{Op, Workload};
+use bindspace_core::{BindSpace, SchemaVersion, snapshot};
+use serde_json::Value;
+
+fn json(repo: &str, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+        .args(args)
+        .args(["--repo", repo, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bindspace {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn schema() -> SchemaVersion {
+    SchemaVersion::CURRENT.with_words(8).with_address_space(256)
+}
+
+fn cfg(repo: &str) -> BackupConfig {
+    BackupConfig {
+        fingerprint_words: 8,
+        address_space: 256,
+        destinations: vec![repo.to_owned()],
+        background_jobs: false,
+        sync: "never".into(),
+        wal_segment_bytes: 4 << 10,
+        ..BackupConfig::default()
+    }
+}
+
+/// Writes `n` seeded ops through the engine of `data` (a full backup first when
+/// `full_at_start`); returns the timeline and the digests by version.
+fn write(
+    data: &Path,
+    repo: &str,
+    seed: u64,
+    n: usize,
+    shadow: &mut BindSpace,
+    full_after: usize,
+) -> (u32, BTreeMap<u64, String>) {
+    let engine = Engine::open(data, cfg(repo)).unwrap();
+    let mut w = Workload::new(seed, schema());
+    let mut d = BTreeMap::new();
+    for i in 0..n {
+        let op = w.next_op(shadow);
+        let v = match &op {
+            Op::Write(a, fp) => engine.write(*a, fp.clone()).unwrap(),
+            Op::Delete(a) => engine.delete(*a).unwrap(),
+        };
+        op.apply(shadow).unwrap();
+        assert_eq!(v, shadow.version());
+        d.insert(v, shadow.digest().to_string());
+        if i + 1 == full_after {
+            engine
+                .backup_now(bindspace_catalog::BackupKind::Full)
+                .unwrap();
+        }
+    }
+    let t = engine.timeline();
+    engine.close().unwrap();
+    (t, d)
+}
+
+#[test]
+fn the_bad_deploy_runbook_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let mut shadow = BindSpace::new(schema()).unwrap();
+    // timeline 1: 200 versions, a full at 100, the WAL archived on close
+    let (t1, h1) = write(&data, &repo, 1, 200, &mut shadow, 100);
+    assert_eq!(t1, 1);
+
+    // the deploy at 150 was bad: rewind the (stopped) engine's directory
+    let r = json(&repo, &["rewind", "--data", d, "--to-version", "150"]);
+    assert_eq!(
+        (r["from_timeline"].as_u64(), r["version"].as_u64()),
+        (Some(1), Some(150))
+    );
+    assert_eq!(r["timeline"], 2);
+    assert!(Path::new(r["kept"].as_str().unwrap()).join("wal").is_dir());
+
+    // the engine continues on timeline 2 from version 150
+    let out = tmp.path().join("at150.snap");
+    let o = json(
+        &repo,
+        &[
+            "restore",
+            "--to-version",
+            "150",
+            "--timeline",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o["digest"].as_str(), Some(h1[&150].as_str()));
+    let origin: Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("at150.snap.origin")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (origin["timeline"].as_u64(), origin["version"].as_u64()),
+        (Some(1), Some(150))
+    );
+    let mut shadow2 = snapshot::decode(&std::fs::read(&out).unwrap())
+        .unwrap()
+        .space;
+    let (t2, h2) = write(&data, &repo, 2, 60, &mut shadow2, 30);
+    assert_eq!(t2, 2);
+
+    // either history, by version
+    for v in [120, 150, 151, 180, 200] {
+        let a = json(
+            &repo,
+            &["restore", "--to-version", &v.to_string(), "--timeline", "1"],
+        );
+        assert_eq!(
+            a["digest"].as_str(),
+            Some(h1[&v].as_str()),
+            "timeline 1 version {v}"
+        );
+        assert_eq!(a["timeline"], 1);
+    }
+    for v in [150, 151, 180, 210] {
+        // the newest timeline is the default
+        let b = json(&repo, &["restore", "--to-version", &v.to_string()]);
+        let want = if v == 150 { &h1[&150] } else { &h2[&v] };
+        assert_eq!(
+            b["digest"].as_str(),
+            Some(want.as_str()),
+            "timeline 2 version {v}"
+        );
+        assert_eq!(b["timeline"], 2);
+    }
+    assert_ne!(h1[&180], h2[&180]);
+
+    // the operator's views name the histories
+    let l = json(&repo, &["timeline", "list"]);
+    assert_eq!(l["timelines"].as_array().unwrap().len(), 2);
+    assert_eq!(l["timelines"][1]["parent"], 1);
+    assert_eq!(l["timelines"][1]["branch_version"], 150);
+    let s = json(&repo, &["timeline", "show", "2"]);
+    assert_eq!(s["history"][0]["to"], 150);
+    assert_eq!(s["history"][1]["timeline"], 2);
+    let e = json(&repo, &["explain", "--to-version", "170"]);
+    assert_eq!(e["timeline"], 2);
+    assert_eq!(e["history"].as_array().unwrap().len(), 2);
+    let list = json(&repo, &["list"]);
+    let timelines: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["timeline"].as_u64().unwrap())
+        .collect();
+    assert!(
+        timelines.contains(&1) && timelines.contains(&2),
+        "{timelines:?}"
+    );
+}

@@ -1,0 +1,120 @@
+//! The repository descriptor: layout 2 manifests decode from their golden file, layout
+//! 1 manifests read as timeline 1, and a layout this build does not know is refused by
+//! name (never misread, never overwritten).
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use bindspace_catalog::{
+    ArtifactId, BackupEntry, BackupKind, BackupStatus, Error, LAYOUT, Manifest, RestorePoint,
+    TimelineRecord,
+};
+
+fn path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(name)
+}
+
+fn entry(id: &str, artifact: ArtifactId, kind: BackupKind) -> BackupEntry {
+    let (from, to) = artifact.versions();
+    BackupEntry {
+        id: id.into(),
+        kind,
+        parent: None,
+        from_version: from,
+        to_version: to,
+        start_us: 1_700_000_000_000_000,
+        end_us: 1_700_000_000_500_000,
+        schema: bindspace_core::SchemaVersion::CURRENT.into(),
+        size: 4096,
+        blake3: "ab".repeat(32),
+        artifact,
+        locations: vec!["file:///var/backups/bindspace".into()],
+        status: BackupStatus::Complete,
+        timeline: artifact.timeline(),
+        root: Some("cd".repeat(32)),
+    }
+}
+
+/// The manifest the golden file holds (layout 2).
+fn layout2() -> Manifest {
+    Manifest {
+        layout: 2,
+        repository_id: Some("5f0c4a1e9b2d7788".into()),
+        timelines: vec![TimelineRecord {
+            id: 2,
+            parent: 1,
+            branch_version: 50,
+            created_us: 1_700_000_100_000_000,
+            reason: "engine opened a restored checkpoint".into(),
+            root: None,
+        }],
+        entries: vec![
+            entry("full-40", ArtifactId::snapshot(40), BackupKind::Full),
+            entry(
+                "t2-full-80",
+                ArtifactId::snapshot(80).on(2),
+                BackupKind::Full,
+            ),
+        ],
+        restore_points: vec![RestorePoint {
+            name: "before-deploy".into(),
+            version: 90,
+            created_us: 1_700_000_200_000_000,
+            guaranteed: true,
+            timeline: 2,
+            root: None,
+        }],
+    }
+}
+
+#[test]
+fn the_layout2_manifest_golden_decodes() {
+    let p = path("manifest-layout2");
+    if !p.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
+        std::fs::write(&p, layout2().encode(4)).unwrap();
+    }
+    let bytes = std::fs::read(&p).unwrap();
+    let (g, m) = Manifest::decode("golden", "manifest-layout2", &bytes).unwrap();
+    assert_eq!(g, 4);
+    assert_eq!(m, layout2());
+    assert_eq!(m.encode(g), bytes, "encodes back to the same bytes");
+}
+
+#[test]
+fn a_layout1_manifest_reads_as_timeline_1() {
+    let local = "repo-layout1/local/catalog/manifest-00000000000000000007";
+    let (_, m) = Manifest::decode("golden", local, &std::fs::read(path(local)).unwrap()).unwrap();
+    assert_eq!(m.layout, 1);
+    assert!(m.timelines.is_empty());
+    assert!(!m.entries.is_empty());
+    assert!(
+        m.entries
+            .iter()
+            .all(|e| e.timeline == 1 && e.artifact.timeline() == 1)
+    );
+    assert!(m.restore_points.iter().all(|p| p.timeline == 1));
+}
+
+#[test]
+fn an_unknown_layout_is_refused_by_name() {
+    let m = Manifest {
+        layout: LAYOUT + 1,
+        ..Manifest::default()
+    };
+    let e = Manifest::decode("s", "m", &m.encode(1)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::UnknownLayout {
+                layout: 3,
+                known: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("layout 3"), "{e}");
+    // a header of a future manifest format is refused the same way
+    let e = Manifest::decode("s", "m", b"bindspace-manifest v9 1 00\n{}").unwrap_err();
+    assert!(matches!(e, Error::UnknownLayout { layout: 9, .. }), "{e}");
+}
