@@ -231,22 +231,30 @@ fn settle_timeline(
             if let (Some(mine), Some(theirs)) = (&m.repository_id, &o.repository_id)
                 && mine != theirs
             {
-                tracing::warn!(repository = %mine, origin = %theirs, "the checkpoint was restored from another repository");
+                return Err(Error::Config(format!(
+                    "the checkpoint was restored from repository {theirs}, the engine's repository is {mine}: its history is not this repository's"
+                )));
             }
             Some((o.timeline, "engine opened a restored checkpoint", o.root))
         }
-        // no origin: a state below what the repository holds cannot continue any
-        // timeline safely; one at or past it continues timeline 1 only if that is the
-        // repository's only history (a data directory of layout 1, or a new one)
-        None if held.is_some_and(|h| base_version < h || recovered < h)
-            || !m.timelines.is_empty() =>
-        {
-            Some((
-                m.newest_timeline(),
-                "engine opened a checkpoint below what the repository holds, without an origin",
-                None,
-            ))
+        // no origin and several histories: which one the state belongs to cannot be
+        // told (a guess could graft it onto another history), so the operator says
+        None if !m.timelines.is_empty() => {
+            return Err(Error::Config(format!(
+                "{} has no `timeline` file and its checkpoint no origin, and the repository holds {} timelines: restore with `bindspace restore --out` (it writes the origin), or write `timeline <n>` into {} if this directory is timeline n's own writer",
+                dir.path().display(),
+                m.timeline_ids().len(),
+                dir.path().join("timeline").display()
+            )));
         }
+        // no origin, one history: a state (checkpoint plus local WAL) below what the
+        // repository holds cannot continue it; one at or past it continues timeline 1
+        // (a data directory of layout 1 whose WAL reaches its newest backup, a new one)
+        None if held.is_some_and(|h| recovered < h) => Some((
+            m.newest_timeline(),
+            "engine opened a checkpoint below what the repository holds, without an origin",
+            None,
+        )),
         None => None,
     };
     let t = match branch {

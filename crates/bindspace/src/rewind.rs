@@ -68,26 +68,37 @@ pub fn rewind(
             ))?,
     };
     engine.close()?;
-    // 2. the old state moves aside, the restored one takes its place
+    // 2. the old state moves aside, the restored one takes its place. Order matters
+    // for a crash half way: the `timeline` file goes first (a directory without it
+    // never extends a timeline blindly), the WAL next, then the new origin, then the
+    // new checkpoint (an origin that does not match the checkpoint is refused loudly).
     let d = DataDir::create(dir)?;
     let kept = dir.join(format!("rewound-{}", clock.now_us()));
     std::fs::create_dir_all(&kept).map_err(io(format!("creating {}", kept.display())))?;
-    for name in [
-        "wal",
-        "checkpoint.snap",
-        "checkpoint.snap.origin",
-        "timeline",
-    ] {
+    for name in ["checkpoint.snap", "checkpoint.snap.origin", "timeline"] {
         let from = dir.join(name);
         if from.exists() {
-            std::fs::rename(&from, kept.join(name)).map_err(io(format!(
-                "moving {} to {}",
+            std::fs::copy(&from, kept.join(name)).map_err(io(format!(
+                "copying {} to {}",
                 from.display(),
                 kept.display()
             )))?;
         }
     }
-    d.write_checkpoint(&snapshot::encode(&space, clock.now_us()))?;
+    let timeline_file = dir.join("timeline");
+    match std::fs::remove_file(&timeline_file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(format!("removing {}", timeline_file.display()))(e)),
+    }
+    let wal = dir.join("wal");
+    if wal.exists() {
+        std::fs::rename(&wal, kept.join("wal")).map_err(io(format!(
+            "moving {} to {}",
+            wal.display(),
+            kept.display()
+        )))?;
+    }
     Origin {
         repository_id,
         timeline: plan.timeline,
@@ -95,6 +106,7 @@ pub fn rewind(
         root: None,
     }
     .write(&dir.join("checkpoint.snap"))?;
+    d.write_checkpoint(&snapshot::encode(&space, clock.now_us()))?;
     // 3. the new timeline, recorded before anything of it is written
     let engine = open()?;
     let out = Rewound {

@@ -1,7 +1,7 @@
 //! Histories that never mix: the "bad deploy" runbook on one repository. Engine 1
 //! writes versions 1..=100; version 50 is restored into a new data directory and engine
 //! 2 continues from it (timeline 2, branched at 50) to 110; engine 3 continues from
-//! engine 2's version 90 (a checkpoint copied by hand, no origin file) to 120. An
+//! engine 2's version 90 to 120 (copied by hand without an origin it is refused first). An
 //! oracle records the digest of every version of every history; every version of
 //! every timeline is restored on that timeline and must match, and no history's
 //! artifacts are replaced or deleted by another's. Runs on the embedded default (a
@@ -212,8 +212,24 @@ fn scenario(urls: Vec<String>) {
     }
     e2.close().unwrap();
 
-    // a third history from the second's version 90, copied by hand (no origin file)
+    // a third history from the second's version 90. Copied by hand (no origin file)
+    // into a repository of several histories, it is refused: which history it came
+    // from cannot be told, and a guess could graft it onto the wrong one
     let d3 = repo.seed_dir(2, 90, false);
+    let mut b = Engine::builder(d3.path()).config(config()).clock(repo.clock.clone());
+    for u in &repo.urls {
+        b = b.store_url(u);
+    }
+    let err = b.open().unwrap_err().to_string();
+    assert!(err.contains("no origin") && err.contains("2 timelines"), "{err}");
+    Origin {
+        repository_id: None,
+        timeline: 2,
+        version: 90,
+        root: None,
+    }
+    .write(&d3.path().join("checkpoint.snap"))
+    .unwrap();
     let e3 = repo.open(d3.path());
     assert_eq!(e3.timeline(), 3);
     write(
@@ -339,4 +355,48 @@ fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
     // reopening a directory stays on its timeline
     let ea = repo.open(a.path());
     assert_eq!(ea.timeline(), 2);
+}
+
+#[test]
+fn a_data_directory_from_before_timelines_continues_timeline_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(vec![format!(
+        "file://{}",
+        dir.path().join("repo").display()
+    )]);
+    let mut oracle = Oracle::new();
+    let d = tempfile::tempdir().unwrap();
+    let e = repo.open(d.path());
+    // a full at 10 (the checkpoint), an incremental at 30: the checkpoint is below
+    // what the repository holds, the WAL after it is not
+    write(
+        &e,
+        &repo,
+        &mut oracle,
+        30,
+        0,
+        &[(10, BackupKind::Full), (30, BackupKind::Incremental)],
+    );
+    e.close().unwrap();
+    // as a 0.1 engine left it: no `timeline` file
+    std::fs::remove_file(d.path().join("timeline")).unwrap();
+    let e = repo.open(d.path());
+    assert_eq!(e.timeline(), 1, "its own history continues");
+    write(
+        &e,
+        &repo,
+        &mut oracle,
+        40,
+        0,
+        &[(40, BackupKind::Incremental)],
+    );
+    drop(e);
+    let m = repo
+        .rt
+        .block_on(repo.stores[0].read_manifest())
+        .unwrap()
+        .unwrap()
+        .1;
+    assert!(m.timelines.is_empty());
+    assert_eq!(check_all(&repo, &oracle, &BTreeMap::from([(1, 10)])), 0);
 }

@@ -177,11 +177,12 @@ impl Repository {
             let mut tries = 0;
             loop {
                 let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
-                if g > 0 && m.layout == LAYOUT && m.repository_id.as_ref() == Some(&id) {
+                if g > 0 && m.layout == LAYOUT && m.repository_id.is_some() {
                     break;
                 }
                 m.layout = LAYOUT;
-                m.repository_id = Some(id.clone());
+                // a concurrent init may have set one since: never overwrite it
+                m.repository_id.get_or_insert_with(|| id.clone());
                 match d.commit_manifest(g, &m).await {
                     Ok(_) => break,
                     Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
@@ -216,8 +217,15 @@ impl Repository {
                     detail: format!("no timeline {parent} to branch from"),
                 });
             }
+            let next = m.newest_timeline() + 1;
+            if next > crate::timeline::MAX_TIMELINE {
+                return Err(Error::Invalid {
+                    store: primary.name(),
+                    detail: format!("no timeline ids left after {}", next - 1),
+                });
+            }
             let rec = TimelineRecord {
-                id: m.newest_timeline() + 1,
+                id: next,
                 parent,
                 branch_version,
                 created_us: self.clock.now_us(),

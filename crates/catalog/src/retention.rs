@@ -119,17 +119,14 @@ pub fn chain_of<'m>(m: &'m Manifest, entry: &'m BackupEntry) -> Vec<&'m BackupEn
     out
 }
 
-/// Applies `policy` to the catalog at `now_us`.
-pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPlan {
-    let mut keep: BTreeMap<String, Vec<KeepReason>> = BTreeMap::new();
-    let mut points: Vec<&BackupEntry> = m
-        .entries
-        .iter()
-        .filter(|e| e.kind != BackupKind::Wal)
-        .collect();
-    points.sort_by_key(|e| std::cmp::Reverse((e.end_us, e.to_version)));
+/// The backups of one timeline (newest first) that `policy` selects at `now_us`.
+fn select<'m>(
+    points: &[&'m BackupEntry],
+    policy: &RetentionPolicy,
+    now_us: u64,
+) -> Vec<(&'m BackupEntry, KeepReason)> {
     let mut selected: Vec<(&BackupEntry, KeepReason)> = Vec::new();
-    for e in &points {
+    for e in points {
         if now_us.saturating_sub(e.end_us) <= policy.keep_all_within_us {
             selected.push((e, KeepReason::Recent));
         }
@@ -137,7 +134,7 @@ pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPla
     for (rule, len) in BUCKETS {
         let n = count(policy, rule) as usize;
         let mut seen = BTreeSet::new();
-        for e in &points {
+        for e in points {
             let bucket = e.end_us / len;
             if seen.len() >= n && !seen.contains(&bucket) {
                 break;
@@ -160,6 +157,26 @@ pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPla
         ids.reverse();
         let allowed: BTreeSet<&str> = ids.iter().take(max).map(|x| x.2).collect();
         selected.retain(|(e, _)| allowed.contains(e.id.as_str()));
+    }
+    selected
+}
+
+/// Applies `policy` to the catalog at `now_us`.
+pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPlan {
+    let mut keep: BTreeMap<String, Vec<KeepReason>> = BTreeMap::new();
+    let mut points: Vec<&BackupEntry> = m
+        .entries
+        .iter()
+        .filter(|e| e.kind != BackupKind::Wal)
+        .collect();
+    points.sort_by_key(|e| std::cmp::Reverse((e.end_us, e.to_version)));
+    // The policy applies to each timeline on its own: a busy branch never pushes
+    // another history's backups out of the buckets or the count.
+    let mut selected: Vec<(&BackupEntry, KeepReason)> = Vec::new();
+    let timelines: BTreeSet<u32> = points.iter().map(|e| e.timeline).collect();
+    for t in timelines {
+        let mine: Vec<&BackupEntry> = points.iter().copied().filter(|e| e.timeline == t).collect();
+        selected.extend(select(&mine, policy, now_us));
     }
     for (e, why) in &selected {
         keep.entry(e.id.clone()).or_default().push(why.clone());
@@ -332,6 +349,20 @@ mod tests {
         // with neither, the policy alone decides
         m.restore_points.clear();
         let p = plan(&m, &policy, 1_000_000_000);
+        assert_eq!(p.delete, vec!["full-10".to_string(), "full-60".to_string()]);
+        // the policy counts per timeline: a newer backup on a branch does not push
+        // timeline 1's newest out of `max_count = 1`
+        m.entries.push(full("t2-full-70", 2, 70, 9));
+        m.timelines.push(TimelineRecord {
+            id: 2,
+            parent: 1,
+            branch_version: 0,
+            created_us: 4,
+            reason: "test".into(),
+            root: None,
+        });
+        let p = plan(&m, &policy, 1_000_000_000);
+        assert!(p.keep.contains_key("full-100") && p.keep.contains_key("t2-full-70"));
         assert_eq!(p.delete, vec!["full-10".to_string(), "full-60".to_string()]);
     }
 }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ArtifactId, FIRST_TIMELINE, Manifest, TimelineId};
 
+/// The largest timeline id (key names spell it in 8 digits).
+pub const MAX_TIMELINE: TimelineId = 99_999_999;
+
 /// How a timeline began: "timeline `id` branched from `parent` at `branch_version`".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineRecord {
@@ -23,8 +26,8 @@ pub struct TimelineRecord {
     pub created_us: u64,
     /// Why: `engine opened a restored checkpoint`, `rewind`, …
     pub reason: String,
-    /// The state root at the branch point, hex, when known: a restore through the
-    /// branch point checks the parent's state against it.
+    /// The state root at the branch point, hex, when known (recorded for the state
+    /// root checks; restores do not verify it yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
 }
@@ -179,7 +182,7 @@ impl Manifest {
 pub(crate) fn check(m: &Manifest) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
     for t in &m.timelines {
-        if t.id <= FIRST_TIMELINE {
+        if t.id <= FIRST_TIMELINE || t.id > MAX_TIMELINE {
             return Err(format!("timeline record with id {}", t.id));
         }
         if !seen.insert(t.id) {

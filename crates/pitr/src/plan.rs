@@ -216,14 +216,6 @@ pub(crate) fn plan_from(
     };
     let timeline = timeline.unwrap_or_else(|| timelines.newest_timeline());
     let history = History::of(&timelines, timeline).map_err(not)?;
-    if time_limit.is_none()
-        && max_version != u64::MAX
-        && history.owner_of_state(max_version).is_none()
-    {
-        return Err(not(format!(
-            "timeline {timeline} has no version {max_version}"
-        )));
-    }
     // For a time target, an artifact is usable if a catalog entry shows its version was
     // reached by then (the backup started at or before the time).
     let reached_by = |r: &ArtifactRef| -> bool {

@@ -24,6 +24,8 @@ pub enum PointOp {
         /// Keep what restoring it needs safe from retention.
         #[arg(long)]
         guaranteed: bool,
+        #[command(flatten)]
+        timeline: crate::args::TimelineArg,
     },
     /// List restore points.
     List(RepoArgs),
@@ -44,19 +46,28 @@ pub fn run(p: PointOp) -> Result<()> {
             name,
             version,
             guaranteed,
+            timeline,
         } => {
             let repo = r.repository(&rt)?;
-            let v = match version {
-                Some(v) => v,
-                None => {
-                    rt.block_on(bindspace_pitr::plan(repo.destinations(), &Target::Latest))?
-                        .version
-                }
-            };
-            let rp = rt.block_on(repo.create_restore_point(&name, v, guaranteed))?;
+            // the version must exist on the timeline the point names: planning it checks
+            let target = version.map_or(Target::Latest, Target::Version);
+            let plan = rt.block_on(bindspace_pitr::plan_on(
+                repo.destinations(),
+                &target,
+                timeline.timeline,
+            ))?;
+            let v = plan.version;
+            let rp = rt.block_on(repo.create_restore_point_on(
+                &name,
+                plan.timeline,
+                v,
+                guaranteed,
+                None,
+            ))?;
             emit_serialized(r.json, &rp, || {
                 format!(
-                    "restore point {name:?} at version {v}{}",
+                    "restore point {name:?} at version {v} of timeline {}{}",
+                    plan.timeline,
                     if guaranteed { " (guaranteed)" } else { "" }
                 )
             })
