@@ -216,12 +216,17 @@ fn scenario(urls: Vec<String>) {
     // into a repository of several histories, it is refused: which history it came
     // from cannot be told, and a guess could graft it onto the wrong one
     let d3 = repo.seed_dir(2, 90, false);
-    let mut b = Engine::builder(d3.path()).config(config()).clock(repo.clock.clone());
+    let mut b = Engine::builder(d3.path())
+        .config(config())
+        .clock(repo.clock.clone());
     for u in &repo.urls {
         b = b.store_url(u);
     }
     let err = b.open().unwrap_err().to_string();
-    assert!(err.contains("no origin") && err.contains("2 timelines"), "{err}");
+    assert!(
+        err.contains("no origin") && err.contains("2 timelines"),
+        "{err}"
+    );
     Origin {
         repository_id: None,
         timeline: 2,
