@@ -151,6 +151,28 @@ fn the_bad_deploy_runbook_end_to_end() {
     }
     assert_ne!(h1[&180], h2[&180]);
 
+    // a restore point names the version of the timeline it was planned on
+    let rp = json(&repo, &["restore-point", "create", "after-fix"]);
+    assert_eq!(
+        (rp["timeline"].as_u64(), rp["version"].as_u64()),
+        (Some(2), Some(210))
+    );
+    let rp = json(
+        &repo,
+        &[
+            "restore-point",
+            "create",
+            "old",
+            "--timeline",
+            "1",
+            "--version",
+            "190",
+        ],
+    );
+    assert_eq!(rp["timeline"], 1);
+    let r = json(&repo, &["restore", "--to-point", "old"]);
+    assert_eq!(r["digest"].as_str(), Some(h1[&190].as_str()));
+
     // the operator's views name the histories
     let l = json(&repo, &["timeline", "list"]);
     assert_eq!(l["timelines"].as_array().unwrap().len(), 2);

@@ -51,14 +51,18 @@ impl Repo {
         }
     }
 
-    fn open(&self, dir: &Path) -> Engine {
+    fn try_open(&self, dir: &Path) -> bindspace::Result<Engine> {
         let mut b = Engine::builder(dir)
             .config(config())
             .clock(self.clock.clone());
         for u in &self.urls {
             b = b.store_url(u);
         }
-        b.open().unwrap()
+        b.open()
+    }
+
+    fn open(&self, dir: &Path) -> Engine {
+        self.try_open(dir).unwrap()
     }
 
     fn restore(&self, t: Option<u32>, target: Target) -> bindspace_pitr::Result<BindSpace> {
@@ -216,13 +220,7 @@ fn scenario(urls: Vec<String>) {
     // into a repository of several histories, it is refused: which history it came
     // from cannot be told, and a guess could graft it onto the wrong one
     let d3 = repo.seed_dir(2, 90, false);
-    let mut b = Engine::builder(d3.path())
-        .config(config())
-        .clock(repo.clock.clone());
-    for u in &repo.urls {
-        b = b.store_url(u);
-    }
-    let err = b.open().unwrap_err().to_string();
+    let err = repo.try_open(d3.path()).unwrap_err().to_string();
     assert!(
         err.contains("no origin") && err.contains("2 timelines"),
         "{err}"
@@ -336,6 +334,21 @@ fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
     let e1 = repo.open(d1.path());
     write(&e1, &repo, &mut oracle, 30, 0, &[(10, BackupKind::Full)]);
     e1.close().unwrap();
+    // an origin naming another repository is refused, nothing is branched
+    let other = repo.seed_dir(1, 20, false);
+    Origin {
+        repository_id: Some("0000000000000000".into()),
+        timeline: 1,
+        version: 20,
+        root: None,
+    }
+    .write(&other.path().join("checkpoint.snap"))
+    .unwrap();
+    let err = repo.try_open(other.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("another") || err.contains("not this repository's"),
+        "{err}"
+    );
     let (a, b) = (repo.seed_dir(1, 20, true), repo.seed_dir(1, 20, true));
     let (ea, eb) = (repo.open(a.path()), repo.open(b.path()));
     assert_eq!((ea.timeline(), eb.timeline()), (2, 3));
