@@ -105,6 +105,22 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A space's state root differs from the one recorded for it: the content is not
+    /// the state that was backed up (a damaged or forged artifact, or the wrong one).
+    #[error(
+        "{what}: state root {actual} differs from the recorded {expected}; prefixes that differ: {}",
+        crate::root::prefix_list(prefixes)
+    )]
+    RootMismatch {
+        /// What was checked ("snapshot at version 40", …).
+        what: String,
+        /// The recorded root (hex).
+        expected: String,
+        /// The root of what was produced (hex).
+        actual: String,
+        /// The prefixes whose digests differ.
+        prefixes: Vec<u8>,
+    },
     /// An Arrow batch that does not have the BindSpace schema.
     #[error("arrow batch rejected: {reason}")]
     Arrow {
@@ -140,6 +156,7 @@ impl Error {
                 | Error::PayloadChecksum { .. }
                 | Error::PayloadLength { .. }
                 | Error::Malformed { .. }
+                | Error::RootMismatch { .. }
         )
     }
 }

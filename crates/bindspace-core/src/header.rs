@@ -1,13 +1,19 @@
-//! The common artifact header (format version 1) that starts every snapshot and delta.
+//! The common artifact header that starts every snapshot and delta.
 //! Byte layout: `docs/FORMATS.md`, section "Artifact header".
+//!
+//! Format 1 and 2 share the 128-byte header; in format 2 the payload ends with the
+//! end state's prefix digests (a [`crate::StateRoot`] trailer, covered by the payload
+//! blake3). This build writes 2 and reads both.
 
 use crate::le::{u16_at, u32_at, u64_at};
 use crate::{Error, Result, SchemaVersion};
 
 /// The eight bytes every artifact starts with.
 pub const MAGIC: [u8; 8] = *b"BNDSPACE";
-/// The header layout this build writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The artifact format this build writes and the newest it reads.
+pub const FORMAT_VERSION: u16 = 2;
+/// The first format whose payload ends with a state root trailer.
+pub const FORMAT_WITH_ROOTS: u16 = 2;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 128;
 /// Bytes of the header covered by its own check (everything before the check).
@@ -58,6 +64,8 @@ pub enum Compression {
 /// The decoded common header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArtifactHeader {
+    /// The artifact format (1: no state root trailer; 2: payload ends with one).
+    pub format: u16,
     /// What the payload is.
     pub kind: ArtifactKind,
     /// Payload compression.
@@ -115,6 +123,7 @@ impl ArtifactHeader {
         payload_blake3: [u8; 32],
     ) -> Self {
         ArtifactHeader {
+            format: FORMAT_VERSION,
             kind,
             compression: Compression::None,
             encryption_key_id: 0,
@@ -132,7 +141,7 @@ impl ArtifactHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.format.to_le_bytes());
         b[10] = self.kind.to_u8();
         b[11] = match self.compression {
             Compression::None => 0,
@@ -231,6 +240,7 @@ impl ArtifactHeader {
         let mut payload_blake3 = [0u8; 32];
         payload_blake3.copy_from_slice(&b[80..112]);
         Ok(ArtifactHeader {
+            format: version,
             kind,
             compression,
             encryption_key_id,
@@ -282,6 +292,18 @@ impl ArtifactHeader {
         let payload = &bytes[HEADER_LEN..];
         header.verify_payload(payload)?;
         Ok((header, payload))
+    }
+
+    /// Whether the payload ends with a state root trailer.
+    pub fn has_roots(&self) -> bool {
+        self.format >= FORMAT_WITH_ROOTS
+    }
+
+    /// This header written as format `format` (1 or 2), for re-encoding an artifact
+    /// exactly as it was first written.
+    pub fn as_format(mut self, format: u16) -> Self {
+        self.format = format;
+        self
     }
 
     /// Header bytes followed by `payload`: a complete artifact.

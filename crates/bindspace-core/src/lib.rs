@@ -6,7 +6,8 @@
 //!
 //! What it is:
 //! - [`BindSpace`]: a flat arena + occupancy bitmap + version counter, with dirty
-//!   tracking since a [`Mark`] and a blake3 content [`Digest`];
+//!   tracking since a [`Mark`], a blake3 content [`Digest`] and an incremental
+//!   [`StateRoot`] (per-address leaves, 256 prefix digests, one root);
 //! - the common [`ArtifactHeader`] every stored artifact starts with;
 //! - the native [`snapshot`] format, encode and decode;
 //! - the Arrow view ([`BindSpace::to_record_batch`], [`BindSpace::from_record_batch`]);
@@ -39,6 +40,7 @@ mod fingerprint;
 pub mod header;
 mod kind;
 pub mod le;
+mod root;
 mod schema;
 pub mod snapshot;
 mod space;
@@ -52,5 +54,6 @@ pub use error::{Error, Result};
 pub use fingerprint::{FINGERPRINT_WORDS, Fingerprint, MAX_FINGERPRINT_WORDS};
 pub use header::{ArtifactHeader, ArtifactKind, Compression, HEADER_LEN};
 pub use kind::ErrorKind;
+pub use root::{StateRoot, prefix_list};
 pub use schema::SchemaVersion;
 pub use space::{BindSpace, Digest, DirtyEntry, Mark};

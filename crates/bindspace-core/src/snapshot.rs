@@ -3,14 +3,17 @@
 //!
 //! Payload = occupancy bitmap (`address_space / 8` bytes) followed by the fingerprints
 //! of the occupied addresses in ascending order, `words × 8` little-endian bytes each.
-//! A full space is therefore one contiguous copy of the arena.
+//! A full space is therefore one contiguous copy of the arena. Format 2 appends the
+//! space's prefix digests (its [`StateRoot`] trailer); decoding checks the loaded space
+//! against them, so a payload altered under a recomputed blake3 still fails, naming
+//! the prefixes.
 
 use std::io;
 
-use crate::header::{ArtifactHeader, ArtifactKind, HEADER_LEN};
+use crate::header::{ArtifactHeader, ArtifactKind, FORMAT_VERSION, HEADER_LEN};
 use crate::le::{copy_bytes_to_words, words_as_bytes};
 use crate::space::hash_into;
-use crate::{BindSpace, Error, Result};
+use crate::{BindSpace, Error, Result, StateRoot};
 
 /// A decoded snapshot.
 #[derive(Debug, Clone)]
@@ -19,30 +22,50 @@ pub struct Snapshot {
     pub header: ArtifactHeader,
     /// The space, at `header.to_version`.
     pub space: BindSpace,
+    /// The state root the artifact recorded (format 2; checked against `space`), or
+    /// `None` for a format-1 artifact, written before roots existed.
+    pub root: Option<StateRoot>,
 }
 
-fn payload_len(space: &BindSpace) -> u64 {
-    (space.address_space() / 8 + space.len() * space.words() * 8) as u64
+fn payload_len(space: &BindSpace, trailer: &[u8]) -> u64 {
+    (space.address_space() / 8 + space.len() * space.words() * 8 + trailer.len()) as u64
 }
 
 /// Feeds the payload to `sink` in as few slices as the occupancy allows.
-fn for_each_payload_chunk(space: &BindSpace, mut sink: impl FnMut(&[u8])) {
+fn for_each_payload_chunk(space: &BindSpace, trailer: &[u8], mut sink: impl FnMut(&[u8])) {
     sink(&words_as_bytes(space.occupancy().as_words()));
     for (_, words) in space.occupied_runs() {
         sink(&words_as_bytes(words));
     }
+    sink(trailer);
 }
 
-fn header_for(space: &BindSpace, time_us: u64, hash: [u8; 32]) -> ArtifactHeader {
+/// The trailer format `format` carries for `space` (empty for format 1).
+fn trailer_for(space: &BindSpace, format: u16) -> Vec<u8> {
+    let mut t = Vec::new();
+    if format >= crate::header::FORMAT_WITH_ROOTS {
+        space.state_root().encode_trailer(&mut t);
+    }
+    t
+}
+
+fn header_for(
+    space: &BindSpace,
+    time_us: u64,
+    hash: [u8; 32],
+    trailer: &[u8],
+    format: u16,
+) -> ArtifactHeader {
     let v = space.version();
     ArtifactHeader::with_hash(
         ArtifactKind::Snapshot,
         space.schema(),
         (v, v),
         (time_us, time_us),
-        payload_len(space),
+        payload_len(space, trailer),
         hash,
     )
+    .as_format(format)
 }
 
 /// Encodes `space` as a complete snapshot artifact taken at `time_us`.
@@ -56,8 +79,14 @@ fn header_for(space: &BindSpace, time_us: u64, hash: [u8; 32]) -> ArtifactHeader
 /// assert_eq!(back.space, s);
 /// ```
 pub fn encode(space: &BindSpace, time_us: u64) -> Vec<u8> {
+    encode_as(space, time_us, FORMAT_VERSION)
+}
+
+/// [`encode`] in artifact format `format` (1 or 2): re-encodes an artifact exactly as
+/// an older build wrote it (the Lance tier stores spaces, not bytes).
+pub fn encode_as(space: &BindSpace, time_us: u64, format: u16) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_into(space, time_us, &mut out);
+    encode_into_as(space, time_us, format, &mut out);
     out
 }
 
@@ -65,33 +94,45 @@ pub fn encode(space: &BindSpace, time_us: u64) -> Vec<u8> {
 ///
 /// The copy and the hash run on two threads at once, each reading the space.
 pub fn encode_into(space: &BindSpace, time_us: u64, out: &mut Vec<u8>) {
-    let len = payload_len(space) as usize;
+    encode_into_as(space, time_us, FORMAT_VERSION, out)
+}
+
+fn encode_into_as(space: &BindSpace, time_us: u64, format: u16, out: &mut Vec<u8>) {
+    let trailer = trailer_for(space, format);
+    let len = payload_len(space, &trailer) as usize;
     out.clear();
     out.reserve(HEADER_LEN + len);
     out.resize(HEADER_LEN, 0);
     let ((), hash) = rayon_core::join(
-        || for_each_payload_chunk(space, |c| out.extend_from_slice(c)),
+        || for_each_payload_chunk(space, &trailer, |c| out.extend_from_slice(c)),
         || {
             let mut h = blake3::Hasher::new();
-            for_each_payload_chunk(space, |c| {
+            for_each_payload_chunk(space, &trailer, |c| {
                 h.update(c);
             });
             h.finalize()
         },
     );
-    let header = header_for(space, time_us, *hash.as_bytes());
+    let header = header_for(space, time_us, *hash.as_bytes(), &trailer, format);
     out[..HEADER_LEN].copy_from_slice(&header.encode());
 }
 
 /// Streams the snapshot into `w` without building it in memory: one pass to hash, one
 /// to write. Returns the bytes written.
 pub fn write_to(space: &BindSpace, time_us: u64, w: &mut impl io::Write) -> io::Result<u64> {
+    let trailer = trailer_for(space, FORMAT_VERSION);
     let mut h = blake3::Hasher::new();
-    for_each_payload_chunk(space, |c| hash_into(&mut h, c));
-    let header = header_for(space, time_us, *h.finalize().as_bytes());
+    for_each_payload_chunk(space, &trailer, |c| hash_into(&mut h, c));
+    let header = header_for(
+        space,
+        time_us,
+        *h.finalize().as_bytes(),
+        &trailer,
+        FORMAT_VERSION,
+    );
     w.write_all(&header.encode())?;
     let mut res = Ok(());
-    for_each_payload_chunk(space, |c| {
+    for_each_payload_chunk(space, &trailer, |c| {
         if res.is_ok() {
             res = w.write_all(c);
         }
@@ -107,11 +148,17 @@ pub fn write_to(space: &BindSpace, time_us: u64, w: &mut impl io::Write) -> io::
 /// not match its length or blake3, and a payload whose structure disagrees with the
 /// schema. Allocates only after the payload verified, and only what the verified
 /// schema implies (bounded by [`crate::MAX_FINGERPRINT_WORDS`] × 65,536 words).
+/// A format-2 snapshot whose content disagrees with its recorded prefix digests is
+/// [`Error::RootMismatch`], naming the prefixes.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot> {
     let mut space = None;
-    let header = decode_impl(bytes, &mut space)?;
+    let (header, root) = decode_impl(bytes, &mut space)?;
     let space = space.expect("decode_impl fills the space on success");
-    Ok(Snapshot { header, space })
+    Ok(Snapshot {
+        header,
+        space,
+        root,
+    })
 }
 
 /// Like [`decode`], into an existing space whose memory is reused when its schema
@@ -121,19 +168,35 @@ pub fn decode_into(bytes: &[u8], space: &mut BindSpace) -> Result<ArtifactHeader
     let mut slot = Some(std::mem::replace(space, BindSpace::placeholder()));
     let res = decode_impl(bytes, &mut slot);
     *space = slot.expect("decode_impl leaves a space in the slot");
-    res
+    res.map(|(h, _)| h)
 }
 
-fn decode_impl(bytes: &[u8], slot: &mut Option<BindSpace>) -> Result<ArtifactHeader> {
+fn decode_impl(
+    bytes: &[u8],
+    slot: &mut Option<BindSpace>,
+) -> Result<(ArtifactHeader, Option<StateRoot>)> {
     let header = ArtifactHeader::decode(bytes)?;
     header.expect_kind(ArtifactKind::Snapshot)?;
-    let payload = &bytes[HEADER_LEN..];
-    if payload.len() as u64 != header.payload_len {
+    let whole = &bytes[HEADER_LEN..];
+    if whole.len() as u64 != header.payload_len {
         return Err(Error::PayloadLength {
             declared: header.payload_len,
-            actual: payload.len() as u64,
+            actual: whole.len() as u64,
         });
     }
+    let trailer_len = if header.has_roots() {
+        StateRoot::trailer_len(&header.schema)
+    } else {
+        0
+    };
+    if whole.len() < trailer_len {
+        return Err(Error::Truncated {
+            what: "snapshot state root trailer",
+            needed: trailer_len as u64,
+            available: whole.len() as u64,
+        });
+    }
+    let (payload, trailer) = whole.split_at(whole.len() - trailer_len);
     if header.from_version != header.to_version {
         return Err(Error::Malformed {
             what: "snapshot",
@@ -184,10 +247,20 @@ fn decode_impl(bytes: &[u8], slot: &mut Option<BindSpace>) -> Result<ArtifactHea
                 Ok(())
             })
         },
-        || header.verify_payload(payload),
+        || header.verify_payload(whole),
     );
     verified?;
     loaded?;
     space.set_version(header.to_version);
-    Ok(header)
+    let root = if header.has_roots() {
+        let recorded = StateRoot::decode_trailer(&schema, trailer)?;
+        recorded.check(
+            &space.state_root(),
+            &format!("snapshot at version {}", header.to_version),
+        )?;
+        Some(recorded)
+    } else {
+        None
+    };
+    Ok((header, root))
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::bitmap::Bitmap;
 use crate::le::words_as_bytes;
+use crate::root::RootCell;
 use crate::{Addr, Error, Result, SchemaVersion};
 
 /// Sentinel in the dirty log for "the address was empty when first touched".
@@ -37,13 +38,14 @@ const NO_PREIMAGE: u32 = u32::MAX;
 /// ```
 #[derive(Clone)]
 pub struct BindSpace {
-    schema: SchemaVersion,
+    pub(crate) schema: SchemaVersion,
     words: usize,
-    arena: Vec<u64>,
-    occupied: Bitmap,
+    pub(crate) arena: Vec<u64>,
+    pub(crate) occupied: Bitmap,
     len: usize,
     version: u64,
     dirty: DirtyLog,
+    pub(crate) roots: RootCell,
 }
 
 #[derive(Clone)]
@@ -99,6 +101,21 @@ impl fmt::Display for Digest {
     }
 }
 
+impl Digest {
+    /// Parses 64 hex digits (either case).
+    pub fn from_hex(s: &str) -> Option<Digest> {
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).ok()?;
+            *o = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(Digest(out))
+    }
+}
+
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Digest({self})")
@@ -141,6 +158,7 @@ impl BindSpace {
                 list: Vec::new(),
                 preimages: Vec::new(),
             },
+            roots: RootCell::new(cap),
         })
     }
 
@@ -233,6 +251,7 @@ impl BindSpace {
             });
         }
         self.touch(i);
+        self.roots.get_mut().note(i);
         let (s, e) = (i * self.words, (i + 1) * self.words);
         self.arena[s..e].copy_from_slice(fp);
         if !self.occupied.set(i) {
@@ -250,6 +269,7 @@ impl BindSpace {
         let was = self.occupied.get(i);
         if was {
             self.touch(i);
+            self.roots.get_mut().note(i);
             self.occupied.clear(i);
             let (s, e) = (i * self.words, (i + 1) * self.words);
             self.arena[s..e].fill(0);
@@ -308,6 +328,7 @@ impl BindSpace {
             }
         }
         self.occupied.as_words_mut().copy_from_slice(occupancy);
+        self.roots.get_mut().invalidate();
         self.len = self.occupied.count_ones();
         let runs: Vec<_> = self.occupied.runs().collect();
         for r in runs {

@@ -9,6 +9,10 @@ use crate::{Change, Delta, Error, Result};
 /// Refuses, leaving the space bit-for-bit untouched: a delta for another version, for
 /// another word count or address space, or with any entry that does not fit the
 /// space's content (checked for every entry before the first change).
+///
+/// When the delta records its end state's root, the result is checked against it
+/// afterwards: [`Error::Core`] with `RootMismatch` naming the prefixes that differ. The
+/// space then holds a wrong state and must be discarded.
 pub fn apply(space: &mut BindSpace, delta: &Delta) -> Result<()> {
     if space.words() != delta.schema.words()
         || space.schema().address_space != delta.schema.address_space
@@ -67,5 +71,11 @@ pub fn apply(space: &mut BindSpace, delta: &Delta) -> Result<()> {
         }
     }
     space.set_version(delta.to_version);
+    if let Some(root) = &delta.end_root {
+        root.check(
+            &space.state_root(),
+            &format!("delta {}..{} applied", delta.from_version, delta.to_version),
+        )?;
+    }
     Ok(())
 }

@@ -8,10 +8,13 @@
 //! - tag 2 changed: a bitmap of `ceil(words / 8)` bytes marking the non-zero XOR
 //!   words (bit `i` in byte `i / 8`), then those words in order.
 //!
-//! All integers little-endian.
+//! Format 2 ends the payload with the end state's prefix digests (a `StateRoot`
+//! trailer, 32 bytes per 256 addresses); a delta without an end root is written as
+//! format 1. All integers little-endian.
 
+use bindspace_core::header::FORMAT_WITH_ROOTS;
 use bindspace_core::le::{copy_bytes_to_words, words_as_bytes};
-use bindspace_core::{Addr, ArtifactHeader, ArtifactKind, Fingerprint, HEADER_LEN};
+use bindspace_core::{Addr, ArtifactHeader, ArtifactKind, Fingerprint, HEADER_LEN, StateRoot};
 
 use crate::{Change, Delta, Entry, Error, Result, Xor};
 
@@ -35,6 +38,10 @@ pub fn encoded_len(delta: &Delta) -> usize {
                 }
             })
             .sum::<usize>()
+        + delta
+            .end_root
+            .as_ref()
+            .map_or(0, |_| StateRoot::trailer_len(&delta.schema))
 }
 
 /// Encodes `delta` as a complete, checksummed artifact.
@@ -77,6 +84,14 @@ pub fn encode(delta: &Delta) -> Vec<u8> {
             }
         }
     }
+    if let Some(root) = &delta.end_root {
+        assert_eq!(
+            root.prefixes().len(),
+            StateRoot::prefix_count(&delta.schema),
+            "end root of the delta's shape"
+        );
+        root.encode_trailer(&mut out);
+    }
     debug_assert_eq!(out.len(), total);
     let header = ArtifactHeader::for_payload(
         ArtifactKind::Delta,
@@ -84,7 +99,12 @@ pub fn encode(delta: &Delta) -> Vec<u8> {
         (delta.from_version, delta.to_version),
         (delta.timestamp_us, delta.timestamp_us),
         &out[HEADER_LEN..],
-    );
+    )
+    .as_format(if delta.end_root.is_some() {
+        FORMAT_WITH_ROOTS
+    } else {
+        1
+    });
     out[..HEADER_LEN].copy_from_slice(&header.encode());
     out
 }
@@ -118,8 +138,24 @@ impl<'a> Reader<'a> {
 /// unknown tags, bitmap bits past the word count, an all-zero change, trailing bytes.
 /// Allocation is bounded by the (verified) input length.
 pub fn decode(bytes: &[u8]) -> Result<Delta> {
-    let (header, payload) = ArtifactHeader::open(bytes, ArtifactKind::Delta)?;
+    let (header, whole) = ArtifactHeader::open(bytes, ArtifactKind::Delta)?;
     let schema = header.schema;
+    let (payload, end_root) = if header.has_roots() {
+        let n = StateRoot::trailer_len(&schema);
+        if whole.len() < n {
+            return Err(Error::Malformed {
+                offset: 0,
+                reason: format!(
+                    "{} payload bytes cannot hold the {n}-byte state root trailer",
+                    whole.len()
+                ),
+            });
+        }
+        let (p, t) = whole.split_at(whole.len() - n);
+        (p, Some(StateRoot::decode_trailer(&schema, t)?))
+    } else {
+        (whole, None)
+    };
     let words = schema.words();
     let bm_len = bitmap_len(words);
     let mut r = Reader { b: payload, at: 0 };
@@ -221,5 +257,6 @@ pub fn decode(bytes: &[u8]) -> Result<Delta> {
         timestamp_us: header.time_to_us,
         schema,
         entries,
+        end_root,
     })
 }

@@ -63,6 +63,7 @@ pub fn compose(d1: &Delta, d2: &Delta) -> Result<Delta> {
         timestamp_us: d2.timestamp_us,
         schema: d2.schema,
         entries: out,
+        end_root: d2.end_root.clone(),
     })
 }
 

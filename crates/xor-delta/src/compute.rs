@@ -51,6 +51,7 @@ pub fn compute(old: &BindSpace, new: &BindSpace, timestamp_us: u64) -> Result<De
         timestamp_us,
         schema: new.schema(),
         entries,
+        end_root: Some(new.state_root()),
     })
 }
 
@@ -71,5 +72,6 @@ pub fn compute_dirty(space: &BindSpace, mark: &Mark, timestamp_us: u64) -> Resul
         timestamp_us,
         schema: space.schema(),
         entries,
+        end_root: Some(space.state_root()),
     })
 }

@@ -1,6 +1,6 @@
 //! The in-memory delta.
 
-use bindspace_core::{Addr, Fingerprint, SchemaVersion};
+use bindspace_core::{Addr, Fingerprint, SchemaVersion, StateRoot};
 
 /// What happened to one address between two versions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +164,9 @@ pub struct Delta {
     pub schema: SchemaVersion,
     /// Entries, strictly ascending by address.
     pub entries: Vec<Entry>,
+    /// The prefix digests of the state the delta produces, when known (computed
+    /// deltas always; decoded format-1 deltas never): [`crate::apply`] checks them.
+    pub end_root: Option<StateRoot>,
 }
 
 /// Counts describing a delta.
@@ -197,6 +200,7 @@ impl Delta {
             timestamp_us,
             schema,
             entries: Vec::new(),
+            end_root: None,
         }
     }
 

@@ -16,50 +16,79 @@ fn golden(name: &str) -> PathBuf {
         .join(name)
 }
 
-#[test]
-fn delta_v1_golden_still_decodes_and_applies() {
-    let base_bytes = std::fs::read(golden("snapshot-v1.bin")).expect("golden snapshot committed");
+/// Decodes `delta-v{format}.bin` (written first under `BINDSPACE_BLESS` if missing),
+/// applies it to the golden snapshot and checks the recorded result; re-encoding gives
+/// the same bytes.
+fn check_golden(format: u16) -> xd::Delta {
+    let base_bytes = std::fs::read(golden(&format!("snapshot-v{format}.bin")))
+        .expect("golden snapshot committed");
     let base = snapshot::decode(&base_bytes)
         .expect("golden snapshot decodes")
         .space;
-    let path = golden("delta-v1.bin");
-    let expect_path = golden("delta-v1.expect");
+    let path = golden(&format!("delta-v{format}.bin"));
+    let expect_path = golden(&format!("delta-v{format}.expect"));
+    let describe = |d: &xd::Delta, space: &bindspace_core::BindSpace| {
+        let s = d.stats();
+        let mut out = format!(
+            "from {} to {}\ncreated {} changed {} deleted {}\ndigest {}\n",
+            d.from_version,
+            d.to_version,
+            s.created,
+            s.changed,
+            s.deleted,
+            space.digest()
+        );
+        if format >= 2 {
+            out.push_str(&format!("root {}\n", space.state_root()));
+        }
+        out
+    };
     if !path.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
         let mut next = base.clone();
         let mut w = Workload::new(2027, base.schema());
         w.run(&mut next, 60).expect("valid");
-        let d = xd::compute(&base, &next, 1_790_000_001_000_000).expect("shape");
+        let mut d = xd::compute(&base, &next, 1_790_000_001_000_000).expect("shape");
+        if format == 1 {
+            d.end_root = None;
+        }
         std::fs::write(&path, xd::encode(&d)).expect("write golden");
-        let s = d.stats();
-        std::fs::write(
-            &expect_path,
-            format!(
-                "from {} to {}\ncreated {} changed {} deleted {}\ndigest {}\n",
-                d.from_version,
-                d.to_version,
-                s.created,
-                s.changed,
-                s.deleted,
-                next.digest()
-            ),
-        )
-        .expect("write expectations");
+        std::fs::write(&expect_path, describe(&d, &next)).expect("write expectations");
     }
-    let bytes = std::fs::read(&path).expect("tests/golden/delta-v1.bin is committed");
+    let bytes = std::fs::read(&path).expect("the golden delta is committed");
     let expect = std::fs::read_to_string(&expect_path).expect("expectations committed");
-    let d = xd::decode(&bytes).expect("format v1 delta decodes");
+    let d = xd::decode(&bytes).expect("the golden delta decodes");
     let mut space = base.clone();
     xd::apply(&mut space, &d).expect("golden delta applies to golden snapshot");
-    let s = d.stats();
-    let got = format!(
-        "from {} to {}\ncreated {} changed {} deleted {}\ndigest {}\n",
-        d.from_version,
-        d.to_version,
-        s.created,
-        s.changed,
-        s.deleted,
-        space.digest()
+    assert_eq!(describe(&d, &space), expect);
+    assert_eq!(xd::encode(&d), bytes, "the encoding is stable");
+    assert_eq!(d.end_root.is_some(), format >= 2);
+    d
+}
+
+#[test]
+fn delta_v1_golden_still_decodes_and_applies() {
+    check_golden(1);
+}
+
+#[test]
+fn delta_v2_golden_checks_its_end_root() {
+    let d = check_golden(2);
+    // the same delta applied to another base: the end root names the prefixes
+    let base = snapshot::decode(&std::fs::read(golden("snapshot-v2.bin")).unwrap())
+        .unwrap()
+        .space;
+    let mut other = base.clone();
+    let a = other
+        .iter()
+        .find(|(a, _)| a.index() >= 256 && d.get(*a).is_none())
+        .unwrap()
+        .0;
+    let fp = vec![42u64; other.words()];
+    other.write(a, &fp).unwrap();
+    other.set_version(base.version());
+    let err = xd::apply(&mut other, &d).unwrap_err();
+    assert!(
+        err.to_string().contains("prefixes that differ: 0x01"),
+        "{err}"
     );
-    assert_eq!(got, expect);
-    assert_eq!(xd::encode(&d), bytes, "v1 encoding is stable");
 }
