@@ -172,6 +172,11 @@ fn the_bad_deploy_runbook_end_to_end() {
     assert_eq!(rp["timeline"], 1);
     let r = json(&repo, &["restore", "--to-point", "old"]);
     assert_eq!(r["digest"].as_str(), Some(h1[&190].as_str()));
+    // the point recorded the state root at 190 (create restored it): the restore
+    // verified against it
+    assert_eq!(r["verified"], true, "{r}");
+    assert_eq!(r["verified_by"], "restore point \"old\"");
+    assert_eq!(r["root"], rp["root"]);
 
     // the operator's views name the histories
     let l = json(&repo, &["timeline", "list"]);
@@ -183,6 +188,19 @@ fn the_bad_deploy_runbook_end_to_end() {
     assert_eq!(s["history"][1]["timeline"], 2);
     let e = json(&repo, &["explain", "--to-version", "170"]);
     assert_eq!(e["timeline"], 2);
+    assert!(
+        !e["recorded_roots"].as_array().unwrap().is_empty(),
+        "explain prints the roots on the way: {e}"
+    );
+    let list = json(&repo, &["list"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["kind"] != "wal")
+            .all(|b| b["root"].is_string()),
+        "list --json prints every backup's root: {list}"
+    );
     assert_eq!(e["history"].as_array().unwrap().len(), 2);
     let list = json(&repo, &["list"]);
     let timelines: Vec<u64> = list

@@ -385,6 +385,25 @@ impl BindSpace {
         RootCache::new(self.address_space()).refresh(&self.schema, &self.arena, &self.occupied)
     }
 
+    /// Takes over the root tree of `copy`, a clone of this space taken when `mark` was
+    /// (a backup computes the root on its copy, outside the writers' lock): the
+    /// addresses written since the mark are marked stale again. Does nothing if `mark`
+    /// is not this space's current mark.
+    pub fn adopt_root(&mut self, copy: &BindSpace, mark: &crate::Mark) {
+        if copy.schema != self.schema {
+            return;
+        }
+        let Ok(changed) = self.dirty_since(mark) else {
+            return;
+        };
+        let changed: Vec<usize> = changed.map(|d| d.addr.index()).collect();
+        let mut cache = copy.roots.lock().clone();
+        for i in changed {
+            cache.note(i);
+        }
+        *self.roots.get_mut() = cache;
+    }
+
     /// Turns the per-write root bookkeeping on (the default) or off (every
     /// [`BindSpace::state_root`] then rebuilds): for measuring what it costs writers.
     pub fn set_root_tracking(&mut self, on: bool) {
@@ -469,6 +488,29 @@ mod tests {
         off.set_root_tracking(false);
         off.write(Addr(9), &[1, 1, 1]).unwrap();
         assert_eq!(off.state_root(), off.state_root_rebuilt());
+    }
+
+    #[test]
+    fn a_live_space_adopts_the_tree_its_backup_copy_computed() {
+        let mut live = BindSpace::new(schema()).unwrap();
+        for i in 0..300u16 {
+            live.write(Addr(i * 3), &[u64::from(i), 0, 0]).unwrap();
+        }
+        let mark = live.mark();
+        let copy = live.clone();
+        // writes after the copy was taken
+        live.write(Addr(5), &[7, 7, 7]).unwrap();
+        live.delete(Addr(3)).unwrap();
+        let at_copy = copy.state_root();
+        live.adopt_root(&copy, &mark);
+        assert_eq!(live.state_root(), live.state_root_rebuilt());
+        assert_ne!(live.state_root(), at_copy);
+        // a stale mark adopts nothing (the space keeps its own tree)
+        let old = live.mark();
+        live.mark();
+        live.write(Addr(9), &[1, 2, 3]).unwrap();
+        live.adopt_root(&copy, &old);
+        assert_eq!(live.state_root(), live.state_root_rebuilt());
     }
 
     #[test]

@@ -160,7 +160,8 @@ fn full_default_space_round_trips() {
     let s = random_space(9, 156, 256, 1.0, 0);
     assert_eq!(s.len(), 65_536);
     let bytes = snapshot::encode(&s, 0);
-    assert_eq!(bytes.len(), HEADER_LEN + 8192 + 65_536 * 156 * 8);
+    // format 2: the payload ends with 256 prefix digests
+    assert_eq!(bytes.len(), HEADER_LEN + 8192 + 65_536 * 156 * 8 + 256 * 32);
     assert_eq!(
         snapshot::decode(&bytes).expect("valid").space.digest(),
         s.digest()

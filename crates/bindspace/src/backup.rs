@@ -87,7 +87,10 @@ impl Inner {
             let m = s.mark();
             (s.clone(), m)
         };
-        (mark, NewBackup::full(&copy, self.clock.now_us()))
+        let backup = NewBackup::full(&copy, self.clock.now_us());
+        // the copy brought the root tree up to date: the live space takes it over
+        self.ds.lock().adopt_root(&copy, &mark);
+        (mark, backup)
     }
 
     /// An incremental (the changes since the last backup) or a differential (the
@@ -129,6 +132,10 @@ impl Inner {
             parent,
             schema,
         );
+        let backup = match &delta.end_root {
+            Some(r) => backup.with_root(r.root().to_string()),
+            None => backup,
+        };
         Ok(Some((mark, backup)))
     }
 
@@ -197,6 +204,8 @@ impl Inner {
             (s.clone(), m)
         };
         let d = bindspace_xor_delta::compute(&old, &copy, self.clock.now_us())?;
+        self.ds.lock().adopt_root(&copy, &mark);
+        let root = copy.state_root().root().to_string();
         st.mark = mark;
         let written = self.rt.block_on(
             self.repo.write_backup(
@@ -208,6 +217,7 @@ impl Inner {
                     from.id.clone(),
                     d.schema,
                 )
+                .with_root(root)
                 .on(self.timeline),
             ),
         );

@@ -166,8 +166,18 @@ impl EngineBuilder {
             ..WalOptions::default()
         };
         let base_version = base.version();
+        // a checkpoint about to start a timeline from its origin: its root, to check
+        // against the one the origin recorded
+        let base_root = (dir.timeline()?.is_none() && dir.checkpoint_origin()?.is_some())
+            .then(|| base.state_root());
         let (ds, rec) = DurableSpace::open(dir.wal(), base, opts)?;
-        let timeline = settle_timeline(&dir, &rt, &repo, base_version, rec.last_version)?;
+        let timeline = settle_timeline(
+            &dir,
+            &rt,
+            &repo,
+            (base_version, base_root),
+            rec.last_version,
+        )?;
         tracing::info!(dir = %dir.path().display(), version = rec.last_version, timeline, "engine opened");
         let state = resume_state(&ds, &rt, &repo, timeline)?;
         let inner = Arc::new(Inner {
@@ -200,7 +210,7 @@ fn settle_timeline(
     dir: &DataDir,
     rt: &tokio::runtime::Runtime,
     repo: &Repository,
-    base_version: u64,
+    (base_version, base_root): (u64, Option<bindspace_core::StateRoot>),
     recovered: u64,
 ) -> Result<TimelineId> {
     let m = rt.block_on(repo.manifest())?;
@@ -233,6 +243,14 @@ fn settle_timeline(
             {
                 return Err(Error::Config(format!(
                     "the checkpoint was restored from repository {theirs}, the engine's repository is {mine}: its history is not this repository's"
+                )));
+            }
+            if let (Some(recorded), Some(actual)) = (&o.root, &base_root)
+                && bindspace_core::Digest::from_hex(recorded) != Some(actual.root())
+            {
+                return Err(Error::Config(format!(
+                    "the checkpoint's state root is {}, its origin file recorded {recorded}: it is not the state that was restored",
+                    actual.root()
                 )));
             }
             Some((o.timeline, "engine opened a restored checkpoint", o.root))
@@ -363,7 +381,7 @@ impl Engine {
     /// Names the current version in the WAL and in every destination's catalog;
     /// `guaranteed` keeps what restoring it needs safe from retention.
     pub fn restore_point(&self, name: &str, guaranteed: bool) -> Result<u64> {
-        let v = self.inner.ds.restore_point(name)?;
+        let (v, root) = self.inner.ds.restore_point_rooted(name)?;
         self.inner
             .rt
             .block_on(self.inner.repo.create_restore_point_on(
@@ -371,7 +389,7 @@ impl Engine {
                 self.inner.timeline,
                 v,
                 guaranteed,
-                None,
+                Some(root.root().to_string()),
             ))?;
         Ok(v)
     }

@@ -103,7 +103,7 @@ pub fn rewind(
         repository_id,
         timeline: plan.timeline,
         version: space.version(),
-        root: None,
+        root: Some(space.state_root().root().to_string()),
     }
     .write(&dir.join("checkpoint.snap"))?;
     d.write_checkpoint(&snapshot::encode(&space, clock.now_us()))?;

@@ -67,6 +67,19 @@ fn check(rt: &tokio::runtime::Runtime, stores: &[Arc<dyn BackupStore>]) -> usize
     // the restore point record took version 46 (written after version 45)
     assert_eq!(s.version(), 46);
     assert_eq!(s.digest().to_string(), want[&46]);
+    // written before roots existed: never claimed as verified
+    let (_, ver) = rt
+        .block_on(async {
+            let p = bindspace_pitr::plan(stores, &Target::Version(40)).await?;
+            bindspace_pitr::restore_verified(&p).await
+        })
+        .unwrap();
+    assert!(
+        ver.to_string()
+            .starts_with("unverified: no root recorded for version 40"),
+        "{ver}"
+    );
+    assert_eq!((ver.checked, ver.self_checked), (0, 0));
     bad
 }
 

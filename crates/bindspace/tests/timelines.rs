@@ -66,9 +66,18 @@ impl Repo {
     }
 
     fn restore(&self, t: Option<u32>, target: Target) -> bindspace_pitr::Result<BindSpace> {
-        self.rt
-            .block_on(bindspace_pitr::restore_to_on(&self.stores, &target, t))
-            .map(|(s, _)| s)
+        self.restore_verified(t, target).map(|(s, _)| s)
+    }
+
+    fn restore_verified(
+        &self,
+        t: Option<u32>,
+        target: Target,
+    ) -> bindspace_pitr::Result<(BindSpace, bindspace_pitr::Verification)> {
+        self.rt.block_on(async {
+            let plan = bindspace_pitr::plan_on(&self.stores, &target, t).await?;
+            bindspace_pitr::restore_verified(&plan).await
+        })
     }
 
     /// Restores `version` of timeline `t` as a new data directory's checkpoint, with an
@@ -83,7 +92,7 @@ impl Repo {
                 repository_id: None,
                 timeline: t,
                 version,
-                root: None,
+                root: Some(space.state_root().root().to_string()),
             }
             .write(&snap)
             .unwrap();
@@ -137,16 +146,26 @@ fn write(
     e.archive_now().unwrap();
 }
 
-/// Restores every version the oracle holds on its own timeline; returns mismatches.
-fn check_all(repo: &Repo, oracle: &Oracle, from: &BTreeMap<u32, u64>) -> usize {
+/// Restores every version the oracle holds on its own timeline; returns mismatches
+/// and the versions whose result was verified against a recorded root.
+fn check_all(
+    repo: &Repo,
+    oracle: &Oracle,
+    from: &BTreeMap<u32, u64>,
+) -> (usize, std::collections::BTreeSet<(u32, u64)>) {
     let mut bad = 0;
+    let mut verified = std::collections::BTreeSet::new();
     for (&(t, v), want) in oracle {
         if v < from[&t] {
             continue; // before the timeline's first full: nothing to restore from
         }
-        match repo.restore(Some(t), Target::Version(v)) {
-            Ok(s) if s.digest() == *want && s.version() == v => {}
-            Ok(s) => {
+        match repo.restore_verified(Some(t), Target::Version(v)) {
+            Ok((s, ver)) if s.digest() == *want && s.version() == v => {
+                if ver.is_verified() {
+                    verified.insert((t, v));
+                }
+            }
+            Ok((s, _)) => {
                 eprintln!(
                     "timeline {t} version {v}: got version {} {}",
                     s.version(),
@@ -160,7 +179,7 @@ fn check_all(repo: &Repo, oracle: &Oracle, from: &BTreeMap<u32, u64>) -> usize {
             }
         }
     }
-    bad
+    (bad, verified)
 }
 
 fn scenario(urls: Vec<String>) {
@@ -225,11 +244,14 @@ fn scenario(urls: Vec<String>) {
         err.contains("no origin") && err.contains("2 timelines"),
         "{err}"
     );
+    let seeded = snapshot::decode(&std::fs::read(d3.path().join("checkpoint.snap")).unwrap())
+        .unwrap()
+        .space;
     Origin {
         repository_id: None,
         timeline: 2,
         version: 90,
-        root: None,
+        root: Some(seeded.state_root().root().to_string()),
     }
     .write(&d3.path().join("checkpoint.snap"))
     .unwrap();
@@ -260,7 +282,26 @@ fn scenario(urls: Vec<String>) {
 
     // every version of every history, on its own timeline
     let first = BTreeMap::from([(1, 20), (2, 50), (3, 90)]);
-    assert_eq!(check_all(&repo, &oracle, &first), 0, "mismatches");
+    let (bad, verified) = check_all(&repo, &oracle, &first);
+    assert_eq!(bad, 0, "mismatches");
+    // every backup and every branch point (the origin's root) is a recorded root, and
+    // verified as such; nothing else claims to be (the oracle holds each timeline
+    // from its branch point on)
+    let recorded: std::collections::BTreeSet<(u32, u64)> = [
+        (1, 20),
+        (1, 40),
+        (1, 60),
+        (1, 80),
+        (1, 100),
+        (2, 50),
+        (2, 80),
+        (2, 100),
+        (3, 90),
+        (3, 100),
+        (3, 110),
+    ]
+    .into();
+    assert_eq!(verified, recorded);
     // the default is the newest timeline; a restore point names its own
     assert_eq!(
         repo.restore(None, Target::Latest).unwrap().digest(),
@@ -368,7 +409,7 @@ fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
         .collect();
     assert_eq!(tl, vec![(2, 1, 20), (3, 1, 20)]);
     let first = BTreeMap::from([(1, 10), (2, 20), (3, 20)]);
-    assert_eq!(check_all(&repo, &oracle, &first), 0);
+    assert_eq!(check_all(&repo, &oracle, &first).0, 0);
     assert_ne!(oracle[&(2, 40)], oracle[&(3, 40)]);
     // reopening a directory stays on its timeline
     let ea = repo.open(a.path());
@@ -416,5 +457,5 @@ fn a_data_directory_from_before_timelines_continues_timeline_1() {
         .unwrap()
         .1;
     assert!(m.timelines.is_empty());
-    assert_eq!(check_all(&repo, &oracle, &BTreeMap::from([(1, 10)])), 0);
+    assert_eq!(check_all(&repo, &oracle, &BTreeMap::from([(1, 10)])).0, 0);
 }

@@ -42,7 +42,7 @@ impl NewBackup {
             bytes: Bytes::from(bindspace_core::snapshot::encode(space, now_us)),
             parent: None,
             schema: space.schema(),
-            root: None,
+            root: Some(space.state_root().root().to_string()),
         }
     }
 

@@ -26,8 +26,8 @@ pub struct TimelineRecord {
     pub created_us: u64,
     /// Why: `engine opened a restored checkpoint`, `rewind`, …
     pub reason: String,
-    /// The state root at the branch point, hex, when known (recorded for the state
-    /// root checks; restores do not verify it yet).
+    /// The state root at the branch point, hex, when known: a restore through the
+    /// branch point checks the state there against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
 }

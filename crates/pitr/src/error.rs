@@ -34,6 +34,21 @@ pub enum Error {
         /// Each store's failure, in the order they were tried.
         failures: Vec<StoreFailure>,
     },
+    /// A state the restore passed through (or ended at) is not the state a catalog
+    /// recorded for that version: an artifact was altered, or belongs to another history.
+    #[error(
+        "the restored state at version {version} has root {actual}, but {by} recorded {expected}: the artifacts do not reproduce the recorded state"
+    )]
+    RootMismatch {
+        /// The version checked.
+        version: u64,
+        /// Who recorded the root.
+        by: String,
+        /// The recorded root (hex).
+        expected: String,
+        /// The root of the restored state (hex).
+        actual: String,
+    },
     /// A bug: a task or invariant of the restore broke.
     #[error("internal error: {what}")]
     Internal {
@@ -73,6 +88,7 @@ impl Error {
                 }
             }
             Error::Internal { .. } => ErrorKind::Internal,
+            Error::RootMismatch { .. } => ErrorKind::Corrupt,
             Error::Store(e) => e.kind(),
             Error::Core(e) => e.kind(),
             Error::Delta(e) => e.kind(),

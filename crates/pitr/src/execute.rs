@@ -1,17 +1,22 @@
 //! Running a plan: fetch each artifact from the first store that serves it intact
 //! (checked here against the plan's length and blake3, whatever the store checked),
 //! up to [`PREFETCH`] ahead of the one being applied; decode, apply, replay.
+//!
+//! Every state the restore passes through that a catalog recorded a root for (the
+//! base, each delta's end, a WAL record's version, a branch point, the result) is
+//! checked against it; the artifacts check their own prefix digests as they decode.
+//! The result says whether it was verified ([`Verification`]).
 
 use std::sync::Arc;
 
 use bindspace_catalog::{ArtifactKind, blake3_hex};
-use bindspace_core::{BindSpace, snapshot};
+use bindspace_core::{BindSpace, Digest, StateRoot, snapshot};
 use bindspace_wal::{Record, Replayer};
 use bytes::Bytes;
 
 use crate::error::StoreFailure;
 use crate::inventory::Sources;
-use crate::plan::{RestorePlan, Step, plan_on};
+use crate::plan::{RecordedRoot, RestorePlan, Step, plan_on};
 use crate::{Error, Result, Target};
 
 /// How many artifacts are fetched ahead of the one being applied.
@@ -89,10 +94,83 @@ async fn fetch_in_order(
     }
 }
 
+/// What a restore proved about its result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    /// The result's version.
+    pub version: u64,
+    /// The result's state root.
+    pub root: Digest,
+    /// What recorded the root the result matched; `None`: no root was recorded for
+    /// the result's version (artifacts written before roots existed, or a version
+    /// between recorded points), so the result is unverified.
+    pub verified_by: Option<String>,
+    /// Recorded roots checked on the way (base, deltas, WAL, branch points, result).
+    pub checked: usize,
+    /// Artifacts that carried their own prefix digests (checked as they decoded).
+    pub self_checked: usize,
+}
+
+impl Verification {
+    /// Whether the result matched a recorded root.
+    pub fn is_verified(&self) -> bool {
+        self.verified_by.is_some()
+    }
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.verified_by {
+            Some(by) => write!(f, "verified: root {} matches {by}", self.root)?,
+            None => write!(
+                f,
+                "unverified: no root recorded for version {} (root {})",
+                self.version, self.root
+            )?,
+        }
+        write!(
+            f,
+            "; {} recorded roots checked on the way, {} artifacts checked their own",
+            self.checked, self.self_checked
+        )
+    }
+}
+
+/// Checks `space` against the roots recorded for its version, if any; returns who
+/// recorded the matching one.
+fn check_recorded(
+    space: &BindSpace,
+    recorded: &std::collections::BTreeMap<u64, Vec<RecordedRoot>>,
+    checked: &mut usize,
+) -> Result<Option<String>> {
+    let Some(list) = recorded.get(&space.version()) else {
+        return Ok(None);
+    };
+    let actual = space.state_root();
+    for r in list {
+        *checked += 1;
+        if Digest::from_hex(&r.root) != Some(actual.root()) {
+            return Err(Error::RootMismatch {
+                version: space.version(),
+                by: r.by.clone(),
+                expected: r.root.clone(),
+                actual: actual.root().to_string(),
+            });
+        }
+    }
+    Ok(list.first().map(|r| r.by.clone()))
+}
+
 /// Runs a plan against the stores that planned it: full, deltas, WAL replay, with the
 /// next artifacts fetched while the current one is decoded and applied. The result is
-/// at `plan.version`.
+/// at `plan.version`, checked against every recorded root on the way (see
+/// [`restore_verified`], which also says whether the result itself was verified).
 pub async fn restore(plan: &RestorePlan) -> Result<BindSpace> {
+    restore_verified(plan).await.map(|(s, _)| s)
+}
+
+/// [`restore`], with what it proved about the result.
+pub async fn restore_verified(plan: &RestorePlan) -> Result<(BindSpace, Verification)> {
     let steps: Vec<Step> = plan.steps().cloned().collect();
     let n_deltas = plan.deltas.len();
     let mut space: Option<BindSpace> = None;
@@ -102,12 +180,21 @@ pub async fn restore(plan: &RestorePlan) -> Result<BindSpace> {
     // the replayer outlives each segment (a batch may span two); what it releases is
     // applied right after each segment
     let pending_wal = Arc::new(std::sync::Mutex::new(Vec::<Record>::new()));
+    let (mut checked, mut self_checked) = (0usize, 0usize);
+    let mut last_by = None;
     fetch_in_order(plan.sources(), steps, |s, bytes| {
         match (&mut space, s.artifact.id.kind()) {
-            (None, _) => space = Some(snapshot::decode(&bytes)?.space),
+            (None, _) => {
+                let snap = snapshot::decode(&bytes)?;
+                self_checked += usize::from(snap.root.is_some());
+                last_by = check_recorded(&snap.space, &plan.recorded, &mut checked)?;
+                space = Some(snap.space);
+            }
             (Some(sp), ArtifactKind::Delta) => {
                 let d = bindspace_xor_delta::decode(&bytes)?;
+                self_checked += usize::from(d.end_root.is_some());
                 bindspace_xor_delta::apply(sp, &d)?;
+                last_by = check_recorded(sp, &plan.recorded, &mut checked)?;
                 applied += 1;
             }
             (Some(sp), _) => {
@@ -128,6 +215,7 @@ pub async fn restore(plan: &RestorePlan) -> Result<BindSpace> {
                     std::mem::take(&mut *pending_wal.lock().unwrap_or_else(|e| e.into_inner()));
                 for r in released {
                     bindspace_wal::apply_record(sp, &r)?;
+                    last_by = check_recorded(sp, &plan.recorded, &mut checked)?;
                 }
                 return Ok(more);
             }
@@ -146,7 +234,21 @@ pub async fn restore(plan: &RestorePlan) -> Result<BindSpace> {
             ),
         });
     }
-    Ok(space)
+    // the last check was at the result's version only if nothing came after it
+    let verified_by = match last_by {
+        Some(by) if plan.recorded.contains_key(&space.version()) => Some(by),
+        _ => None,
+    };
+    let root: StateRoot = space.state_root();
+    let v = Verification {
+        version: space.version(),
+        root: root.root(),
+        verified_by,
+        checked,
+        self_checked,
+    };
+    tracing::info!(version = v.version, verification = %v, "restored");
+    Ok((space, v))
 }
 
 /// Plans and runs a restore to `target` on the newest timeline (or the restore

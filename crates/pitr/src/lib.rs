@@ -11,6 +11,9 @@
 //! `Display`), owns the stores it was planned from, and [`restore`] runs it, fetching
 //! each artifact from the first store that serves it intact (length and blake3 checked
 //! here against the reference the plan was made from, whatever the store checked).
+//! Every state it passes through that a catalog recorded a state root for is checked
+//! against it, and [`restore_verified`] says whether the result itself was
+//! ([`Verification`]: "verified", or "unverified: no root recorded").
 //!
 //! Flashback reads: [`as_of`] reads one address at a target without applying deltas or
 //! WAL to any other address; [`versions`] lists an address's history from the WAL.
@@ -29,8 +32,8 @@ mod plan;
 mod target;
 
 pub use error::{Error, Result, StoreFailure};
-pub use execute::{PREFETCH, restore, restore_to, restore_to_on};
+pub use execute::{PREFETCH, Verification, restore, restore_to, restore_to_on, restore_verified};
 pub use flashback::{AddrVersion, as_of, versions};
 pub use inventory::Sources;
-pub use plan::{RestorePlan, Step, plan, plan_on};
+pub use plan::{RecordedRoot, RestorePlan, Step, plan, plan_on};
 pub use target::Target;

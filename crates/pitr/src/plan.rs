@@ -33,6 +33,16 @@ pub struct Step {
     pub until: u64,
 }
 
+/// A state root some record holds for a version of the restored history: a backup
+/// entry, a restore point, a timeline's branch point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRoot {
+    /// Who recorded it ("incremental t1-incr-60", "restore point \"pre-deploy\"", …).
+    pub by: String,
+    /// The root, hex as recorded.
+    pub root: String,
+}
+
 /// A restore, before it runs. It owns the [`Sources`] it was planned from:
 /// [`restore`](crate::restore) fetches from exactly those.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +69,10 @@ pub struct RestorePlan {
     pub estimated_bytes: u64,
     /// Stores that could not be listed (down, unreachable), with why.
     pub unavailable: Vec<String>,
+    /// The state roots recorded for versions of this history, by version: the restore
+    /// checks every state it passes through that has one (base, each delta, WAL
+    /// records, the result).
+    pub recorded: BTreeMap<u64, Vec<RecordedRoot>>,
     pub(crate) sources: Sources,
 }
 
@@ -116,6 +130,27 @@ impl fmt::Display for RestorePlan {
             line(f, "wal:", w)?;
         }
         writeln!(f, "fetch:   {} bytes", self.estimated_bytes)?;
+        let on_path: Vec<String> = self
+            .steps()
+            .take(1 + self.deltas.len())
+            .map(|s| s.artifact.id.versions().1)
+            .chain(std::iter::once(self.version))
+            .filter_map(|v| {
+                self.recorded
+                    .get(&v)
+                    .map(|r| format!("version {v}: {} ({})", r[0].root, r[0].by))
+            })
+            .collect();
+        if self.time_limit.is_none() && !self.recorded.contains_key(&self.version) {
+            writeln!(
+                f,
+                "verify:  unverified: no root recorded for version {}",
+                self.version
+            )?;
+        }
+        for r in on_path {
+            writeln!(f, "root:    {r}")?;
+        }
         for u in &self.unavailable {
             writeln!(f, "skipped: {u}")?;
         }
@@ -318,6 +353,7 @@ pub(crate) fn plan_from(
         .map(|&i| step(&sources, deltas[i].0, deltas[i].1))
         .collect();
     let base = step(&sources, base_ref, base_idx);
+    let recorded = recorded_roots(&inv.manifests, &timelines, &history);
     let estimated_bytes = base.artifact.len
         + deltas.iter().map(|d| d.artifact.len).sum::<u64>()
         + wal.iter().map(|w| w.artifact.len).sum::<u64>();
@@ -332,8 +368,60 @@ pub(crate) fn plan_from(
         wal,
         estimated_bytes,
         unavailable: inv.unavailable,
+        recorded,
         sources,
     })
+}
+
+/// Every state root the catalogs record for versions of `history`: backup entries whose
+/// artifacts the history uses, restore points on it, its branch points.
+fn recorded_roots(
+    manifests: &[Manifest],
+    timelines: &Manifest,
+    history: &History,
+) -> BTreeMap<u64, Vec<RecordedRoot>> {
+    let mut out: BTreeMap<u64, Vec<RecordedRoot>> = BTreeMap::new();
+    let mut add = |v: u64, by: String, root: &str| {
+        let list = out.entry(v).or_default();
+        if !list.iter().any(|r| r.by == by && r.root == root) {
+            list.push(RecordedRoot {
+                by,
+                root: root.to_owned(),
+            });
+        }
+    };
+    for m in manifests {
+        for e in &m.entries {
+            if let Some(root) = &e.root
+                && e.artifact.kind() != ArtifactKind::WalSegment
+                && history.uses(&e.artifact)
+            {
+                add(e.to_version, format!("{} {}", e.kind.name(), e.id), root);
+            }
+        }
+        for p in &m.restore_points {
+            if let Some(root) = &p.root
+                && history
+                    .stretches
+                    .iter()
+                    .any(|s| s.timeline == p.timeline && s.lo <= p.version && p.version <= s.hi)
+            {
+                add(p.version, format!("restore point {:?}", p.name), root);
+            }
+        }
+    }
+    for s in history.stretches.iter().skip(1) {
+        if let Some(rec) = timelines.timeline(s.timeline)
+            && let Some(root) = &rec.root
+        {
+            add(
+                rec.branch_version,
+                format!("timeline {}'s branch point", rec.id),
+                root,
+            );
+        }
+    }
+    out
 }
 
 /// Dijkstra over delta edges from `start`: the furthest version reachable and the

@@ -28,6 +28,9 @@ const META_SCHEMA: &str = "bindspace.schema";
 pub(crate) const META_TIME: &str = "bindspace.time_us";
 /// `"<len> <blake3 hex>"` of that native artifact.
 pub(crate) const META_NATIVE: &str = "bindspace.native";
+/// The artifact format of the native snapshot (absent: format 1, written before the
+/// key existed), so `get` re-encodes it exactly as it was written.
+pub(crate) const META_FORMAT: &str = "bindspace.format";
 /// Tags naming the dataset version that holds the snapshot at a space version.
 const TAG_PREFIX: &str = "snapshot-";
 

@@ -18,7 +18,7 @@ use bindspace_core::{BindSpace, snapshot};
 use bytes::Bytes;
 
 use crate::ObjectBackupStore;
-use crate::lance_snapshots::{LanceSnapshots, META_NATIVE, META_TIME};
+use crate::lance_snapshots::{LanceSnapshots, META_FORMAT, META_NATIVE, META_TIME};
 
 /// An [`ObjectBackupStore`] keeping full snapshots in Lance (see the module docs).
 ///
@@ -38,6 +38,7 @@ pub struct LanceBackupStore {
 /// A snapshot as the catalog knows it: the native artifact's time, length and blake3.
 struct Native {
     time_us: u64,
+    format: u16,
     len: u64,
     blake3: [u8; 32],
 }
@@ -67,14 +68,15 @@ impl LanceBackupStore {
         &self.inner
     }
 
-    /// The decoded space and its time, if `bytes` is a snapshot at `version` that
-    /// re-encodes to exactly `bytes` (so `get` can give them back).
-    async fn lance_form(bytes: Bytes, version: u64) -> Option<(BindSpace, u64)> {
+    /// The decoded space, its time and artifact format, if `bytes` is a snapshot at
+    /// `version` that re-encodes to exactly `bytes` (so `get` can give them back).
+    async fn lance_form(bytes: Bytes, version: u64) -> Option<(BindSpace, u64, u16)> {
         tokio::task::spawn_blocking(move || {
             let s = snapshot::decode(&bytes).ok()?;
-            let time = s.header.time_to_us;
-            (s.space.version() == version && snapshot::encode(&s.space, time) == bytes[..])
-                .then_some((s.space, time))
+            let (time, format) = (s.header.time_to_us, s.header.format);
+            (s.space.version() == version
+                && snapshot::encode_as(&s.space, time, format) == bytes[..])
+                .then_some((s.space, time, format))
         })
         .await
         .ok()
@@ -97,8 +99,13 @@ impl LanceBackupStore {
             .and_then(|n| n.split_once(' '))
             .and_then(|(l, h)| Some((l.parse().ok()?, unhex(h)?)))
             .ok_or_else(|| bad("no valid bindspace.native"))?;
+        let format = match meta.get(META_FORMAT) {
+            None => 1,
+            Some(f) => f.parse().map_err(|_| bad("bad bindspace.format"))?,
+        };
         Ok(Native {
             time_us,
+            format,
             len,
             blake3,
         })
@@ -117,12 +124,13 @@ impl BackupStore for LanceBackupStore {
             return self.inner.put(id, bytes).await;
         };
         let r = ArtifactRef::of(id, &bytes);
-        let Some((space, time)) = Self::lance_form(bytes.clone(), version).await else {
+        let Some((space, time, format)) = Self::lance_form(bytes.clone(), version).await else {
             tracing::debug!("not a snapshot that round-trips: kept as a native object");
             return self.inner.put(id, bytes).await;
         };
         let meta = vec![
             (META_TIME.to_owned(), time.to_string()),
+            (META_FORMAT.to_owned(), format.to_string()),
             (
                 META_NATIVE.to_owned(),
                 format!("{} {}", r.len, hex(&r.blake3)),
@@ -148,12 +156,14 @@ impl BackupStore for LanceBackupStore {
         };
         let native = self.native_of(r.id, dv).await?;
         let space = self.lance.restore(dv).await?;
-        let bytes = tokio::task::spawn_blocking(move || snapshot::encode(&space, native.time_us))
-            .await
-            .map_err(|e| Error::Invalid {
-                store: self.inner.name(),
-                detail: format!("encoding task: {e}"),
-            })?;
+        let bytes = tokio::task::spawn_blocking(move || {
+            snapshot::encode_as(&space, native.time_us, native.format)
+        })
+        .await
+        .map_err(|e| Error::Invalid {
+            store: self.inner.name(),
+            detail: format!("encoding task: {e}"),
+        })?;
         let got = ArtifactRef::of(r.id, &bytes);
         if got.blake3 != r.blake3 || got.len != r.len || got.blake3 != native.blake3 {
             return Err(Error::Corrupt {

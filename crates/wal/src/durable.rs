@@ -170,6 +170,12 @@ impl DurableSpace {
     /// Logs `ops` (several form one atomic batch), applies them, and returns the new
     /// version once durable and visible.
     pub fn apply(&self, ops: Vec<Op>) -> Result<u64> {
+        self.apply_and(ops, |_| ()).map(|(v, ())| v)
+    }
+
+    /// [`DurableSpace::apply`], then `f` on the space at exactly the new version (before
+    /// any later write is applied).
+    fn apply_and<R>(&self, ops: Vec<Op>, f: impl FnOnce(&BindSpace) -> R) -> Result<(u64, R)> {
         let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
         // Check against the space's shape before anything is logged.
         {
@@ -213,9 +219,10 @@ impl DurableSpace {
         if commit {
             s.set_version(last);
         }
+        let r = f(&s);
         drop(s);
         self.applied.notify_all();
-        Ok(last)
+        Ok((last, r))
     }
 
     /// Writes one fingerprint durably.
@@ -231,6 +238,14 @@ impl DurableSpace {
     /// Records a named restore point at the current state.
     pub fn restore_point(&self, name: impl Into<String>) -> Result<u64> {
         self.apply(vec![Op::RestorePoint(name.into())])
+    }
+
+    /// [`DurableSpace::restore_point`], with the state root at the named version.
+    pub fn restore_point_rooted(
+        &self,
+        name: impl Into<String>,
+    ) -> Result<(u64, bindspace_core::StateRoot)> {
+        self.apply_and(vec![Op::RestorePoint(name.into())], BindSpace::state_root)
     }
 
     /// Runs `f` on the space (readers see only acknowledged-durable state).

@@ -39,6 +39,8 @@ pub fn run(a: &Args) -> Result<()> {
             "wal": plan.wal.iter().map(step).collect::<Vec<_>>(),
             "estimated_bytes": plan.estimated_bytes,
             "unavailable": plan.unavailable,
+            "recorded_roots": plan.recorded.iter().map(|(v, rs)| json!({"version": v, "roots": rs.iter().map(|r| json!({"root": r.root, "by": r.by})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "result_root_recorded": plan.recorded.contains_key(&plan.version),
         }),
         || plan.to_string(),
     );

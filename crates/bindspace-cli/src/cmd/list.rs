@@ -13,13 +13,13 @@ pub fn run(r: &RepoArgs) -> Result<()> {
     let m = rt.block_on(repo.manifest())?;
     emit_serialized(r.json, &m.entries, || {
         let mut s = format!(
-            "{:<24} {:>8} {:<12} {:>10} {:>10} {:>12} {:<9} parent\n",
-            "id", "timeline", "kind", "from", "to", "bytes", "status"
+            "{:<24} {:>8} {:<12} {:>10} {:>10} {:>12} {:<9} {:<16} parent\n",
+            "id", "timeline", "kind", "from", "to", "bytes", "status", "root"
         );
         for e in &m.entries {
             let _ = writeln!(
                 s,
-                "{:<24} {:>8} {:<12} {:>10} {:>10} {:>12} {:<9} {}",
+                "{:<24} {:>8} {:<12} {:>10} {:>10} {:>12} {:<9} {:<16} {}",
                 e.id,
                 e.timeline,
                 e.kind.name(),
@@ -27,6 +27,7 @@ pub fn run(r: &RepoArgs) -> Result<()> {
                 e.to_version,
                 e.size,
                 format!("{:?}", e.status).to_lowercase(),
+                e.root.as_deref().map_or("-", |r| &r[..r.len().min(16)]),
                 e.parent.as_deref().unwrap_or("-")
             );
         }

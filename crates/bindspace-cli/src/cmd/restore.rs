@@ -39,13 +39,13 @@ pub fn run(a: &Args) -> Result<()> {
     let p = spinner(&format!("restoring to {t}"));
     #[allow(clippy::disallowed_methods)] // the operator sees how long it took
     let started = Instant::now();
-    let res = rt.block_on(bindspace_pitr::restore_to_on(
-        &sources,
-        &t,
-        a.timeline.timeline,
-    ));
+    let res = rt.block_on(async {
+        let plan = bindspace_pitr::plan_on(&sources, &t, a.timeline.timeline).await?;
+        let (space, verification) = bindspace_pitr::restore_verified(&plan).await?;
+        Ok::<_, bindspace_pitr::Error>((space, plan, verification))
+    });
     p.finish_and_clear();
-    let (space, plan) = res?;
+    let (space, plan, verification) = res?;
     let took = started.elapsed();
     let bytes = snapshot::encode(&space, 0);
     if let Some(path) = &a.out {
@@ -61,7 +61,7 @@ pub fn run(a: &Args) -> Result<()> {
             repository_id,
             timeline: plan.timeline,
             version: space.version(),
-            root: None,
+            root: Some(space.state_root().root().to_string()),
         }
         .write(path)?;
     }
@@ -78,6 +78,11 @@ pub fn run(a: &Args) -> Result<()> {
             "version": space.version(),
             "addresses": space.len(),
             "digest": space.digest().to_string(),
+            "root": verification.root.to_string(),
+            "verified": verification.is_verified(),
+            "verified_by": verification.verified_by,
+            "roots_checked": verification.checked,
+            "verification": verification.to_string(),
             "fetched_bytes": plan.estimated_bytes,
             "took_ms": took.as_millis() as u64,
             "out": a.out.as_ref().map(|p| p.display().to_string()),
@@ -91,6 +96,7 @@ pub fn run(a: &Args) -> Result<()> {
                 space.len(),
                 space.digest()
             );
+            let _ = write!(s, "\n{verification}");
             if let Some(p) = &a.out {
                 let _ = write!(s, "\nwrote {}", p.display());
             }

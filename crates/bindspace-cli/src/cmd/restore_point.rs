@@ -56,19 +56,23 @@ pub fn run(p: PointOp) -> Result<()> {
                 &target,
                 timeline.timeline,
             ))?;
-            let v = plan.version;
+            // restoring it (checked on the way) gives the state root the point records,
+            // and proves it restorable before the point becomes durable
+            let (space, _) = rt.block_on(bindspace_pitr::restore_verified(&plan))?;
+            let v = space.version();
             let rp = rt.block_on(repo.create_restore_point_on(
                 &name,
                 plan.timeline,
                 v,
                 guaranteed,
-                None,
+                Some(space.state_root().root().to_string()),
             ))?;
             emit_serialized(r.json, &rp, || {
                 format!(
-                    "restore point {name:?} at version {v} of timeline {}{}",
+                    "restore point {name:?} at version {v} of timeline {}{}, root {}",
                     plan.timeline,
-                    if guaranteed { " (guaranteed)" } else { "" }
+                    if guaranteed { " (guaranteed)" } else { "" },
+                    rp.root.as_deref().unwrap_or("-")
                 )
             })
         }
@@ -80,9 +84,11 @@ pub fn run(p: PointOp) -> Result<()> {
                 for p in &m.restore_points {
                     let _ = writeln!(
                         s,
-                        "{:<24} version {:>10}{}",
+                        "{:<24} timeline {:>4} version {:>10} root {}{}",
                         p.name,
+                        p.timeline,
                         p.version,
+                        p.root.as_deref().map_or("-", |r| &r[..r.len().min(16)]),
                         if p.guaranteed { "  guaranteed" } else { "" }
                     );
                 }
