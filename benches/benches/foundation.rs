@@ -98,6 +98,80 @@ fn foundation(c: &mut Criterion) {
     }
 }
 
+/// State roots: what keeping them costs a writer, and what bringing the root current
+/// after a 1% incremental costs next to hashing the whole space.
+fn roots(c: &mut Criterion) {
+    let schema = SchemaVersion::CURRENT;
+    let mut wl = Workload::new(2, schema);
+    let full = wl.filled_space(1.0).expect("valid");
+    // 655 distinct occupied addresses (1%) and the fingerprints written there
+    let mut addrs: Vec<Addr> = (0..655u32)
+        .map(|i| Addr(((i * 40_503) % 65_536) as u16))
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    let fps: Vec<Vec<u64>> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, _)| vec![i as u64 ^ 0x5555; full.words()])
+        .collect();
+
+    let mut g = c.benchmark_group("roots");
+    g.sample_size(20).measurement_time(Duration::from_secs(6));
+    // the writer's own cost: 655 writes, with the per-write root bookkeeping on or off
+    // (the root is brought current, and the dirty epoch restarted, outside the timing)
+    for (name, on) in [
+        ("writes_1pct_roots_on", true),
+        ("writes_1pct_roots_off", false),
+    ] {
+        let mut live = full.clone();
+        live.set_root_tracking(on);
+        live.state_root();
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut took = Duration::ZERO;
+                for _ in 0..iters {
+                    if on {
+                        live.state_root();
+                    }
+                    live.mark();
+                    let t = std::time::Instant::now();
+                    for (a, fp) in addrs.iter().zip(&fps) {
+                        black_box(live.write(*a, fp).expect("valid"));
+                    }
+                    took += t.elapsed();
+                }
+                took
+            })
+        });
+    }
+    // the root after those 655 writes, from a current tree
+    let mut live = full.clone();
+    live.state_root();
+    g.bench_function("root_update_1pct", |b| {
+        b.iter_custom(|iters| {
+            let mut took = Duration::ZERO;
+            for i in 0..iters {
+                for (a, fp) in addrs.iter().zip(&fps) {
+                    let mut fp = fp.clone();
+                    fp[0] ^= i;
+                    live.write(*a, &fp).expect("valid");
+                }
+                live.mark();
+                let t = std::time::Instant::now();
+                black_box(live.state_root());
+                took += t.elapsed();
+            }
+            took
+        })
+    });
+    g.bench_function("digest_full", |b| b.iter(|| black_box(&full).digest()));
+    g.bench_function("root_rebuild_full", |b| {
+        b.iter(|| black_box(&full).state_root_rebuilt())
+    });
+    g.finish();
+}
+
 fn criterion_dir() -> Option<std::path::PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
@@ -105,5 +179,5 @@ fn criterion_dir() -> Option<std::path::PathBuf> {
     Some(target.join("criterion"))
 }
 
-criterion_group!(benches, foundation);
+criterion_group!(benches, foundation, roots);
 criterion_main!(benches);

@@ -326,7 +326,7 @@ fn par_fill(out: &mut [Node], first: usize, f: &(dyn Fn(usize) -> Node + Sync)) 
 
 /// `items.map(f)` on the rayon pool for long lists.
 fn par_map(items: &[u16], f: &(dyn Fn(u16) -> Node + Sync)) -> Vec<Node> {
-    if items.len() <= PAR_LEAVES / 4 {
+    if items.len() <= PAR_LEAVES {
         return items.iter().map(|&i| f(i)).collect();
     }
     let (a, b) = items.split_at(items.len() / 2);
