@@ -60,8 +60,16 @@ fn node(key: usize, children: &[Node]) -> Node {
 
 fn root_of(schema: &SchemaVersion, prefixes: &[Digest]) -> Digest {
     let mut h = blake3::Hasher::new_keyed(&keys()[3]);
-    h.update(&u32::from(schema.fingerprint_words).to_le_bytes());
+    for v in [
+        schema.major,
+        schema.minor,
+        schema.patch,
+        schema.fingerprint_words,
+    ] {
+        h.update(&v.to_le_bytes());
+    }
     h.update(&schema.address_space.to_le_bytes());
+    h.update(&schema.features.to_le_bytes());
     for p in prefixes {
         h.update(&p.0);
     }

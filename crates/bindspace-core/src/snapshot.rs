@@ -5,8 +5,9 @@
 //! of the occupied addresses in ascending order, `words × 8` little-endian bytes each.
 //! A full space is therefore one contiguous copy of the arena. Format 2 appends the
 //! space's prefix digests (its [`StateRoot`] trailer); decoding checks the loaded space
-//! against them, so a payload altered under a recomputed blake3 still fails, naming
-//! the prefixes.
+//! against them, so a payload altered under a recomputed blake3 fails, naming the
+//! prefixes, unless the trailer was rewritten to match: the root a catalog recorded
+//! for the artifact is what makes it tamper-evident (restores check it).
 
 use std::io;
 

@@ -168,8 +168,12 @@ impl EngineBuilder {
         let base_version = base.version();
         // a checkpoint about to start a timeline from its origin: its root, to check
         // against the one the origin recorded
-        let base_root = (dir.timeline()?.is_none() && dir.checkpoint_origin()?.is_some())
-            .then(|| base.state_root());
+        // the root tree is built now, before writers wait on it (a delta or restore
+        // point takes the root under the writers' lock; the WAL replay below keeps it
+        // current address by address)
+        let root_now = base.state_root();
+        let base_root =
+            (dir.timeline()?.is_none() && dir.checkpoint_origin()?.is_some()).then_some(root_now);
         let (ds, rec) = DurableSpace::open(dir.wal(), base, opts)?;
         let timeline = settle_timeline(
             &dir,
@@ -253,7 +257,11 @@ fn settle_timeline(
                     actual.root()
                 )));
             }
-            Some((o.timeline, "engine opened a restored checkpoint", o.root))
+            Some((
+                o.timeline,
+                "engine opened a restored checkpoint",
+                o.root.or_else(|| base_root.map(|r| r.root().to_string())),
+            ))
         }
         // no origin and several histories: which one the state belongs to cannot be
         // told (a guess could graft it onto another history), so the operator says

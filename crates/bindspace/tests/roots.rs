@@ -208,6 +208,56 @@ fn a_word_changed_in_a_stored_delta_fails_naming_the_prefix() {
 }
 
 #[test]
+fn a_checkpoint_whose_root_differs_from_its_origin_is_refused() {
+    let s = setup();
+    let (space, _) =
+        s.rt.block_on(bindspace_pitr::restore_to(&s.stores, &Target::Version(40)))
+            .unwrap();
+    let root = space.state_root().root().to_string();
+    s.engine.close().unwrap();
+    let open = |dir: &std::path::Path| {
+        Engine::builder(dir)
+            .config(BackupConfig {
+                fingerprint_words: 4,
+                address_space: 512,
+                background_jobs: false,
+                sync: "never".into(),
+                ..BackupConfig::default()
+            })
+            .store(s.stores[0].clone())
+            .open()
+    };
+    let seed = |root: String| {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("checkpoint.snap");
+        std::fs::write(&snap, snapshot::encode(&space, 0)).unwrap();
+        bindspace::Origin {
+            repository_id: None,
+            timeline: 1,
+            version: 40,
+            root: Some(root),
+        }
+        .write(&snap)
+        .unwrap();
+        dir
+    };
+    let wrong = seed("00".repeat(32));
+    let err = open(wrong.path()).unwrap_err().to_string();
+    assert!(err.contains("state root"), "{err}");
+    let right = seed(root.clone());
+    let e = open(right.path()).unwrap();
+    assert_eq!(e.timeline(), 2);
+    e.close().unwrap();
+    // the branch point records the root, and a restore through it checks it
+    let m =
+        s.rt.block_on(s.stores[0].read_manifest())
+            .unwrap()
+            .unwrap()
+            .1;
+    assert_eq!(m.timeline(2).unwrap().root.as_deref(), Some(root.as_str()));
+}
+
+#[test]
 fn a_consistent_forgery_is_caught_by_the_catalog_root() {
     // the forger rewrites the whole full, trailer included: only the catalog knows
     let s = setup();

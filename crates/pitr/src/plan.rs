@@ -400,25 +400,33 @@ fn recorded_roots(
             }
         }
         for p in &m.restore_points {
+            // a point on a timeline of this history at or below where the history
+            // leaves it (below its own branch point it names a shared state)
             if let Some(root) = &p.root
                 && history
                     .stretches
                     .iter()
-                    .any(|s| s.timeline == p.timeline && s.lo <= p.version && p.version <= s.hi)
+                    .any(|s| s.timeline == p.timeline && p.version <= s.hi)
             {
                 add(p.version, format!("restore point {:?}", p.name), root);
             }
         }
     }
+    // every catalog's record of each branch point (catalogs that disagree about its
+    // root then fail the check there)
     for s in history.stretches.iter().skip(1) {
-        if let Some(rec) = timelines.timeline(s.timeline)
-            && let Some(root) = &rec.root
+        for rec in manifests
+            .iter()
+            .filter_map(|m| m.timeline(s.timeline))
+            .chain(timelines.timeline(s.timeline))
         {
-            add(
-                rec.branch_version,
-                format!("timeline {}'s branch point", rec.id),
-                root,
-            );
+            if let Some(root) = &rec.root {
+                add(
+                    rec.branch_version,
+                    format!("timeline {}'s branch point", rec.id),
+                    root,
+                );
+            }
         }
     }
     out

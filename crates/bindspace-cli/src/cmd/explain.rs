@@ -40,7 +40,8 @@ pub fn run(a: &Args) -> Result<()> {
             "estimated_bytes": plan.estimated_bytes,
             "unavailable": plan.unavailable,
             "recorded_roots": plan.recorded.iter().map(|(v, rs)| json!({"version": v, "roots": rs.iter().map(|r| json!({"root": r.root, "by": r.by})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
-            "result_root_recorded": plan.recorded.contains_key(&plan.version),
+            // a time target's version is known only when the replay stops
+            "result_root_recorded": plan.time_limit.is_none().then(|| plan.recorded.contains_key(&plan.version)),
         }),
         || plan.to_string(),
     );

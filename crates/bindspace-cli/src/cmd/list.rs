@@ -27,7 +27,7 @@ pub fn run(r: &RepoArgs) -> Result<()> {
                 e.to_version,
                 e.size,
                 format!("{:?}", e.status).to_lowercase(),
-                e.root.as_deref().map_or("-", |r| &r[..r.len().min(16)]),
+                e.root.as_deref().map_or("-", |r| r.get(..16).unwrap_or(r)),
                 e.parent.as_deref().unwrap_or("-")
             );
         }

@@ -56,23 +56,27 @@ pub fn run(p: PointOp) -> Result<()> {
                 &target,
                 timeline.timeline,
             ))?;
-            // restoring it (checked on the way) gives the state root the point records,
-            // and proves it restorable before the point becomes durable
-            let (space, _) = rt.block_on(bindspace_pitr::restore_verified(&plan))?;
+            // restoring it proves it restorable before the point becomes durable; its
+            // root is recorded only when the restore verified the state against a
+            // recorded root (a state reached by WAL replay past the last one is not
+            // proven, so a root taken from it would certify whatever the WAL held)
+            let (space, ver) = rt.block_on(bindspace_pitr::restore_verified(&plan))?;
             let v = space.version();
             let rp = rt.block_on(repo.create_restore_point_on(
                 &name,
                 plan.timeline,
                 v,
                 guaranteed,
-                Some(space.state_root().root().to_string()),
+                ver.is_verified().then(|| ver.root.to_string()),
             ))?;
             emit_serialized(r.json, &rp, || {
                 format!(
                     "restore point {name:?} at version {v} of timeline {}{}, root {}",
                     plan.timeline,
                     if guaranteed { " (guaranteed)" } else { "" },
-                    rp.root.as_deref().unwrap_or("-")
+                    rp.root.as_deref().unwrap_or(
+                        "not recorded (the version lies between recorded points: the engine's own restore points record one)"
+                    )
                 )
             })
         }
@@ -88,7 +92,7 @@ pub fn run(p: PointOp) -> Result<()> {
                         p.name,
                         p.timeline,
                         p.version,
-                        p.root.as_deref().map_or("-", |r| &r[..r.len().min(16)]),
+                        p.root.as_deref().map_or("-", |r| r.get(..16).unwrap_or(r)),
                         if p.guaranteed { "  guaranteed" } else { "" }
                     );
                 }

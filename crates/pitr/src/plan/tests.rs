@@ -319,3 +319,65 @@ async fn each_timeline_plans_from_its_own_history_only() {
         "{e}"
     );
 }
+
+#[test]
+fn recorded_roots_are_those_of_the_restored_history_only() {
+    use bindspace_catalog::{RestorePoint, TimelineRecord};
+    let point = |name: &str, t: u32, v: u64| RestorePoint {
+        name: name.into(),
+        version: v,
+        created_us: 0,
+        guaranteed: false,
+        timeline: t,
+        root: Some(format!("{name}-root")),
+    };
+    let mut m = Manifest::default();
+    // timeline 2 branched from 1 at 50 (root recorded), timeline 3 from 1 at 70
+    for (id, at) in [(2, 50), (3, 70)] {
+        m.timelines.push(TimelineRecord {
+            id,
+            parent: 1,
+            branch_version: at,
+            created_us: 0,
+            reason: "test".into(),
+            root: Some(format!("branch-{id}")),
+        });
+    }
+    m.restore_points = vec![
+        point("t1-below", 1, 40), // shared by every history
+        point("t1-after", 1, 60), // timeline 1 only: past timeline 2's branch point
+        point("t2-own", 2, 60),
+        point("t2-below", 2, 30), // named on timeline 2 below its branch: shared state
+        point("t3-own", 3, 60),
+    ];
+    let tls = super::merged_timelines(std::slice::from_ref(&m)).unwrap();
+    let names = |t: u32| -> Vec<String> {
+        let h = bindspace_catalog::History::of(&tls, t).unwrap();
+        super::recorded_roots(std::slice::from_ref(&m), &tls, &h)
+            .into_values()
+            .flatten()
+            .map(|r| r.by)
+            .collect()
+    };
+    let t2 = names(2);
+    assert!(t2.iter().any(|b| b.contains("t1-below")), "{t2:?}");
+    assert!(t2.iter().any(|b| b.contains("t2-below")), "{t2:?}");
+    assert!(t2.iter().any(|b| b.contains("t2-own")), "{t2:?}");
+    assert!(
+        t2.iter().any(|b| b.contains("timeline 2's branch point")),
+        "{t2:?}"
+    );
+    assert!(
+        !t2.iter()
+            .any(|b| b.contains("t1-after") || b.contains("t3")),
+        "{t2:?}"
+    );
+    let t1 = names(1);
+    assert!(t1.iter().any(|b| b.contains("t1-after")), "{t1:?}");
+    assert!(
+        !t1.iter().any(|b| b.contains("t2") || b.contains("branch")),
+        "{t1:?}"
+    );
+    // timeline 3 shares timeline 1's states up to 70, so the point at 60 on 1 is its
+    assert!(names(3).iter().any(|b| b.contains("t1-after")));
+}
