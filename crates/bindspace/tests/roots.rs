@@ -12,6 +12,16 @@ use bindspace_catalog::{ArtifactId, ArtifactKind, BackupKind, BackupStore};
 use bindspace_core::{Addr, ArtifactHeader, Fingerprint, HEADER_LEN, ManualClock, snapshot};
 use bindspace_pitr::{Target, Verification};
 
+fn config() -> BackupConfig {
+    BackupConfig {
+        fingerprint_words: 4,
+        address_space: 512,
+        background_jobs: false,
+        sync: "never".into(),
+        ..BackupConfig::default()
+    }
+}
+
 struct Setup {
     _dir: tempfile::TempDir,
     engine: Engine,
@@ -26,13 +36,7 @@ fn setup() -> Setup {
     let url = format!("file://{}", dir.path().join("repo").display());
     let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
     let engine = Engine::builder(dir.path().join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 4,
-            address_space: 512,
-            background_jobs: false,
-            sync: "never".into(),
-            ..BackupConfig::default()
-        })
+        .config(config())
         .clock(clock.clone())
         .store_url(&url)
         .open()
@@ -217,13 +221,7 @@ fn a_checkpoint_whose_root_differs_from_its_origin_is_refused() {
     s.engine.close().unwrap();
     let open = |dir: &std::path::Path| {
         Engine::builder(dir)
-            .config(BackupConfig {
-                fingerprint_words: 4,
-                address_space: 512,
-                background_jobs: false,
-                sync: "never".into(),
-                ..BackupConfig::default()
-            })
+            .config(config())
             .store(s.stores[0].clone())
             .open()
     };
