@@ -130,16 +130,16 @@ impl fmt::Display for RestorePlan {
             line(f, "wal:", w)?;
         }
         writeln!(f, "fetch:   {} bytes", self.estimated_bytes)?;
+        // the recorded roots the restore will pass through (base to result)
+        let end = if self.time_limit.is_some() {
+            u64::MAX
+        } else {
+            self.version
+        };
         let on_path: Vec<String> = self
-            .steps()
-            .take(1 + self.deltas.len())
-            .map(|s| s.artifact.id.versions().1)
-            .chain(std::iter::once(self.version))
-            .filter_map(|v| {
-                self.recorded
-                    .get(&v)
-                    .map(|r| format!("version {v}: {} ({})", r[0].root, r[0].by))
-            })
+            .recorded
+            .range(self.base.artifact.id.versions().1..=end)
+            .map(|(v, r)| format!("version {v}: {} ({})", r[0].root, r[0].by))
             .collect();
         if self.time_limit.is_none() && !self.recorded.contains_key(&self.version) {
             writeln!(
