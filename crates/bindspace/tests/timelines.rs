@@ -459,3 +459,46 @@ fn a_data_directory_from_before_timelines_continues_timeline_1() {
     assert!(m.timelines.is_empty());
     assert_eq!(check_all(&repo, &oracle, &BTreeMap::from([(1, 10)])).0, 0);
 }
+
+#[test]
+fn a_crash_between_recording_a_timeline_and_the_timeline_file_reuses_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(vec![format!(
+        "file://{}",
+        dir.path().join("repo").display()
+    )]);
+    let mut oracle = Oracle::new();
+    let d1 = tempfile::tempdir().unwrap();
+    let e1 = repo.open(d1.path());
+    write(&e1, &repo, &mut oracle, 30, 0, &[(20, BackupKind::Full)]);
+    e1.close().unwrap();
+    let d2 = repo.seed_dir(1, 25, true);
+    // the engine wrote its token and committed the timeline record, then died before
+    // writing its `timeline` file
+    std::fs::write(d2.path().join("timeline.pending"), "crashed-token\n").unwrap();
+    let r = bindspace_catalog::Repository::new(repo.stores.clone(), repo.clock.clone(), "test")
+        .unwrap();
+    let rec = repo
+        .rt
+        .block_on(r.create_timeline(1, 25, "test", None, Some("crashed-token")))
+        .unwrap();
+    assert_eq!(rec.id, 2);
+    // reopened: the same timeline, no orphan
+    let e2 = repo.open(d2.path());
+    assert_eq!(e2.timeline(), 2);
+    e2.close().unwrap();
+    let m = repo
+        .rt
+        .block_on(repo.stores[0].read_manifest())
+        .unwrap()
+        .unwrap()
+        .1;
+    assert_eq!(m.timeline_ids(), vec![1, 2], "no orphan timeline");
+    assert!(!d2.path().join("timeline.pending").exists());
+    // a token that made another branch is refused, not reused
+    let err = repo
+        .rt
+        .block_on(r.create_timeline(1, 10, "test", None, Some("crashed-token")))
+        .unwrap_err();
+    assert!(err.to_string().contains("stale token"), "{err}");
+}
