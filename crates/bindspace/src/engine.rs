@@ -166,11 +166,10 @@ impl EngineBuilder {
             ..WalOptions::default()
         };
         let base_version = base.version();
-        // a checkpoint about to start a timeline from its origin: its root, to check
-        // against the one the origin recorded
         // the root tree is built now, before writers wait on it (a delta or restore
         // point takes the root under the writers' lock; the WAL replay below keeps it
-        // current address by address)
+        // current address by address); a checkpoint about to start a timeline from its
+        // origin is checked against the root the origin recorded
         let root_now = base.state_root();
         let base_root =
             (dir.timeline()?.is_none() && dir.checkpoint_origin()?.is_some()).then_some(root_now);
