@@ -91,15 +91,11 @@ impl DataDir {
     /// The token of a branch this directory started but has not recorded in its
     /// `timeline` file yet (written before the catalog commit, removed after): a crash in
     /// between finds its timeline record again by it.
-    /// A token left in another directory (a copy of this one) is not reused: two
-    /// copies must never continue one timeline.
     pub fn pending_branch(&self) -> Result<String> {
         let path = self.path.join("timeline.pending");
         match std::fs::read_to_string(&path) {
-            Ok(t) => match t.trim().split_once(' ') {
-                Some((token, at)) if at == self.path.display().to_string() => Ok(token.to_owned()),
-                _ => self.new_pending_branch(&path),
-            },
+            Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+            Ok(_) => self.new_pending_branch(&path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.new_pending_branch(&path),
             Err(e) => Err(io(format!("reading {}", path.display()))(e)),
         }
@@ -112,8 +108,7 @@ impl DataDir {
         h.write(self.path.as_os_str().as_encoded_bytes());
         h.write_u32(std::process::id());
         let token = format!("{:016x}", h.finish());
-        let line = format!("{token} {}\n", self.path.display());
-        bindspace_wal::fsio::write_atomic_bytes(path, line.as_bytes())
+        bindspace_wal::fsio::write_atomic_bytes(path, format!("{token}\n").as_bytes())
             .map_err(io(format!("writing {}", path.display())))?;
         Ok(token)
     }
