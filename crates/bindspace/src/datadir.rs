@@ -88,42 +88,6 @@ impl DataDir {
             .map_err(io(format!("writing {}", path.display())))
     }
 
-    /// The token of a branch this directory started but has not recorded in its
-    /// `timeline` file yet (written before the catalog commit, removed after): a crash in
-    /// between finds its timeline record again by it.
-    pub fn pending_branch(&self) -> Result<String> {
-        let path = self.path.join("timeline.pending");
-        match std::fs::read_to_string(&path) {
-            Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
-            Ok(_) => self.new_pending_branch(&path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.new_pending_branch(&path),
-            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
-        }
-    }
-
-    fn new_pending_branch(&self, path: &Path) -> Result<String> {
-        use std::hash::{BuildHasher, Hasher};
-        // one-time and unique: the process's randomly keyed hasher over where and who
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write(self.path.as_os_str().as_encoded_bytes());
-        h.write_u32(std::process::id());
-        let token = format!("{:016x}", h.finish());
-        bindspace_wal::fsio::write_atomic_bytes(path, format!("{token}\n").as_bytes())
-            .map_err(io(format!("writing {}", path.display())))?;
-        Ok(token)
-    }
-
-    /// Forgets the pending branch (the `timeline` file records it now).
-    pub fn clear_pending_branch(&self) -> Result<()> {
-        let path = self.path.join("timeline.pending");
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(io(format!("removing {}", path.display()))(e))
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Where the checkpoint came from, if it was restored by `bindspace restore --out`.
     pub fn checkpoint_origin(&self) -> Result<Option<Origin>> {
         Origin::read(&self.checkpoint_path())

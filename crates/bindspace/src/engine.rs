@@ -285,16 +285,7 @@ fn settle_timeline(
     let t = match branch {
         None => FIRST_TIMELINE,
         Some((parent, reason, root)) => {
-            // the token survives a crash between the catalog commit and the `timeline`
-            // file below: reopening finds the same record instead of orphaning it
-            let token = dir.pending_branch()?;
-            let rec = rt.block_on(repo.create_timeline(
-                parent,
-                base_version,
-                reason,
-                root,
-                Some(&token),
-            ))?;
+            let rec = rt.block_on(repo.create_timeline(parent, base_version, reason, root))?;
             tracing::warn!(
                 timeline = rec.id,
                 parent,
@@ -306,7 +297,6 @@ fn settle_timeline(
         }
     };
     dir.set_timeline(t)?;
-    dir.clear_pending_branch()?;
     Ok(t)
 }
 

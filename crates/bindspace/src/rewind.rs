@@ -91,8 +91,6 @@ pub fn rewind(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(format!("removing {}", timeline_file.display()))(e)),
     }
-    // a branch token left by an earlier crash belongs to the old state's branch
-    d.clear_pending_branch()?;
     let wal = dir.join("wal");
     if wal.exists() {
         std::fs::rename(&wal, kept.join("wal")).map_err(io(format!(

@@ -196,16 +196,13 @@ impl Repository {
     /// Starts timeline `parent → new` branching at `branch_version`. The id is allocated
     /// by a conditional commit on the primary (two engines branching at once get
     /// different ids), then the same record goes to every other destination, all
-    /// before the caller writes anything of the new timeline. With a `token`, a record
-    /// already carrying it is returned instead (the same writer asking again after a
-    /// crash), and copied to any destination that lacks it.
+    /// before the caller writes anything of the new timeline.
     pub async fn create_timeline(
         &self,
         parent: TimelineId,
         branch_version: u64,
         reason: &str,
         root: Option<String>,
-        token: Option<&str>,
     ) -> Result<TimelineRecord> {
         let primary = &self.dests[0];
         let mut tries = 0;
@@ -214,21 +211,6 @@ impl Repository {
                 .read_manifest()
                 .await?
                 .unwrap_or((0, Manifest::default()));
-            // the same writer asking again (it crashed before recording the answer)
-            if let Some(t) = token
-                && let Some(r) = m.timelines.iter().find(|r| r.token.as_deref() == Some(t))
-            {
-                if (r.parent, r.branch_version) != (parent, branch_version) {
-                    return Err(Error::Invalid {
-                        store: primary.name(),
-                        detail: format!(
-                            "branch token {t} already made timeline {} (from {} at {}), not a branch from {parent} at {branch_version}: a stale token",
-                            r.id, r.parent, r.branch_version
-                        ),
-                    });
-                }
-                break r.clone();
-            }
             if parent != FIRST_TIMELINE && m.timeline(parent).is_none() {
                 return Err(Error::Invalid {
                     store: primary.name(),
@@ -249,7 +231,6 @@ impl Repository {
                 created_us: self.clock.now_us(),
                 reason: reason.to_owned(),
                 root: root.clone(),
-                token: token.map(str::to_owned),
             };
             m.layout = LAYOUT;
             m.timelines.push(rec.clone());

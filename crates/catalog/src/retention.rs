@@ -316,7 +316,6 @@ mod tests {
             created_us: 4,
             reason: "test".into(),
             root: None,
-            token: None,
         });
         let policy = RetentionPolicy {
             keep_all_within_us: 0,
@@ -361,7 +360,6 @@ mod tests {
             created_us: 4,
             reason: "test".into(),
             root: None,
-            token: None,
         });
         let p = plan(&m, &policy, 1_000_000_000);
         assert!(p.keep.contains_key("full-100") && p.keep.contains_key("t2-full-70"));

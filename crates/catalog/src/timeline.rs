@@ -30,11 +30,6 @@ pub struct TimelineRecord {
     /// branch point checks the state there against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
-    /// The branching writer's one-time token (its data directory keeps it until the
-    /// directory records the timeline): a writer that crashed in between finds its
-    /// record again instead of leaving it orphaned and making another.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
 }
 
 /// One stretch of a history: the states `lo..=hi` are those of `timeline`.
@@ -215,7 +210,6 @@ mod tests {
             created_us: 0,
             reason: "test".into(),
             root: None,
-            token: None,
         }
     }
 

@@ -237,7 +237,6 @@ fn branch(id: u32, parent: u32, at: u64) -> bindspace_catalog::TimelineRecord {
         created_us: 0,
         reason: "test".into(),
         root: None,
-        token: None,
     }
 }
 
@@ -342,7 +341,6 @@ fn recorded_roots_are_those_of_the_restored_history_only() {
             created_us: 0,
             reason: "test".into(),
             root: Some(format!("branch-{id}")),
-            token: None,
         });
     }
     m.restore_points = vec![
