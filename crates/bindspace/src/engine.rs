@@ -256,11 +256,7 @@ fn settle_timeline(
                     actual.root()
                 )));
             }
-            Some((
-                o.timeline,
-                "engine opened a restored checkpoint",
-                o.root.or_else(|| base_root.map(|r| r.root().to_string())),
-            ))
+            Some((o.timeline, "engine opened a restored checkpoint", o.root))
         }
         // no origin and several histories: which one the state belongs to cannot be
         // told (a guess could graft it onto another history), so the operator says

@@ -57,16 +57,16 @@ pub fn rewind(
         .block_on(engine.repository().manifest())?
         .repository_id;
     engine.archive_now()?;
-    let (space, plan) = match target {
-        Target::RestorePoint(_) if timeline.is_none() => engine.restore(target)?,
-        _ => engine
-            .inner_runtime()
-            .block_on(bindspace_pitr::restore_to_on(
-                engine.repository().destinations(),
-                target,
-                Some(from_timeline),
-            ))?,
+    // a restore point names its own timeline unless one was asked for
+    let on = match target {
+        Target::RestorePoint(_) if timeline.is_none() => None,
+        _ => Some(from_timeline),
     };
+    let (space, plan, verification) = engine.inner_runtime().block_on(async {
+        let plan = bindspace_pitr::plan_on(engine.repository().destinations(), target, on).await?;
+        let (space, v) = bindspace_pitr::restore_verified(&plan).await?;
+        Ok::<_, bindspace_pitr::Error>((space, plan, v))
+    })?;
     engine.close()?;
     // 2. the old state moves aside, the restored one takes its place. Order matters
     // for a crash half way: the `timeline` file goes first (a directory without it
@@ -103,7 +103,11 @@ pub fn rewind(
         repository_id,
         timeline: plan.timeline,
         version: space.version(),
-        root: Some(space.state_root().root().to_string()),
+        // the branch point's root only when the restore proved the state: an
+        // unverified one would certify whatever the WAL held
+        root: verification
+            .is_verified()
+            .then(|| verification.root.to_string()),
     }
     .write(&dir.join("checkpoint.snap"))?;
     d.write_checkpoint(&snapshot::encode(&space, clock.now_us()))?;

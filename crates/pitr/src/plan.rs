@@ -130,17 +130,38 @@ impl fmt::Display for RestorePlan {
             line(f, "wal:", w)?;
         }
         writeln!(f, "fetch:   {} bytes", self.estimated_bytes)?;
-        // the recorded roots the restore will pass through (base to result)
+        // the recorded roots the restore checks: at the base, at each delta's end, then
+        // at every WAL record it replays (a time target may stop before some)
+        let ends: Vec<u64> = self
+            .steps()
+            .take(1 + self.deltas.len())
+            .map(|s| s.artifact.id.versions().1)
+            .collect();
+        let reached = ends.last().copied().unwrap_or(0);
         let end = if self.time_limit.is_some() {
             u64::MAX
         } else {
             self.version
         };
-        let on_path: Vec<String> = self
-            .recorded
-            .range(self.base.artifact.id.versions().1..=end)
-            .map(|(v, r)| format!("version {v}: {} ({})", r[0].root, r[0].by))
-            .collect();
+        let mut on_path: Vec<String> = Vec::new();
+        let mut line = |v: u64, r: &[RecordedRoot], note: &str| {
+            on_path.push(format!("version {v}: {} ({}){note}", r[0].root, r[0].by));
+        };
+        for v in &ends {
+            if let Some(r) = self.recorded.get(v) {
+                line(*v, r, "");
+            }
+        }
+        if !self.wal.is_empty() && reached < end {
+            let note = if self.time_limit.is_some() {
+                ", if the replay reaches it"
+            } else {
+                ""
+            };
+            for (v, r) in self.recorded.range(reached + 1..=end) {
+                line(*v, r, note);
+            }
+        }
         if self.time_limit.is_none() && !self.recorded.contains_key(&self.version) {
             writeln!(
                 f,

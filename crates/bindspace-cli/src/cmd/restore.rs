@@ -61,7 +61,11 @@ pub fn run(a: &Args) -> Result<()> {
             repository_id,
             timeline: plan.timeline,
             version: space.version(),
-            root: Some(space.state_root().root().to_string()),
+            // recorded (as the new timeline's branch-point root) only when this
+            // restore proved the state
+            root: verification
+                .is_verified()
+                .then(|| verification.root.to_string()),
         }
         .write(path)?;
     }

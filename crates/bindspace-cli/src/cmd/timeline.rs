@@ -45,6 +45,7 @@ fn summary(m: &Manifest, t: TimelineId) -> serde_json::Value {
         "branch_version": rec.map(|r| r.branch_version),
         "created_us": rec.map(|r| r.created_us),
         "reason": rec.map(|r| r.reason.clone()),
+        "branch_root": rec.and_then(|r| r.root.clone()),
         "newest_backup_version": m.timeline_end(t),
         "backups": backups,
         "restore_points": m.restore_points.iter().filter(|p| p.timeline == t).count(),
