@@ -451,16 +451,31 @@ impl Engine {
 
     /// Restores `target` on the engine's own timeline (a restore point: on its own)
     /// from the destinations into a new space (the engine's own space is not touched).
+    /// Every recorded root on the way is checked; [`Engine::restore_verified`] also
+    /// says whether the result itself was verified.
     pub fn restore(&self, target: &Target) -> Result<(BindSpace, bindspace_pitr::RestorePlan)> {
+        self.restore_verified(target).map(|(s, p, _)| (s, p))
+    }
+
+    /// [`Engine::restore`], with what the restore proved about its result.
+    pub fn restore_verified(
+        &self,
+        target: &Target,
+    ) -> Result<(
+        BindSpace,
+        bindspace_pitr::RestorePlan,
+        bindspace_pitr::Verification,
+    )> {
         let t = match target {
             Target::RestorePoint(_) => None,
             _ => Some(self.inner.timeline),
         };
-        Ok(self.inner.rt.block_on(bindspace_pitr::restore_to_on(
-            self.inner.repo.destinations(),
-            target,
-            t,
-        ))?)
+        let dests = self.inner.repo.destinations();
+        Ok(self.inner.rt.block_on(async {
+            let plan = bindspace_pitr::plan_on(dests, target, t).await?;
+            let (space, v) = bindspace_pitr::restore_verified(&plan).await?;
+            Ok::<_, bindspace_pitr::Error>((space, plan, v))
+        })?)
     }
 
     /// Stops the background jobs after a last archive of the WAL.

@@ -145,6 +145,16 @@ fn every_backup_and_restore_point_records_a_root_and_restores_verify_against_it(
     assert!(ver.is_verified(), "the newest incremental is at 60: {ver}");
     // the root agrees with the engine's own
     assert_eq!(ver.root, s.engine.read(|sp| sp.state_root().root()));
+    // and the engine's own restore says the same
+    let (_, plan, ver) = s
+        .engine
+        .restore_verified(&Target::RestorePoint("checked".into()))
+        .unwrap();
+    assert_eq!(plan.version, 46);
+    assert_eq!(
+        ver.verified_by.as_deref(),
+        Some("restore point \"checked\"")
+    );
 
     // between recorded points: the base and delta were checked, the result is not
     // claimed as verified
