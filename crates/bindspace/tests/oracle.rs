@@ -13,7 +13,9 @@ use bindspace_catalog::BackupKind;
 use bindspace_core::workload::{Op, Workload};
 use bindspace_core::{BindSpace, Digest, ManualClock, SchemaVersion};
 use bindspace_pitr::Target;
-use bindspace_testkit::{service_env, unique_name};
+use bindspace_testkit::unique_name;
+
+mod common;
 
 const WORDS: u16 = 16;
 const ADDRS: u32 = 1024;
@@ -183,36 +185,20 @@ fn oracle_pitr_on_the_embedded_default_and_a_second_directory() {
 
 #[test]
 fn oracle_pitr_across_object_store_redis_and_postgres_with_tier_loss() {
-    let Some(redis) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
-        return;
-    };
-    let Some(pg_bin) = service_env("BINDSPACE_PG_BIN", "PostgreSQL's server binaries") else {
-        return;
-    };
-    let Some(s3) = service_env("BINDSPACE_TEST_S3_URL", "an S3 server") else {
+    let Some(srv) = common::real_servers() else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
     // this test's own PostgreSQL, so it can stop it
     let mut pg =
-        bindspace_testkit::servers::Server::postgres(pg_bin.as_ref(), data.path()).unwrap();
-    // Redis database 2 is this test's own, so a flush loses nothing else
-    let redis = format!("{}/2", redis.trim_end_matches('/'));
+        bindspace_testkit::servers::Server::postgres(srv.pg_bin.as_ref(), data.path()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (redis, mut con) = common::own_redis_db(&rt, &srv.redis, 2);
     let urls = vec![
-        format!("{}/{}", s3.trim_end_matches('/'), unique_name("oracle")),
+        format!("{}/{}", srv.s3.trim_end_matches('/'), unique_name("oracle")),
         pg.url.clone(),
         redis.clone(),
     ];
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut con = rt
-        .block_on(
-            redis::Client::open(redis.as_str())
-                .unwrap()
-                .get_multiplexed_async_connection(),
-        )
-        .unwrap();
-    rt.block_on(redis::cmd("FLUSHDB").query_async::<()>(&mut con))
-        .unwrap();
     let run = run_workload(data.path(), urls.clone(), 800);
     #[cfg(feature = "lance")]
     {

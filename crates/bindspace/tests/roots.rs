@@ -69,6 +69,14 @@ fn setup() -> Setup {
 }
 
 impl Setup {
+    fn manifest(&self) -> bindspace_catalog::Manifest {
+        self.rt
+            .block_on(self.stores[0].read_manifest())
+            .unwrap()
+            .unwrap()
+            .1
+    }
+
     fn restore(&self, t: Target) -> bindspace_pitr::Result<(u64, Verification)> {
         self.rt.block_on(async {
             let plan = bindspace_pitr::plan(&self.stores, &t).await?;
@@ -114,11 +122,7 @@ impl Setup {
 #[test]
 fn every_backup_and_restore_point_records_a_root_and_restores_verify_against_it() {
     let s = setup();
-    let m =
-        s.rt.block_on(s.stores[0].read_manifest())
-            .unwrap()
-            .unwrap()
-            .1;
+    let m = s.manifest();
     for e in m.entries.iter().filter(|e| e.kind != BackupKind::Wal) {
         assert!(e.root.is_some(), "{} records no root", e.id);
     }
@@ -256,7 +260,7 @@ fn a_checkpoint_whose_root_differs_from_its_origin_is_refused() {
     let e = open(right.path()).unwrap();
     assert_eq!(e.timeline(), 2);
     e.close().unwrap();
-    // the branch point records the root, and a restore through it checks it
+    // the branch point records the origin's root
     let m =
         s.rt.block_on(s.stores[0].read_manifest())
             .unwrap()

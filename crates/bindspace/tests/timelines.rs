@@ -16,7 +16,9 @@ use bindspace::{BackupConfig, Engine, Origin};
 use bindspace_catalog::{ArtifactKind, ArtifactRef, BackupKind, BackupStore};
 use bindspace_core::{Addr, BindSpace, Clock, Digest, Fingerprint, ManualClock, snapshot};
 use bindspace_pitr::Target;
-use bindspace_testkit::{service_env, unique_name};
+use bindspace_testkit::unique_name;
+
+mod common;
 
 fn config() -> BackupConfig {
     BackupConfig {
@@ -98,6 +100,24 @@ impl Repo {
             .unwrap();
         }
         dir
+    }
+
+    /// The primary's catalog.
+    fn manifest(&self) -> bindspace_catalog::Manifest {
+        self.rt
+            .block_on(self.stores[0].read_manifest())
+            .unwrap()
+            .unwrap()
+            .1
+    }
+
+    /// Its timeline records as (id, parent, branch version).
+    fn branches(&self) -> Vec<(u32, u32, u64)> {
+        self.manifest()
+            .timelines
+            .iter()
+            .map(|t| (t.id, t.parent, t.branch_version))
+            .collect()
     }
 
     fn artifacts(&self) -> Vec<(String, ArtifactRef)> {
@@ -267,18 +287,7 @@ fn scenario(urls: Vec<String>) {
     );
     e3.close().unwrap();
 
-    let m = repo
-        .rt
-        .block_on(repo.stores[0].read_manifest())
-        .unwrap()
-        .unwrap()
-        .1;
-    let tl: Vec<_> = m
-        .timelines
-        .iter()
-        .map(|t| (t.id, t.parent, t.branch_version))
-        .collect();
-    assert_eq!(tl, vec![(2, 1, 50), (3, 2, 90)]);
+    assert_eq!(repo.branches(), vec![(2, 1, 50), (3, 2, 90)]);
 
     // every version of every history, on its own timeline
     let first = BTreeMap::from([(1, 20), (2, 50), (3, 90)]);
@@ -333,31 +342,20 @@ fn three_histories_on_the_embedded_default_never_mix() {
 
 #[test]
 fn three_histories_on_s3_postgres_and_redis_never_mix() {
-    let Some(redis) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
-        return;
-    };
-    let Some(pg_bin) = service_env("BINDSPACE_PG_BIN", "PostgreSQL's server binaries") else {
-        return;
-    };
-    let Some(s3) = service_env("BINDSPACE_TEST_S3_URL", "an S3 server") else {
+    let Some(srv) = common::real_servers() else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let pg = bindspace_testkit::servers::Server::postgres(pg_bin.as_ref(), data.path()).unwrap();
-    // Redis database 5 is this test's own (1: store-redis, 2: oracle, 3: CLI)
-    let redis = format!("{}/5", redis.trim_end_matches('/'));
+    let pg =
+        bindspace_testkit::servers::Server::postgres(srv.pg_bin.as_ref(), data.path()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut con = rt
-        .block_on(
-            redis::Client::open(redis.as_str())
-                .unwrap()
-                .get_multiplexed_async_connection(),
-        )
-        .unwrap();
-    rt.block_on(redis::cmd("FLUSHDB").query_async::<()>(&mut con))
-        .unwrap();
+    let (redis, _) = common::own_redis_db(&rt, &srv.redis, 5);
     scenario(vec![
-        format!("{}/{}", s3.trim_end_matches('/'), unique_name("timelines")),
+        format!(
+            "{}/{}",
+            srv.s3.trim_end_matches('/'),
+            unique_name("timelines")
+        ),
         pg.url.clone(),
         redis,
     ]);
@@ -396,18 +394,7 @@ fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
     write(&ea, &repo, &mut oracle, 40, 5, &[(35, BackupKind::Full)]);
     write(&eb, &repo, &mut oracle, 40, 9, &[(35, BackupKind::Full)]);
     drop((ea, eb));
-    let m = repo
-        .rt
-        .block_on(repo.stores[0].read_manifest())
-        .unwrap()
-        .unwrap()
-        .1;
-    let tl: Vec<_> = m
-        .timelines
-        .iter()
-        .map(|t| (t.id, t.parent, t.branch_version))
-        .collect();
-    assert_eq!(tl, vec![(2, 1, 20), (3, 1, 20)]);
+    assert_eq!(repo.branches(), vec![(2, 1, 20), (3, 1, 20)]);
     let first = BTreeMap::from([(1, 10), (2, 20), (3, 20)]);
     assert_eq!(check_all(&repo, &oracle, &first).0, 0);
     assert_ne!(oracle[&(2, 40)], oracle[&(3, 40)]);
@@ -450,12 +437,6 @@ fn a_data_directory_from_before_timelines_continues_timeline_1() {
         &[(40, BackupKind::Incremental)],
     );
     drop(e);
-    let m = repo
-        .rt
-        .block_on(repo.stores[0].read_manifest())
-        .unwrap()
-        .unwrap()
-        .1;
-    assert!(m.timelines.is_empty());
+    assert!(repo.branches().is_empty());
     assert_eq!(check_all(&repo, &oracle, &BTreeMap::from([(1, 10)])).0, 0);
 }

@@ -1,0 +1,45 @@
+//! Setup shared by the engine's tests against real servers: which servers the test
+//! environment provides, and a Redis database of a test's own, emptied.
+#![allow(dead_code, clippy::unwrap_used)] // each test binary uses a part; a panic is the report
+
+use bindspace_testkit::service_env;
+
+/// The real servers `cargo xtask test` starts (a plain `cargo test` without them skips,
+/// saying why).
+pub struct RealServers {
+    /// Redis, without a database number.
+    pub redis: String,
+    /// PostgreSQL's server binaries (each test starts its own server).
+    pub pg_bin: String,
+    /// The S3 bucket URL.
+    pub s3: String,
+}
+
+pub fn real_servers() -> Option<RealServers> {
+    Some(RealServers {
+        redis: service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server")?,
+        pg_bin: service_env("BINDSPACE_PG_BIN", "PostgreSQL's server binaries")?,
+        s3: service_env("BINDSPACE_TEST_S3_URL", "an S3 server")?,
+    })
+}
+
+/// Database `db` of Redis at `base`, flushed, and a connection to it (to flush again).
+/// Each test owns its number (1: store-redis, 2: oracle, 3: CLI, 5: timelines), so a
+/// flush loses nothing of another test's.
+pub fn own_redis_db(
+    rt: &tokio::runtime::Runtime,
+    base: &str,
+    db: u8,
+) -> (String, redis::aio::MultiplexedConnection) {
+    let url = format!("{}/{db}", base.trim_end_matches('/'));
+    let mut con = rt
+        .block_on(
+            redis::Client::open(url.as_str())
+                .unwrap()
+                .get_multiplexed_async_connection(),
+        )
+        .unwrap();
+    rt.block_on(redis::cmd("FLUSHDB").query_async::<()>(&mut con))
+        .unwrap();
+    (url, con)
+}
