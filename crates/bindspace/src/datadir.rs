@@ -187,6 +187,25 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// The origin of a restore's result: the timeline it restored and the version it
+    /// reached, with the state root only when the restore verified it (it becomes the
+    /// new timeline's branch-point root; an unverified one would certify whatever the
+    /// WAL held).
+    pub fn of_restore(
+        repository_id: Option<String>,
+        plan: &bindspace_pitr::RestorePlan,
+        verification: &bindspace_pitr::Verification,
+    ) -> Origin {
+        Origin {
+            repository_id,
+            timeline: plan.timeline,
+            version: verification.version,
+            root: verification
+                .is_verified()
+                .then(|| verification.root.to_string()),
+        }
+    }
+
     /// The origin file of snapshot file `snap`.
     pub fn path_of(snap: &Path) -> PathBuf {
         let mut p = snap.as_os_str().to_owned();

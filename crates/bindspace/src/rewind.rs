@@ -99,17 +99,7 @@ pub fn rewind(
             kept.display()
         )))?;
     }
-    Origin {
-        repository_id,
-        timeline: plan.timeline,
-        version: space.version(),
-        // the branch point's root only when the restore proved the state: an
-        // unverified one would certify whatever the WAL held
-        root: verification
-            .is_verified()
-            .then(|| verification.root.to_string()),
-    }
-    .write(&dir.join("checkpoint.snap"))?;
+    Origin::of_restore(repository_id, &plan, &verification).write(&dir.join("checkpoint.snap"))?;
     d.write_checkpoint(&snapshot::encode(&space, clock.now_us()))?;
     // 3. the new timeline, recorded before anything of it is written
     let engine = open()?;

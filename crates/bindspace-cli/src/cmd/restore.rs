@@ -57,17 +57,7 @@ pub fn run(a: &Args) -> Result<()> {
             .first()
             .and_then(|s| rt.block_on(s.read_manifest()).ok().flatten())
             .and_then(|(_, m)| m.repository_id);
-        bindspace::Origin {
-            repository_id,
-            timeline: plan.timeline,
-            version: space.version(),
-            // recorded (as the new timeline's branch-point root) only when this
-            // restore proved the state
-            root: verification
-                .is_verified()
-                .then(|| verification.root.to_string()),
-        }
-        .write(path)?;
+        bindspace::Origin::of_restore(repository_id, &plan, &verification).write(path)?;
     }
     if let Some(url) = &a.to {
         let dst = rt.block_on(repository(std::slice::from_ref(url)))?;
