@@ -405,6 +405,12 @@ fn runbook_redis_data_loss() {
     let back = bindspace_repos(&[&redis], &["restore", "--latest"]);
     assert_eq!(back["version"], 420);
     assert_eq!(back["digest"], digest.as_str());
+    // the re-seeded tier is this repository's again: the engine opens over both and
+    // keeps writing (a fresh repository id on Redis would make them two repositories)
+    let digest = write_both(23, 10, &mut shadow);
+    bindspace_repos(&repos, &["backup", "--full", "--data", d]);
+    let back = bindspace_repos(&[&redis], &["restore", "--latest"]);
+    assert_eq!(back["digest"], digest.as_str());
     flush();
 }
 

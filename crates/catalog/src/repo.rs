@@ -193,6 +193,57 @@ impl Repository {
         Ok(())
     }
 
+    /// Makes every destination hold `source`'s descriptor before artifacts of `source`
+    /// are copied in (re-seeding a flushed tier, a restore `--to` another store): its
+    /// repository id and its timeline records. A destination of another repository
+    /// (another id), or recording a timeline differently, is refused before anything
+    /// is written.
+    pub async fn adopt_descriptor(&self, source: &Manifest) -> Result<()> {
+        for d in &self.dests {
+            let store = d.name();
+            let mut tries = 0;
+            loop {
+                let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
+                match (&m.repository_id, &source.repository_id) {
+                    (Some(mine), Some(theirs)) if mine != theirs => {
+                        return Err(Error::Invalid {
+                            store,
+                            detail: format!(
+                                "holds repository {mine}, the source is repository {theirs}: not one repository"
+                            ),
+                        });
+                    }
+                    (None, Some(theirs)) => m.repository_id = Some(theirs.clone()),
+                    _ => {}
+                }
+                for t in &source.timelines {
+                    match m.timeline(t.id) {
+                        Some(x) if x.parent != t.parent || x.branch_version != t.branch_version => {
+                            return Err(Error::Invalid {
+                                store,
+                                detail: format!(
+                                    "records timeline {} as branched from {} at {}, the source from {} at {}",
+                                    t.id, x.parent, x.branch_version, t.parent, t.branch_version
+                                ),
+                            });
+                        }
+                        Some(_) => {}
+                        None => m.timelines.push(t.clone()),
+                    }
+                }
+                m.timelines.sort_by_key(|t| t.id);
+                m.layout = LAYOUT;
+                match d.commit_manifest(g, &m).await {
+                    Ok(_) => break,
+                    Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // a source without an id (layout 1) still gets one, the same everywhere
+        self.init().await
+    }
+
     /// Starts timeline `parent → new` branching at `branch_version`. The id is allocated
     /// by a conditional commit on the primary (two engines branching at once get
     /// different ids), then the same record goes to every other destination, all

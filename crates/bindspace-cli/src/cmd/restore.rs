@@ -60,9 +60,20 @@ pub fn run(a: &Args) -> Result<()> {
         bindspace::Origin::of_restore(repository_id, &plan, &verification).write(path)?;
     }
     if let Some(url) = &a.to {
+        // the destination becomes (or must already be) a store of this repository, with
+        // its timelines, and the full keeps the timeline it was restored from
+        // (the first source whose catalog reads: a down primary does not leave the
+        // destination without the repository's id)
+        let source = plan
+            .sources()
+            .stores()
+            .iter()
+            .find_map(|s| rt.block_on(s.read_manifest()).ok().flatten())
+            .map(|(_, m)| m)
+            .unwrap_or_default();
         let dst = rt.block_on(repository(std::slice::from_ref(url)))?;
-        rt.block_on(dst.init())?;
-        rt.block_on(dst.write_backup(NewBackup::full(&space, 0)))?;
+        rt.block_on(dst.adopt_descriptor(&source))?;
+        rt.block_on(dst.write_backup(NewBackup::full(&space, 0).on(plan.timeline)))?;
     }
     emit(
         a.repo.json,
