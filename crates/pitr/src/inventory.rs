@@ -82,6 +82,9 @@ pub(crate) struct Inventory {
     pub manifests: Vec<Manifest>,
     /// stores that could not be listed, with why
     pub unavailable: Vec<String>,
+    /// a catalog of a layout this build does not know: nothing may be planned from
+    /// what that repository holds
+    pub unknown_layout: Option<String>,
 }
 
 impl Inventory {
@@ -92,6 +95,7 @@ impl Inventory {
             artifacts: BTreeMap::new(),
             manifests: Vec::new(),
             unavailable: Vec::new(),
+            unknown_layout: None,
         };
         for (i, s) in sources.stores().iter().enumerate() {
             let mut listed = Vec::new();
@@ -113,8 +117,17 @@ impl Inventory {
             for r in listed {
                 inv.artifacts.entry(r).or_default().push(i);
             }
-            if let Ok(Some((_, m))) = s.read_manifest().await {
-                inv.manifests.push(m);
+            match s.read_manifest().await {
+                Ok(Some((_, m))) => inv.manifests.push(m),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(store = %s.name(), error = %e, "catalog unreadable for restore");
+                    if matches!(e, bindspace_catalog::Error::UnknownLayout { .. }) {
+                        inv.unknown_layout = Some(format!("{}: {e}", s.name()));
+                    }
+                    inv.unavailable
+                        .push(format!("{} (its catalog): {e}", s.name()));
+                }
             }
         }
         inv

@@ -246,7 +246,28 @@ pub(crate) fn plan_from(
             inv.unavailable.join("; ")
         )));
     }
+    if let Some(refused) = &inv.unknown_layout {
+        return Err(not(refused.clone()));
+    }
     let timelines = merged_timelines(&inv.manifests).map_err(not)?;
+    // artifacts of a history no readable catalog records: which timeline is the newest
+    // cannot be told, and the default must not fall back to an older history
+    let unrecorded: std::collections::BTreeSet<TimelineId> = inv
+        .artifacts
+        .keys()
+        .map(|r| r.id.timeline())
+        .filter(|&t| t != bindspace_catalog::FIRST_TIMELINE && timelines.timeline(t).is_none())
+        .collect();
+    if !unrecorded.is_empty() && timeline.is_none() {
+        return Err(not(format!(
+            "the stores hold artifacts of timeline(s) {unrecorded:?} that no readable catalog records{}: the newest history cannot be told; repair the catalog, or name the timeline (--timeline 1 for the first history)",
+            if inv.unavailable.is_empty() {
+                String::new()
+            } else {
+                format!(" (unreadable: {})", inv.unavailable.join("; "))
+            }
+        )));
+    }
     // Resolve the target to a timeline, a version bound and an optional time bound.
     let (timeline, max_version, time_limit) = match target {
         Target::Latest => (timeline, u64::MAX, None),

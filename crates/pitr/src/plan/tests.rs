@@ -381,3 +381,32 @@ fn recorded_roots_are_those_of_the_restored_history_only() {
     // timeline 3 shares timeline 1's states up to 70, so the point at 60 on 1 is its
     assert!(names(3).iter().any(|b| b.contains("t1-after")));
 }
+
+#[tokio::test]
+async fn artifacts_of_a_history_no_catalog_records_refuse_the_default_timeline() {
+    // the catalog is gone (or unreadable) but timeline 2's artifacts are there: the
+    // default must not quietly restore timeline 1
+    let s = memory();
+    put(&*s, full(10), 100).await;
+    put(&*s, full(30).on(2), 100).await;
+    let err = plan(vec![s.clone()], &Target::Latest).await.unwrap_err();
+    assert!(err.to_string().contains("timeline(s) {2}"), "{err}");
+    // naming the first history still works
+    let p = plan_on(vec![s.clone()], &Target::Latest, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(ids(&p), ["snapshot 10"]);
+}
+
+#[tokio::test]
+async fn a_catalog_of_an_unknown_layout_refuses_planning() {
+    let s = memory();
+    put(&*s, full(10), 100).await;
+    let m = Manifest {
+        layout: bindspace_catalog::LAYOUT + 1,
+        ..Manifest::default()
+    };
+    s.commit_manifest(0, &m).await.unwrap();
+    let err = plan(vec![s.clone()], &Target::Latest).await.unwrap_err();
+    assert!(err.to_string().contains("layout"), "{err}");
+}
