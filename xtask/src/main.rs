@@ -466,7 +466,7 @@ fn fuzz(args: &[String]) -> Result<()> {
     {
         run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
-    for target in ["snapshot_decode", "delta_decode"] {
+    for target in ["snapshot_decode", "delta_decode", "wal_frame_decode"] {
         run(Command::new("cargo")
             .current_dir(root().join("fuzz"))
             .args(["+nightly", "fuzz", "run", target, "--"])

@@ -93,6 +93,12 @@ impl StateRoot {
         })
     }
 
+    /// A root as something recorded it (a WAL checkpoint): `root` is not recomputed
+    /// from `prefixes`, so a bogus record simply fails [`StateRoot::check`].
+    pub fn from_recorded(root: Digest, prefixes: Vec<Digest>) -> StateRoot {
+        StateRoot { root, prefixes }
+    }
+
     /// Prefix digests a space of `schema` has.
     pub fn prefix_count(schema: &SchemaVersion) -> usize {
         schema.address_space as usize / PREFIX

@@ -99,10 +99,14 @@ impl Inner {
         let now = self.clock.now_us();
         let (delta, mark) = {
             let mut s = self.ds.lock();
-            let d = bindspace_xor_delta::compute_dirty(&s, &st.mark, now)?;
-            if d.from_version == d.to_version {
+            // nothing changed, or only the WAL checkpoint the last backup wrote
+            if s.version() == st.mark.version()
+                || (s.version() == st.mark.version() + 1
+                    && self.ds.last_checkpoint() == s.version())
+            {
                 return Ok(None);
             }
+            let d = bindspace_xor_delta::compute_dirty(&s, &st.mark, now)?;
             (d, s.mark())
         };
         let schema = delta.schema;
@@ -165,6 +169,7 @@ impl Inner {
         }
         st.last = Some(entry.clone());
         self.counted_backup(version);
+        self.wal_checkpoint();
         if kind == BackupKind::Full {
             // Still under the state lock: no other backup interleaves. The full has
             // landed: a failure here is reported, not retried as a failed backup (that
@@ -237,7 +242,17 @@ impl Inner {
         st.last = Some(entry.clone());
         st.last_full = Some(full);
         self.counted_backup(d.to_version);
+        self.wal_checkpoint();
         Ok(entry)
+    }
+
+    /// After a backup has landed: the WAL records the state root at its next version
+    /// (the same state as the backup's unless writers went on), which every replay
+    /// through it checks. The backup stands either way: a failure is only reported.
+    fn wal_checkpoint(&self) {
+        if let Err(e) = self.ds.checkpoint() {
+            self.failed("WAL checkpoint after a backup", &e.into(), |_| {});
+        }
     }
 
     fn counted_backup(&self, version: u64) {

@@ -117,12 +117,13 @@ fn a_failing_destination_is_retried_with_backoff_then_the_backup_lands() {
 fn a_damaged_delta_makes_the_next_backup_a_full_and_restores_stay_exact() {
     let (_dir, clock, store, engine) = setup();
     let mut digests = std::collections::BTreeMap::new();
-    write(&engine, 1, 1);
-    digests.insert(1, digest(&engine));
+    // each backup also logs a WAL checkpoint, which takes a version
+    let v = write(&engine, 1, 1);
+    digests.insert(v, digest(&engine));
     clock.advance(100 * MS);
     engine.tick(); // the first backup is a full
-    write(&engine, 2, 2);
-    digests.insert(2, digest(&engine));
+    let v = write(&engine, 2, 2);
+    digests.insert(v, digest(&engine));
     clock.advance(100 * MS);
     engine.tick(); // an incremental
     write(&engine, 3, 3);
@@ -132,8 +133,8 @@ fn a_damaged_delta_makes_the_next_backup_a_full_and_restores_stay_exact() {
     let err = engine.backup_now(BackupKind::Differential).unwrap_err();
     assert_eq!(err.kind(), bindspace_core::ErrorKind::Corrupt, "{err}");
     store.heal();
-    write(&engine, 4, 4);
-    digests.insert(4, digest(&engine));
+    let v = write(&engine, 4, 4);
+    digests.insert(v, digest(&engine));
     clock.advance(100 * MS);
     engine.tick();
     let m = engine.repository().destinations()[0].clone();
@@ -161,18 +162,18 @@ fn a_restart_then_a_full_then_a_failed_incremental_leaves_no_gap() {
     let (dir, clock, store, first) = setup();
     write(&first, 1, 1);
     first.backup_now(BackupKind::Full).unwrap();
-    write(&first, 2, 2);
+    let v = write(&first, 2, 2);
     drop(first); // no close: nothing archived, the repository ends at version 1
     let engine = open(dir.path(), &clock, &store);
-    assert_eq!(engine.version(), 2);
-    write(&engine, 3, 3);
+    assert_eq!(engine.version(), v);
+    let v = write(&engine, 3, 3);
     let full = engine.backup_now(BackupKind::Full).unwrap().unwrap();
-    assert_eq!((full.kind, full.to_version), (BackupKind::Full, 3));
+    assert_eq!((full.kind, full.to_version), (BackupKind::Full, v));
     write(&engine, 4, 4);
     store.inject(Op::Put, Fault::Fail, Some(1));
     let err = engine.backup_now(BackupKind::Incremental).unwrap_err();
     assert!(err.kind().is_retryable(), "{err}");
-    write(&engine, 5, 5);
+    let v = write(&engine, 5, 5);
     let want = digest(&engine);
     let next = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
     assert_eq!(
@@ -181,8 +182,8 @@ fn a_restart_then_a_full_then_a_failed_incremental_leaves_no_gap() {
         "a failed write breaks the chain"
     );
     let (space, plan) = engine
-        .restore(&Target::Version(5))
-        .unwrap_or_else(|e| panic!("version 5 must be restorable from the backups alone: {e}"));
+        .restore(&Target::Version(v))
+        .unwrap_or_else(|e| panic!("version {v} must be restorable from the backups alone: {e}"));
     assert_eq!(space.digest(), want, "{plan}");
 }
 
@@ -196,13 +197,41 @@ fn after_a_restart_and_a_full_the_next_incremental_continues_from_the_full() {
     write(&first, 2, 2);
     drop(first);
     let engine = open(dir.path(), &clock, &store);
-    write(&engine, 3, 3);
+    let v3 = write(&engine, 3, 3);
     let full = engine.backup_now(BackupKind::Full).unwrap().unwrap();
-    write(&engine, 4, 4);
+    let v4 = write(&engine, 4, 4);
     let inc = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
     assert_eq!(inc.kind, BackupKind::Incremental);
     assert_eq!(inc.parent.as_deref(), Some(full.id.as_str()));
-    assert_eq!((inc.from_version, inc.to_version), (3, 4));
-    let (space, _) = engine.restore(&Target::Version(4)).unwrap();
+    assert_eq!((inc.from_version, inc.to_version), (v3, v4));
+    let (space, _) = engine.restore(&Target::Version(v4)).unwrap();
+    assert_eq!(space.digest(), digest(&engine));
+}
+
+/// Each backup logs a WAL checkpoint (one version, no change to the space): a backup
+/// with nothing written since finds nothing to do, and takes no version either, so an
+/// idle engine's schedule never backs up its own checkpoints.
+#[test]
+fn a_backup_logs_one_checkpoint_and_an_idle_one_takes_no_version() {
+    let (_dir, _clock, _store, engine) = setup();
+    let v = write(&engine, 1, 1);
+    let full = engine.backup_now(BackupKind::Full).unwrap().unwrap();
+    assert_eq!(full.to_version, v);
+    assert_eq!(engine.version(), v + 1, "the checkpoint after the full");
+    for _ in 0..3 {
+        assert!(
+            engine
+                .backup_now(BackupKind::Incremental)
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(engine.version(), v + 1);
+    let w = write(&engine, 2, 2);
+    let inc = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
+    assert_eq!((inc.from_version, inc.to_version), (v, w));
+    assert_eq!(engine.version(), w + 1);
+    let (space, plan) = engine.restore(&Target::Latest).unwrap();
+    assert_eq!(plan.version, w);
     assert_eq!(space.digest(), digest(&engine));
 }

@@ -145,8 +145,20 @@ fn every_backup_and_restore_point_records_a_root_and_restores_verify_against_it(
         ver.verified_by.as_deref(),
         Some("restore point \"checked\"")
     );
-    let (_, ver) = s.restore(Target::Latest).unwrap();
-    assert!(ver.is_verified(), "the newest incremental is at 60: {ver}");
+    // each backup logs a WAL checkpoint right after it: a replay that ends on one is
+    // verified by it (the newest is the one after the incremental at 60)
+    let (v, ver) = s.restore(Target::Version(41)).unwrap();
+    assert_eq!(v, 41);
+    assert_eq!(
+        ver.verified_by.as_deref(),
+        Some("WAL checkpoint at version 41")
+    );
+    let (v, ver) = s.restore(Target::Latest).unwrap();
+    assert_eq!(v, 61);
+    assert_eq!(
+        ver.verified_by.as_deref(),
+        Some("WAL checkpoint at version 61")
+    );
     // the root agrees with the engine's own
     assert_eq!(ver.root, s.engine.read(|sp| sp.state_root().root()));
     // and the engine's own restore says the same
@@ -206,6 +218,64 @@ fn a_word_changed_in_a_stored_full_under_a_valid_blake3_fails_naming_the_prefix(
         );
         assert_eq!(err.kind(), bindspace_core::ErrorKind::Corrupt);
     }
+}
+
+/// A write in an archived WAL segment forged under a valid frame checksum (and a
+/// blake3 the store recomputes): the replay reaches the WAL checkpoint the next backup
+/// wrote and fails there, naming the prefix.
+#[test]
+fn a_word_changed_in_an_archived_wal_segment_fails_at_the_next_checkpoint() {
+    let s = setup();
+    // the incremental at 40 is gone, and its catalog entry (with the root it recorded):
+    // version 50 is the full at 20 and WAL 21..50, and only the WAL's checkpoint at 41
+    // records the state in between
+    let (delta, _) = s.artifact(ArtifactKind::Delta, 40);
+    s.rt.block_on(s.stores[0].delete(delta)).unwrap();
+    let (generation, mut m) = s.rt.block_on(s.stores[0].read_manifest()).unwrap().unwrap();
+    m.entries.retain(|e| e.to_version != 40);
+    s.rt.block_on(s.stores[0].commit_manifest(generation, &m))
+        .unwrap();
+    let r =
+        s.rt.block_on(s.stores[0].list(ArtifactKind::WalSegment, 0, u64::MAX))
+            .unwrap()
+            .into_iter()
+            .find(|r| (r.id.versions().0..=r.id.versions().1).contains(&30))
+            .unwrap();
+    let mut seg = s.rt.block_on(s.stores[0].get(&r)).unwrap().to_vec();
+    let first = r.id.versions().0;
+    let mut off = bindspace_wal::segment::SEGMENT_HEADER;
+    loop {
+        let (rec, n) = bindspace_wal::decode_frame(&seg[off..]).unwrap();
+        if rec.version == 30 {
+            // the write at 30 went to address 30 * 131 % 512 = 346: prefix 1
+            let bindspace_wal::RecordOp::Op(bindspace_wal::Op::Write(a, fp)) = &rec.op else {
+                panic!("version 30 is a write: {rec:?}");
+            };
+            assert_eq!(a.0, 346);
+            let mut forged = fp.clone();
+            forged.words_mut()[0] ^= 1;
+            let rec = bindspace_wal::Record {
+                op: bindspace_wal::RecordOp::Op(bindspace_wal::Op::Write(*a, forged)),
+                ..rec
+            };
+            let mut bytes = vec![];
+            bindspace_wal::encode_frame(&rec, &mut bytes);
+            seg[off..off + n].copy_from_slice(&bytes);
+            break;
+        }
+        off += n;
+    }
+    assert!(first <= 30);
+    s.rt.block_on(s.stores[0].put(r.id, seg.into())).unwrap();
+    let err = s.restore(Target::Version(50)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("WAL checkpoint at version 41"), "{msg}");
+    assert!(msg.contains("prefixes that differ: 0x01"), "{msg}");
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::Corrupt);
+    // before the checkpoint nothing recorded the state: the forgery is not caught
+    // there, and the restore says it is unverified rather than verified
+    let (_, ver) = s.restore(Target::Version(35)).unwrap();
+    assert!(!ver.is_verified(), "{ver}");
 }
 
 #[test]

@@ -316,12 +316,19 @@ fn scenario(urls: Vec<String>) {
         repo.restore(None, Target::Latest).unwrap().digest(),
         oracle[&(3, 120)]
     );
-    // timeline 1 ends at 100, timeline 2 at 110: nothing past them is invented
-    assert!(repo.restore(Some(1), Target::Version(101)).is_err());
-    assert!(repo.restore(Some(2), Target::Version(111)).is_err());
+    // timeline 1 ends at 101 (the WAL checkpoint its last backup wrote: the same
+    // state, verified by the checkpoint's root), timeline 2 at 111: nothing past them
+    // is invented
+    assert!(repo.restore(Some(1), Target::Version(102)).is_err());
+    assert!(repo.restore(Some(2), Target::Version(112)).is_err());
+    let (latest, ver) = repo.restore_verified(Some(1), Target::Latest).unwrap();
     assert_eq!(
-        repo.restore(Some(1), Target::Latest).unwrap().digest(),
-        oracle[&(1, 100)]
+        (latest.version(), latest.digest()),
+        (101, oracle[&(1, 100)])
+    );
+    assert_eq!(
+        ver.verified_by.as_deref(),
+        Some("WAL checkpoint at version 101")
     );
 
     // nothing of timeline 1 was replaced or deleted by the later histories

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bindspace_catalog::{ArtifactKind, blake3_hex};
 use bindspace_core::{BindSpace, Digest, StateRoot, snapshot};
-use bindspace_wal::{Record, Replayer};
+use bindspace_wal::{Op, Record, RecordOp, Replayer};
 use bytes::Bytes;
 
 use crate::error::StoreFailure;
@@ -187,14 +187,16 @@ pub async fn restore_verified(plan: &RestorePlan) -> Result<(BindSpace, Verifica
             (None, _) => {
                 let snap = snapshot::decode(&bytes)?;
                 self_checked += usize::from(snap.root.is_some());
-                last_by = check_recorded(&snap.space, &plan.recorded, &mut checked)?;
+                last_by = check_recorded(&snap.space, &plan.recorded, &mut checked)?
+                    .map(|by| (snap.space.version(), by));
                 space = Some(snap.space);
             }
             (Some(sp), ArtifactKind::Delta) => {
                 let d = bindspace_xor_delta::decode(&bytes)?;
                 self_checked += usize::from(d.end_root.is_some());
                 bindspace_xor_delta::apply(sp, &d)?;
-                last_by = check_recorded(sp, &plan.recorded, &mut checked)?;
+                last_by =
+                    check_recorded(sp, &plan.recorded, &mut checked)?.map(|by| (sp.version(), by));
                 applied += 1;
             }
             (Some(sp), _) => {
@@ -214,8 +216,17 @@ pub async fn restore_verified(plan: &RestorePlan) -> Result<(BindSpace, Verifica
                 let released =
                     std::mem::take(&mut *pending_wal.lock().unwrap_or_else(|e| e.into_inner()));
                 for r in released {
+                    // a checkpoint checks the replayed state against its root here
                     bindspace_wal::apply_record(sp, &r)?;
-                    last_by = check_recorded(sp, &plan.recorded, &mut checked)?;
+                    last_by =
+                        check_recorded(sp, &plan.recorded, &mut checked)?.map(|by| (r.version, by));
+                    if let RecordOp::Op(Op::Checkpoint(_)) = r.op {
+                        checked += 1;
+                        if last_by.is_none() {
+                            let by = format!("WAL checkpoint at version {}", r.version);
+                            last_by = Some((r.version, by));
+                        }
+                    }
                 }
                 return Ok(more);
             }
@@ -236,7 +247,7 @@ pub async fn restore_verified(plan: &RestorePlan) -> Result<(BindSpace, Verifica
     }
     // the last check was at the result's version only if nothing came after it
     let verified_by = match last_by {
-        Some(by) if plan.recorded.contains_key(&space.version()) => Some(by),
+        Some((v, by)) if v == space.version() => Some(by),
         _ => None,
     };
     let root: StateRoot = space.state_root();

@@ -1,6 +1,7 @@
 //! A BindSpace whose every change goes through the WAL first.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bindspace_core::{Addr, BindSpace, Fingerprint, SchemaVersion};
 
@@ -36,6 +37,8 @@ pub struct DurableSpace {
     /// Appliers hold it shared from validation to application; a schema switch holds
     /// it exclusively, so no op validated against one schema applies to the other.
     gate: RwLock<()>,
+    /// The version of the newest checkpoint record (0: none).
+    last_checkpoint: AtomicU64,
 }
 
 /// Migrates a space to another schema (for recovery across a logged schema change).
@@ -80,6 +83,7 @@ impl DurableSpace {
         }
         let (wal, rec) = Wal::open(dir, opts)?;
         let after = base.version();
+        let mut last_checkpoint = 0;
         wal.replay(after, ReplayTarget::Latest, |r| match &r.op {
             RecordOp::Op(Op::SchemaChange(to)) if *to != base.schema() => {
                 let mut next = migrate(&base, *to).map_err(|reason| Error::InvalidOp { reason })?;
@@ -87,7 +91,12 @@ impl DurableSpace {
                 base = next;
                 Ok(())
             }
-            _ => apply_record(&mut base, r),
+            _ => {
+                if let RecordOp::Op(Op::Checkpoint(_)) = r.op {
+                    last_checkpoint = r.version;
+                }
+                apply_record(&mut base, r)
+            }
         })?;
         if base.version() != rec.last_version {
             return Err(Error::Gap {
@@ -101,6 +110,7 @@ impl DurableSpace {
                 space: Mutex::new(base),
                 applied: Condvar::new(),
                 gate: RwLock::new(()),
+                last_checkpoint: AtomicU64::new(last_checkpoint),
             },
             rec,
         ))
@@ -141,6 +151,11 @@ impl DurableSpace {
                             return Err(Error::InvalidOp {
                                 reason: "another schema change ran concurrently".into(),
                             });
+                        }
+                        // it attests the old schema's state, not the migrated copy's
+                        RecordOp::Op(Op::Checkpoint(_)) => {
+                            next.set_version(r.version);
+                            return Ok(());
                         }
                         other => other.clone(),
                     };
@@ -246,6 +261,46 @@ impl DurableSpace {
         name: impl Into<String>,
     ) -> Result<(u64, bindspace_core::StateRoot)> {
         self.apply_and(vec![Op::RestorePoint(name.into())], BindSpace::state_root)
+    }
+
+    /// Logs a checkpoint record: the state root at its version, which every replay
+    /// through it checks (the engine writes one after each backup). Writers wait
+    /// while the root is brought up to date (only the addresses changed since the
+    /// last root) and the record is synced. `None` when the newest record already is
+    /// a checkpoint: nothing new to attest, and no version is taken.
+    pub fn checkpoint(&self) -> Result<Option<(u64, bindspace_core::StateRoot)>> {
+        let _span = tracing::debug_span!("wal.checkpoint").entered();
+        // writers out: everything logged is applied, nothing is logged meanwhile
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let root = {
+            let s = lock(&self.space);
+            if self.last_checkpoint.load(Ordering::Acquire) == s.version() {
+                return Ok(None);
+            }
+            s.state_root()
+        };
+        let v = self.wal.submit(&[Op::Checkpoint(root.clone())])?;
+        self.wal.wait_durable(v)?;
+        let mut s = lock(&self.space);
+        apply_record(
+            &mut s,
+            &Record {
+                version: v,
+                timestamp_us: 0,
+                in_batch: false,
+                op: RecordOp::Op(Op::Checkpoint(root.clone())),
+            },
+        )?;
+        self.last_checkpoint.store(v, Ordering::Release);
+        drop(s);
+        self.applied.notify_all();
+        Ok(Some((v, root)))
+    }
+
+    /// The version of the newest checkpoint record (0: none); the newest record is a
+    /// checkpoint when this is the space's version.
+    pub fn last_checkpoint(&self) -> u64 {
+        self.last_checkpoint.load(Ordering::Acquire)
     }
 
     /// Runs `f` on the space (readers see only acknowledged-durable state).

@@ -4,15 +4,27 @@
 //! and the record. Record: `version u64 | timestamp_us u64 | flags u8 | op u8 | body`.
 
 use bindspace_core::le::{copy_bytes_to_words, words_as_bytes};
-use bindspace_core::{Addr, Fingerprint, MAX_FINGERPRINT_WORDS, SchemaVersion};
+use bindspace_core::{
+    ADDRESS_SPACE, Addr, Digest, Fingerprint, MAX_FINGERPRINT_WORDS, SchemaVersion, StateRoot,
+};
 
 /// Bytes before the record: `len` and `crc32c`.
 pub const FRAME_HEADER: usize = 8;
 /// Fixed record prefix: version, timestamp, flags, op.
 const RECORD_PREFIX: usize = 18;
-/// Largest record any op can produce (a write of the widest fingerprint); a frame
-/// declaring more is damaged, and is rejected before anything is allocated.
-pub const MAX_RECORD: usize = RECORD_PREFIX + 4 + MAX_FINGERPRINT_WORDS * 8;
+/// Most prefix digests a checkpoint carries (one per 256 addresses of the largest space).
+const MAX_PREFIXES: usize = ADDRESS_SPACE / 256;
+/// The largest write (the widest fingerprint).
+const MAX_WRITE: usize = RECORD_PREFIX + 4 + MAX_FINGERPRINT_WORDS * 8;
+/// The largest checkpoint (root, count, every prefix digest).
+const MAX_CHECKPOINT: usize = RECORD_PREFIX + 32 + 2 + MAX_PREFIXES * 32;
+/// Largest record any op can produce; a frame declaring more is damaged, and is
+/// rejected before anything is allocated.
+pub const MAX_RECORD: usize = if MAX_WRITE > MAX_CHECKPOINT {
+    MAX_WRITE
+} else {
+    MAX_CHECKPOINT
+};
 /// Longest restore-point name in bytes.
 pub const MAX_NAME: usize = 1024;
 
@@ -30,6 +42,10 @@ pub enum Op {
     RestorePoint(String),
     /// From this version on, the space has this schema.
     SchemaChange(SchemaVersion),
+    /// The state at this version (the same as before it: it changes nothing) has this
+    /// root; written at each backup, checked by every replay that passes it. Segment
+    /// format 2 and later.
+    Checkpoint(StateRoot),
 }
 
 /// What a record holds: an [`Op`] or the end of a batch.
@@ -78,6 +94,7 @@ fn op_code(op: &RecordOp) -> u8 {
         RecordOp::Op(Op::RestorePoint(_)) => 3,
         RecordOp::Op(Op::SchemaChange(_)) => 4,
         RecordOp::BatchCommit { .. } => 5,
+        RecordOp::Op(Op::Checkpoint(_)) => 6,
     }
 }
 
@@ -112,6 +129,13 @@ pub fn encode_frame(rec: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&s.features.to_le_bytes());
         }
         RecordOp::BatchCommit { count } => out.extend_from_slice(&count.to_le_bytes()),
+        RecordOp::Op(Op::Checkpoint(root)) => {
+            out.extend_from_slice(&root.root().0);
+            out.extend_from_slice(&(root.prefixes().len() as u16).to_le_bytes());
+            for p in root.prefixes() {
+                out.extend_from_slice(&p.0);
+            }
+        }
     }
     let len = out.len() - start - FRAME_HEADER;
     assert!(
@@ -136,6 +160,12 @@ pub fn validate_op(op: &Op) -> Result<(), String> {
             n.len()
         )),
         Op::SchemaChange(s) => s.validate().map_err(|e| e.to_string()),
+        Op::Checkpoint(r) if r.prefixes().is_empty() || r.prefixes().len() > MAX_PREFIXES => {
+            Err(format!(
+                "a checkpoint carries 1..={MAX_PREFIXES} prefix digests, this one {}",
+                r.prefixes().len()
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -228,6 +258,19 @@ fn decode_record(b: &[u8]) -> Result<Record, String> {
             RecordOp::BatchCommit {
                 count: u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")),
             }
+        }
+        6 => {
+            let n = u16_at(RECORD_PREFIX + 32)? as usize;
+            if n == 0 || n > MAX_PREFIXES {
+                return Err(format!("checkpoint of {n} prefix digests"));
+            }
+            exact(32 + 2 + n * 32)?;
+            let digest = |b: &[u8]| Digest(b.try_into().expect("32 bytes"));
+            let prefixes = body[34..].chunks_exact(32).map(digest).collect();
+            RecordOp::Op(Op::Checkpoint(StateRoot::from_recorded(
+                digest(&body[..32]),
+                prefixes,
+            )))
         }
         op => return Err(format!("unknown op {op}")),
     };

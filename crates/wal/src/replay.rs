@@ -129,7 +129,8 @@ impl<F: FnMut(&Record) -> Result<()>> Replayer<F> {
 }
 
 /// Applies one record to `space`: data ops through the space's own write/delete (the
-/// versions must line up), the others by moving the version.
+/// versions must line up), the others by moving the version; a checkpoint first checks
+/// the space's state root against the one it recorded (a mismatch names the prefixes).
 pub fn apply_record(space: &mut BindSpace, rec: &Record) -> Result<()> {
     if space.version() + 1 != rec.version {
         return Err(Error::Gap {
@@ -152,6 +153,13 @@ pub fn apply_record(space: &mut BindSpace, rec: &Record) -> Result<()> {
                     space.schema()
                 ),
             });
+        }
+        RecordOp::Op(Op::Checkpoint(recorded)) => {
+            recorded.check(
+                &space.state_root(),
+                &format!("WAL checkpoint at version {}", rec.version),
+            )?;
+            space.set_version(rec.version);
         }
         RecordOp::Op(Op::RestorePoint(_) | Op::SchemaChange(_)) | RecordOp::BatchCommit { .. } => {
             space.set_version(rec.version);

@@ -9,8 +9,10 @@ use crate::record::{FRAME_HEADER, FrameError, Record, RecordOp, decode_frame};
 pub const SEGMENT_HEADER: usize = 32;
 /// Segment magic.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"BNDSWAL\0";
-/// Segment format version.
-pub const SEGMENT_FORMAT: u16 = 1;
+/// Segment format version this build writes: 2 may hold checkpoint records (op 6).
+pub const SEGMENT_FORMAT: u16 = 2;
+/// The oldest segment format this build reads (1: no checkpoint records).
+pub const OLDEST_SEGMENT_FORMAT: u16 = 1;
 /// File name suffix.
 pub const SUFFIX: &str = ".wal";
 
@@ -43,13 +45,18 @@ pub fn decode_header(b: &[u8]) -> Result<u64, String> {
     if b[10..16].iter().chain(&b[24..28]).any(|&x| x != 0) {
         return Err("reserved segment header bytes are not zero".into());
     }
-    let format = u16::from_le_bytes([b[8], b[9]]);
-    if format != SEGMENT_FORMAT {
+    let format = header_format(b);
+    if !(OLDEST_SEGMENT_FORMAT..=SEGMENT_FORMAT).contains(&format) {
         return Err(format!(
-            "segment format {format} not supported (this build reads {SEGMENT_FORMAT})"
+            "segment format {format} not supported (this build reads {OLDEST_SEGMENT_FORMAT}..={SEGMENT_FORMAT})"
         ));
     }
     Ok(u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")))
+}
+
+/// The format of a segment whose header [`decode_header`] accepted.
+pub fn header_format(b: &[u8]) -> u16 {
+    u16::from_le_bytes([b[8], b[9]])
 }
 
 /// The file name of the segment starting at `first_version`.

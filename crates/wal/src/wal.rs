@@ -256,6 +256,8 @@ impl Wal {
         };
         let mut metas: Vec<SegmentMeta> = Vec::new();
         let mut expected: Option<u64> = None;
+        // the newest segment's format: appends never go to one older than this build's
+        let mut last_format = segment::SEGMENT_FORMAT;
         for (i, (first, path)) in found.iter().enumerate() {
             let is_last = i + 1 == found.len();
             let bytes = std::fs::read(path).map_err(Error::io("read segment", path))?;
@@ -285,6 +287,7 @@ impl Wal {
                     detail: format!("header says first version {header_first}, name says {first}"),
                 });
             }
+            last_format = segment::header_format(&bytes);
             if let Some(e) = expected
                 && e != *first
             {
@@ -356,6 +359,14 @@ impl Wal {
             }
         }
         let next = rec.last_version + 1;
+        if last_format < segment::SEGMENT_FORMAT
+            && let Some(m) = metas.pop_if(|m| m.last < m.first)
+        {
+            // an empty segment of an older format: start it again in this build's
+            std::fs::remove_file(&m.path)
+                .map_err(Error::io("remove old-format segment", &m.path))?;
+            sync_dir(&dir)?;
+        }
         let (file, size) = match metas.last() {
             Some(m) => {
                 let f = OpenOptions::new()
@@ -402,6 +413,11 @@ impl Wal {
             stop_syncer: None,
             syncer: None,
         };
+        if last_format < segment::SEGMENT_FORMAT {
+            // a segment of an older format is sealed as it is: an older binary reading
+            // it must never meet a record it does not know
+            wal.roll()?;
+        }
         if let SyncPolicy::Interval(every) = wal.inner.opts.sync {
             let (tx, rx) = mpsc::channel::<()>();
             let inner = Arc::clone(&wal.inner);
