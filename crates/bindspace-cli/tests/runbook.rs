@@ -235,4 +235,86 @@ fn the_bad_deploy_runbook_end_to_end() {
         timelines.contains(&1) && timelines.contains(&2),
         "{timelines:?}"
     );
+
+    // months later, the old history is expired by policy, never silently: the dry run
+    // says so, the real run records it, and timeline 1 is refused by name while
+    // timeline 2 (whose history runs through timeline 1 up to 150) still restores
+    let policy = ["--keep-all-hours", "100000", "--expire-abandoned-days", "0"];
+    let dry = json(
+        &repo,
+        &[&["retention", "apply", "--dry-run"][..], &policy].concat(),
+    );
+    assert_eq!(dry["expire"][0]["timeline"], 1, "{dry}");
+    assert!(json(&repo, &["timeline", "list"])["timelines"][0]["expired"].is_null());
+    let before = wal_segments(&repo);
+    assert!(
+        before.iter().any(|&(t, lo, _)| t == 1 && lo > 150),
+        "timeline 1 archived WAL past 150: {before:?}"
+    );
+    let run = json(&repo, &[&["retention", "apply"][..], &policy].concat());
+    assert_eq!(run["expire"][0]["timeline"], 1, "{run}");
+    assert!(
+        run["expire"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("abandoned"),
+        "{run}"
+    );
+    // timeline 1's archived WAL past its branch point went; what timeline 2 needs stayed
+    let wal = wal_segments(&repo);
+    assert!(wal.iter().any(|&(t, lo, _)| t == 1 && lo <= 150), "{wal:?}");
+    assert!(wal.iter().all(|&(t, lo, _)| t != 1 || lo <= 150), "{wal:?}");
+    let l = json(&repo, &["timeline", "list"]);
+    assert!(l["timelines"][0]["expired"]["reason"].is_string(), "{l}");
+    assert!(l["timelines"][1]["expired"].is_null(), "{l}");
+    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+        .args(["restore", "--to-version", "120", "--timeline", "1"])
+        .args(["--repo", &repo])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("timeline 1 was expired by the retention policy"),
+        "{err}"
+    );
+    for v in [120, 150, 151, 180] {
+        let b = json(&repo, &["restore", "--to-version", &v.to_string()]);
+        let want = if v <= 150 { &h1[&v] } else { &h2[&v] };
+        assert_eq!(b["digest"].as_str(), Some(want.as_str()), "version {v}");
+        assert_eq!(b["timeline"], 2);
+    }
+    // nothing new lands on the expired timeline
+    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+        .args([
+            "restore-point",
+            "create",
+            "late",
+            "--timeline",
+            "1",
+            "--version",
+            "120",
+        ])
+        .args(["--repo", &repo])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expired"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The archived WAL segments of the repository, as `(timeline, first, last)`.
+fn wal_segments(repo: &str) -> Vec<(u32, u64, u64)> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stores = rt
+        .block_on(bindspace::stores::open_all(&[repo.to_owned()]))
+        .unwrap();
+    rt.block_on(stores[0].list(bindspace_catalog::ArtifactKind::WalSegment, 0, u64::MAX))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id.timeline(), r.id.versions().0, r.id.versions().1))
+        .collect()
 }

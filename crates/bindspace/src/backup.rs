@@ -318,9 +318,10 @@ impl Inner {
     }
 
     fn apply_retention(&self) -> Result<()> {
-        let m = self.rt.block_on(self.repo.manifest())?;
-        let plan = retention::plan(&m, &self.cfg.retention, self.clock.now_us());
-        let n = self.rt.block_on(self.repo.delete_backups(&plan.delete))?;
+        let (_, n) = self.rt.block_on(
+            self.repo
+                .apply_retention(&self.cfg.retention, self.clock.now_us()),
+        )?;
         lock(&self.status).retention_deleted += n as u64;
         Ok(())
     }

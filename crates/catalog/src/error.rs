@@ -99,6 +99,19 @@ pub enum Error {
         /// The limit.
         after_ms: u64,
     },
+    /// A timeline a retention policy expired: nothing more is written to it or
+    /// restored from it.
+    #[error(
+        "timeline {timeline} was expired by the retention policy at {expired_us} µs since the epoch ({reason}); restore another timeline (`bindspace timeline list`), or start a new one from a state of this one that a live timeline still holds"
+    )]
+    TimelineExpired {
+        /// The timeline.
+        timeline: u32,
+        /// When it expired.
+        expired_us: u64,
+        /// Why.
+        reason: String,
+    },
     /// A request this store cannot serve as asked (bad URL, unsupported option).
     #[error("{store}: {detail}")]
     Invalid {
@@ -116,7 +129,7 @@ impl Error {
             Error::Unavailable { .. } | Error::Timeout { .. } => ErrorKind::Unavailable,
             Error::Conflict { .. } | Error::BackupInProgress { .. } => ErrorKind::Busy,
             Error::Corrupt { .. } | Error::BadManifest { .. } => ErrorKind::Corrupt,
-            Error::NotFound { .. } => ErrorKind::NotRestorable,
+            Error::NotFound { .. } | Error::TimelineExpired { .. } => ErrorKind::NotRestorable,
             Error::Invalid { .. } | Error::UnknownLayout { .. } => ErrorKind::Invalid,
         }
     }

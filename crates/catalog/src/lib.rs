@@ -53,7 +53,9 @@ pub use artifact::{
 };
 pub use error::{Error, Result};
 pub use lease::Lease;
-pub use manifest::{BackupEntry, BackupKind, BackupStatus, LAYOUT, Manifest, RestorePoint};
+pub use manifest::{
+    BackupEntry, BackupKind, BackupStatus, ExpiredTimeline, LAYOUT, Manifest, RestorePoint,
+};
 pub use repo::{LEASE_TTL_US, NewBackup, Repository};
 pub use retention::RetentionPolicy;
 pub use store::{BackupStore, BackupStoreExt};

@@ -184,6 +184,22 @@ pub struct Manifest {
     pub entries: Vec<BackupEntry>,
     /// Restore points.
     pub restore_points: Vec<RestorePoint>,
+    /// Timelines a retention policy expired (abandoned histories): restores and
+    /// backups on them are refused, naming when and why; their artifacts go except
+    /// what a live timeline's history still needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired: Vec<ExpiredTimeline>,
+}
+
+/// A timeline a retention policy expired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiredTimeline {
+    /// The timeline.
+    pub id: crate::TimelineId,
+    /// When it expired, µs since the epoch.
+    pub expired_us: u64,
+    /// Why: `abandoned: nothing backed up on it since …`.
+    pub reason: String,
 }
 
 impl Default for Manifest {
@@ -195,6 +211,7 @@ impl Default for Manifest {
             timelines: Vec::new(),
             entries: Vec::new(),
             restore_points: Vec::new(),
+            expired: Vec::new(),
         }
     }
 }

@@ -268,6 +268,7 @@ impl Repository {
                     detail: format!("no timeline {parent} to branch from"),
                 });
             }
+            m.check_live(parent)?;
             let next = m.newest_timeline() + 1;
             if next > crate::timeline::MAX_TIMELINE {
                 return Err(Error::Invalid {
@@ -373,6 +374,8 @@ impl Repository {
     /// [`Repository::write_backup`] for a caller that already holds the lease.
     pub async fn write_backup_leased(&self, b: NewBackup) -> Result<BackupEntry> {
         let start_us = self.clock.now_us();
+        // refused before anything is stored: a timeline retention expired
+        self.manifest().await?.check_live(b.artifact.timeline())?;
         let mut stored: Option<ArtifactRef> = None;
         for d in &self.dests {
             let r = d.put(b.artifact, b.bytes.clone()).await?;
@@ -420,6 +423,7 @@ impl Repository {
         };
         let e = entry.clone();
         self.update_catalog(move |m| {
+            m.check_live(e.timeline)?;
             if !m.entries.iter().any(|x| x.id == e.id) {
                 m.entries.push(e.clone());
             }
@@ -463,6 +467,7 @@ impl Repository {
         let p = rp.clone();
         let store = self.dests[0].name();
         self.update_catalog(move |m| {
+            m.check_live(p.timeline)?;
             if m.restore_points.iter().any(|x| x.name == p.name) {
                 return Err(Error::Invalid {
                     store: store.clone(),
@@ -501,6 +506,82 @@ impl Repository {
             Ok(())
         })
         .await
+    }
+
+    /// Applies a retention policy under the backup lease, to each destination's own
+    /// catalog: the plan is made inside the conditional commit (a branch, a guaranteed
+    /// point or a backup committed meanwhile makes it plan again on what is there), the
+    /// timelines it expires are recorded in the same commit, and only then go the
+    /// artifacts no entry of that catalog still references, and the archived WAL of
+    /// expired timelines that no live timeline's history uses. Returns the first
+    /// destination's plan and the entries removed, summed over destinations.
+    pub async fn apply_retention(
+        &self,
+        policy: &crate::RetentionPolicy,
+        now_us: u64,
+    ) -> Result<(crate::retention::RetentionPlan, usize)> {
+        use tracing::Instrument as _;
+        self.with_lease(async |repo| repo.apply_retention_leased(policy, now_us).await)
+            .instrument(tracing::info_span!("catalog.retention", now_us))
+            .await
+    }
+
+    async fn apply_retention_leased(
+        &self,
+        policy: &crate::RetentionPolicy,
+        now_us: u64,
+    ) -> Result<(crate::retention::RetentionPlan, usize)> {
+        let mut first = None;
+        let mut removed = 0;
+        for d in &self.dests {
+            type Committed = (crate::retention::RetentionPlan, Vec<BackupEntry>, Manifest);
+            let committed: std::sync::Mutex<Option<Committed>> = std::sync::Mutex::new(None);
+            self.update_one(d, |m| {
+                let plan = crate::retention::plan(m, policy, now_us);
+                let doomed: Vec<BackupEntry> = m
+                    .entries
+                    .iter()
+                    .filter(|e| plan.delete.contains(&e.id))
+                    .cloned()
+                    .collect();
+                m.entries.retain(|e| !plan.delete.contains(&e.id));
+                m.expired.extend(plan.expire.iter().cloned());
+                *committed.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((plan, doomed, m.clone()));
+                Ok(())
+            })
+            .await?;
+            let (plan, doomed, kept) = committed
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("a commit ran the change");
+            for e in &doomed {
+                // another entry may share the artifact (a re-run): keep it then
+                if !kept.entries.iter().any(|k| k.artifact == e.artifact) {
+                    d.delete(e.artifact).await?;
+                }
+            }
+            if !kept.expired.is_empty() {
+                let live: Vec<crate::History> = kept
+                    .timeline_ids()
+                    .into_iter()
+                    .filter(|t| kept.expiry(*t).is_none())
+                    .filter_map(|t| crate::History::of(&kept, t).ok())
+                    .collect();
+                for r in d.list(crate::ArtifactKind::WalSegment, 0, u64::MAX).await? {
+                    if kept.expiry(r.id.timeline()).is_some() && !live.iter().any(|h| h.uses(&r.id))
+                    {
+                        d.delete(r.id).await?;
+                    }
+                }
+            }
+            if !plan.expire.is_empty() {
+                tracing::warn!(store = %d.name(), expired = ?plan.expire.iter().map(|e| e.id).collect::<Vec<_>>(), "retention expired abandoned timelines");
+            }
+            removed += doomed.len();
+            first.get_or_insert(plan);
+        }
+        Ok((first.unwrap_or_default(), removed))
     }
 
     /// Deletes backups by id: catalog first (so nothing names a missing artifact),

@@ -15,8 +15,13 @@
 //!    it: a branch's first states are restored from its ancestors' artifacts), and on
 //!    each timeline's history the WAL archives newer than its oldest kept full.
 //!
-//! Timelines never expire by themselves: what a timeline's history depends on is kept
-//! as long as the timeline is recorded.
+//! Abandoned timelines expire only by policy (`expire_abandoned_after_us`, off by
+//! default), never silently: a timeline nothing was backed up on for that long is
+//! **expired** (recorded in the catalog with when and why, listed in the plan), unless
+//! it is the most recently active timeline or holds a guaranteed restore point. The
+//! policy then selects nothing of it, and its own needs (its branch point, its WAL)
+//! no longer keep anything; what a live timeline's history needs of it stays. Restores
+//! and backups on an expired timeline are refused, naming when and why.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +52,8 @@ pub struct RetentionPolicy {
     pub max_count: Option<usize>,
     /// Nothing older than this is selected (µs).
     pub max_age_us: Option<u64>,
+    /// Expire a timeline nothing was backed up on for this long (µs); `None`: never.
+    pub expire_abandoned_after_us: Option<u64>,
 }
 
 impl Default for RetentionPolicy {
@@ -60,6 +67,7 @@ impl Default for RetentionPolicy {
             yearly: 3,
             max_count: None,
             max_age_us: None,
+            expire_abandoned_after_us: None,
         }
     }
 }
@@ -82,6 +90,8 @@ pub struct RetentionPlan {
     pub keep: BTreeMap<String, Vec<KeepReason>>,
     /// Backup ids to delete, oldest first.
     pub delete: Vec<String>,
+    /// Timelines this plan expires (abandoned for longer than the policy allows).
+    pub expire: Vec<crate::ExpiredTimeline>,
 }
 
 /// Bucket lengths of the GFS rules.
@@ -161,8 +171,55 @@ fn select<'m>(
     selected
 }
 
+/// The timelines `policy` expires at `now_us` (not yet expired in `m`): nothing backed
+/// up on them for longer than `expire_abandoned_after_us`, not the most recently active
+/// timeline, no guaranteed restore point on them.
+pub fn abandoned(
+    m: &Manifest,
+    policy: &RetentionPolicy,
+    now_us: u64,
+) -> Vec<crate::ExpiredTimeline> {
+    let Some(after) = policy.expire_abandoned_after_us else {
+        return Vec::new();
+    };
+    // last activity: its newest backup, or its creation
+    let activity = |t: u32| {
+        let created = m.timeline(t).map_or(0, |r| r.created_us);
+        m.entries
+            .iter()
+            .filter(|e| e.timeline == t)
+            .map(|e| e.end_us)
+            .max()
+            .unwrap_or(0)
+            .max(created)
+    };
+    let live: Vec<u32> = m
+        .timeline_ids()
+        .into_iter()
+        .filter(|t| m.expiry(*t).is_none())
+        .collect();
+    let most_recent = live.iter().copied().max_by_key(|t| (activity(*t), *t));
+    live.into_iter()
+        .filter(|t| Some(*t) != most_recent)
+        .filter(|t| !m.restore_points.iter().any(|p| p.guaranteed && p.timeline == *t))
+        .filter(|t| now_us.saturating_sub(activity(*t)) > after)
+        .map(|t| crate::ExpiredTimeline {
+            id: t,
+            expired_us: now_us,
+            reason: format!(
+                "abandoned: nothing backed up on it for {} h (since {} µs), the policy expires after {} h",
+                now_us.saturating_sub(activity(t)) / HOUR,
+                activity(t),
+                after / HOUR
+            ),
+        })
+        .collect()
+}
+
 /// Applies `policy` to the catalog at `now_us`.
 pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPlan {
+    let expire = abandoned(m, policy, now_us);
+    let expired = |t: u32| m.expiry(t).is_some() || expire.iter().any(|e| e.id == t);
     let mut keep: BTreeMap<String, Vec<KeepReason>> = BTreeMap::new();
     let mut points: Vec<&BackupEntry> = m
         .entries
@@ -173,7 +230,11 @@ pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPla
     // The policy applies to each timeline on its own: a busy branch never pushes
     // another history's backups out of the buckets or the count.
     let mut selected: Vec<(&BackupEntry, KeepReason)> = Vec::new();
-    let timelines: BTreeSet<u32> = points.iter().map(|e| e.timeline).collect();
+    let timelines: BTreeSet<u32> = points
+        .iter()
+        .map(|e| e.timeline)
+        .filter(|t| !expired(*t))
+        .collect();
     for t in timelines {
         let mine: Vec<&BackupEntry> = points.iter().copied().filter(|e| e.timeline == t).collect();
         selected.extend(select(&mine, policy, now_us));
@@ -213,6 +274,7 @@ pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPla
                         .map(|e| (e.id.clone(), vec![KeepReason::Dependency(why.clone())]))
                         .collect(),
                     delete: Vec::new(),
+                    expire: Vec::new(),
                 };
             }
         }
@@ -226,7 +288,8 @@ pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPla
         .filter(|p| p.guaranteed)
         .map(|p| (p.timeline, p.version, format!("restore point {}", p.name)))
         .collect();
-    pinned.extend(m.timelines.iter().map(|t| {
+    // an expired timeline's own branch point no longer keeps its parent's artifacts
+    pinned.extend(m.timelines.iter().filter(|t| !expired(t.id)).map(|t| {
         (
             t.id,
             t.branch_version,
@@ -249,7 +312,7 @@ pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPla
     }
     // On each history, WAL archives newer than its oldest kept full serve PITR
     // between kept backups.
-    for h in &histories {
+    for h in histories.iter().filter(|h| !expired(h.timeline)) {
         let oldest_full = m
             .entries
             .iter()
@@ -275,6 +338,7 @@ pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPla
     RetentionPlan {
         keep,
         delete: delete.into_iter().map(|e| e.id.clone()).collect(),
+        expire,
     }
 }
 
@@ -326,6 +390,7 @@ mod tests {
             yearly: 0,
             max_count: Some(1),
             max_age_us: None,
+            expire_abandoned_after_us: None,
         };
         let p = plan(&m, &policy, 1_000_000_000);
         // full-60 is past the branch point: timeline 2 cannot use it
@@ -364,5 +429,105 @@ mod tests {
         let p = plan(&m, &policy, 1_000_000_000);
         assert!(p.keep.contains_key("full-100") && p.keep.contains_key("t2-full-70"));
         assert_eq!(p.delete, vec!["full-10".to_string(), "full-60".to_string()]);
+    }
+
+    fn branch(id: u32, parent: u32, at: u64, created_us: u64) -> TimelineRecord {
+        TimelineRecord {
+            id,
+            parent,
+            branch_version: at,
+            created_us,
+            reason: "test".into(),
+            root: None,
+        }
+    }
+
+    fn wal(id: &str, t: u32, lo: u64, hi: u64, end_us: u64) -> BackupEntry {
+        BackupEntry {
+            kind: BackupKind::Wal,
+            from_version: lo,
+            artifact: ArtifactId::wal(lo, hi).on(t),
+            ..full(id, t, hi, end_us)
+        }
+    }
+
+    /// Timeline 1 (fulls at 10 and 100, WAL), timeline 2 branched at 50 and idle since
+    /// day 1, timeline 3 branched from 2 at 70 and active: after 30 days, 2 expires
+    /// (recorded, with why), its own artifacts go, what 3's history needs of it stays.
+    #[test]
+    fn an_abandoned_timeline_expires_by_policy_and_only_by_policy() {
+        let day = DAY;
+        let mut m = Manifest::default();
+        m.entries.push(full("full-10", 1, 10, day));
+        m.entries.push(wal("wal-1", 1, 11, 200, day));
+        m.entries.push(full("full-100", 1, 100, 40 * day));
+        m.timelines.push(branch(2, 1, 50, day));
+        m.entries.push(full("t2-full-60", 2, 60, day));
+        m.entries.push(full("t2-full-80", 2, 80, day));
+        m.timelines.push(branch(3, 2, 70, 2 * day));
+        m.entries.push(full("t3-full-90", 3, 90, 41 * day));
+        let keep_all = RetentionPolicy {
+            keep_all_within_us: 100 * day,
+            ..RetentionPolicy::default()
+        };
+        let now = 42 * day;
+        // off by default: nothing expires, everything recent is kept
+        let p = plan(&m, &keep_all, now);
+        assert!(p.expire.is_empty() && p.delete.is_empty(), "{p:?}");
+        let policy = RetentionPolicy {
+            expire_abandoned_after_us: Some(30 * day),
+            ..keep_all.clone()
+        };
+        let p = plan(&m, &policy, now);
+        assert_eq!(
+            p.expire.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![2],
+            "{p:?}"
+        );
+        assert!(
+            p.expire[0]
+                .reason
+                .starts_with("abandoned: nothing backed up on it for 984 h"),
+            "{}",
+            p.expire[0].reason
+        );
+        // timeline 3 branches from 2 at 70: 2's full at 60 stays (and 1's full at 10
+        // for 2's own start is no longer needed by 2, but 3's history goes through 2
+        // at 50 and 1 below it); 2's full at 80 is past 3's branch point: it goes
+        assert_eq!(p.delete, vec!["t2-full-80".to_string()]);
+        assert!(
+            p.keep["t2-full-60"]
+                .contains(&KeepReason::Dependency("timeline 3 branches at 70".into()))
+        );
+        // recorded expiry: a later plan does not expire it again, and still keeps
+        // what timeline 3 needs
+        m.entries.retain(|e| e.id != "t2-full-80");
+        m.expired.extend(p.expire.clone());
+        let p = plan(&m, &policy, now + day);
+        assert!(p.expire.is_empty(), "{p:?}");
+        assert!(p.delete.is_empty(), "{p:?}");
+        // the most recently active timeline never expires, however old
+        let p = plan(&m, &policy, 1_000 * day);
+        let ids: Vec<u32> = p.expire.iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![1], "timeline 3 was the last one written: {p:?}");
+        // a guaranteed restore point keeps its timeline from expiring
+        m.restore_points.push(crate::RestorePoint {
+            name: "keep".into(),
+            version: 100,
+            created_us: day,
+            guaranteed: true,
+            timeline: 1,
+            root: None,
+        });
+        assert!(plan(&m, &policy, 1_000 * day).expire.is_empty());
+        // and a restore, a backup, a restore point or a branch on the expired one is
+        // refused naming when and why
+        let err = m.check_live(2).unwrap_err();
+        assert!(matches!(
+            err,
+            crate::Error::TimelineExpired { timeline: 2, .. }
+        ));
+        assert!(err.to_string().contains("abandoned"), "{err}");
+        assert_eq!(m.newest_live_timeline(), 3);
     }
 }

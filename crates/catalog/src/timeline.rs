@@ -162,6 +162,33 @@ impl Manifest {
             .max(FIRST_TIMELINE)
     }
 
+    /// The newest timeline a retention policy has not expired (the default target of a
+    /// restore). Timeline 1 if every one has.
+    pub fn newest_live_timeline(&self) -> TimelineId {
+        self.timeline_ids()
+            .into_iter()
+            .rev()
+            .find(|t| self.expiry(*t).is_none())
+            .unwrap_or(FIRST_TIMELINE)
+    }
+
+    /// Whether (and when, why) timeline `t` was expired by a retention policy.
+    pub fn expiry(&self, t: TimelineId) -> Option<&crate::ExpiredTimeline> {
+        self.expired.iter().find(|e| e.id == t)
+    }
+
+    /// Refuses a new backup or restore point on an expired timeline, saying why.
+    pub fn check_live(&self, t: TimelineId) -> crate::Result<()> {
+        match self.expiry(t) {
+            None => Ok(()),
+            Some(e) => Err(crate::Error::TimelineExpired {
+                timeline: t,
+                expired_us: e.expired_us,
+                reason: e.reason.clone(),
+            }),
+        }
+    }
+
     /// The record of timeline `t` (none for timeline 1).
     pub fn timeline(&self, t: TimelineId) -> Option<&TimelineRecord> {
         self.timelines.iter().find(|r| r.id == t)

@@ -56,6 +56,7 @@ fn layout2() -> Manifest {
                 BackupKind::Full,
             ),
         ],
+        expired: vec![],
         restore_points: vec![RestorePoint {
             name: "before-deploy".into(),
             version: 90,

@@ -105,11 +105,11 @@ pub async fn versions(
         reason,
     };
     let timelines = merged_timelines(&inv.manifests).map_err(not)?;
-    let history = History::of(
-        &timelines,
-        timeline.unwrap_or_else(|| timelines.newest_timeline()),
-    )
-    .map_err(not)?;
+    let timeline = timeline.unwrap_or_else(|| timelines.newest_live_timeline());
+    timelines
+        .check_live(timeline)
+        .map_err(|e| not(e.to_string()))?;
+    let history = History::of(&timelines, timeline).map_err(not)?;
     let mut out = Vec::new();
     let mut segs: Vec<(&ArtifactRef, &Vec<usize>)> = inv
         .of_kind(ArtifactKind::WalSegment)

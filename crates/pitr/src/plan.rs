@@ -224,6 +224,14 @@ pub(crate) fn merged_timelines(manifests: &[Manifest]) -> std::result::Result<Ma
                 None => out.timelines.push(t.clone()),
             }
         }
+        // a timeline any catalog says was expired is expired
+        for e in &m.expired {
+            match out.expired.iter_mut().find(|x| x.id == e.id) {
+                Some(x) if x.expired_us <= e.expired_us => {}
+                Some(x) => *x = e.clone(),
+                None => out.expired.push(e.clone()),
+            }
+        }
     }
     out.timelines.sort_by_key(|t: &TimelineRecord| t.id);
     Ok(out)
@@ -291,7 +299,10 @@ pub(crate) fn plan_from(
             (Some(rp.timeline), rp.version, None)
         }
     };
-    let timeline = timeline.unwrap_or_else(|| timelines.newest_timeline());
+    let timeline = timeline.unwrap_or_else(|| timelines.newest_live_timeline());
+    timelines
+        .check_live(timeline)
+        .map_err(|e| not(e.to_string()))?;
     let history = History::of(&timelines, timeline).map_err(not)?;
     // For a time target, an artifact is usable if a catalog entry shows its version was
     // reached by then (the backup started at or before the time).

@@ -169,6 +169,7 @@ async fn a_year_of_backups_keeps_exactly_the_policy_and_everything_kept_restores
         yearly: 2,
         max_count: None,
         max_age_us: None,
+        expire_abandoned_after_us: None,
     };
     let plan = retention::plan(&m, &policy, now);
     let kept: BTreeSet<String> = plan.keep.keys().cloned().collect();

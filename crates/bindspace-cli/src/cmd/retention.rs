@@ -38,6 +38,11 @@ pub struct PolicyArgs {
     /// Nothing older than this many days selected.
     #[arg(long)]
     pub max_age_days: Option<u64>,
+    /// Expire timelines nothing was backed up on for this many days (never the most
+    /// recently active one, nor one with a guaranteed restore point): restores and
+    /// backups on them are refused afterwards, naming when and why. Off by default.
+    #[arg(long)]
+    pub expire_abandoned_days: Option<u64>,
 }
 
 impl PolicyArgs {
@@ -51,6 +56,9 @@ impl PolicyArgs {
             yearly: self.yearly,
             max_count: self.max_count,
             max_age_us: self.max_age_days.map(|d| d * 86_400_000_000),
+            expire_abandoned_after_us: self
+                .expire_abandoned_days
+                .map(|d| d.saturating_mul(86_400_000_000)),
         }
     }
 }
@@ -79,20 +87,27 @@ pub fn run(op: RetentionOp) -> Result<()> {
     } = op;
     let rt = runtime()?;
     let repo = r.repository(&rt)?;
-    let m = rt.block_on(repo.manifest())?;
     let now = bindspace_core::Clock::now_us(&SystemClock);
-    let plan = retention::plan(&m, &policy.policy(), now);
-    let deleted = if dry_run {
-        0
+    // a dry run plans on the catalog as it is; a real run plans again inside each
+    // catalog's commit, under the lease
+    let (plan, deleted) = if dry_run {
+        let m = rt.block_on(repo.manifest())?;
+        (retention::plan(&m, &policy.policy(), now), 0)
     } else {
-        rt.block_on(repo.with_lease(async |repo| repo.delete_backups(&plan.delete).await))?
+        rt.block_on(repo.apply_retention(&policy.policy(), now))?
     };
+    let expire: Vec<_> = plan
+        .expire
+        .iter()
+        .map(|e| json!({"timeline": e.id, "reason": e.reason}))
+        .collect();
     emit(
         r.json,
         json!({
             "keep": plan.keep.keys().collect::<Vec<_>>(),
             "delete": plan.delete,
             "deleted": deleted,
+            "expire": expire,
             "dry_run": dry_run,
         }),
         || {
@@ -105,6 +120,15 @@ pub fn run(op: RetentionOp) -> Result<()> {
                     s,
                     "{} {id}",
                     if dry_run { "would delete" } else { "delete" }
+                );
+            }
+            for e in &plan.expire {
+                let _ = writeln!(
+                    s,
+                    "{} timeline {}: {}",
+                    if dry_run { "would expire" } else { "expire" },
+                    e.id,
+                    e.reason
                 );
             }
             let _ = write!(

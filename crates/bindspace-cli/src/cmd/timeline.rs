@@ -49,6 +49,7 @@ fn summary(m: &Manifest, t: TimelineId) -> serde_json::Value {
         "newest_backup_version": m.timeline_end(t),
         "backups": backups,
         "restore_points": m.restore_points.iter().filter(|p| p.timeline == t).count(),
+        "expired": m.expiry(t).map(|e| json!({"at_us": e.expired_us, "reason": e.reason})),
     })
 }
 
@@ -64,10 +65,10 @@ fn tree(m: &Manifest, t: TimelineId, depth: usize, out: &mut String) {
     let end = m.timeline_end(t).map_or("no backups yet".to_string(), |v| {
         format!("backups up to version {v}")
     });
-    let newest = if t == m.newest_timeline() {
-        "  ← newest"
-    } else {
-        ""
+    let newest = match m.expiry(t) {
+        Some(e) => format!("  (expired: {})", e.reason),
+        None if t == m.newest_live_timeline() => "  ← newest".to_string(),
+        None => String::new(),
     };
     let _ = writeln!(
         out,
