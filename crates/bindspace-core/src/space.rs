@@ -422,6 +422,24 @@ impl BindSpace {
         }
     }
 
+    /// [`BindSpace::mark`], dated `version` (at most the space's): for a caller that
+    /// knows the records since `version` changed nothing (a WAL checkpoint), so a
+    /// delta from this mark continues a backup taken at `version`.
+    ///
+    /// # Panics
+    /// If `version` is past the space's version (a caller's bug, not data).
+    pub fn mark_unchanged_since(&mut self, version: u64) -> Mark {
+        assert!(
+            version <= self.version,
+            "a mark at {version} for a space at {}",
+            self.version
+        );
+        let mut m = self.mark();
+        m.version = version;
+        self.dirty.base_version = version;
+        m
+    }
+
     /// Number of distinct addresses touched since the current mark.
     pub fn dirty_count(&self) -> usize {
         self.dirty.list.len()

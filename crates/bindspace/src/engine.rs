@@ -305,7 +305,6 @@ fn resume_state(
     repo: &Repository,
     timeline: TimelineId,
 ) -> Result<BackupState> {
-    let mark = ds.lock().mark();
     let m = rt.block_on(repo.manifest())?;
     let mut points: Vec<&BackupEntry> = m
         .entries
@@ -314,6 +313,17 @@ fn resume_state(
         .collect();
     points.sort_by_key(|e| (e.to_version, e.end_us));
     let last = points.last().map(|e| (*e).clone());
+    let mark = {
+        let mut s = ds.lock();
+        match &last {
+            // the last backup, then only the WAL checkpoint it logged: the state is the
+            // backup's, and dirty tracking continues from it
+            Some(l) if l.to_version + 1 == s.version() && ds.last_checkpoint() == s.version() => {
+                s.mark_unchanged_since(l.to_version)
+            }
+            _ => s.mark(),
+        }
+    };
     let last_full = points
         .iter()
         .rev()

@@ -235,3 +235,28 @@ fn a_backup_logs_one_checkpoint_and_an_idle_one_takes_no_version() {
     assert_eq!(plan.version, w);
     assert_eq!(space.digest(), digest(&engine));
 }
+
+/// A restart right after a backup (only its WAL checkpoint after it) continues the
+/// chain by dirty tracking: the next incremental starts at the backup's version and
+/// reads nothing back from the store (no restore-and-scan).
+#[test]
+fn a_restart_right_after_a_backup_continues_by_dirty_tracking() {
+    let (dir, clock, store, first) = setup();
+    write(&first, 1, 1);
+    let full = first.backup_now(BackupKind::Full).unwrap().unwrap();
+    drop(first);
+    let engine = open(dir.path(), &clock, &store);
+    assert_eq!(engine.version(), full.to_version + 1);
+    let gets = store.calls(Op::Get);
+    let w = write(&engine, 2, 2);
+    let inc = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
+    assert_eq!(inc.kind, BackupKind::Incremental);
+    assert_eq!((inc.from_version, inc.to_version), (full.to_version, w));
+    assert_eq!(
+        store.calls(Op::Get),
+        gets,
+        "nothing read back to scan against"
+    );
+    let (space, _) = engine.restore(&Target::Version(w)).unwrap();
+    assert_eq!(space.digest(), digest(&engine));
+}
