@@ -394,6 +394,17 @@ impl Engine {
     /// Names the current version in the WAL and in every destination's catalog;
     /// `guaranteed` keeps what restoring it needs safe from retention.
     pub fn restore_point(&self, name: &str, guaranteed: bool) -> Result<u64> {
+        // validated before it becomes durable: a taken name or an expired timeline is
+        // refused before the WAL record takes a version
+        let m = self.inner.rt.block_on(self.inner.repo.manifest())?;
+        m.check_live(self.inner.timeline)?;
+        if m.restore_points.iter().any(|p| p.name == name) {
+            return Err(bindspace_catalog::Error::Invalid {
+                store: self.inner.repo.names().join(", "),
+                detail: format!("restore point {name:?} exists"),
+            }
+            .into());
+        }
         let (v, root) = self.inner.ds.restore_point_rooted(name)?;
         self.inner
             .rt

@@ -260,3 +260,16 @@ fn a_restart_right_after_a_backup_continues_by_dirty_tracking() {
     let (space, _) = engine.restore(&Target::Version(w)).unwrap();
     assert_eq!(space.digest(), digest(&engine));
 }
+
+/// A restore point whose name is taken is refused before its WAL record is written:
+/// nothing becomes durable, no version is taken.
+#[test]
+fn a_taken_restore_point_name_is_refused_before_the_wal_records_it() {
+    let (_dir, _clock, _store, engine) = setup();
+    write(&engine, 1, 1);
+    engine.backup_now(BackupKind::Full).unwrap();
+    let v = engine.restore_point("before", false).unwrap();
+    let err = engine.restore_point("before", false).unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+    assert_eq!(engine.version(), v, "the refused point took no version");
+}
