@@ -76,7 +76,7 @@ pub async fn as_of(
         }
         at = delta.to_version;
     }
-    replay_wal(&p, at, |r| {
+    let reached = replay_wal(&p, at, |r| {
         match &r.op {
             RecordOp::Op(Op::Write(a, fp)) if *a == addr => cur = Some(fp.as_ref().to_vec()),
             RecordOp::Op(Op::Delete(a)) if *a == addr => cur = None,
@@ -85,6 +85,17 @@ pub async fn as_of(
         Ok(())
     })
     .await?;
+    // what a restore refuses, as-of refuses too (a version inside a batch is not a
+    // state: answering the value before the batch would name the wrong one)
+    if p.time_limit.is_none() && reached != p.version {
+        return Err(Error::NotRestorable {
+            target: target.to_string(),
+            reason: format!(
+                "replay ended at version {reached}, the plan promised {}",
+                p.version
+            ),
+        });
+    }
     Ok(cur)
 }
 
@@ -121,6 +132,14 @@ pub async fn versions(
         let s = step(&sources, r, idx);
         let bytes = fetch(&sources, &s).await?;
         let first = r.id.versions().0;
+        if first > seen_to + 1 && seen_to < hi {
+            // never skipped silently: the answer would miss whatever the hole wrote
+            return Err(not(format!(
+                "the archived WAL of this history has no records for versions {}..={} (a segment is missing); ask for a range that does not cross it",
+                seen_to + 1,
+                first - 1
+            )));
+        }
         let mut rep = Replayer::new(
             seen_to.max(first.saturating_sub(1)),
             (hi, u64::MAX),
