@@ -70,6 +70,24 @@ fn a_checkpoint_records_the_root_once_and_a_restart_replays_through_it() {
     assert_eq!(ds.read(|s| s.state_root()), root);
 }
 
+/// A checkpoint (or schema change) handed to `apply` is refused before it is logged: a
+/// durable one with a wrong root would stop every writer after it, and every reopen.
+#[test]
+fn a_checkpoint_or_schema_change_through_apply_is_refused_before_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = open(dir.path()).unwrap();
+    ds.write(Addr(3), fp(1)).unwrap();
+    let wrong = StateRoot::from_recorded(Digest([7; 32]), vec![Digest([7; 32]); 2]);
+    for op in [Op::Checkpoint(wrong), Op::SchemaChange(schema())] {
+        let err = ds.apply(vec![op]).unwrap_err();
+        assert!(matches!(err, Error::InvalidOp { .. }), "{err}");
+    }
+    assert_eq!(ds.read(|s| s.version()), 1, "nothing was logged");
+    assert_eq!(ds.write(Addr(4), fp(2)).unwrap(), 2, "writers go on");
+    drop(ds);
+    assert_eq!(open(dir.path()).unwrap().read(|s| s.version()), 2);
+}
+
 /// The log's frames of `dir`'s only segment: `(offset, record)`.
 fn frames(bytes: &[u8]) -> Vec<(usize, usize, Record)> {
     let mut off = SEGMENT_HEADER;
