@@ -239,7 +239,36 @@ fn the_bad_deploy_runbook_end_to_end() {
     // months later, the old history is expired by policy, never silently: the dry run
     // says so, the real run records it, and timeline 1 is refused by name while
     // timeline 2 (whose history runs through timeline 1 up to 150) still restores
-    let policy = ["--keep-all-hours", "100000", "--expire-abandoned-days", "0"];
+    let policy = [
+        "--keep-all-hours",
+        "100000",
+        "--expire-abandoned-days",
+        "30",
+    ];
+    // 0 days would expire every timeline but one the moment it is idle: refused
+    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+        .args(["retention", "apply", "--expire-abandoned-days", "0"])
+        .args(["--repo", &repo])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // the policy as of 40 days from now
+    let later = (bindspace_core::Clock::now_us(&bindspace_core::SystemClock) + 40 * 86_400_000_000)
+        .to_string();
+    let json = |repo: &str, args: &[&str]| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+            .args(args)
+            .args(["--repo", repo, "--json"])
+            .env("BINDSPACE_NOW_US", &later)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bindspace {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
     let dry = json(
         &repo,
         &[&["retention", "apply", "--dry-run"][..], &policy].concat(),

@@ -218,6 +218,8 @@ fn settle_timeline(
 ) -> Result<TimelineId> {
     let m = rt.block_on(repo.manifest())?;
     if let Some(t) = dir.timeline()? {
+        // a timeline retention expired takes nothing more (see `docs/OPERATIONS.md`)
+        m.check_live(t)?;
         if t != FIRST_TIMELINE && m.timeline(t).is_none() {
             return Err(Error::Config(format!(
                 "{} writes timeline {t}, which the repository {} does not record: is this the repository it was created with?",

@@ -54,6 +54,13 @@ impl StoreArchiver {
 impl Archiver for StoreArchiver {
     fn archive(&self, s: &SealedSegment, bytes: &[u8]) -> Result<(), ArchiveError> {
         let want = self.to_ref(s);
+        // never into a timeline retention expired: its archive would be swept away
+        // while the engine took the segment as safe (the local copy stays instead)
+        for store in &self.stores {
+            if let Some((_, m)) = self.rt.block_on(store.read_manifest())? {
+                m.check_live(self.timeline)?;
+            }
+        }
         for store in &self.stores {
             let r = self
                 .rt

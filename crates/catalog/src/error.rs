@@ -99,10 +99,10 @@ pub enum Error {
         /// The limit.
         after_ms: u64,
     },
-    /// A timeline a retention policy expired: nothing more is written to it or
-    /// restored from it.
+    /// A timeline a retention policy expired: backups, WAL archiving, restore points,
+    /// branches and restores on it are refused.
     #[error(
-        "timeline {timeline} was expired by the retention policy at {expired_us} µs since the epoch ({reason}); restore another timeline (`bindspace timeline list`), or start a new one from a state of this one that a live timeline still holds"
+        "timeline {timeline} was expired by the retention policy at {expired_us} µs since the epoch ({reason}): backups, WAL archiving, restore points, branches and restores on it are refused; restore another timeline (`bindspace timeline list`)"
     )]
     TimelineExpired {
         /// The timeline.

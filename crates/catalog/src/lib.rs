@@ -54,7 +54,8 @@ pub use artifact::{
 pub use error::{Error, Result};
 pub use lease::Lease;
 pub use manifest::{
-    BackupEntry, BackupKind, BackupStatus, ExpiredTimeline, LAYOUT, Manifest, RestorePoint,
+    BackupEntry, BackupKind, BackupStatus, ExpiredTimeline, LAYOUT, Manifest, NEWEST_LAYOUT,
+    RestorePoint,
 };
 pub use repo::{LEASE_TTL_US, NewBackup, Repository};
 pub use retention::RetentionPolicy;

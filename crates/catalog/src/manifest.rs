@@ -14,9 +14,13 @@ use serde::{Deserialize, Serialize};
 use crate::timeline::TimelineRecord;
 use crate::{ArtifactId, Error, FIRST_TIMELINE, Result, TimelineId, blake3_hex};
 
-/// The repository layout this build writes, and the newest it reads.
+/// The repository layout this build writes while nothing needs a newer one.
 /// 1: no descriptor, no timelines (before 0.2). 2: timelines, state roots.
+/// 3: expired timelines (written only once a timeline has expired).
 pub const LAYOUT: u32 = 2;
+
+/// The newest repository layout this build reads and writes.
+pub const NEWEST_LAYOUT: u32 = 3;
 
 fn layout_1() -> u32 {
     1
@@ -217,6 +221,20 @@ impl Default for Manifest {
 }
 
 const MAGIC: &str = "bindspace-manifest v2";
+
+impl Manifest {
+    /// The layout this manifest must be written as: 3 once a timeline has expired (a
+    /// layout-2 build would drop the list when it rewrites the catalog, and so revive
+    /// a timeline whose artifacts are gone; it refuses layout 3 instead), else
+    /// [`LAYOUT`].
+    pub fn layout_needed(&self) -> u32 {
+        if self.expired.is_empty() {
+            LAYOUT
+        } else {
+            NEWEST_LAYOUT
+        }
+    }
+}
 const MAGIC_V1: &str = "bindspace-manifest v1";
 
 impl Manifest {
@@ -256,7 +274,7 @@ impl Manifest {
                     Some(v) => Error::UnknownLayout {
                         store: store.to_owned(),
                         layout: v,
-                        known: LAYOUT,
+                        known: NEWEST_LAYOUT,
                     },
                     None => bad(format!("unknown header {header:?}")),
                 }
@@ -282,11 +300,11 @@ impl Manifest {
             layout: u32,
         }
         let l: LayoutOnly = serde_json::from_slice(body).map_err(|e| bad(format!("JSON: {e}")))?;
-        if l.layout > LAYOUT || l.layout == 0 {
+        if l.layout > NEWEST_LAYOUT || l.layout == 0 {
             return Err(Error::UnknownLayout {
                 store: store.to_owned(),
                 layout: l.layout,
-                known: LAYOUT,
+                known: NEWEST_LAYOUT,
             });
         }
         let m: Manifest = serde_json::from_slice(body).map_err(|e| bad(format!("JSON: {e}")))?;

@@ -177,10 +177,10 @@ impl Repository {
             let mut tries = 0;
             loop {
                 let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
-                if g > 0 && m.layout == LAYOUT && m.repository_id.is_some() {
+                if g > 0 && m.layout >= LAYOUT && m.repository_id.is_some() {
                     break;
                 }
-                m.layout = LAYOUT;
+                m.layout = m.layout_needed();
                 // a concurrent init may have set one since: never overwrite it
                 m.repository_id.get_or_insert_with(|| id.clone());
                 match d.commit_manifest(g, &m).await {
@@ -232,7 +232,13 @@ impl Repository {
                     }
                 }
                 m.timelines.sort_by_key(|t| t.id);
-                m.layout = LAYOUT;
+                // an expired timeline stays expired in every copy of the repository
+                for e in &source.expired {
+                    if m.expiry(e.id).is_none() {
+                        m.expired.push(e.clone());
+                    }
+                }
+                m.layout = m.layout_needed();
                 match d.commit_manifest(g, &m).await {
                     Ok(_) => break,
                     Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
@@ -284,7 +290,7 @@ impl Repository {
                 reason: reason.to_owned(),
                 root: root.clone(),
             };
-            m.layout = LAYOUT;
+            m.layout = m.layout_needed();
             m.timelines.push(rec.clone());
             match primary.commit_manifest(g, &m).await {
                 Ok(_) => break rec,
@@ -355,7 +361,7 @@ impl Repository {
         loop {
             let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
             change(&mut m)?;
-            m.layout = LAYOUT;
+            m.layout = m.layout_needed();
             match d.commit_manifest(g, &m).await {
                 Ok(_) => return Ok(()),
                 Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
@@ -531,13 +537,22 @@ impl Repository {
         policy: &crate::RetentionPolicy,
         now_us: u64,
     ) -> Result<(crate::retention::RetentionPlan, usize)> {
-        let mut first = None;
-        let mut removed = 0;
+        use crate::retention::{Evidence, RetentionPlan};
+        let mut evidence = Evidence {
+            wal_activity_us: if policy.expire_abandoned_after_us.is_some() {
+                self.wal_activity().await?
+            } else {
+                Default::default()
+            },
+            expire: None,
+        };
+        let mut first: Option<RetentionPlan> = None;
+        let mut removed = std::collections::BTreeSet::new();
         for d in &self.dests {
-            type Committed = (crate::retention::RetentionPlan, Vec<BackupEntry>, Manifest);
+            type Committed = (RetentionPlan, Vec<BackupEntry>, Manifest);
             let committed: std::sync::Mutex<Option<Committed>> = std::sync::Mutex::new(None);
             self.update_one(d, |m| {
-                let plan = crate::retention::plan(m, policy, now_us);
+                let plan = crate::retention::plan_with(m, policy, now_us, &evidence);
                 let doomed: Vec<BackupEntry> = m
                     .entries
                     .iter()
@@ -555,33 +570,86 @@ impl Repository {
                 .into_inner()
                 .unwrap_or_else(|e| e.into_inner())
                 .expect("a commit ran the change");
+            // the primary decides which timelines expire; every other destination
+            // expires the same ones
+            if evidence.expire.is_none() {
+                evidence.expire = Some(kept.expired.clone());
+            }
             for e in &doomed {
                 // another entry may share the artifact (a re-run): keep it then
                 if !kept.entries.iter().any(|k| k.artifact == e.artifact) {
                     d.delete(e.artifact).await?;
                 }
             }
-            if !kept.expired.is_empty() {
-                let live: Vec<crate::History> = kept
-                    .timeline_ids()
-                    .into_iter()
-                    .filter(|t| kept.expiry(*t).is_none())
-                    .filter_map(|t| crate::History::of(&kept, t).ok())
-                    .collect();
-                for r in d.list(crate::ArtifactKind::WalSegment, 0, u64::MAX).await? {
-                    if kept.expiry(r.id.timeline()).is_some() && !live.iter().any(|h| h.uses(&r.id))
-                    {
-                        d.delete(r.id).await?;
-                    }
-                }
-            }
+            self.sweep_expired_wal(d, &kept).await?;
             if !plan.expire.is_empty() {
                 tracing::warn!(store = %d.name(), expired = ?plan.expire.iter().map(|e| e.id).collect::<Vec<_>>(), "retention expired abandoned timelines");
             }
-            removed += doomed.len();
+            removed.extend(doomed.into_iter().map(|e| e.id));
             first.get_or_insert(plan);
         }
-        Ok((first.unwrap_or_default(), removed))
+        Ok((first.unwrap_or_default(), removed.len()))
+    }
+
+    /// Deletes from `d` the archived WAL of timelines `kept` records as expired that no
+    /// live timeline's history uses. Nothing when the catalog cannot tell: a timeline
+    /// whose history cannot be built, or WAL of a timeline it does not record.
+    async fn sweep_expired_wal(&self, d: &Arc<dyn BackupStore>, kept: &Manifest) -> Result<()> {
+        if kept.expired.is_empty() {
+            return Ok(());
+        }
+        let ids = kept.timeline_ids();
+        let mut live = Vec::new();
+        for t in &ids {
+            match crate::History::of(kept, *t) {
+                Ok(h) if kept.expiry(*t).is_none() => live.push(h),
+                Ok(_) => {}
+                Err(why) => {
+                    tracing::warn!(store = %d.name(), timeline = t, why, "expired WAL kept: the timelines are inconsistent");
+                    return Ok(());
+                }
+            }
+        }
+        let segments = d.list(crate::ArtifactKind::WalSegment, 0, u64::MAX).await?;
+        if let Some(r) = segments.iter().find(|r| !ids.contains(&r.id.timeline())) {
+            tracing::warn!(store = %d.name(), segment = %r.id, "expired WAL kept: the store holds WAL of a timeline its catalog does not record");
+            return Ok(());
+        }
+        for r in segments {
+            if kept.expiry(r.id.timeline()).is_some() && !live.iter().any(|h| h.uses(&r.id)) {
+                d.delete(r.id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest archived WAL record's time of each timeline, from the primary
+    /// destination (one segment read per timeline): evidence that a timeline is being
+    /// written even when its backups fail.
+    pub async fn wal_activity(&self) -> Result<std::collections::BTreeMap<TimelineId, u64>> {
+        let d = &self.dests[0];
+        let mut newest: std::collections::BTreeMap<TimelineId, ArtifactRef> = Default::default();
+        for r in d.list(crate::ArtifactKind::WalSegment, 0, u64::MAX).await? {
+            let t = r.id.timeline();
+            if newest
+                .get(&t)
+                .is_none_or(|n| n.id.versions().1 < r.id.versions().1)
+            {
+                newest.insert(t, r);
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        for (t, r) in newest {
+            let bytes = d.get(&r).await?;
+            let mut last = 0;
+            if bindspace_wal::segment::decode_header(&bytes).is_ok() {
+                bindspace_wal::segment::scan(&bytes, r.id.versions().0, |rec| {
+                    last = last.max(rec.timestamp_us);
+                });
+            }
+            out.insert(t, last);
+        }
+        Ok(out)
     }
 
     /// Deletes backups by id: catalog first (so nothing names a missing artifact),

@@ -171,20 +171,33 @@ fn select<'m>(
     selected
 }
 
+/// What retention knows beyond the catalog.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// The newest archived WAL record's time, by timeline: an engine whose backups
+    /// fail (or are rare) still archives, and its timeline is not abandoned.
+    pub wal_activity_us: BTreeMap<crate::TimelineId, u64>,
+    /// The timelines to expire, when already decided (on the primary destination's
+    /// catalog: every destination expires the same set); `None`: decide here.
+    pub expire: Option<Vec<crate::ExpiredTimeline>>,
+}
+
 /// The timelines `policy` expires at `now_us` (not yet expired in `m`): nothing backed
-/// up on them for longer than `expire_abandoned_after_us`, not the most recently active
-/// timeline, no guaranteed restore point on them.
+/// up on or archived for them for longer than `expire_abandoned_after_us`, not the
+/// most recently active timeline, no guaranteed restore point on them.
 pub fn abandoned(
     m: &Manifest,
     policy: &RetentionPolicy,
     now_us: u64,
+    evidence: &Evidence,
 ) -> Vec<crate::ExpiredTimeline> {
     let Some(after) = policy.expire_abandoned_after_us else {
         return Vec::new();
     };
-    // last activity: its newest backup, or its creation
+    // last activity: its newest backup, its newest archived WAL, or its creation
     let activity = |t: u32| {
         let created = m.timeline(t).map_or(0, |r| r.created_us);
+        let wal = evidence.wal_activity_us.get(&t).copied().unwrap_or(0);
         m.entries
             .iter()
             .filter(|e| e.timeline == t)
@@ -192,6 +205,7 @@ pub fn abandoned(
             .max()
             .unwrap_or(0)
             .max(created)
+            .max(wal)
     };
     let live: Vec<u32> = m
         .timeline_ids()
@@ -207,7 +221,7 @@ pub fn abandoned(
             id: t,
             expired_us: now_us,
             reason: format!(
-                "abandoned: nothing backed up on it for {} h (since {} µs), the policy expires after {} h",
+                "abandoned: nothing backed up or archived on it for {} h (since {} µs), the policy expires after {} h",
                 now_us.saturating_sub(activity(t)) / HOUR,
                 activity(t),
                 after / HOUR
@@ -216,9 +230,27 @@ pub fn abandoned(
         .collect()
 }
 
-/// Applies `policy` to the catalog at `now_us`.
+/// Applies `policy` to the catalog at `now_us`, with nothing known beyond it.
 pub fn plan(m: &Manifest, policy: &RetentionPolicy, now_us: u64) -> RetentionPlan {
-    let expire = abandoned(m, policy, now_us);
+    plan_with(m, policy, now_us, &Evidence::default())
+}
+
+/// Applies `policy` to the catalog at `now_us`, with what is known beyond it.
+pub fn plan_with(
+    m: &Manifest,
+    policy: &RetentionPolicy,
+    now_us: u64,
+    evidence: &Evidence,
+) -> RetentionPlan {
+    let expire: Vec<crate::ExpiredTimeline> = match &evidence.expire {
+        // decided elsewhere: only what this catalog records and has not expired yet
+        Some(decided) => decided
+            .iter()
+            .filter(|e| m.timeline_ids().contains(&e.id) && m.expiry(e.id).is_none())
+            .cloned()
+            .collect(),
+        None => abandoned(m, policy, now_us, evidence),
+    };
     let expired = |t: u32| m.expiry(t).is_some() || expire.iter().any(|e| e.id == t);
     let mut keep: BTreeMap<String, Vec<KeepReason>> = BTreeMap::new();
     let mut points: Vec<&BackupEntry> = m
@@ -487,7 +519,7 @@ mod tests {
         assert!(
             p.expire[0]
                 .reason
-                .starts_with("abandoned: nothing backed up on it for 984 h"),
+                .starts_with("abandoned: nothing backed up or archived on it for 984 h"),
             "{}",
             p.expire[0].reason
         );
@@ -510,6 +542,24 @@ mod tests {
         let p = plan(&m, &policy, 1_000 * day);
         let ids: Vec<u32> = p.expire.iter().map(|e| e.id).collect();
         assert_eq!(ids, vec![1], "timeline 3 was the last one written: {p:?}");
+        // archived WAL counts as activity: an engine whose backups fail still archives
+        let busy = Evidence {
+            wal_activity_us: BTreeMap::from([(1, 999 * day)]),
+            expire: None,
+        };
+        let p = plan_with(&m, &policy, 1_000 * day, &busy);
+        assert_eq!(
+            p.expire.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![3],
+            "{p:?}"
+        );
+        // a set decided elsewhere is applied as it is
+        let decided = Evidence {
+            expire: Some(p.expire.clone()),
+            ..Evidence::default()
+        };
+        let q = plan_with(&m, &policy, 1_000 * day, &decided);
+        assert_eq!(q.expire, p.expire);
         // a guaranteed restore point keeps its timeline from expiring
         m.restore_points.push(crate::RestorePoint {
             name: "keep".into(),

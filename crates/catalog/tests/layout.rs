@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use bindspace_catalog::{
-    ArtifactId, BackupEntry, BackupKind, BackupStatus, Error, LAYOUT, Manifest, RestorePoint,
-    TimelineRecord,
+    ArtifactId, BackupEntry, BackupKind, BackupStatus, Error, ExpiredTimeline, Manifest,
+    NEWEST_LAYOUT, RestorePoint, TimelineRecord,
 };
 
 fn path(name: &str) -> std::path::PathBuf {
@@ -81,6 +81,35 @@ fn the_layout2_manifest_golden_decodes() {
     assert_eq!(m.encode(g), bytes, "encodes back to the same bytes");
 }
 
+/// Layout 3: a timeline expired by retention. Written only then (layout 2 otherwise).
+fn layout3() -> Manifest {
+    let mut m = layout2();
+    m.expired.push(ExpiredTimeline {
+        id: 1,
+        expired_us: 1_790_000_000_000_000,
+        reason: "abandoned: nothing backed up on it for 1000 h (since 1700000000500000 µs), the policy expires after 720 h".into(),
+    });
+    m.layout = m.layout_needed();
+    m
+}
+
+#[test]
+fn the_layout3_manifest_golden_decodes() {
+    assert_eq!(layout2().layout_needed(), 2, "no expiry: layout 2");
+    assert_eq!(layout3().layout, 3);
+    let p = path("manifest-layout3");
+    if !p.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
+        std::fs::write(&p, layout3().encode(9)).unwrap();
+    }
+    let bytes = std::fs::read(&p).unwrap();
+    let (g, m) = Manifest::decode("golden", "manifest-layout3", &bytes).unwrap();
+    assert_eq!(g, 9);
+    assert_eq!(m, layout3());
+    assert_eq!(m.expiry(1).unwrap().expired_us, 1_790_000_000_000_000);
+    assert_eq!(m.newest_live_timeline(), 2);
+    assert_eq!(m.encode(g), bytes, "encodes back to the same bytes");
+}
+
 #[test]
 fn a_layout1_manifest_reads_as_timeline_1() {
     let local = "repo-layout1/local/catalog/manifest-00000000000000000007";
@@ -99,7 +128,7 @@ fn a_layout1_manifest_reads_as_timeline_1() {
 #[test]
 fn an_unknown_layout_is_refused_by_name() {
     let m = Manifest {
-        layout: LAYOUT + 1,
+        layout: NEWEST_LAYOUT + 1,
         ..Manifest::default()
     };
     let e = Manifest::decode("s", "m", &m.encode(1)).unwrap_err();
@@ -107,14 +136,14 @@ fn an_unknown_layout_is_refused_by_name() {
         matches!(
             e,
             Error::UnknownLayout {
-                layout: 3,
-                known: 2,
+                layout: 4,
+                known: 3,
                 ..
             }
         ),
         "{e}"
     );
-    assert!(e.to_string().contains("layout 3"), "{e}");
+    assert!(e.to_string().contains("layout 4"), "{e}");
     // a header of a future manifest format is refused the same way
     let e = Manifest::decode("s", "m", b"bindspace-manifest v9 1 00\n{}").unwrap_err();
     assert!(matches!(e, Error::UnknownLayout { layout: 9, .. }), "{e}");

@@ -41,7 +41,7 @@ pub struct PolicyArgs {
     /// Expire timelines nothing was backed up on for this many days (never the most
     /// recently active one, nor one with a guaranteed restore point): restores and
     /// backups on them are refused afterwards, naming when and why. Off by default.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub expire_abandoned_days: Option<u64>,
 }
 
@@ -79,6 +79,15 @@ pub enum RetentionOp {
     },
 }
 
+/// Now, from the system clock; `BINDSPACE_NOW_US` (µs since the epoch) stands in for
+/// it, to rehearse a policy as of another day (and in tests).
+fn now_us() -> u64 {
+    std::env::var("BINDSPACE_NOW_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| bindspace_core::Clock::now_us(&SystemClock))
+}
+
 pub fn run(op: RetentionOp) -> Result<()> {
     let RetentionOp::Apply {
         repo: r,
@@ -87,12 +96,19 @@ pub fn run(op: RetentionOp) -> Result<()> {
     } = op;
     let rt = runtime()?;
     let repo = r.repository(&rt)?;
-    let now = bindspace_core::Clock::now_us(&SystemClock);
+    let now = now_us();
     // a dry run plans on the catalog as it is; a real run plans again inside each
     // catalog's commit, under the lease
     let (plan, deleted) = if dry_run {
         let m = rt.block_on(repo.manifest())?;
-        (retention::plan(&m, &policy.policy(), now), 0)
+        let evidence = retention::Evidence {
+            wal_activity_us: rt.block_on(repo.wal_activity())?,
+            expire: None,
+        };
+        (
+            retention::plan_with(&m, &policy.policy(), now, &evidence),
+            0,
+        )
     } else {
         rt.block_on(repo.apply_retention(&policy.policy(), now))?
     };

@@ -403,7 +403,7 @@ async fn a_catalog_of_an_unknown_layout_refuses_planning() {
     let s = memory();
     put(&*s, full(10), 100).await;
     let m = Manifest {
-        layout: bindspace_catalog::LAYOUT + 1,
+        layout: bindspace_catalog::NEWEST_LAYOUT + 1,
         ..Manifest::default()
     };
     s.commit_manifest(0, &m).await.unwrap();
