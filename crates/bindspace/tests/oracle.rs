@@ -47,7 +47,7 @@ fn config(dests: Vec<String>) -> BackupConfig {
 /// Runs the workload; returns what the oracle knows.
 fn run_workload(dir: &std::path::Path, dests: Vec<String>, ops: usize) -> Run {
     let clock = Arc::new(ManualClock::new(1_800_000_000_000_000));
-    let engine = Engine::open_with_clock(dir, config(dests), clock.clone()).unwrap();
+    let engine = Engine::open_with_clock(dir, config(dests.clone()), clock.clone()).unwrap();
     let schema = SchemaVersion::CURRENT
         .with_words(WORDS)
         .with_address_space(ADDRS);
@@ -86,7 +86,12 @@ fn run_workload(dir: &std::path::Path, dests: Vec<String>, ops: usize) -> Run {
                     Op::Write(a, fp) => engine.write(*a, fp.clone()).unwrap(),
                     Op::Delete(a) => engine.delete(*a).unwrap(),
                 };
-                // versions a backup's WAL checkpoint took in between change nothing
+                // a backup's WAL checkpoint (one version, no change) may come in between
+                assert!(
+                    (1..=2).contains(&(v - shadow.version())),
+                    "version {v} after {}",
+                    shadow.version()
+                );
                 shadow.set_version(v - 1);
                 op.apply(&mut shadow).unwrap();
                 v
@@ -120,7 +125,32 @@ fn run_workload(dir: &std::path::Path, dests: Vec<String>, ops: usize) -> Run {
     }
     assert!(!run.checkpoints.is_empty(), "backups write WAL checkpoints");
     engine.close().unwrap();
+    // and the archived WAL says so: each of them is a checkpoint record, and no other
+    // record is one
+    assert_eq!(checkpoint_records(&dests), run.checkpoints);
     run
+}
+
+/// The versions of the checkpoint records in the first destination's archived WAL.
+fn checkpoint_records(dests: &[String]) -> std::collections::BTreeSet<u64> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt
+        .block_on(bindspace::stores::open_all(&dests[..1]))
+        .unwrap()
+        .remove(0);
+    let mut out = std::collections::BTreeSet::new();
+    for r in rt
+        .block_on(store.list(bindspace_catalog::ArtifactKind::WalSegment, 0, u64::MAX))
+        .unwrap()
+    {
+        let bytes = rt.block_on(store.get(&r)).unwrap();
+        bindspace_wal::segment::scan(&bytes, r.id.versions().0, |rec| {
+            if let bindspace_wal::RecordOp::Op(bindspace_wal::Op::Checkpoint(_)) = rec.op {
+                out.insert(rec.version);
+            }
+        });
+    }
+    out
 }
 
 /// Restores `n` random targets from `stores`; returns mismatches.
