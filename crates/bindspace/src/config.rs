@@ -54,6 +54,10 @@ pub struct BackupConfig {
     /// Hold the repository lease this long after each backup (drills and tests of
     /// writer exclusion).
     pub lease_hold_ms: u64,
+    /// Check the WAL's checkpoint roots while reopening (default true). Off, a
+    /// mismatch is logged and the engine opens on the log as it is: the escape hatch
+    /// for a log known good, see `docs/OPERATIONS.md`.
+    pub verify_wal_checkpoints: bool,
 }
 
 impl Default for BackupConfig {
@@ -71,6 +75,7 @@ impl Default for BackupConfig {
             retention: RetentionPolicy::default(),
             background_jobs: true,
             lease_hold_ms: 0,
+            verify_wal_checkpoints: true,
         }
     }
 }

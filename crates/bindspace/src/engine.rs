@@ -163,6 +163,7 @@ impl EngineBuilder {
             sync: cfg.sync_policy()?,
             segment_size: cfg.wal_segment_bytes,
             clock: self.clock.clone(),
+            verify_checkpoints: cfg.verify_wal_checkpoints,
             ..WalOptions::default()
         };
         let base_version = base.version();

@@ -332,6 +332,19 @@ fn an_online_migration_keeps_every_acknowledged_write() {
             (acked, refused)
         })
     };
+    // backups' WAL checkpoints land before, during and after the switch: the online
+    // catch-up skips those of the old schema, a reopen checks every one
+    let checkpointer = {
+        let (ds, stop) = (ds.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += usize::from(ds.checkpoint().unwrap().is_some());
+                std::thread::yield_now();
+            }
+            n
+        })
+    };
     std::thread::sleep(std::time::Duration::from_millis(30));
     let target = V1_0.with_words(200);
     let validated = ds
@@ -350,6 +363,12 @@ fn an_online_migration_keeps_every_acknowledged_write() {
     std::thread::sleep(std::time::Duration::from_millis(30));
     stop.store(true, Ordering::Relaxed);
     let (acked, refused) = writer.join().unwrap();
+    let checkpoints = checkpointer.join().unwrap();
+    assert!(checkpoints > 2, "{checkpoints}");
+    assert!(
+        ds.checkpoint().unwrap().is_some(),
+        "one at the end, in the new schema"
+    );
     assert!(refused <= 1, "only the write racing the switch is refused");
     let final_space = ds.read(|s| s.clone());
     assert_eq!(final_space.schema(), target);

@@ -81,9 +81,11 @@ impl DurableSpace {
         if opts.start_version <= base.version() {
             opts.start_version = base.version() + 1;
         }
-        let (wal, rec) = Wal::open(dir, opts)?;
+        let verify = opts.verify_checkpoints;
+        let (wal, mut rec) = Wal::open(dir, opts)?;
         let after = base.version();
         let mut last_checkpoint = 0;
+        let mut mismatches = Vec::new();
         wal.replay(after, ReplayTarget::Latest, |r| match &r.op {
             RecordOp::Op(Op::SchemaChange(to)) if *to != base.schema() => {
                 let mut next = migrate(&base, *to).map_err(|reason| Error::InvalidOp { reason })?;
@@ -91,13 +93,22 @@ impl DurableSpace {
                 base = next;
                 Ok(())
             }
-            _ => {
-                if let RecordOp::Op(Op::Checkpoint(_)) = r.op {
-                    last_checkpoint = r.version;
+            RecordOp::Op(Op::Checkpoint(recorded)) => {
+                last_checkpoint = r.version;
+                if verify {
+                    return apply_record(&mut base, r);
                 }
-                apply_record(&mut base, r)
+                let what = format!("WAL checkpoint at version {}", r.version);
+                if let Err(e) = recorded.check(&base.state_root(), &what) {
+                    tracing::warn!(error = %e, "checkpoint mismatch reported, not refused (verify_checkpoints off)");
+                    mismatches.push(e.to_string());
+                }
+                base.set_version(r.version);
+                Ok(())
             }
+            _ => apply_record(&mut base, r),
         })?;
+        rec.checkpoint_mismatches = mismatches;
         if base.version() != rec.last_version {
             return Err(Error::Gap {
                 need: base.version() + 1,

@@ -46,6 +46,12 @@ pub struct WalOptions {
     /// Version of the first record of an empty log (e.g. one past a restored
     /// snapshot). Default 1.
     pub start_version: u64,
+    /// Check every checkpoint record's state root while [`crate::DurableSpace`]
+    /// replays the log (default true). Off, a mismatch is reported in
+    /// [`Recovery::checkpoint_mismatches`] instead of refusing to open: the escape
+    /// hatch when the log itself is known good (a recovery migrator that differs from
+    /// the online one), never a default.
+    pub verify_checkpoints: bool,
     /// Source of record timestamps.
     pub clock: Arc<dyn Clock>,
 }
@@ -58,6 +64,7 @@ impl Default for WalOptions {
             max_pending_bytes: 16 << 20,
             salvage: false,
             start_version: 1,
+            verify_checkpoints: true,
             clock: Arc::new(SystemClock),
         }
     }
@@ -71,6 +78,7 @@ impl std::fmt::Debug for WalOptions {
             .field("max_pending_bytes", &self.max_pending_bytes)
             .field("salvage", &self.salvage)
             .field("start_version", &self.start_version)
+            .field("verify_checkpoints", &self.verify_checkpoints)
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +117,9 @@ pub struct Recovery {
     pub tail_truncated: Option<TailTruncated>,
     /// What salvage discarded, if it had to.
     pub salvaged: Option<Salvaged>,
+    /// Checkpoint records whose root the replayed state did not match, when
+    /// [`WalOptions::verify_checkpoints`] was off (with it on, opening fails instead).
+    pub checkpoint_mismatches: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -253,6 +264,7 @@ impl Wal {
             records: 0,
             tail_truncated: None,
             salvaged: None,
+            checkpoint_mismatches: Vec::new(),
         };
         let mut metas: Vec<SegmentMeta> = Vec::new();
         let mut expected: Option<u64> = None;

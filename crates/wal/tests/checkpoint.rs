@@ -131,6 +131,22 @@ fn a_word_changed_in_the_log_under_a_valid_crc_fails_at_the_checkpoint_naming_th
     assert_eq!(what, "WAL checkpoint at version 3");
     assert_eq!(prefixes, &[1]);
     assert!(err.to_string().contains("0x01"), "{err}");
+    // the escape hatch: the log opens as it is, the mismatch reported
+    let (ds, rec) = DurableSpace::open(
+        dir.path(),
+        BindSpace::new(schema()).unwrap(),
+        WalOptions {
+            verify_checkpoints: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(rec.checkpoint_mismatches.len(), 1, "{rec:?}");
+    assert!(rec.checkpoint_mismatches[0].contains("0x01"), "{rec:?}");
+    assert_eq!(
+        ds.read(|s| (s.version(), s.read(Addr(300)).map(<[u64]>::to_vec))),
+        (3, Some(fp(9).to_vec()))
+    );
 }
 
 fn golden(name: &str) -> PathBuf {
