@@ -226,6 +226,8 @@ fn scenario(urls: Vec<String>) {
     );
     e1.close().unwrap();
     let timeline_1: Vec<_> = repo.artifacts();
+    // engine 2 starts at this very time: just before it, timeline 1 stood at 100
+    let e1_end = bindspace_core::Clock::now_us(&*repo.clock) - 1;
 
     // the bad deploy: back to version 50, continue as engine 2
     let d2 = repo.seed_dir(1, 50, true);
@@ -254,6 +256,31 @@ fn scenario(urls: Vec<String>) {
         );
     }
     e2.close().unwrap();
+
+    // a time before timeline 2 existed: its history is timeline 1's up to 50. Just
+    // before timeline 1's full at 40 that is what timeline 2 restores; at a time when
+    // timeline 1 had gone past 50 (the end of engine 1's run), answering with 50
+    // would be a guess: refused, naming the way to what the repository held then
+    let full40 = repo
+        .manifest()
+        .entries
+        .into_iter()
+        .find(|e| e.timeline == 1 && e.to_version == 40)
+        .unwrap();
+    let s = repo
+        .restore(Some(2), Target::Time(full40.end_us - 1))
+        .unwrap();
+    assert_eq!((s.version(), s.digest()), (40, oracle[&(1, 40)]));
+    let err = repo
+        .restore(Some(2), Target::Time(e1_end))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("timeline 2 did not exist yet") && err.contains("--timeline 1"),
+        "{err}"
+    );
+    let s = repo.restore(Some(1), Target::Time(e1_end)).unwrap();
+    assert_eq!(s.digest(), oracle[&(1, 100)]);
 
     // a third history from the second's version 90. Copied by hand (no origin file)
     // into a repository of several histories, it is refused: which history it came

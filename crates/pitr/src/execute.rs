@@ -245,6 +245,9 @@ pub async fn restore_verified(plan: &RestorePlan) -> Result<(BindSpace, Verifica
             ),
         });
     }
+    if plan.time_limit.is_some() {
+        plan.check_time_result(space.version())?;
+    }
     // the last check was at the result's version only if nothing came after it
     let verified_by = match last_by {
         Some((v, by)) if v == space.version() => Some(by),

@@ -87,6 +87,9 @@ pub async fn as_of(
     .await?;
     // what a restore refuses, as-of refuses too (a version inside a batch is not a
     // state: answering the value before the batch would name the wrong one)
+    if p.time_limit.is_some() {
+        p.check_time_result(reached)?;
+    }
     if p.time_limit.is_none() && reached != p.version {
         return Err(Error::NotRestorable {
             target: target.to_string(),

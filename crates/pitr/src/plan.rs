@@ -59,6 +59,10 @@ pub struct RestorePlan {
     pub version: u64,
     /// For time targets: replay stops at the last record at or before this time.
     pub time_limit: Option<u64>,
+    /// For a time target before a timeline of the history existed: its branch point
+    /// `(version, timeline, parent, created_us)`. A result at that version cannot be
+    /// told from the parent having moved past it by then, so the restore refuses it.
+    pub before_branch: Option<(u64, TimelineId, TimelineId, u64)>,
     /// The full snapshot it starts from.
     pub base: Step,
     /// Deltas applied in order.
@@ -77,6 +81,20 @@ pub struct RestorePlan {
 }
 
 impl RestorePlan {
+    /// Refuses a time-target result at the branch point of a timeline that did not
+    /// exist yet at the target time (see [`RestorePlan::before_branch`]).
+    pub(crate) fn check_time_result(&self, version: u64) -> Result<()> {
+        match self.before_branch {
+            Some((b, child, parent, created)) if version == b => Err(Error::NotRestorable {
+                target: self.target.to_string(),
+                reason: format!(
+                    "timeline {child} did not exist yet then (created at {created} µs since the epoch); its history reaches version {b}, its branch point on timeline {parent}, by that time, but whether timeline {parent} had already gone past {b} cannot be told from timeline {child}'s history: restore with --timeline {parent} for what the repository held then"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The stores this plan fetches from.
     pub fn sources(&self) -> &Sources {
         &self.sources
@@ -130,6 +148,14 @@ impl fmt::Display for RestorePlan {
             line(f, "wal:", w)?;
         }
         writeln!(f, "fetch:   {} bytes", self.estimated_bytes)?;
+        if let Some((b, child, parent, _)) = self.before_branch {
+            writeln!(
+                f,
+                "note:    timeline {child} did not exist yet at that time: a result at its branch point {b} is refused (use --timeline {parent})"
+            )?;
+        }
+        // WAL checkpoints the replay passes are checked as it goes; they are found in
+        // the log, so they are not listed here
         // the recorded roots the restore checks: at the base, at each delta's end, then
         // at every WAL record it replays (a time target may stop before some)
         let ends: Vec<u64> = self
@@ -304,6 +330,12 @@ pub(crate) fn plan_from(
         .check_live(timeline)
         .map_err(|e| not(e.to_string()))?;
     let history = History::of(&timelines, timeline).map_err(not)?;
+    let before_branch = time_limit.and_then(|t| {
+        history.stretches.windows(2).find_map(|w| {
+            let rec = timelines.timeline(w[1].timeline)?;
+            (rec.created_us > t).then_some((w[1].lo, w[1].timeline, w[0].timeline, rec.created_us))
+        })
+    });
     // For a time target, an artifact is usable if a catalog entry shows its version was
     // reached by then (the backup started at or before the time).
     let reached_by = |r: &ArtifactRef| -> bool {
@@ -416,6 +448,7 @@ pub(crate) fn plan_from(
         history,
         version,
         time_limit,
+        before_branch,
         base,
         deltas,
         wal,
