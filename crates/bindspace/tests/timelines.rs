@@ -423,8 +423,27 @@ fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
         "{err}"
     );
     let (a, b) = (repo.seed_dir(1, 20, true), repo.seed_dir(1, 20, true));
-    let (ea, eb) = (repo.open(a.path()), repo.open(b.path()));
-    assert_eq!((ea.timeline(), eb.timeline()), (2, 3));
+    // both branch at the same moment: the conditional commit gives each its own id
+    let barrier = std::sync::Barrier::new(2);
+    let open = |dir: &Path| {
+        barrier.wait();
+        repo.open(dir)
+    };
+    let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+    let (ea, eb) = std::thread::scope(|s| {
+        let ja = s.spawn(|| open(&pa));
+        let jb = s.spawn(|| open(&pb));
+        (ja.join().unwrap(), jb.join().unwrap())
+    });
+    let mut ids = [ea.timeline(), eb.timeline()];
+    ids.sort_unstable();
+    assert_eq!(ids, [2, 3]);
+    // name them by the id each got
+    let (ea, eb, a, _b) = if ea.timeline() == 2 {
+        (ea, eb, a, b)
+    } else {
+        (eb, ea, b, a)
+    };
     write(&ea, &repo, &mut oracle, 40, 5, &[(35, BackupKind::Full)]);
     write(&eb, &repo, &mut oracle, 40, 9, &[(35, BackupKind::Full)]);
     drop((ea, eb));
