@@ -356,3 +356,82 @@ fn a_consistent_forgery_is_caught_by_the_catalog_root() {
         "{err}"
     );
 }
+
+/// Two destinations; one's copy of the full is altered under a blake3 its store
+/// recomputed (the catalogs still record the original): the restore takes the other
+/// destination's copy, and verifies.
+#[test]
+fn a_forged_copy_in_one_destination_is_passed_over_for_the_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| format!("file://{}", dir.path().join(n).display()))
+        .collect();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let mut b = Engine::builder(dir.path().join("data"))
+        .config(config())
+        .clock(clock.clone());
+    for u in &urls {
+        b = b.store_url(u);
+    }
+    let engine = b.open().unwrap();
+    for v in 1..=20u64 {
+        engine
+            .write(
+                Addr((v * 131 % 512) as u16),
+                Fingerprint::from_words(vec![v; 4]),
+            )
+            .unwrap();
+    }
+    let full = engine.backup_now(BackupKind::Full).unwrap().unwrap();
+    let want = engine.read(|s| s.digest());
+    drop(engine);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stores = rt.block_on(bindspace::stores::open_all(&urls)).unwrap();
+    let good = rt
+        .block_on(stores[0].list(ArtifactKind::Snapshot, 0, u64::MAX))
+        .unwrap()
+        .remove(0);
+    let bytes = rt.block_on(stores[0].get(&good)).unwrap().to_vec();
+    // a forgery in store a whose blake3 sorts before the good one's, so a planner that
+    // took the first copy it listed would take it
+    rt.block_on(stores[0].delete(good.id)).unwrap();
+    for i in 0usize.. {
+        let mut b = bytes.clone();
+        b[HEADER_LEN + 64 + i % 256] ^= 1 << (i / 256);
+        let h = ArtifactHeader::decode(&b).unwrap();
+        let payload = b[HEADER_LEN..].to_vec();
+        let sealed = ArtifactHeader::for_payload(
+            h.kind,
+            h.schema,
+            (h.from_version, h.to_version),
+            (h.time_from_us, h.time_to_us),
+            &payload,
+        )
+        .as_format(h.format)
+        .seal(&payload);
+        let r = rt.block_on(stores[0].put(good.id, sealed.into())).unwrap();
+        if r.blake3 < good.blake3 {
+            break;
+        }
+        rt.block_on(stores[0].delete(good.id)).unwrap();
+    }
+    let listed = rt
+        .block_on(stores[0].list(ArtifactKind::Snapshot, 0, u64::MAX))
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].blake3 < good.blake3);
+    let plan = rt
+        .block_on(bindspace_pitr::plan(
+            &stores,
+            &Target::Version(full.to_version),
+        ))
+        .unwrap();
+    assert_eq!(plan.base.artifact.blake3, good.blake3, "{plan}");
+    assert_eq!(plan.base.stores, vec![stores[1].name()]);
+    let (space, ver) = rt
+        .block_on(bindspace_pitr::restore_verified(&plan))
+        .unwrap();
+    assert_eq!(space.digest(), want);
+    assert!(ver.is_verified(), "{ver}");
+}

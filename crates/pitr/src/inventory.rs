@@ -130,7 +130,44 @@ impl Inventory {
                 }
             }
         }
+        inv.prefer_recorded_copies();
         inv
+    }
+
+    /// Drops a store's copy of an artifact whose bytes differ from what the catalogs
+    /// recorded for it (its blake3), when another store holds a copy that matches: a
+    /// copy altered behind the catalog's back is never the one a restore picks while a
+    /// good one exists. Where the catalogs disagree, or no copy matches, all stay (the
+    /// state roots decide).
+    fn prefer_recorded_copies(&mut self) {
+        use std::collections::BTreeSet;
+        let mut recorded: BTreeMap<bindspace_catalog::ArtifactId, BTreeSet<&str>> = BTreeMap::new();
+        for e in self.manifests.iter().flat_map(|m| &m.entries) {
+            recorded
+                .entry(e.artifact)
+                .or_default()
+                .insert(e.blake3.as_str());
+        }
+        let matches = |r: &ArtifactRef| {
+            recorded.get(&r.id).is_some_and(|set| {
+                set.len() == 1 && set.contains(bindspace_catalog::blake3_hex(&r.blake3).as_str())
+            })
+        };
+        let good: BTreeSet<bindspace_catalog::ArtifactId> = self
+            .artifacts
+            .keys()
+            .filter(|r| matches(r))
+            .map(|r| r.id)
+            .collect();
+        let before = self.artifacts.len();
+        self.artifacts
+            .retain(|r, _| !good.contains(&r.id) || matches(r));
+        if self.artifacts.len() < before {
+            tracing::warn!(
+                dropped = before - self.artifacts.len(),
+                "copies whose bytes differ from what the catalog recorded are not used"
+            );
+        }
     }
 
     /// The artifacts of one kind, with the stores holding each.
