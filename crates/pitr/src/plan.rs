@@ -314,6 +314,30 @@ pub(crate) fn plan_from(
                 .flat_map(|m| &m.restore_points)
                 .find(|p| &p.name == name)
                 .ok_or_else(|| not(format!("no catalog names a restore point {name:?}")))?;
+            // every catalog that names it must name the same state
+            if let Some(other) = inv
+                .manifests
+                .iter()
+                .flat_map(|m| &m.restore_points)
+                .filter(|p| &p.name == name)
+                .find(|p| {
+                    (p.timeline, p.version) != (rp.timeline, rp.version)
+                        || matches!((&p.root, &rp.root), (Some(a), Some(b)) if a != b)
+                })
+            {
+                return Err(not(format!(
+                    "the catalogs disagree about it: version {} of timeline {} in one, version {} of timeline {} in another{}; drop it and create it again",
+                    rp.version,
+                    rp.timeline,
+                    other.version,
+                    other.timeline,
+                    if (other.timeline, other.version) == (rp.timeline, rp.version) {
+                        " (with different roots)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
             if let Some(t) = timeline
                 && t != rp.timeline
             {

@@ -185,13 +185,40 @@ async fn a_restore_point_target_resolves_through_the_catalog() {
     .unwrap();
     assert_eq!(p.version, 17);
     assert_eq!(ids(&p), ["snapshot 10", "wal segment 11..=20"]);
-    let err = plan(vec![s], &Target::RestorePoint("nope".into()))
+    let err = plan(vec![s.clone()], &Target::RestorePoint("nope".into()))
         .await
         .unwrap_err();
     assert!(
         err.to_string().contains("no catalog names a restore point"),
         "{err}"
     );
+    // a second destination whose catalog names another version under that name: which
+    // state the name means cannot be told, so nothing is restored
+    let other = memory();
+    put(&*other, full(10), 100).await;
+    let mut m2 = m.clone();
+    m2.restore_points[0].version = 19;
+    other.commit_manifest(0, &m2).await.unwrap();
+    let err = plan(
+        vec![s.clone(), other.clone()],
+        &Target::RestorePoint("before-deploy".into()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("the catalogs disagree about it"),
+        "{err}"
+    );
+    // the same point in both: fine
+    let agree = memory();
+    agree.commit_manifest(0, &m).await.unwrap();
+    let p = plan(
+        vec![s, agree],
+        &Target::RestorePoint("before-deploy".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.version, 17);
 }
 
 #[tokio::test]
