@@ -88,6 +88,39 @@ impl DataDir {
             .map_err(io(format!("writing {}", path.display())))
     }
 
+    /// The branch this directory was starting when it stopped, if it stopped between
+    /// recording the timeline in the catalog and in `timeline` (a crash): reopening
+    /// takes that timeline instead of leaving it orphaned (or refusing, with no
+    /// origin and now several timelines).
+    pub fn pending_timeline(&self) -> Result<Option<PendingTimeline>> {
+        let path = self.path.join("timeline.pending");
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+        }
+    }
+
+    /// Records, durably, the branch about to be made (before the catalog records it).
+    pub fn set_pending_timeline(&self, p: &PendingTimeline) -> Result<()> {
+        let path = self.path.join("timeline.pending");
+        let json = serde_json::to_vec_pretty(p).expect("a pending timeline always serialises");
+        bindspace_wal::fsio::write_atomic_bytes(&path, &json)
+            .map_err(io(format!("writing {}", path.display())))
+    }
+
+    /// Forgets the pending branch (once `timeline` records it).
+    pub fn clear_pending_timeline(&self) -> Result<()> {
+        let path = self.path.join("timeline.pending");
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(format!("removing {}", path.display()))(e)),
+        }
+    }
+
     /// Where the checkpoint came from, if it was restored by `bindspace restore --out`.
     pub fn checkpoint_origin(&self) -> Result<Option<Origin>> {
         Origin::read(&self.checkpoint_path())
@@ -167,6 +200,20 @@ impl DataDir {
             None => Ok(BindSpace::new(schema)?),
         }
     }
+}
+
+/// A branch a data directory was starting (`timeline.pending`): the timeline record it
+/// asked the catalog for, matched field by field when the directory reopens.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingTimeline {
+    /// The timeline it branches from.
+    pub parent: u32,
+    /// The branch point.
+    pub branch_version: u64,
+    /// The record's creation time, chosen before the record was committed.
+    pub created_us: u64,
+    /// The record's reason.
+    pub reason: String,
 }
 
 /// Where a restored snapshot came from: the repository, timeline and version it was

@@ -181,6 +181,7 @@ impl EngineBuilder {
             &repo,
             (base_version, base_root),
             rec.last_version,
+            self.clock.now_us(),
         )?;
         tracing::info!(dir = %dir.path().display(), version = rec.last_version, timeline, "engine opened");
         let state = resume_state(&ds, &rt, &repo, timeline)?;
@@ -216,8 +217,38 @@ fn settle_timeline(
     repo: &Repository,
     (base_version, base_root): (u64, Option<bindspace_core::StateRoot>),
     recovered: u64,
+    now_us: u64,
 ) -> Result<TimelineId> {
     let m = rt.block_on(repo.manifest())?;
+    if dir.timeline()?.is_none()
+        && let Some(p) = dir.pending_timeline()?
+    {
+        // a crash between the catalog's record and the `timeline` file: the record is
+        // this directory's, unless something was written on it since (a copy of this
+        // directory reopened first) or retention expired it
+        let mine = m.timelines.iter().find(|r| {
+            (r.parent, r.branch_version, r.created_us, r.reason.as_str())
+                == (p.parent, p.branch_version, p.created_us, p.reason.as_str())
+        });
+        // and only for the checkpoint it was made for
+        let same_base = p.branch_version == base_version
+            && dir
+                .checkpoint_origin()?
+                .is_none_or(|o| o.timeline == p.parent);
+        if let Some(r) = mine
+            && same_base
+            && m.expiry(r.id).is_none()
+            && !m.entries.iter().any(|e| e.timeline == r.id)
+        {
+            tracing::warn!(
+                timeline = r.id,
+                "taking up the timeline an interrupted open recorded in the catalog"
+            );
+            dir.set_timeline(r.id)?;
+            dir.clear_pending_timeline()?;
+            return Ok(r.id);
+        }
+    }
     if let Some(t) = dir.timeline()? {
         // a timeline retention expired takes nothing more (see `docs/OPERATIONS.md`)
         m.check_live(t)?;
@@ -284,7 +315,15 @@ fn settle_timeline(
     let t = match branch {
         None => FIRST_TIMELINE,
         Some((parent, reason, root)) => {
-            let rec = rt.block_on(repo.create_timeline(parent, base_version, reason, root))?;
+            // written down first: a crash before `timeline` is written finds it again
+            dir.set_pending_timeline(&crate::PendingTimeline {
+                parent,
+                branch_version: base_version,
+                created_us: now_us,
+                reason: reason.to_owned(),
+            })?;
+            let rec =
+                rt.block_on(repo.create_timeline_at(parent, base_version, reason, root, now_us))?;
             tracing::warn!(
                 timeline = rec.id,
                 parent,
@@ -296,6 +335,7 @@ fn settle_timeline(
         }
     };
     dir.set_timeline(t)?;
+    dir.clear_pending_timeline()?;
     Ok(t)
 }
 

@@ -45,7 +45,7 @@ mod schedule;
 pub mod stores;
 
 pub use config::BackupConfig;
-pub use datadir::Origin;
+pub use datadir::{Origin, PendingTimeline};
 pub use engine::{Engine, EngineBuilder, EngineStatus};
 pub use error::{Error, Result};
 pub use rewind::{Rewound, rewind};

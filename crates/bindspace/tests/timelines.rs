@@ -493,3 +493,66 @@ fn a_data_directory_from_before_timelines_continues_timeline_1() {
     assert!(repo.branches().is_empty());
     assert_eq!(check_all(&repo, &oracle, &BTreeMap::from([(1, 10)])).0, 0);
 }
+
+/// A crash after the catalog recorded a new timeline but before the data directory's
+/// `timeline` file was written: reopening takes up that timeline (no orphan, and no
+/// refusal for "several timelines" when the checkpoint has no origin). A copy of the
+/// directory that reopens after the timeline was written to branches anew.
+#[test]
+fn an_open_interrupted_after_the_catalog_recorded_the_branch_takes_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(vec![format!(
+        "file://{}",
+        dir.path().join("repo").display()
+    )]);
+    let mut oracle = Oracle::new();
+    let d1 = tempfile::tempdir().unwrap();
+    let e1 = repo.open(d1.path());
+    write(&e1, &repo, &mut oracle, 30, 0, &[(10, BackupKind::Full)]);
+    e1.close().unwrap();
+    // the state of the interrupted open: a checkpoint at 20 copied in by hand (no
+    // origin: below what the repository holds, it must branch), the pending branch
+    // written down, the catalog's record committed, no `timeline` file
+    let d2 = repo.seed_dir(1, 20, false);
+    let reason = "engine opened a checkpoint below what the repository holds, without an origin";
+    let created_us = bindspace_core::Clock::now_us(&*repo.clock);
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        d2.path().join("checkpoint.snap"),
+        copy.path().join("checkpoint.snap"),
+    )
+    .unwrap();
+    for d in [d2.path(), copy.path()] {
+        std::fs::write(
+            d.join("timeline.pending"),
+            serde_json::to_vec(&bindspace::PendingTimeline {
+                parent: 1,
+                branch_version: 20,
+                created_us,
+                reason: reason.into(),
+            })
+            .unwrap(),
+        )
+        .unwrap();
+    }
+    let repository =
+        bindspace_catalog::Repository::new(repo.stores.clone(), repo.clock.clone(), "test")
+            .unwrap();
+    let rec = repo
+        .rt
+        .block_on(repository.create_timeline_at(1, 20, reason, None, created_us))
+        .unwrap();
+    assert_eq!(rec.id, 2);
+    // reopening takes it up
+    let e2 = repo.open(d2.path());
+    assert_eq!(e2.timeline(), 2);
+    assert!(!d2.path().join("timeline.pending").exists());
+    write(&e2, &repo, &mut oracle, 25, 3, &[(22, BackupKind::Full)]);
+    drop(e2);
+    assert_eq!(repo.branches(), vec![(2, 1, 20)], "no orphan");
+    // the copy made before the crash reopens later: timeline 2 has backups now, so it
+    // is not taken over; several histories and no origin: refused, as for any copy
+    let err = repo.try_open(copy.path()).unwrap_err().to_string();
+    assert!(err.contains("no origin"), "{err}");
+    assert_eq!(repo.branches(), vec![(2, 1, 20)]);
+}

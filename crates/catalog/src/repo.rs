@@ -261,6 +261,21 @@ impl Repository {
         reason: &str,
         root: Option<String>,
     ) -> Result<TimelineRecord> {
+        let now = self.clock.now_us();
+        self.create_timeline_at(parent, branch_version, reason, root, now)
+            .await
+    }
+
+    /// [`Repository::create_timeline`] with the record's creation time chosen by the
+    /// caller (who wrote it down first, to find the record again after a crash).
+    pub async fn create_timeline_at(
+        &self,
+        parent: TimelineId,
+        branch_version: u64,
+        reason: &str,
+        root: Option<String>,
+        created_us: u64,
+    ) -> Result<TimelineRecord> {
         let primary = &self.dests[0];
         let mut tries = 0;
         let rec = loop {
@@ -286,7 +301,7 @@ impl Repository {
                 id: next,
                 parent,
                 branch_version,
-                created_us: self.clock.now_us(),
+                created_us,
                 reason: reason.to_owned(),
                 root: root.clone(),
             };
