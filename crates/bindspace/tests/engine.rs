@@ -273,3 +273,22 @@ fn a_taken_restore_point_name_is_refused_before_the_wal_records_it() {
     assert!(err.to_string().contains("exists"), "{err}");
     assert_eq!(engine.version(), v, "the refused point took no version");
 }
+
+/// Issue 16, item 1: an out-of-range delete is refused before it is logged, and the
+/// next write returns (it used to wait forever behind the failed record).
+#[test]
+fn an_out_of_range_delete_is_refused_and_the_next_write_returns() {
+    let (_dir, _clock, _store, engine) = setup();
+    let v = write(&engine, 1, 1);
+    let err = engine.delete(Addr(1000)).unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+    // on a thread of its own: a wedged write fails the test instead of hanging it
+    let engine = Arc::new(engine);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let e = engine.clone();
+    std::thread::spawn(move || tx.send(write(&e, 2, 2)));
+    let next = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the write after a refused delete returns");
+    assert_eq!(next, v + 1, "the refused delete took no version");
+}

@@ -120,6 +120,9 @@ pub struct Recovery {
     /// Checkpoint records whose root the replayed state did not match, when
     /// [`WalOptions::verify_checkpoints`] was off (with it on, opening fails instead).
     pub checkpoint_mismatches: Vec<String>,
+    /// Records replayed as nothing, with why (a delete outside the space, logged by a
+    /// build that did not check it before logging).
+    pub skipped: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -265,6 +268,7 @@ impl Wal {
             tail_truncated: None,
             salvaged: None,
             checkpoint_mismatches: Vec::new(),
+            skipped: Vec::new(),
         };
         let mut metas: Vec<SegmentMeta> = Vec::new();
         let mut expected: Option<u64> = None;

@@ -271,6 +271,45 @@ fn golden_segment_format_2_replays_and_checks_its_checkpoint() {
     check_golden(2);
 }
 
+/// The log an earlier build could write: it made an out-of-range delete durable before
+/// failing it (and wedged every writer after it). It still opens: the delete is replayed
+/// as nothing and reported. `wal-segment-v1-out-of-range-delete.wal` pins it.
+#[test]
+fn a_logged_out_of_range_delete_replays_as_nothing_and_is_reported() {
+    let path = golden("wal-segment-v1-out-of-range-delete.wal");
+    if !path.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
+        let rec = |version: u64, op: Op| Record {
+            version,
+            timestamp_us: 1_790_000_000_000_000 + version,
+            in_batch: false,
+            op: RecordOp::Op(op),
+        };
+        let mut bytes = header(1).to_vec();
+        for r in [
+            rec(1, Op::Write(Addr(1), fp(11))),
+            rec(2, Op::Delete(Addr(1000))),
+            rec(3, Op::Write(Addr(300), fp(33))),
+        ] {
+            encode_frame(&r, &mut bytes);
+        }
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&path, dir.path().join(segment::file_name(1))).unwrap();
+    let (ds, rec) =
+        DurableSpace::open(dir.path(), BindSpace::new(schema()).unwrap(), opts()).unwrap();
+    assert_eq!(ds.read(|s| (s.version(), s.len())), (3, 2));
+    assert_eq!(rec.skipped.len(), 1, "{rec:?}");
+    assert!(
+        rec.skipped[0].starts_with("version 2: delete of"),
+        "{rec:?}"
+    );
+    // and today's build refuses such a delete before the log: writers go on
+    let err = ds.delete(Addr(1000)).unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+    assert_eq!(ds.write(Addr(2), fp(2)).unwrap(), 4);
+}
+
 /// A log written by a build before checkpoints: it is replayed as it is, and the first
 /// append goes to a new segment of format 2 (an older build reading the old segment
 /// never meets a record it does not know).
