@@ -214,6 +214,8 @@ pub struct PendingTimeline {
     pub created_us: u64,
     /// The record's reason.
     pub reason: String,
+    /// The record's claim token ([`bindspace_catalog::TimelineRecord::claim`]).
+    pub token: String,
 }
 
 /// Where a restored snapshot came from: the repository, timeline and version it was

@@ -220,35 +220,22 @@ fn settle_timeline(
     now_us: u64,
 ) -> Result<TimelineId> {
     let m = rt.block_on(repo.manifest())?;
-    if dir.timeline()?.is_none()
-        && let Some(p) = dir.pending_timeline()?
-    {
-        // a crash between the catalog's record and the `timeline` file: the record is
-        // this directory's, unless something was written on it since (a copy of this
-        // directory reopened first) or retention expired it
-        let mine = m.timelines.iter().find(|r| {
-            (r.parent, r.branch_version, r.created_us, r.reason.as_str())
-                == (p.parent, p.branch_version, p.created_us, p.reason.as_str())
-        });
-        // and only for the checkpoint it was made for
-        let same_base = p.branch_version == base_version
-            && dir
-                .checkpoint_origin()?
-                .is_none_or(|o| o.timeline == p.parent);
-        if let Some(r) = mine
-            && same_base
-            && m.expiry(r.id).is_none()
-            && !m.entries.iter().any(|e| e.timeline == r.id)
-        {
-            tracing::warn!(
-                timeline = r.id,
-                "taking up the timeline an interrupted open recorded in the catalog"
-            );
-            dir.set_timeline(r.id)?;
-            dir.clear_pending_timeline()?;
-            return Ok(r.id);
-        }
-    }
+    // an open interrupted between the catalog's record and the `timeline` file left
+    // `timeline.pending`: the record carrying its token is this directory's to take
+    // up (by a conditional commit, below), if nothing was written on it since
+    let pending = match dir.timeline()? {
+        None => dir.pending_timeline()?,
+        Some(_) => None,
+    };
+    let claimed = pending.as_ref().and_then(|p| {
+        m.timelines.iter().find(|r| {
+            r.claim.as_deref() == Some(p.token.as_str())
+                && (r.parent, r.branch_version, r.created_us, r.reason.as_str())
+                    == (p.parent, p.branch_version, p.created_us, p.reason.as_str())
+                && m.expiry(r.id).is_none()
+                && !m.entries.iter().any(|e| e.timeline == r.id)
+        })
+    });
     if let Some(t) = dir.timeline()? {
         // a timeline retention expired takes nothing more (see `docs/OPERATIONS.md`)
         m.check_live(t)?;
@@ -261,11 +248,28 @@ fn settle_timeline(
         }
         return Ok(t);
     }
+    // what the repository holds: backups, archived WAL, branch points (not the one
+    // this directory may be taking up)
+    let archived = rt
+        .block_on(repo.destinations()[0].list(
+            bindspace_catalog::ArtifactKind::WalSegment,
+            0,
+            u64::MAX,
+        ))?
+        .into_iter()
+        .map(|r| r.id.versions().1)
+        .max();
     let held = m
         .entries
         .iter()
         .map(|e| e.to_version)
-        .chain(m.timelines.iter().map(|t| t.branch_version))
+        .chain(archived)
+        .chain(
+            m.timelines
+                .iter()
+                .filter(|t| Some(t.id) != claimed.map(|c| c.id))
+                .map(|t| t.branch_version),
+        )
         .max();
     let branch = match dir.checkpoint_origin()? {
         Some(o) => {
@@ -294,7 +298,11 @@ fn settle_timeline(
         }
         // no origin and several histories: which one the state belongs to cannot be
         // told (a guess could graft it onto another history), so the operator says
-        None if !m.timelines.is_empty() => {
+        None if m
+            .timelines
+            .iter()
+            .any(|r| Some(r.id) != claimed.map(|c| c.id)) =>
+        {
             return Err(Error::Config(format!(
                 "{} has no `timeline` file and its checkpoint no origin, and the repository holds {} timelines: restore with `bindspace restore --out` (it writes the origin), or write `timeline <n>` into {} if this directory is timeline n's own writer",
                 dir.path().display(),
@@ -306,7 +314,13 @@ fn settle_timeline(
         // repository holds cannot continue it; one at or past it continues timeline 1
         // (a data directory of layout 1 whose WAL reaches its newest backup, a new one)
         None if held.is_some_and(|h| recovered < h) => Some((
-            m.newest_timeline(),
+            // the one history (the record this directory may be taking up aside)
+            m.timelines
+                .iter()
+                .filter(|t| Some(t.id) != claimed.map(|c| c.id))
+                .map(|t| t.id)
+                .max()
+                .unwrap_or(FIRST_TIMELINE),
             "engine opened a checkpoint below what the repository holds, without an origin",
             None,
         )),
@@ -315,15 +329,45 @@ fn settle_timeline(
     let t = match branch {
         None => FIRST_TIMELINE,
         Some((parent, reason, root)) => {
+            // the branch this directory asked for before an interruption, if it is
+            // still its own (a copy of the directory may have taken it up first)
+            let taken = match claimed.zip(pending.as_ref()) {
+                Some((r, p)) if (r.parent, r.branch_version) == (parent, base_version) => {
+                    rt.block_on(repo.take_claim(r.id, &p.token))?
+                }
+                _ => None,
+            };
+            if let Some(rec) = taken {
+                tracing::warn!(
+                    timeline = rec.id,
+                    "taking up the timeline an interrupted open recorded in the catalog"
+                );
+                dir.set_timeline(rec.id)?;
+                dir.clear_pending_timeline()?;
+                return Ok(rec.id);
+            }
             // written down first: a crash before `timeline` is written finds it again
+            let token = format!("{now_us:x}-{:x}", std::process::id());
             dir.set_pending_timeline(&crate::PendingTimeline {
                 parent,
                 branch_version: base_version,
                 created_us: now_us,
                 reason: reason.to_owned(),
+                token: token.clone(),
             })?;
-            let rec =
-                rt.block_on(repo.create_timeline_at(parent, base_version, reason, root, now_us))?;
+            let rec = rt.block_on(repo.create_timeline_at(
+                parent,
+                base_version,
+                reason,
+                root,
+                now_us,
+                Some(token.clone()),
+            ))?;
+            dir.set_timeline(rec.id)?;
+            dir.clear_pending_timeline()?;
+            if let Err(e) = rt.block_on(repo.release_claim(rec.id, &token)) {
+                tracing::warn!(timeline = rec.id, error = %e, "the timeline's claim stays in the catalog");
+            }
             tracing::warn!(
                 timeline = rec.id,
                 parent,

@@ -496,8 +496,9 @@ fn a_data_directory_from_before_timelines_continues_timeline_1() {
 
 /// A crash after the catalog recorded a new timeline but before the data directory's
 /// `timeline` file was written: reopening takes up that timeline (no orphan, and no
-/// refusal for "several timelines" when the checkpoint has no origin). A copy of the
-/// directory that reopens after the timeline was written to branches anew.
+/// refusal for "several timelines" when the checkpoint has no origin), by clearing the
+/// record's claim in a conditional commit: a copy of the directory reopening after
+/// that does not take it up too.
 #[test]
 fn an_open_interrupted_after_the_catalog_recorded_the_branch_takes_it_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -530,6 +531,7 @@ fn an_open_interrupted_after_the_catalog_recorded_the_branch_takes_it_up() {
                 branch_version: 20,
                 created_us,
                 reason: reason.into(),
+                token: "t0k3n".into(),
             })
             .unwrap(),
         )
@@ -540,19 +542,52 @@ fn an_open_interrupted_after_the_catalog_recorded_the_branch_takes_it_up() {
             .unwrap();
     let rec = repo
         .rt
-        .block_on(repository.create_timeline_at(1, 20, reason, None, created_us))
+        .block_on(repository.create_timeline_at(
+            1,
+            20,
+            reason,
+            None,
+            created_us,
+            Some("t0k3n".into()),
+        ))
         .unwrap();
     assert_eq!(rec.id, 2);
     // reopening takes it up
     let e2 = repo.open(d2.path());
     assert_eq!(e2.timeline(), 2);
     assert!(!d2.path().join("timeline.pending").exists());
+    assert_eq!(repo.manifest().timeline(2).unwrap().claim, None, "claimed");
+    // a copy of the interrupted directory reopening now, before anything was written
+    // on timeline 2, finds the claim taken: it does not take timeline 2 as well (no
+    // origin and several histories: refused, as for any copy)
+    let err = repo.try_open(copy.path()).unwrap_err().to_string();
+    assert!(err.contains("no origin"), "{err}");
     write(&e2, &repo, &mut oracle, 25, 3, &[(22, BackupKind::Full)]);
     drop(e2);
     assert_eq!(repo.branches(), vec![(2, 1, 20)], "no orphan");
-    // the copy made before the crash reopens later: timeline 2 has backups now, so it
-    // is not taken over; several histories and no origin: refused, as for any copy
+    // and later, with timeline 2 backed up, the same
     let err = repo.try_open(copy.path()).unwrap_err().to_string();
     assert!(err.contains("no origin"), "{err}");
+    assert_eq!(repo.branches(), vec![(2, 1, 20)]);
+}
+
+/// A checkpoint copied in by hand (no origin) below what the archived WAL holds, with
+/// no backup past it: it branches. It used to continue timeline 1 (only backups
+/// counted as "held"), so its versions 21.. collided with the archived 21..=30.
+#[test]
+fn a_checkpoint_below_the_archived_wal_branches_even_past_the_last_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(vec![format!(
+        "file://{}",
+        dir.path().join("repo").display()
+    )]);
+    let mut oracle = Oracle::new();
+    let d1 = tempfile::tempdir().unwrap();
+    let e1 = repo.open(d1.path());
+    write(&e1, &repo, &mut oracle, 30, 0, &[(10, BackupKind::Full)]);
+    e1.close().unwrap();
+    let d2 = repo.seed_dir(1, 20, false);
+    let e2 = repo.open(d2.path());
+    assert_eq!(e2.timeline(), 2);
     assert_eq!(repo.branches(), vec![(2, 1, 20)]);
 }

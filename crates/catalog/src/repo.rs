@@ -262,12 +262,14 @@ impl Repository {
         root: Option<String>,
     ) -> Result<TimelineRecord> {
         let now = self.clock.now_us();
-        self.create_timeline_at(parent, branch_version, reason, root, now)
+        self.create_timeline_at(parent, branch_version, reason, root, now, None)
             .await
     }
 
     /// [`Repository::create_timeline`] with the record's creation time chosen by the
-    /// caller (who wrote it down first, to find the record again after a crash).
+    /// caller, and a `claim` token (see [`TimelineRecord::claim`]) the caller wrote
+    /// down first, to find the record again after a crash and take it up with
+    /// [`Repository::take_claim`].
     pub async fn create_timeline_at(
         &self,
         parent: TimelineId,
@@ -275,6 +277,7 @@ impl Repository {
         reason: &str,
         root: Option<String>,
         created_us: u64,
+        claim: Option<String>,
     ) -> Result<TimelineRecord> {
         let primary = &self.dests[0];
         let mut tries = 0;
@@ -304,6 +307,7 @@ impl Repository {
                 created_us,
                 reason: reason.to_owned(),
                 root: root.clone(),
+                claim: claim.clone(),
             };
             m.layout = m.layout_needed();
             m.timelines.push(rec.clone());
@@ -313,11 +317,73 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         };
+        self.replicate_timeline(&rec).await?;
+        tracing::info!(
+            timeline = rec.id,
+            parent,
+            branch_version,
+            reason,
+            "timeline created"
+        );
+        Ok(rec)
+    }
+
+    /// Takes up timeline `t` whose record carries `token` (a data directory reopening
+    /// after an open interrupted before it recorded the timeline): clears the claim by
+    /// a conditional commit on the primary, so of two claimants (a directory and its
+    /// copy) exactly one wins; then every destination holds the record. `Ok(None)`:
+    /// not this token's to take (already taken, or no such record).
+    pub async fn take_claim(&self, t: TimelineId, token: &str) -> Result<Option<TimelineRecord>> {
+        let primary = &self.dests[0];
+        let mut tries = 0;
+        let rec = loop {
+            let Some((g, mut m)) = primary.read_manifest().await? else {
+                return Ok(None);
+            };
+            let Some(r) = m.timelines.iter_mut().find(|r| r.id == t) else {
+                return Ok(None);
+            };
+            if r.claim.as_deref() != Some(token) {
+                return Ok(None);
+            }
+            r.claim = None;
+            let rec = r.clone();
+            m.layout = m.layout_needed();
+            match primary.commit_manifest(g, &m).await {
+                Ok(_) => break rec,
+                Err(Error::Conflict { .. }) if tries < 16 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        self.replicate_timeline(&rec).await?;
+        Ok(Some(rec))
+    }
+
+    /// Clears the claim of timeline `t` if it is still `token` (once the data directory
+    /// recorded the timeline), on every destination. Best effort for the caller.
+    pub async fn release_claim(&self, t: TimelineId, token: &str) -> Result<()> {
+        self.update_catalog(|m| {
+            for r in m.timelines.iter_mut().filter(|r| r.id == t) {
+                if r.claim.as_deref() == Some(token) {
+                    r.claim = None;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Makes every secondary destination record `rec` (as the primary does).
+    async fn replicate_timeline(&self, rec: &TimelineRecord) -> Result<()> {
+        let rec = rec.clone();
         for d in &self.dests[1..] {
             let r = rec.clone();
             let store = d.name();
-            self.update_one(d, |m| match m.timeline(r.id) {
-                Some(x) if *x == r => Ok(()),
+            self.update_one(d, |m| match m.timelines.iter_mut().find(|x| x.id == r.id) {
+                Some(x) if (x.parent, x.branch_version) == (r.parent, r.branch_version) => {
+                    x.claim = r.claim.clone();
+                    Ok(())
+                }
                 Some(x) => Err(Error::Invalid {
                     store: store.clone(),
                     detail: format!(
@@ -327,19 +393,13 @@ impl Repository {
                 }),
                 None => {
                     m.timelines.push(r.clone());
+                    m.timelines.sort_by_key(|t| t.id);
                     Ok(())
                 }
             })
             .await?;
         }
-        tracing::info!(
-            timeline = rec.id,
-            parent,
-            branch_version,
-            reason,
-            "timeline created"
-        );
-        Ok(rec)
+        Ok(())
     }
 
     /// Runs `f` holding the repository's lease; a second writer gets

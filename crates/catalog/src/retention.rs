@@ -412,6 +412,7 @@ mod tests {
             created_us: 4,
             reason: "test".into(),
             root: None,
+            claim: None,
         });
         let policy = RetentionPolicy {
             keep_all_within_us: 0,
@@ -457,6 +458,7 @@ mod tests {
             created_us: 4,
             reason: "test".into(),
             root: None,
+            claim: None,
         });
         let p = plan(&m, &policy, 1_000_000_000);
         assert!(p.keep.contains_key("full-100") && p.keep.contains_key("t2-full-70"));
@@ -471,6 +473,7 @@ mod tests {
             created_us,
             reason: "test".into(),
             root: None,
+            claim: None,
         }
     }
 

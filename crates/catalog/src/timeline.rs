@@ -30,6 +30,11 @@ pub struct TimelineRecord {
     /// branch point checks the state there against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
+    /// While the data directory that asked for it has not yet recorded it: the token
+    /// in its `timeline.pending`. Whoever clears it (a conditional commit) owns the
+    /// timeline; a copy of that directory that finds it cleared branches anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
 }
 
 /// One stretch of a history: the states `lo..=hi` are those of `timeline`.
@@ -237,6 +242,7 @@ mod tests {
             created_us: 0,
             reason: "test".into(),
             root: None,
+            claim: None,
         }
     }
 

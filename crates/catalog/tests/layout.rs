@@ -47,6 +47,7 @@ fn layout2() -> Manifest {
             created_us: 1_700_000_100_000_000,
             reason: "engine opened a restored checkpoint".into(),
             root: None,
+            claim: None,
         }],
         entries: vec![
             entry("full-40", ArtifactId::snapshot(40), BackupKind::Full),

@@ -264,6 +264,7 @@ fn branch(id: u32, parent: u32, at: u64) -> bindspace_catalog::TimelineRecord {
         created_us: 0,
         reason: "test".into(),
         root: None,
+        claim: None,
     }
 }
 
@@ -368,6 +369,7 @@ fn recorded_roots_are_those_of_the_restored_history_only() {
             created_us: 0,
             reason: "test".into(),
             root: Some(format!("branch-{id}")),
+            claim: None,
         });
     }
     m.restore_points = vec![
