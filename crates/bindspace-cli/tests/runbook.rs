@@ -257,6 +257,11 @@ fn the_bad_deploy_runbook_end_to_end() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("0 is not in 1.."),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // the policy as of 40 days from now
     let later = (bindspace_core::Clock::now_us(&bindspace_core::SystemClock) + 40 * 86_400_000_000)
         .to_string();

@@ -138,6 +138,17 @@ impl BackupConfig {
         Ok(())
     }
 
+    /// The retention policy, checked: timeline expiry needs at least a day (less would
+    /// expire every timeline but one the moment it is idle).
+    pub fn retention_policy(&self) -> Result<&RetentionPolicy> {
+        match self.retention.expire_abandoned_after_us {
+            Some(us) if us < 86_400_000_000 => Err(Error::Config(format!(
+                "retention.expire_abandoned_after_us = {us}: at least one day (86400000000)"
+            ))),
+            _ => Ok(&self.retention),
+        }
+    }
+
     /// The WAL sync policy.
     pub fn sync_policy(&self) -> Result<bindspace_wal::SyncPolicy> {
         use bindspace_wal::SyncPolicy;
@@ -158,6 +169,17 @@ impl BackupConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeline_expiry_needs_at_least_a_day() {
+        let mut c = BackupConfig::default();
+        assert!(c.retention_policy().is_ok(), "off by default");
+        c.retention.expire_abandoned_after_us = Some(3_600_000_000);
+        let err = c.retention_policy().unwrap_err().to_string();
+        assert!(err.contains("at least one day"), "{err}");
+        c.retention.expire_abandoned_after_us = Some(86_400_000_000);
+        assert!(c.retention_policy().is_ok());
+    }
 
     #[test]
     fn the_seed_variables_apply() {

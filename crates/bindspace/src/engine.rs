@@ -159,11 +159,12 @@ impl EngineBuilder {
         .with_lease_hold(Duration::from_millis(cfg.lease_hold_ms));
         rt.block_on(repo.init())?;
         let base = dir.base_space(&cfg)?;
+        cfg.retention_policy()?; // checked before anything is opened
         let opts = WalOptions {
             sync: cfg.sync_policy()?,
+            verify_checkpoints: cfg.verify_wal_checkpoints,
             segment_size: cfg.wal_segment_bytes,
             clock: self.clock.clone(),
-            verify_checkpoints: cfg.verify_wal_checkpoints,
             ..WalOptions::default()
         };
         let base_version = base.version();
@@ -184,7 +185,20 @@ impl EngineBuilder {
             self.clock.now_us(),
         )?;
         tracing::info!(dir = %dir.path().display(), version = rec.last_version, timeline, "engine opened");
-        let state = resume_state(&ds, &rt, &repo, timeline)?;
+        // a log opened past a checkpoint mismatch (verification off) is not the state
+        // the backups recorded: the chain starts again with a full
+        let state = if rec.checkpoint_mismatches.is_empty() {
+            resume_state(&ds, &rt, &repo, timeline)?
+        } else {
+            tracing::warn!(mismatches = ?rec.checkpoint_mismatches, "WAL checkpoints did not match: the next backup is a full");
+            BackupState {
+                mark: ds.lock().mark(),
+                resume: None,
+                last: None,
+                last_full: None,
+                chain: 0,
+            }
+        };
         let inner = Arc::new(Inner {
             ds,
             repo,

@@ -292,3 +292,67 @@ fn an_out_of_range_delete_is_refused_and_the_next_write_returns() {
         .expect("the write after a refused delete returns");
     assert_eq!(next, v + 1, "the refused delete took no version");
 }
+
+/// The escape hatch for a WAL checkpoint that does not match on reopen: with
+/// verification off the engine opens on the log as it is, and the next backup is a
+/// full (an incremental would chain onto a state the backups never recorded).
+#[test]
+fn opened_past_a_checkpoint_mismatch_the_next_backup_is_a_full() {
+    let (dir, clock, store, first) = setup();
+    write(&first, 1, 1);
+    first.backup_now(BackupKind::Full).unwrap(); // the local checkpoint.snap is here
+    let v = write(&first, 3, 3);
+    first.backup_now(BackupKind::Incremental).unwrap(); // its WAL checkpoint at v + 1
+    drop(first);
+    // the write at v (after the local checkpoint.snap), altered on disk under a valid
+    // frame checksum
+    let wal = dir.path().join("wal");
+    let seg = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "wal"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mut off = bindspace_wal::segment::SEGMENT_HEADER;
+    loop {
+        let (rec, n) = bindspace_wal::decode_frame(&bytes[off..]).unwrap();
+        if rec.version == v {
+            let mut forged = vec![];
+            bindspace_wal::encode_frame(
+                &bindspace_wal::Record {
+                    op: bindspace_wal::RecordOp::Op(bindspace_wal::Op::Write(
+                        Addr(3),
+                        Fingerprint::from_words(vec![9; 8]),
+                    )),
+                    ..rec
+                },
+                &mut forged,
+            );
+            bytes[off..off + n].copy_from_slice(&forged);
+            break;
+        }
+        off += n;
+    }
+    std::fs::write(&seg, &bytes).unwrap();
+    assert!(
+        Engine::builder(dir.path())
+            .config(config())
+            .clock(clock.clone())
+            .store(store.clone())
+            .open()
+            .is_err(),
+        "refused by default"
+    );
+    let engine = Engine::builder(dir.path())
+        .config(BackupConfig {
+            verify_wal_checkpoints: false,
+            ..config()
+        })
+        .clock(clock.clone())
+        .store(store.clone())
+        .open()
+        .unwrap();
+    write(&engine, 2, 2);
+    let next = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
+    assert_eq!(next.kind, BackupKind::Full, "{next:?}");
+}

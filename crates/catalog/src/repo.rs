@@ -620,6 +620,7 @@ impl Repository {
                 Default::default()
             },
             expire: None,
+            timelines: Vec::new(),
         };
         let mut first: Option<RetentionPlan> = None;
         let mut removed = std::collections::BTreeSet::new();
@@ -627,6 +628,14 @@ impl Repository {
             type Committed = (RetentionPlan, Vec<BackupEntry>, Manifest);
             let committed: std::sync::Mutex<Option<Committed>> = std::sync::Mutex::new(None);
             self.update_one(d, |m| {
+                // a destination missing a timeline the primary records (a crash between
+                // their commits) takes it first: its branch point must pin here too
+                for t in &evidence.timelines {
+                    if m.timeline(t.id).is_none() {
+                        m.timelines.push(t.clone());
+                    }
+                }
+                m.timelines.sort_by_key(|t| t.id);
                 let plan = crate::retention::plan_with(m, policy, now_us, &evidence);
                 let doomed: Vec<BackupEntry> = m
                     .entries
@@ -649,6 +658,7 @@ impl Repository {
             // expires the same ones
             if evidence.expire.is_none() {
                 evidence.expire = Some(kept.expired.clone());
+                evidence.timelines = kept.timelines.clone();
             }
             for e in &doomed {
                 // another entry may share the artifact (a re-run): keep it then
@@ -715,12 +725,24 @@ impl Repository {
         }
         let mut out = std::collections::BTreeMap::new();
         for (t, r) in newest {
-            let bytes = d.get(&r).await?;
-            let mut last = 0;
-            if bindspace_wal::segment::decode_header(&bytes).is_ok() {
-                bindspace_wal::segment::scan(&bytes, r.id.versions().0, |rec| {
-                    last = last.max(rec.timestamp_us);
-                });
+            // what cannot be read counts as active now: never expire on missing evidence
+            let mut last = u64::MAX;
+            match d.get(&r).await {
+                Ok(bytes) if bindspace_wal::segment::decode_header(&bytes).is_ok() => {
+                    let mut newest_record = None;
+                    bindspace_wal::segment::scan(&bytes, r.id.versions().0, |rec| {
+                        newest_record = Some(rec.timestamp_us);
+                    });
+                    if let Some(ts) = newest_record {
+                        last = ts;
+                    }
+                }
+                Ok(_) => {
+                    tracing::warn!(segment = %r.id, "WAL segment unreadable: its timeline counts as active")
+                }
+                Err(e) => {
+                    tracing::warn!(segment = %r.id, error = %e, "WAL segment unreadable: its timeline counts as active")
+                }
             }
             out.insert(t, last);
         }

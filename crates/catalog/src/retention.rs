@@ -180,6 +180,8 @@ pub struct Evidence {
     /// The timelines to expire, when already decided (on the primary destination's
     /// catalog: every destination expires the same set); `None`: decide here.
     pub expire: Option<Vec<crate::ExpiredTimeline>>,
+    /// The primary's timeline records, when `expire` was decided there.
+    pub timelines: Vec<crate::TimelineRecord>,
 }
 
 /// The timelines `policy` expires at `now_us` (not yet expired in `m`): nothing backed
@@ -549,6 +551,7 @@ mod tests {
         let busy = Evidence {
             wal_activity_us: BTreeMap::from([(1, 999 * day)]),
             expire: None,
+            timelines: Vec::new(),
         };
         let p = plan_with(&m, &policy, 1_000 * day, &busy);
         assert_eq!(

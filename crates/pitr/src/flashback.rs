@@ -137,8 +137,10 @@ pub async fn versions(
         let first = r.id.versions().0;
         if first > seen_to + 1 && seen_to < hi {
             // never skipped silently: the answer would miss whatever the hole wrote
+            // (the archive's end cannot be told from a missing newest segment: the
+            // answer covers what is archived)
             return Err(not(format!(
-                "the archived WAL of this history has no records for versions {}..={} (a segment is missing); ask for a range that does not cross it",
+                "the archived WAL of this history has no records for versions {}..={} (a segment missing, or removed by retention); ask for a range that does not cross it",
                 seen_to + 1,
                 first - 1
             )));

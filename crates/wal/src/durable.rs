@@ -336,11 +336,18 @@ impl DurableSpace {
         let mut s = lock(&self.space);
         // writers were out: the record follows the state its root was computed from
         // (moving the version cannot fail, so no writer is left waiting for it)
-        debug_assert_eq!(s.version() + 1, v);
+        let expected = s.version() + 1;
         s.set_version(v);
-        self.last_checkpoint.store(v, Ordering::Release);
         drop(s);
         self.applied.notify_all();
+        if v != expected {
+            // something logged past the gate: the root may not be this version's
+            return Err(Error::Gap {
+                need: expected,
+                have: v,
+            });
+        }
+        self.last_checkpoint.store(v, Ordering::Release);
         Ok(Some((v, root)))
     }
 

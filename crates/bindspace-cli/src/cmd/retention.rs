@@ -81,11 +81,19 @@ pub enum RetentionOp {
 
 /// Now, from the system clock; `BINDSPACE_NOW_US` (µs since the epoch) stands in for
 /// it, to rehearse a policy as of another day (and in tests).
-fn now_us() -> u64 {
-    std::env::var("BINDSPACE_NOW_US")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| bindspace_core::Clock::now_us(&SystemClock))
+fn now_us() -> Result<u64> {
+    match std::env::var("BINDSPACE_NOW_US") {
+        Err(_) => Ok(bindspace_core::Clock::now_us(&SystemClock)),
+        Ok(v) => {
+            let us = v.parse().map_err(|_| {
+                anyhow::anyhow!("BINDSPACE_NOW_US={v:?}: µs since the epoch, or unset")
+            })?;
+            eprintln!(
+                "warning: BINDSPACE_NOW_US is set: retention runs as of {us} µs since the epoch, not now"
+            );
+            Ok(us)
+        }
+    }
 }
 
 pub fn run(op: RetentionOp) -> Result<()> {
@@ -96,7 +104,7 @@ pub fn run(op: RetentionOp) -> Result<()> {
     } = op;
     let rt = runtime()?;
     let repo = r.repository(&rt)?;
-    let now = now_us();
+    let now = now_us()?;
     // a dry run plans on the catalog as it is; a real run plans again inside each
     // catalog's commit, under the lease
     let (plan, deleted) = if dry_run {
@@ -104,6 +112,7 @@ pub fn run(op: RetentionOp) -> Result<()> {
         let evidence = retention::Evidence {
             wal_activity_us: rt.block_on(repo.wal_activity())?,
             expire: None,
+            timelines: Vec::new(),
         };
         (
             retention::plan_with(&m, &policy.policy(), now, &evidence),
