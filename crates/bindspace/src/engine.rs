@@ -506,6 +506,19 @@ impl Engine {
             }
             .into());
         }
+        // a point needs a full at or below it on this timeline's history: the first
+        // point before any full takes one first (it used to be acknowledged and never
+        // restorable)
+        let history =
+            bindspace_catalog::History::of(&m, self.inner.timeline).map_err(Error::Config)?;
+        let now = self.version();
+        if !m
+            .entries
+            .iter()
+            .any(|e| e.kind == BackupKind::Full && e.to_version <= now && history.uses(&e.artifact))
+        {
+            self.backup_now(BackupKind::Full)?;
+        }
         let (v, root) = self.inner.ds.restore_point_rooted(name)?;
         self.inner
             .rt

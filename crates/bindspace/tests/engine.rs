@@ -356,3 +356,25 @@ fn opened_past_a_checkpoint_mismatch_the_next_backup_is_a_full() {
     let next = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
     assert_eq!(next.kind, BackupKind::Full, "{next:?}");
 }
+
+/// Issue 16, item 2: a guaranteed restore point made before the first full restores
+/// (it was acknowledged, and then "no full snapshot at or before it"): the engine takes
+/// a full first.
+#[test]
+fn a_guaranteed_restore_point_before_the_first_full_restores() {
+    let (_dir, _clock, _store, engine) = setup();
+    for a in 1..=5 {
+        write(&engine, a, a as u64);
+    }
+    let want = digest(&engine);
+    let v = engine.restore_point("early", true).unwrap();
+    for a in 6..=9 {
+        write(&engine, a, a as u64);
+    }
+    engine.backup_now(BackupKind::Full).unwrap();
+    engine.archive_now().unwrap();
+    let (space, plan) = engine
+        .restore(&Target::RestorePoint("early".into()))
+        .unwrap();
+    assert_eq!((plan.version, space.digest()), (v, want));
+}
