@@ -115,13 +115,20 @@ impl Inner {
             .last_full
             .clone()
             .expect("a delta is asked only with a chain");
-        let (delta, parent) = if kind == BackupKind::Incremental {
-            (delta, last.id)
+        let (delta, parent, kind) = if kind == BackupKind::Incremental {
+            (delta, last.id, kind)
         } else {
-            match self.compose_since_full(&last, &full, delta) {
-                Ok(d) => (d, full.id),
+            match self.compose_since_full(&last, &full, delta.clone()) {
+                Ok(d) => (d, full.id, kind),
+                // a store that could not be read now: the changes since the last backup
+                // are in hand, so they land as an incremental and the chain goes on
+                Err(e) if e.kind().is_retryable() => {
+                    tracing::warn!(error = %e, "differential not composed; writing an incremental instead");
+                    (delta, last.id, BackupKind::Incremental)
+                }
                 Err(e) => {
-                    // the dirty tracking already moved on: nothing continues now
+                    // a damaged chain: the dirty tracking already moved on, and nothing
+                    // should continue it; the next backup is a full
                     st.mark = mark;
                     st.break_chain();
                     return Err(e);

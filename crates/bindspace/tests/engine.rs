@@ -378,3 +378,27 @@ fn a_guaranteed_restore_point_before_the_first_full_restores() {
         .unwrap();
     assert_eq!((plan.version, space.digest()), (v, want));
 }
+
+/// Issue 16, item 11: a differential whose read-back fails for a reason a retry can
+/// cure (the store was unavailable) lands as an incremental, and the chain goes on (it
+/// used to break, making the next backup a full).
+#[test]
+fn a_differential_that_cannot_read_back_lands_as_an_incremental() {
+    let (_dir, _clock, store, engine) = setup();
+    write(&engine, 1, 1);
+    engine.backup_now(BackupKind::Full).unwrap();
+    write(&engine, 2, 2);
+    engine.backup_now(BackupKind::Incremental).unwrap();
+    let w = write(&engine, 3, 3);
+    store.inject(Op::Get, Fault::Fail, Some(1));
+    let b = engine
+        .backup_now(BackupKind::Differential)
+        .unwrap()
+        .unwrap();
+    assert_eq!((b.kind, b.to_version), (BackupKind::Incremental, w));
+    write(&engine, 4, 4);
+    let next = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
+    assert_eq!(next.kind, BackupKind::Incremental, "the chain went on");
+    let (space, _) = engine.restore(&Target::Latest).unwrap();
+    assert_eq!(space.digest(), digest(&engine));
+}
