@@ -14,18 +14,29 @@ use bindspace_core::workload::{Op, Workload};
 use bindspace_core::{BindSpace, SchemaVersion, snapshot};
 use serde_json::Value;
 
-fn json(repo: &str, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+/// `bindspace ARGS --repo REPO` with `env` set.
+fn bindspace(repo: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bindspace"))
         .args(args)
-        .args(["--repo", repo, "--json"])
+        .args(["--repo", repo])
+        .envs(env.iter().copied())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Its JSON output; it must succeed.
+fn json_with(repo: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let out = bindspace(repo, &[args, &["--json"]].concat(), env);
     assert!(
         out.status.success(),
         "bindspace {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn json(repo: &str, args: &[&str]) -> Value {
+    json_with(repo, args, &[])
 }
 
 fn schema() -> SchemaVersion {
@@ -251,11 +262,11 @@ fn the_bad_deploy_runbook_end_to_end() {
         "30",
     ];
     // 0 days would expire every timeline but one the moment it is idle: refused
-    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
-        .args(["retention", "apply", "--expire-abandoned-days", "0"])
-        .args(["--repo", &repo])
-        .output()
-        .unwrap();
+    let out = bindspace(
+        &repo,
+        &["retention", "apply", "--expire-abandoned-days", "0"],
+        &[],
+    );
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("0 is not in 1.."),
@@ -265,20 +276,7 @@ fn the_bad_deploy_runbook_end_to_end() {
     // the policy as of 40 days from now
     let later = (bindspace_core::Clock::now_us(&bindspace_core::SystemClock) + 40 * 86_400_000_000)
         .to_string();
-    let json = |repo: &str, args: &[&str]| -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
-            .args(args)
-            .args(["--repo", repo, "--json"])
-            .env("BINDSPACE_NOW_US", &later)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "bindspace {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let json = |repo: &str, args: &[&str]| json_with(repo, args, &[("BINDSPACE_NOW_US", &later)]);
     let dry = json(
         &repo,
         &[&["retention", "apply", "--dry-run"][..], &policy].concat(),
@@ -306,11 +304,11 @@ fn the_bad_deploy_runbook_end_to_end() {
     let l = json(&repo, &["timeline", "list"]);
     assert!(l["timelines"][0]["expired"]["reason"].is_string(), "{l}");
     assert!(l["timelines"][1]["expired"].is_null(), "{l}");
-    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
-        .args(["restore", "--to-version", "120", "--timeline", "1"])
-        .args(["--repo", &repo])
-        .output()
-        .unwrap();
+    let out = bindspace(
+        &repo,
+        &["restore", "--to-version", "120", "--timeline", "1"],
+        &[],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -324,8 +322,9 @@ fn the_bad_deploy_runbook_end_to_end() {
         assert_eq!(b["timeline"], 2);
     }
     // nothing new lands on the expired timeline
-    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
-        .args([
+    let out = bindspace(
+        &repo,
+        &[
             "restore-point",
             "create",
             "late",
@@ -333,10 +332,9 @@ fn the_bad_deploy_runbook_end_to_end() {
             "1",
             "--version",
             "120",
-        ])
-        .args(["--repo", &repo])
-        .output()
-        .unwrap();
+        ],
+        &[],
+    );
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("expired"),

@@ -93,22 +93,12 @@ impl DataDir {
     /// takes that timeline instead of leaving it orphaned (or refusing, with no
     /// origin and now several timelines).
     pub fn pending_timeline(&self) -> Result<Option<PendingTimeline>> {
-        let path = self.path.join("timeline.pending");
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
-        }
+        read_json(&self.path.join("timeline.pending"))
     }
 
     /// Records, durably, the branch about to be made (before the catalog records it).
     pub fn set_pending_timeline(&self, p: &PendingTimeline) -> Result<()> {
-        let path = self.path.join("timeline.pending");
-        let json = serde_json::to_vec_pretty(p).expect("a pending timeline always serialises");
-        bindspace_wal::fsio::write_atomic_bytes(&path, &json)
-            .map_err(io(format!("writing {}", path.display())))
+        write_json(&self.path.join("timeline.pending"), p)
     }
 
     /// Forgets the pending branch (once `timeline` records it).
@@ -264,21 +254,29 @@ impl Origin {
 
     /// Reads the origin of snapshot file `snap`, if it has one.
     pub fn read(snap: &Path) -> Result<Option<Origin>> {
-        let path = Self::path_of(snap);
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
-        }
+        read_json(&Self::path_of(snap))
     }
 
     /// Writes it beside snapshot file `snap`, durably.
     pub fn write(&self, snap: &Path) -> Result<()> {
-        let path = Self::path_of(snap);
-        let json = serde_json::to_vec_pretty(self).expect("an origin always serialises");
-        bindspace_wal::fsio::write_atomic_bytes(&path, &json)
-            .map_err(io(format!("writing {}", path.display())))
+        write_json(&Self::path_of(snap), self)
     }
+}
+
+/// A small JSON file of the data directory; `None` if it is not there.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Writes a small JSON file of the data directory, durably (temp file, fsync, rename).
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value).expect("data directory files always serialise");
+    bindspace_wal::fsio::write_atomic_bytes(path, &json)
+        .map_err(io(format!("writing {}", path.display())))
 }

@@ -102,21 +102,26 @@ impl Setup {
     /// payload: the store's and the plan's length and blake3 checks all pass.
     fn forge(&self, id: ArtifactId, mut bytes: Vec<u8>, edit: impl FnOnce(&mut [u8])) {
         edit(&mut bytes[HEADER_LEN..]);
-        let h = ArtifactHeader::decode(&bytes).unwrap();
-        let payload = bytes[HEADER_LEN..].to_vec();
-        let sealed = ArtifactHeader::for_payload(
-            h.kind,
-            h.schema,
-            (h.from_version, h.to_version),
-            (h.time_from_us, h.time_to_us),
-            &payload,
-        )
-        .as_format(h.format)
-        .seal(&payload);
         self.rt
-            .block_on(self.stores[0].put(id, sealed.into()))
+            .block_on(self.stores[0].put(id, resealed(&bytes).into()))
             .unwrap();
     }
+}
+
+/// `bytes` with the header sealed again over its (edited) payload: length and blake3
+/// checks pass.
+fn resealed(bytes: &[u8]) -> Vec<u8> {
+    let h = ArtifactHeader::decode(bytes).unwrap();
+    let payload = &bytes[HEADER_LEN..];
+    ArtifactHeader::for_payload(
+        h.kind,
+        h.schema,
+        (h.from_version, h.to_version),
+        (h.time_from_us, h.time_to_us),
+        payload,
+    )
+    .as_format(h.format)
+    .seal(payload)
 }
 
 #[test]
@@ -399,18 +404,9 @@ fn a_forged_copy_in_one_destination_is_passed_over_for_the_good_one() {
     for i in 0usize.. {
         let mut b = bytes.clone();
         b[HEADER_LEN + 64 + i % 256] ^= 1 << (i / 256);
-        let h = ArtifactHeader::decode(&b).unwrap();
-        let payload = b[HEADER_LEN..].to_vec();
-        let sealed = ArtifactHeader::for_payload(
-            h.kind,
-            h.schema,
-            (h.from_version, h.to_version),
-            (h.time_from_us, h.time_to_us),
-            &payload,
-        )
-        .as_format(h.format)
-        .seal(&payload);
-        let r = rt.block_on(stores[0].put(good.id, sealed.into())).unwrap();
+        let r = rt
+            .block_on(stores[0].put(good.id, resealed(&b).into()))
+            .unwrap();
         if r.blake3 < good.blake3 {
             break;
         }

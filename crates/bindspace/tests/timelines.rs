@@ -395,8 +395,9 @@ fn three_histories_on_s3_postgres_and_redis_never_mix() {
     ]);
 }
 
-#[test]
-fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
+/// A repository on the embedded default: timeline 1 written to 30, a full at 10, the
+/// WAL archived.
+fn thirty_on_timeline_1() -> (tempfile::TempDir, Repo, Oracle) {
     let dir = tempfile::tempdir().unwrap();
     let repo = Repo::new(vec![format!(
         "file://{}",
@@ -407,6 +408,12 @@ fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
     let e1 = repo.open(d1.path());
     write(&e1, &repo, &mut oracle, 30, 0, &[(10, BackupKind::Full)]);
     e1.close().unwrap();
+    (dir, repo, oracle)
+}
+
+#[test]
+fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
+    let (_dir, repo, mut oracle) = thirty_on_timeline_1();
     // an origin naming another repository is refused, nothing is branched
     let other = repo.seed_dir(1, 20, false);
     Origin {
@@ -501,16 +508,7 @@ fn a_data_directory_from_before_timelines_continues_timeline_1() {
 /// that does not take it up too.
 #[test]
 fn an_open_interrupted_after_the_catalog_recorded_the_branch_takes_it_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(vec![format!(
-        "file://{}",
-        dir.path().join("repo").display()
-    )]);
-    let mut oracle = Oracle::new();
-    let d1 = tempfile::tempdir().unwrap();
-    let e1 = repo.open(d1.path());
-    write(&e1, &repo, &mut oracle, 30, 0, &[(10, BackupKind::Full)]);
-    e1.close().unwrap();
+    let (_dir, repo, mut oracle) = thirty_on_timeline_1();
     // the state of the interrupted open: a checkpoint at 20 copied in by hand (no
     // origin: below what the repository holds, it must branch), the pending branch
     // written down, the catalog's record committed, no `timeline` file
@@ -576,16 +574,7 @@ fn an_open_interrupted_after_the_catalog_recorded_the_branch_takes_it_up() {
 /// counted as "held"), so its versions 21.. collided with the archived 21..=30.
 #[test]
 fn a_checkpoint_below_the_archived_wal_branches_even_past_the_last_backup() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(vec![format!(
-        "file://{}",
-        dir.path().join("repo").display()
-    )]);
-    let mut oracle = Oracle::new();
-    let d1 = tempfile::tempdir().unwrap();
-    let e1 = repo.open(d1.path());
-    write(&e1, &repo, &mut oracle, 30, 0, &[(10, BackupKind::Full)]);
-    e1.close().unwrap();
+    let (_dir, repo, _oracle) = thirty_on_timeline_1();
     let d2 = repo.seed_dir(1, 20, false);
     let e2 = repo.open(d2.path());
     assert_eq!(e2.timeline(), 2);
