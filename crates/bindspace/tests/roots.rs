@@ -431,3 +431,36 @@ fn a_forged_copy_in_one_destination_is_passed_over_for_the_good_one() {
     assert_eq!(space.digest(), want);
     assert!(ver.is_verified(), "{ver}");
 }
+
+/// Issue 16, item 6: an archived WAL segment damaged at a frame (its store's blake3
+/// recomputed over the damage) fails the restore naming the segment; a time target
+/// past it used to come back as an earlier state, reported as success.
+#[test]
+fn a_damaged_frame_in_an_archived_segment_fails_the_restore_even_for_a_time_target() {
+    let s = setup();
+    let segs =
+        s.rt.block_on(s.stores[0].list(ArtifactKind::WalSegment, 0, u64::MAX))
+            .unwrap();
+    // the segment holding version 30, with its last frame's last byte flipped
+    let r = segs
+        .into_iter()
+        .find(|r| (r.id.versions().0..=r.id.versions().1).contains(&30))
+        .unwrap();
+    let mut bytes = s.rt.block_on(s.stores[0].get(&r)).unwrap().to_vec();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0x40;
+    s.rt.block_on(s.stores[0].delete(r.id)).unwrap();
+    s.rt.block_on(s.stores[0].put(r.id, bytes.into())).unwrap();
+    // without the incremental at 40, version 50 replays the WAL from the full at 20
+    let (delta, _) = s.artifact(ArtifactKind::Delta, 40);
+    s.rt.block_on(s.stores[0].delete(delta)).unwrap();
+    let (g, mut m) = s.rt.block_on(s.stores[0].read_manifest()).unwrap().unwrap();
+    m.entries.retain(|e| e.to_version != 40);
+    s.rt.block_on(s.stores[0].commit_manifest(g, &m)).unwrap();
+    let t50 = 1_700_000_000_000_000 + 50 * 1_000;
+    for t in [Target::Version(50), Target::Time(t50)] {
+        let err = s.restore(t.clone()).unwrap_err();
+        assert_eq!(err.kind(), bindspace_core::ErrorKind::Corrupt, "{t}: {err}");
+        assert!(err.to_string().contains(&r.id.to_string()), "{t}: {err}");
+    }
+}

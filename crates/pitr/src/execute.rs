@@ -212,7 +212,7 @@ pub async fn restore_verified(plan: &RestorePlan) -> Result<(BindSpace, Verifica
                 });
                 let path = std::path::PathBuf::from(s.artifact.id.to_string());
                 let more =
-                    rep.feed_segment_upto(&bytes, s.artifact.id.versions().0, &path, s.until)?;
+                    rep.feed_sealed_segment_upto(&bytes, s.artifact.id.versions(), &path, s.until)?;
                 let released =
                     std::mem::take(&mut *pending_wal.lock().unwrap_or_else(|e| e.into_inner()));
                 for r in released {

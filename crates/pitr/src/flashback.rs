@@ -32,7 +32,7 @@ async fn replay_wal(
     for w in &plan.wal {
         let bytes = fetch(plan.sources(), w).await?;
         let path = std::path::PathBuf::from(w.artifact.id.to_string());
-        if !rep.feed_segment_upto(&bytes, w.artifact.id.versions().0, &path, w.until)? {
+        if !rep.feed_sealed_segment_upto(&bytes, w.artifact.id.versions(), &path, w.until)? {
             break;
         }
     }
@@ -167,10 +167,10 @@ pub async fn versions(
                 Ok(())
             },
         );
-        rep.feed_segment_upto(
+        rep.feed_sealed_segment_upto(
             &bytes,
-            first,
-            std::path::Path::new("archive"),
+            r.id.versions(),
+            std::path::Path::new(&r.id.to_string()),
             history.wal_limit(&r.id),
         )?;
         seen_to = rep.finish()?;

@@ -122,6 +122,38 @@ impl<F: FnMut(&Record) -> Result<()>> Replayer<F> {
         res
     }
 
+    /// [`Replayer::feed_segment_upto`] for a sealed segment (an archived one) that
+    /// claims to hold `first..=last`: any bad frame, or records ending before `last`,
+    /// is corruption, never a place to stop quietly (a sealed segment has no
+    /// unfinished tail).
+    pub fn feed_sealed_segment_upto(
+        &mut self,
+        bytes: &[u8],
+        (first, last): (u64, u64),
+        path: &Path,
+        until: u64,
+    ) -> Result<bool> {
+        let scan = segment::scan(bytes, first, |_| {});
+        let corrupt = |offset: usize, detail: String| Error::Corruption {
+            segment: path.to_path_buf(),
+            offset: offset as u64,
+            detail,
+        };
+        if let Some(p) = &scan.problem {
+            return Err(corrupt(p.offset, format!("{:?}", p.error)));
+        }
+        if scan.last_version != Some(last) {
+            return Err(corrupt(
+                scan.valid_len,
+                format!(
+                    "the sealed segment holds versions up to {:?}, its name says {last}",
+                    scan.last_version
+                ),
+            ));
+        }
+        self.feed_segment_upto(bytes, first, path, until)
+    }
+
     /// The last version applied.
     pub fn finish(self) -> Result<u64> {
         Ok(self.after)

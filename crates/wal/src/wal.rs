@@ -588,6 +588,23 @@ impl Wal {
     fn archive_one(&self, m: &SegmentMeta, archiver: &dyn Archiver) -> Result<bool> {
         let _span = tracing::info_span!("wal.archive", first = m.first, last = m.last).entered();
         let bytes = std::fs::read(&m.path).map_err(Error::io("read segment", &m.path))?;
+        // damage is never archived as if it were healthy: the archive is what restores
+        let scan = segment::scan(&bytes, m.first, |_| {});
+        let bad = match (&scan.problem, scan.last_version) {
+            (Some(p), _) => Some((p.offset, format!("{:?}", p.error))),
+            (None, v) if v != Some(m.last) => Some((
+                scan.valid_len,
+                format!("holds versions up to {v:?}, the log expects {}", m.last),
+            )),
+            _ => None,
+        };
+        if let Some((offset, detail)) = bad {
+            return Err(Error::Corruption {
+                segment: m.path.clone(),
+                offset: offset as u64,
+                detail: format!("{detail}; not archived"),
+            });
+        }
         let seg = SealedSegment {
             first_version: m.first,
             last_version: m.last,

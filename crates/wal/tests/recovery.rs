@@ -367,3 +367,27 @@ fn a_second_writer_on_the_same_directory_is_refused_until_the_first_closes() {
     assert_eq!(rec.last_version, 2);
     assert_eq!(replay_all(&wal).len(), 2);
 }
+
+/// Issue 16, item 6: a sealed segment damaged on the local disk is not archived as if
+/// it were healthy (the archive is what restores): archiving fails naming it.
+#[test]
+fn a_damaged_sealed_segment_is_not_archived() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), opts(64 << 20)).unwrap();
+    for i in 1..=10 {
+        wal.append(&[op(i)]).unwrap();
+    }
+    wal.roll().unwrap();
+    let (_, _, path) = wal.sealed_segments().remove(0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x08;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = wal
+        .archive_sealed(&DirArchiver::new(archive.path()).unwrap())
+        .unwrap_err();
+    assert!(matches!(err, Error::Corruption { .. }), "{err}");
+    assert!(err.to_string().contains("not archived"), "{err}");
+    assert_eq!(std::fs::read_dir(archive.path()).unwrap().count(), 0);
+}
