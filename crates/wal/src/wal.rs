@@ -536,15 +536,23 @@ impl Wal {
     /// (bounds the recovery point when archiving on a timer).
     pub fn roll(&self) -> Result<()> {
         let mut w = lock(&self.inner.writer);
+        // a poisoned log starts nothing new: an empty next segment would make the old
+        // one's torn tail look like corruption on reopen
+        if let Some(reason) = self.inner.gc.poisoned() {
+            return Err(Error::Poisoned { reason });
+        }
         let cur = w
             .segments
             .last()
             .expect("there is always a current segment");
         if cur.last >= cur.first {
             let next = cur.last + 1;
-            self.inner
-                .roll_locked(&mut w, next)
-                .map_err(|reason| Error::Poisoned { reason })?;
+            if let Err(reason) = self.inner.roll_locked(&mut w, next) {
+                // and a failed roll poisons it: writes must not go on into a segment
+                // whose seal may not be durable
+                self.inner.gc.poison(reason.clone());
+                return Err(Error::Poisoned { reason });
+            }
         }
         Ok(())
     }
