@@ -62,6 +62,13 @@ impl GroupCommit {
         }
     }
 
+    /// Timestamps never go below `us` (the newest record's, when a log is reopened:
+    /// a clock that moved back across a restart must not make them decrease).
+    pub fn seed_timestamp(&self, us: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.last_timestamp_us = st.last_timestamp_us.max(us);
+    }
+
     /// Adds frames to the pending buffer. `encode(first_version, timestamp_us, buf)`
     /// appends frames for consecutive versions starting at `first_version` and returns
     /// how many versions it used. Timestamps never go backwards. Returns the last

@@ -274,6 +274,8 @@ impl Wal {
         let mut expected: Option<u64> = None;
         // the newest segment's format: appends never go to one older than this build's
         let mut last_format = segment::SEGMENT_FORMAT;
+        // the newest record's time: new records are never stamped before it
+        let mut newest_ts = 0u64;
         for (i, (first, path)) in found.iter().enumerate() {
             let is_last = i + 1 == found.len();
             let bytes = std::fs::read(path).map_err(Error::io("read segment", path))?;
@@ -313,7 +315,10 @@ impl Wal {
                 });
             }
             let mut n = 0u64;
-            let scan = segment::scan(&bytes, *first, |_| n += 1);
+            let scan = segment::scan(&bytes, *first, |r| {
+                n += 1;
+                newest_ts = newest_ts.max(r.timestamp_us);
+            });
             let mut cut_at: Option<usize> = None;
             if let Some(p) = &scan.problem {
                 if p.valid_after || !is_last {
@@ -424,6 +429,7 @@ impl Wal {
             syncs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
         });
+        inner.gc.seed_timestamp(newest_ts);
         let mut wal = Wal {
             inner,
             stop_syncer: None,

@@ -391,3 +391,28 @@ fn a_damaged_sealed_segment_is_not_archived() {
     assert!(err.to_string().contains("not archived"), "{err}");
     assert_eq!(std::fs::read_dir(archive.path()).unwrap().count(), 0);
 }
+
+/// Issue 16, item 12: a clock that moved back across a restart does not make record
+/// timestamps decrease (time targets rely on their order).
+#[test]
+fn timestamps_never_go_back_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(5_000_000));
+    let with = |c: &Arc<ManualClock>| WalOptions {
+        clock: c.clone(),
+        ..opts(64 << 20)
+    };
+    let (wal, _) = Wal::open(dir.path(), with(&clock)).unwrap();
+    wal.append(&[op(1)]).unwrap();
+    drop(wal);
+    let earlier = Arc::new(ManualClock::new(1_000_000));
+    let (wal, _) = Wal::open(dir.path(), with(&earlier)).unwrap();
+    wal.append(&[op(2)]).unwrap();
+    let mut stamps = vec![];
+    wal.replay(0, ReplayTarget::Latest, |r| {
+        stamps.push(r.timestamp_us);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(stamps, vec![5_000_000, 5_000_000]);
+}
