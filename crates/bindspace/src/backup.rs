@@ -68,6 +68,18 @@ impl Inner {
             (Some(_), Some(_)) if st.chain < self.cfg.max_delta_chain => asked,
             _ => BackupKind::Full,
         };
+        // the newest full already holds this state (nothing but its own WAL checkpoint
+        // since): a new one would only rewrite it under a new time
+        if kind == BackupKind::Full
+            && let Some(f) = &st.last_full
+            && st.last.as_ref().is_some_and(|l| l.id == f.id)
+        {
+            let now = self.ds.read(|s| s.version());
+            if now == f.to_version || (now == f.to_version + 1 && self.ds.last_checkpoint() == now)
+            {
+                return Ok(None);
+            }
+        }
         let (mark, backup) = match kind {
             BackupKind::Full | BackupKind::Wal => self.full(),
             BackupKind::Incremental | BackupKind::Differential => {

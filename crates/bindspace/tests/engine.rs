@@ -402,3 +402,18 @@ fn a_differential_that_cannot_read_back_lands_as_an_incremental() {
     let (space, _) = engine.restore(&Target::Latest).unwrap();
     assert_eq!(space.digest(), digest(&engine));
 }
+
+/// Issue 16, item 12: an idle engine does not rewrite its full at the same version
+/// (new header time, other bytes under the catalog entry that recorded the first).
+#[test]
+fn an_idle_engine_does_not_rewrite_its_full() {
+    let (_dir, clock, store, engine) = setup();
+    write(&engine, 1, 1);
+    assert!(engine.backup_now(BackupKind::Full).unwrap().is_some());
+    let puts = store.calls(Op::Put);
+    clock.advance(1_000);
+    assert!(engine.backup_now(BackupKind::Full).unwrap().is_none());
+    assert_eq!(store.calls(Op::Put), puts, "nothing stored again");
+    write(&engine, 2, 2);
+    assert!(engine.backup_now(BackupKind::Full).unwrap().is_some());
+}

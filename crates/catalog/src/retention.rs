@@ -276,6 +276,21 @@ pub fn plan_with(
     for (e, why) in &selected {
         keep.entry(e.id.clone()).or_default().push(why.clone());
     }
+    // a floor no policy goes under: the newest full of every live timeline (with
+    // `max_count = 0` the full just written went)
+    for t in m.timeline_ids().into_iter().filter(|t| !expired(*t)) {
+        if let Some(f) = points
+            .iter()
+            .filter(|e| e.timeline == t && e.kind == BackupKind::Full)
+            .max_by_key(|e| (e.to_version, e.end_us))
+        {
+            keep.entry(f.id.clone())
+                .or_default()
+                .push(KeepReason::Dependency(format!(
+                    "the newest full of timeline {t}"
+                )));
+        }
+    }
     // Dependencies: chains of kept backups and of guaranteed restore points.
     let roots: Vec<String> = keep.keys().cloned().collect();
     for id in roots {
@@ -585,5 +600,26 @@ mod tests {
         ));
         assert!(err.to_string().contains("abandoned"), "{err}");
         assert_eq!(m.newest_live_timeline(), 3);
+    }
+
+    #[test]
+    fn no_policy_deletes_the_newest_full() {
+        let mut m = Manifest::default();
+        m.entries.push(full("full-10", 1, 10, 1));
+        m.entries.push(full("full-20", 1, 20, 2));
+        let nothing = RetentionPolicy {
+            keep_all_within_us: 0,
+            hourly: 0,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+            yearly: 0,
+            max_count: Some(0),
+            max_age_us: Some(0),
+            expire_abandoned_after_us: None,
+        };
+        let p = plan(&m, &nothing, 1_000_000_000_000);
+        assert_eq!(p.delete, vec!["full-10".to_string()]);
+        assert!(p.keep.contains_key("full-20"), "{p:?}");
     }
 }
