@@ -27,17 +27,65 @@ pub struct RepoArgs {
 }
 
 impl RepoArgs {
-    /// The repository over every destination.
+    /// The repository over every destination, which must exist (a mistyped URL during
+    /// an incident says so, instead of creating an empty repository and reporting it).
     pub fn repository(&self, rt: &tokio::runtime::Runtime) -> Result<Repository> {
+        self.check_local_paths()?;
+        let repo = rt.block_on(repository(&self.repo))?;
+        check_exists(rt, repo.destinations(), &self.repo)?;
+        Ok(repo)
+    }
+
+    /// The repository over every destination, created where missing (`init`).
+    pub fn repository_or_new(&self, rt: &tokio::runtime::Runtime) -> Result<Repository> {
         rt.block_on(repository(&self.repo))
     }
 
-    /// The destinations as restore sources.
+    /// The destinations as restore sources (which must exist, as for
+    /// [`RepoArgs::repository`]).
     pub fn sources(&self, rt: &tokio::runtime::Runtime) -> Result<Sources> {
-        Ok(Sources::new(
-            rt.block_on(bindspace::stores::open_all(&self.repo))?,
-        ))
+        self.check_local_paths()?;
+        let stores = rt.block_on(bindspace::stores::open_all(&self.repo))?;
+        check_exists(rt, &stores, &self.repo)?;
+        Ok(Sources::new(stores))
     }
+
+    /// A `file://` destination names a directory that exists (opening one creates it).
+    fn check_local_paths(&self) -> Result<()> {
+        for url in &self.repo {
+            if let Some(path) = url.strip_prefix("file://")
+                && !std::path::Path::new(path).exists()
+            {
+                anyhow::bail!(
+                    "no repository at {url}: {path} does not exist (check the URL; `bindspace init` creates a repository)"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// At least one destination holds a catalog, or could not be read (then the command
+/// goes on and reports it): none readable and none with a catalog is no repository.
+fn check_exists(
+    rt: &tokio::runtime::Runtime,
+    stores: &[Arc<dyn bindspace_catalog::BackupStore>],
+    urls: &[String],
+) -> Result<()> {
+    let mut found = false;
+    for s in stores {
+        match rt.block_on(s.read_manifest()) {
+            Ok(Some(_)) | Err(_) => found = true,
+            Ok(None) => {}
+        }
+    }
+    if !found {
+        anyhow::bail!(
+            "no repository at {}: no catalog there (check the URL; `bindspace init` creates a repository)",
+            urls.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Which history (timeline) a target is on.

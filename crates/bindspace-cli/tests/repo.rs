@@ -548,3 +548,62 @@ fn runbook_container_restart() {
     let r = json(&repo, &["restore", "--latest"]);
     assert_eq!(r["digest"], shadow.digest().to_string().as_str());
 }
+
+/// Issue 16, item 7: a mistyped repository URL says no repository is there (it created
+/// an empty one and listed "0 backups"), and a restore that could not read one of the
+/// destinations says so (it restored from the others without a word).
+#[test]
+fn a_wrong_url_or_a_skipped_destination_is_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let typo = format!("file://{}", tmp.path().join("typo").display());
+    fails(&typo, &["list"], 1, "no repository at");
+    assert!(!tmp.path().join("typo").exists(), "nothing created");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    fails(
+        &format!("file://{}", empty.display()),
+        &["restore", "--latest"],
+        1,
+        "no catalog there",
+    );
+    // two destinations; the second cannot be listed
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let urls = [
+        format!("file://{}", a.display()),
+        format!("file://{}", b.display()),
+    ];
+    let both = urls.join(",");
+    json(&both, &["init"]);
+    let data = tmp.path().join("data");
+    let mut shadow = BindSpace::new(schema()).unwrap();
+    let engine = Engine::open(
+        &data,
+        BackupConfig {
+            destinations: urls.to_vec(),
+            ..cfg(&urls[0])
+        },
+    )
+    .unwrap();
+    let mut w = Workload::new(5, schema());
+    for _ in 0..20 {
+        let op = w.next_op(&shadow);
+        match &op {
+            Op::Write(a, fp) => engine.write(*a, fp.clone()).unwrap(),
+            Op::Delete(a) => engine.delete(*a).unwrap(),
+        };
+        op.apply(&mut shadow).unwrap();
+    }
+    engine
+        .backup_now(bindspace_catalog::BackupKind::Full)
+        .unwrap();
+    engine.close().unwrap();
+    std::fs::remove_dir_all(b.join("snapshots")).unwrap();
+    std::fs::write(b.join("snapshots"), b"not a directory").unwrap();
+    let out = bindspace(&both, &["restore", "--latest", "--json"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: could not read"), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["unavailable"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["digest"], shadow.digest().to_string());
+}

@@ -8,7 +8,7 @@ use crate::output::emit;
 
 pub fn run(r: &RepoArgs) -> Result<()> {
     let rt = runtime()?;
-    let repo = r.repository(&rt)?;
+    let repo = r.repository_or_new(&rt)?;
     rt.block_on(repo.init())?;
     emit(r.json, json!({ "initialized": repo.names() }), || {
         format!("initialized {}", repo.names().join(", "))

@@ -46,6 +46,12 @@ pub fn run(a: &Args) -> Result<()> {
     });
     p.finish_and_clear();
     let (space, plan, verification) = res?;
+    // never silent: a newer state may be in what could not be read
+    for u in &plan.unavailable {
+        eprintln!(
+            "warning: could not read {u}; restored from the other destinations (a newer state may be there)"
+        );
+    }
     let took = started.elapsed();
     let bytes = snapshot::encode(&space, 0);
     if let Some(path) = &a.out {
@@ -92,6 +98,7 @@ pub fn run(a: &Args) -> Result<()> {
             "took_ms": took.as_millis() as u64,
             "out": a.out.as_ref().map(|p| p.display().to_string()),
             "to": a.to,
+            "unavailable": plan.unavailable,
         }),
         || {
             let mut s = format!(
@@ -102,6 +109,7 @@ pub fn run(a: &Args) -> Result<()> {
                 space.digest()
             );
             let _ = write!(s, "\n{verification}");
+
             if let Some(p) = &a.out {
                 let _ = write!(s, "\nwrote {}", p.display());
             }
