@@ -49,6 +49,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let res = run_in(args, &dir);
     if temporary {
         let _ = fs::remove_dir_all(&dir);
+        if res.is_ok() {
+            println!("(a temporary directory, removed again: `--dir DIR` keeps it)");
+        }
     }
     res
 }

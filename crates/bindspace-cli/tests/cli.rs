@@ -191,3 +191,18 @@ fn migrate_plan_and_apply_a_snapshot() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown feature \"nope\""));
 }
+
+/// Issue 16, item 7: without `--dir` the demo's repository is temporary and removed on
+/// exit; it says so rather than printing a path that is gone.
+#[test]
+fn a_temporary_demo_says_its_repository_is_gone() {
+    let out = bindspace()
+        .args([
+            "demo", "--rounds", "1", "--ops", "50", "--words", "4", "--fill", "0.01",
+        ])
+        .output()
+        .expect("run bindspace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("removed again"), "{stdout}");
+}

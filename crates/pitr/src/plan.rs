@@ -313,7 +313,16 @@ pub(crate) fn plan_from(
                 .iter()
                 .flat_map(|m| &m.restore_points)
                 .find(|p| &p.name == name)
-                .ok_or_else(|| not(format!("no catalog names a restore point {name:?}")))?;
+                .ok_or_else(|| {
+                    not(if inv.unavailable.is_empty() {
+                        format!("no catalog names a restore point {name:?}")
+                    } else {
+                        format!(
+                            "no readable catalog names a restore point {name:?} (could not read: {})",
+                            inv.unavailable.join("; ")
+                        )
+                    })
+                })?;
             // every catalog that names it must name the same state
             if let Some(other) = inv
                 .manifests

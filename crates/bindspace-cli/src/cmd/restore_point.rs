@@ -77,7 +77,11 @@ pub fn run(p: PointOp) -> Result<()> {
                     rp.root.as_deref().unwrap_or(
                         "not recorded (the version lies between recorded points: the engine's own restore points record one)"
                     )
-                )
+                ) + if version.is_none() {
+                    "\n(no --version: the newest restorable version, which is the last one archived; writes since are not in it)"
+                } else {
+                    ""
+                }
             })
         }
         PointOp::List(r) => {

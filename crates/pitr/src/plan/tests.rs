@@ -209,6 +209,21 @@ async fn a_restore_point_target_resolves_through_the_catalog() {
         err.to_string().contains("the catalogs disagree about it"),
         "{err}"
     );
+    // a catalog that cannot be read is named: the point may be in it
+    let unreadable = FaultyStore::new(memory());
+    put(&*unreadable, full(10), 100).await;
+    unreadable.inject(Op::ReadManifest, Fault::Fail, None);
+    let err = plan(
+        vec![unreadable as Arc<dyn BackupStore>],
+        &Target::RestorePoint("before-deploy".into()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("no readable catalog names")
+            && err.to_string().contains("could not read"),
+        "{err}"
+    );
     // the same point in both: fine
     let agree = memory();
     agree.commit_manifest(0, &m).await.unwrap();
