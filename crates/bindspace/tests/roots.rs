@@ -464,3 +464,56 @@ fn a_damaged_frame_in_an_archived_segment_fails_the_restore_even_for_a_time_targ
         assert!(err.to_string().contains(&r.id.to_string()), "{t}: {err}");
     }
 }
+
+/// Issue 16, item 8: an artifact that no store serves intact (its bytes damaged on
+/// disk) is planned around when another path to the same state exists: with the
+/// incremental at 40 bad, version 50 and the latest come from the full at 20 and the
+/// WAL, and are the states they were before the damage.
+#[test]
+fn a_damaged_artifact_is_planned_around_when_another_path_exists() {
+    let s = setup();
+    let restored = |t: Target| {
+        s.rt.block_on(async {
+            let plan = bindspace_pitr::plan(&s.stores, &t).await?;
+            bindspace_pitr::restore(&plan).await
+        })
+        .map(|sp| (sp.version(), sp.digest()))
+    };
+    let before: Vec<_> = [Target::Version(50), Target::Latest]
+        .into_iter()
+        .map(|t| restored(t).unwrap())
+        .collect();
+    let (id, _) = s.artifact(ArtifactKind::Delta, 40);
+    // flip a byte of its file in the repository directory
+    let file = walk(s._dir.path())
+        .into_iter()
+        .find(|p| {
+            p.to_string_lossy().contains("/deltas/")
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&id.key_name())
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[HEADER_LEN + 3] ^= 0x01;
+    std::fs::write(&file, bytes).unwrap();
+    let after: Vec<_> = [Target::Version(50), Target::Latest]
+        .into_iter()
+        .map(|t| restored(t).unwrap())
+        .collect();
+    assert_eq!(after, before);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -109,6 +109,9 @@ pub struct Verification {
     pub checked: usize,
     /// Artifacts that carried their own prefix digests (checked as they decoded).
     pub self_checked: usize,
+    /// Artifacts no store served intact, which the restore planned around (another
+    /// path to the same state).
+    pub planned_around: Vec<String>,
 }
 
 impl Verification {
@@ -132,7 +135,15 @@ impl std::fmt::Display for Verification {
             f,
             "; {} recorded roots checked on the way, {} artifacts checked their own",
             self.checked, self.self_checked
-        )
+        )?;
+        if !self.planned_around.is_empty() {
+            write!(
+                f,
+                "; planned around {} (no store served it intact)",
+                self.planned_around.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -169,8 +180,49 @@ pub async fn restore(plan: &RestorePlan) -> Result<BindSpace> {
     restore_verified(plan).await.map(|(s, _)| s)
 }
 
-/// [`restore`], with what it proved about the result.
+/// [`restore`], with what it proved about the result. An artifact that no store serves
+/// intact is planned around (the target again, without it) while another path exists;
+/// the restore fails only when none does.
 pub async fn restore_verified(plan: &RestorePlan) -> Result<(BindSpace, Verification)> {
+    let mut exclude: std::collections::BTreeSet<bindspace_catalog::ArtifactRef> =
+        std::collections::BTreeSet::new();
+    let mut current = plan.clone();
+    loop {
+        let err = match run_plan(&current).await {
+            Ok((space, mut v)) => {
+                v.planned_around = exclude.iter().map(|r| r.id.to_string()).collect();
+                return Ok((space, v));
+            }
+            Err(e) => e,
+        };
+        let Error::Fetch { artifact, .. } = &err else {
+            return Err(err);
+        };
+        let Some(bad) = current
+            .steps()
+            .find(|s| &s.artifact.id.to_string() == artifact)
+            .map(|s| s.artifact)
+        else {
+            return Err(err);
+        };
+        if !exclude.insert(bad) || exclude.len() > 8 {
+            return Err(err);
+        }
+        match crate::plan::replan(plan, &exclude).await {
+            // the same reach, or nothing: "latest" without the newest artifact would
+            // quietly be an older state
+            Ok(p) if p.version == plan.version => {
+                tracing::warn!(artifact = %bad.id, plan = %p, "no store serves it intact: planned around it");
+                current = p;
+            }
+            // no other path: the fetch failure is the reason
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Runs one plan: base, deltas, WAL, checked on the way.
+async fn run_plan(plan: &RestorePlan) -> Result<(BindSpace, Verification)> {
     let steps: Vec<Step> = plan.steps().cloned().collect();
     let n_deltas = plan.deltas.len();
     let mut space: Option<BindSpace> = None;
@@ -260,6 +312,7 @@ pub async fn restore_verified(plan: &RestorePlan) -> Result<(BindSpace, Verifica
         verified_by,
         checked,
         self_checked,
+        planned_around: Vec::new(),
     };
     tracing::info!(version = v.version, verification = %v, "restored");
     Ok((space, v))

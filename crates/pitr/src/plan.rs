@@ -231,6 +231,17 @@ pub async fn plan_on(
     plan_from(sources, inv, target, timeline)
 }
 
+/// `plan` made again without the artifacts in `exclude` (each failed verification in
+/// every store that held it): another path to the same target, if there is one.
+pub(crate) async fn replan(
+    plan: &RestorePlan,
+    exclude: &std::collections::BTreeSet<ArtifactRef>,
+) -> Result<RestorePlan> {
+    let mut inv = Inventory::take(&plan.sources).await;
+    inv.artifacts.retain(|r, _| !exclude.contains(r));
+    plan_from(plan.sources.clone(), inv, &plan.target, Some(plan.timeline))
+}
+
 /// The timelines every readable catalog records, merged; catalogs that disagree about
 /// a timeline are refused (two histories would be mixed).
 pub(crate) fn merged_timelines(manifests: &[Manifest]) -> std::result::Result<Manifest, String> {
