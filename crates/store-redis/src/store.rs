@@ -375,11 +375,16 @@ impl BackupStore for RedisBackupStore {
                 let mut pipe = redis::pipe();
                 for k in i..end {
                     let part = bytes.slice(k * chunk..((k + 1) * chunk).min(bytes.len()));
+                    // NX: the chunk keys are named by the content's blake3, so one that
+                    // exists holds these bytes already, and may be a committed copy's
+                    // (an expiry put on it would delete the live artifact if this
+                    // commit never ran)
                     pipe.cmd("SET")
                         .arg(format!("{prefix}{k}"))
                         .arg(part.as_ref())
                         .arg("PX")
                         .arg(ttl_ms)
+                        .arg("NX")
                         .ignore();
                 }
                 let last = end == n;

@@ -278,3 +278,49 @@ async fn a_redis_chain_restores_after_copying_it_anywhere() {
     let space = conformance::write_chain(&store, 11, 5).await;
     assert_eq!(conformance::restore_chain(&store).await, space);
 }
+
+/// Issue 16, item 10: re-sending an artifact the store already holds never puts an
+/// expiry on the live copy's chunks (when the re-send's commit did not run, the listed
+/// artifact lost its chunks within the staging TTL). Here the re-send's staging expires
+/// at once, one chunk per round trip, so its commit cannot run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_sending_an_artifact_leaves_the_live_copy_without_an_expiry() {
+    let Some(url) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let prefix = unique_prefix("resend");
+    let store = RedisBackupStore::connect(&url, small_chunks(prefix.clone()))
+        .await
+        .unwrap();
+    let id = ArtifactId::delta(3, 4);
+    let bytes: Bytes = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    let r = store.put(id, bytes.clone()).await.unwrap();
+    let mut c = raw(&url).await;
+    let chunk_prefix: String = redis::cmd("HGET")
+        .arg(store.meta_key(id))
+        .arg("chunk_prefix")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let hasty = RedisBackupStore::connect(
+        &url,
+        RedisOptions {
+            staging_ttl: std::time::Duration::from_millis(1),
+            pipeline_bytes: 1 << 20,
+            ..small_chunks(prefix)
+        },
+    )
+    .await
+    .unwrap();
+    let _ = hasty.put(id, bytes.clone()).await; // its own staging may have expired
+    for k in 0..3 {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("{chunk_prefix}{k}"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(ttl, -1, "chunk {k} of the live copy has an expiry");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(store.get(&r).await.unwrap(), bytes);
+}
