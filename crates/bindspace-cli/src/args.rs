@@ -53,11 +53,14 @@ impl RepoArgs {
     /// A `file://` destination names a directory that exists (opening one creates it).
     fn check_local_paths(&self) -> Result<()> {
         for url in &self.repo {
-            if let Some(path) = url.strip_prefix("file://")
-                && !std::path::Path::new(path).exists()
+            if let Ok(u) = url::Url::parse(url)
+                && u.scheme() == "file"
+                && let Ok(path) = u.to_file_path()
+                && !path.exists()
             {
                 anyhow::bail!(
-                    "no repository at {url}: {path} does not exist (check the URL; `bindspace init` creates a repository)"
+                    "no repository at {url}: {} does not exist (check the URL; `bindspace init` creates a repository)",
+                    path.display()
                 );
             }
         }
@@ -72,12 +75,17 @@ fn check_exists(
     stores: &[Arc<dyn bindspace_catalog::BackupStore>],
     urls: &[String],
 ) -> Result<()> {
+    // a catalog, an unreadable store, or artifacts without a catalog (a lost catalog:
+    // restores still plan from what the store lists)
     let mut found = false;
     for s in stores {
-        match rt.block_on(s.read_manifest()) {
-            Ok(Some(_)) | Err(_) => found = true,
-            Ok(None) => {}
-        }
+        found |= match rt.block_on(s.read_manifest()) {
+            Ok(Some(_)) | Err(_) => true,
+            Ok(None) => bindspace_catalog::ArtifactKind::ALL.iter().any(|k| {
+                rt.block_on(s.list(*k, 0, u64::MAX))
+                    .map_or(true, |l| !l.is_empty())
+            }),
+        };
     }
     if !found {
         anyhow::bail!(

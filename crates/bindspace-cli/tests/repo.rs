@@ -606,4 +606,10 @@ fn a_wrong_url_or_a_skipped_destination_is_said() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["unavailable"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["digest"], shadow.digest().to_string());
+    // a destination whose catalog is lost but whose artifacts are there is still a
+    // repository: the restore plans from what it lists
+    std::fs::remove_dir_all(a.join("catalog")).unwrap();
+    let only_a = &urls[0];
+    let r = json(only_a, &["restore", "--latest", "--timeline", "1"]);
+    assert_eq!(r["digest"], shadow.digest().to_string());
 }

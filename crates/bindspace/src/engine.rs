@@ -377,11 +377,19 @@ fn settle_timeline(
                 now_us,
                 Some(token.clone()),
             ))?;
+            // the creator takes its own claim, by the same conditional commit a reopen
+            // would: a copy of this directory that got there first keeps the timeline,
+            // and this one stops (a reopen branches anew; at worst a crash right here
+            // leaves an unused timeline, never two writers on one)
+            if rt.block_on(repo.take_claim(rec.id, &token))?.is_none() {
+                return Err(Error::Config(format!(
+                    "timeline {} was taken up by a copy of {} while it was being created: reopen to branch anew",
+                    rec.id,
+                    dir.path().display()
+                )));
+            }
             dir.set_timeline(rec.id)?;
             dir.clear_pending_timeline()?;
-            if let Err(e) = rt.block_on(repo.release_claim(rec.id, &token)) {
-                tracing::warn!(timeline = rec.id, error = %e, "the timeline's claim stays in the catalog");
-            }
             tracing::warn!(
                 timeline = rec.id,
                 parent,
@@ -512,12 +520,14 @@ impl Engine {
         let history =
             bindspace_catalog::History::of(&m, self.inner.timeline).map_err(Error::Config)?;
         let now = self.version();
-        if !m
-            .entries
-            .iter()
-            .any(|e| e.kind == BackupKind::Full && e.to_version <= now && history.uses(&e.artifact))
-        {
-            self.backup_now(BackupKind::Full)?;
+        let has_base = m.entries.iter().any(|e| {
+            e.kind == BackupKind::Full && e.to_version <= now && history.uses(&e.artifact)
+        });
+        if !has_base && self.backup_now(BackupKind::Full)?.is_none() {
+            return Err(Error::Config(format!(
+                "restore point {name:?}: no full backup at or below version {now} on timeline {} and none could be taken",
+                self.inner.timeline
+            )));
         }
         let (v, root) = self.inner.ds.restore_point_rooted(name)?;
         self.inner
@@ -637,8 +647,11 @@ impl Inner {
     pub(crate) fn archive(&self) -> Result<usize> {
         let _one = lock(&self.archiving);
         let wal = self.ds.wal();
-        wal.roll()?;
+        // a log that cannot roll (poisoned) still archives what is sealed: those
+        // segments hold acknowledged writes
+        let rolled = wal.roll();
         let n = wal.archive_sealed(&self.archiver())?;
+        rolled?;
         let last = wal.sealed_segments().last().map(|s| s.1).unwrap_or(0);
         let mut s = lock(&self.status);
         s.segments_archived += n as u64;

@@ -214,7 +214,14 @@ pub fn abandoned(
         .into_iter()
         .filter(|t| m.expiry(*t).is_none())
         .collect();
-    let most_recent = live.iter().copied().max_by_key(|t| (activity(*t), *t));
+    // the most recently active among those whose activity could be read (an unreadable
+    // one, at u64::MAX, is never expired, but must not take this place from the
+    // timeline really being written)
+    let most_recent = live
+        .iter()
+        .copied()
+        .filter(|t| activity(*t) != u64::MAX)
+        .max_by_key(|t| (activity(*t), *t));
     live.into_iter()
         .filter(|t| Some(*t) != most_recent)
         .filter(|t| !m.restore_points.iter().any(|p| p.guaranteed && p.timeline == *t))
@@ -581,6 +588,14 @@ mod tests {
         };
         let q = plan_with(&m, &policy, 1_000 * day, &decided);
         assert_eq!(q.expire, p.expire);
+        // a timeline whose archived WAL could not be read (u64::MAX) is never expired,
+        // and does not take "most recently active" from the timeline really written
+        let unknown = Evidence {
+            wal_activity_us: BTreeMap::from([(1, u64::MAX)]),
+            ..Evidence::default()
+        };
+        let p = plan_with(&m, &policy, 1_000 * day, &unknown);
+        assert!(p.expire.is_empty(), "{p:?}");
         // a guaranteed restore point keeps its timeline from expiring
         m.restore_points.push(crate::RestorePoint {
             name: "keep".into(),

@@ -195,9 +195,14 @@ pub async fn restore_verified(plan: &RestorePlan) -> Result<(BindSpace, Verifica
             }
             Err(e) => e,
         };
-        let Error::Fetch { artifact, .. } = &err else {
+        // only damage is planned around: a store that could not be reached may serve
+        // the artifact on a retry, and a time target's result depends on the path
+        let Error::Fetch { artifact, failures } = &err else {
             return Err(err);
         };
+        if plan.time_limit.is_some() || failures.iter().any(|f| f.error.kind().is_retryable()) {
+            return Err(err);
+        }
         let Some(bad) = current
             .steps()
             .find(|s| &s.artifact.id.to_string() == artifact)

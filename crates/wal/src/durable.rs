@@ -264,6 +264,9 @@ impl DurableSpace {
         let first = last + 1 - ops.len() as u64 - u64::from(ops.len() > 1);
         let mut s = lock(&self.space);
         while s.version() + 1 != first {
+            if let Some(reason) = self.wal.poisoned() {
+                return Err(Error::Poisoned { reason });
+            }
             s = wait(&self.applied, s);
         }
         let commit = ops.len() > 1;
@@ -275,9 +278,10 @@ impl DurableSpace {
                 op: crate::RecordOp::Op(op),
             };
             if let Err(e) = apply_record(&mut s, &rec) {
-                // validated above, so a bug: never leave the writers after this one
-                // waiting for a version that will not come
-                s.set_version(last);
+                // validated above, so a bug: the space and the log are out of step. The
+                // log stops acknowledging, and the writers waiting behind this one are
+                // woken to see it (never half a batch made visible)
+                self.wal.poison(format!("applying version {v} failed: {e}"));
                 drop(s);
                 self.applied.notify_all();
                 return Err(e);

@@ -538,6 +538,17 @@ impl Wal {
         &self.inner.dir
     }
 
+    /// Stops the log acknowledging anything until it is reopened (a caller found the
+    /// state and the log out of step).
+    pub fn poison(&self, reason: String) {
+        self.inner.gc.poison(reason);
+    }
+
+    /// Why the log is poisoned, if it is.
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner.gc.poisoned()
+    }
+
     /// Seals the current segment now if it holds records, so it can be archived
     /// (bounds the recovery point when archiving on a timer).
     pub fn roll(&self) -> Result<()> {
@@ -602,6 +613,20 @@ impl Wal {
     fn archive_one(&self, m: &SegmentMeta, archiver: &dyn Archiver) -> Result<bool> {
         let _span = tracing::info_span!("wal.archive", first = m.first, last = m.last).entered();
         let bytes = std::fs::read(&m.path).map_err(Error::io("read segment", &m.path))?;
+        let seg = SealedSegment {
+            first_version: m.first,
+            last_version: m.last,
+            blake3: *blake3::hash(&bytes).as_bytes(),
+            len: bytes.len() as u64,
+        };
+        let err = |source| Error::Archive {
+            first: m.first,
+            last: m.last,
+            source,
+        };
+        if archiver.contains(&seg).map_err(err)? {
+            return Ok(false);
+        }
         // damage is never archived as if it were healthy: the archive is what restores
         let scan = segment::scan(&bytes, m.first, |_| {});
         let bad = match (&scan.problem, scan.last_version) {
@@ -619,20 +644,7 @@ impl Wal {
                 detail: format!("{detail}; not archived"),
             });
         }
-        let seg = SealedSegment {
-            first_version: m.first,
-            last_version: m.last,
-            blake3: *blake3::hash(&bytes).as_bytes(),
-            len: bytes.len() as u64,
-        };
-        let err = |source| Error::Archive {
-            first: m.first,
-            last: m.last,
-            source,
-        };
-        if archiver.contains(&seg).map_err(err)? {
-            return Ok(false);
-        }
+
         archiver.archive(&seg, &bytes).map_err(err)?;
         if !archiver.contains(&seg).map_err(err)? {
             return Err(err(
