@@ -332,13 +332,18 @@ impl Wal {
                     }
                     let moved_to = dir.join(format!("salvaged-{:020}-{}", first, p.offset));
                     std::fs::create_dir_all(&moved_to).map_err(Error::io("create", &moved_to))?;
-                    std::fs::write(moved_to.join("tail.bin"), &bytes[p.offset..])
+                    sync_dir(&dir)?;
+                    // durable before anything is cut: the tail (fsynced), the moved
+                    // segments (both directories fsynced after the renames)
+                    crate::fsio::write_atomic_bytes(&moved_to.join("tail.bin"), &bytes[p.offset..])
                         .map_err(Error::io("save salvaged tail", &moved_to))?;
                     for (_, later) in &found[i + 1..] {
                         let to = moved_to.join(later.file_name().expect("segment file name"));
                         std::fs::rename(later, &to)
                             .map_err(Error::io("move salvaged segment", later))?;
                     }
+                    sync_dir(&moved_to)?;
+                    sync_dir(&dir)?;
                     tracing::warn!(segment = %path.display(), offset = p.offset, %detail, "WAL salvaged: kept only the records before a corrupt frame");
                     rec.salvaged = Some(Salvaged {
                         segment: path.clone(),
