@@ -330,6 +330,9 @@ impl Inner {
     /// After a full at `version`: the local checkpoint file, then local WAL segments at
     /// or below it leave the disk (only once archived everywhere).
     fn local_checkpoint(&self, bytes: &Bytes, version: u64) -> Result<()> {
+        // the log first: under `sync = interval` or `never` the records up to `version`
+        // may not be on disk yet, and a checkpoint ahead of the log refuses to reopen
+        self.ds.wal().sync()?;
         self.dir.write_checkpoint(bytes)?;
         let _one = lock(&self.archiving);
         self.ds.wal().checkpoint(version, &self.archiver())?;

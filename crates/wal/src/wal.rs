@@ -543,6 +543,24 @@ impl Wal {
         &self.inner.dir
     }
 
+    /// Makes everything written durable now, whatever the sync policy (before a
+    /// checkpoint file that holds these versions is written: it must never be ahead of
+    /// the log on disk). A failed sync poisons the log.
+    pub fn sync(&self) -> Result<()> {
+        if let Some(reason) = self.inner.gc.poisoned() {
+            return Err(Error::Poisoned { reason });
+        }
+        let mut w = lock(&self.inner.writer);
+        if let Err(e) = w.file.sync_data() {
+            let reason = format!("fdatasync before a checkpoint failed: {e}");
+            self.inner.gc.poison(reason.clone());
+            return Err(Error::Poisoned { reason });
+        }
+        w.unsynced = false;
+        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Stops the log acknowledging anything until it is reopened (a caller found the
     /// state and the log out of step).
     pub fn poison(&self, reason: String) {

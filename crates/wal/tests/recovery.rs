@@ -416,3 +416,16 @@ fn timestamps_never_go_back_across_a_restart() {
     .unwrap();
     assert_eq!(stamps, vec![5_000_000, 5_000_000]);
 }
+
+/// Issue 16, item 12: `Wal::sync` makes what was written durable under any policy (the
+/// engine calls it before writing a checkpoint file, which must never be ahead of the
+/// log on disk).
+#[test]
+fn sync_forces_an_fdatasync_under_any_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), opts(64 << 20)).unwrap(); // SyncPolicy::Never
+    wal.append(&[op(1)]).unwrap();
+    assert_eq!(wal.stats().syncs, 0);
+    wal.sync().unwrap();
+    assert_eq!(wal.stats().syncs, 1);
+}
