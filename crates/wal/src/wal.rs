@@ -83,14 +83,20 @@ impl std::fmt::Debug for WalOptions {
     }
 }
 
-/// A torn tail that recovery cut off: an incomplete or damaged last frame, or a batch
-/// whose commit never made it to disk. Nothing in it was ever acknowledged.
+/// A tail that recovery cut off: an incomplete or damaged last frame, or a batch whose
+/// commit never made it to disk. Usually a write a crash interrupted (never
+/// acknowledged); but a whole frame that fails its checksum can also be an
+/// acknowledged record damaged on disk afterwards, which the log alone cannot tell
+/// apart. So the cut bytes are never destroyed: they are kept in `kept`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TailTruncated {
     /// The segment file.
     pub segment: PathBuf,
     /// Bytes removed.
     pub bytes: u64,
+    /// Where the removed bytes were kept (`cut-<first>-<offset>.bin` beside the
+    /// segments), when there were frame bytes to keep.
+    pub kept: Option<PathBuf>,
 }
 
 /// What `salvage` discarded.
@@ -288,6 +294,7 @@ impl Wal {
                     rec.tail_truncated = Some(TailTruncated {
                         segment: path.clone(),
                         bytes: bytes.len() as u64,
+                        kept: None,
                     });
                     rec.segments -= 1;
                     continue;
@@ -361,12 +368,23 @@ impl Wal {
                 cut_at = Some(cut_at.map_or(off, |c| c.min(off)));
             }
             if let Some(off) = cut_at {
+                // kept first, durably: the cut may hold an acknowledged record damaged
+                // after the fact (salvage keeps its own copy)
+                let kept = if rec.salvaged.is_none() && off < bytes.len() {
+                    let to = dir.join(format!("cut-{first:020}-{off}.bin"));
+                    crate::fsio::write_atomic_bytes(&to, &bytes[off..])
+                        .map_err(Error::io("keep the cut tail", &to))?;
+                    Some(to)
+                } else {
+                    None
+                };
                 truncate(path, off as u64)?;
                 if rec.salvaged.is_none() {
-                    tracing::warn!(segment = %path.display(), bytes = bytes.len() - off, "WAL torn tail truncated");
+                    tracing::warn!(segment = %path.display(), bytes = bytes.len() - off, kept = ?kept, "WAL tail cut (kept aside)");
                     rec.tail_truncated = Some(TailTruncated {
                         segment: path.clone(),
                         bytes: (bytes.len() - off) as u64,
+                        kept,
                     });
                 }
             }

@@ -429,3 +429,35 @@ fn sync_forces_an_fdatasync_under_any_policy() {
     wal.sync().unwrap();
     assert_eq!(wal.stats().syncs, 1);
 }
+
+/// Issue 16, item 5 (part): an acknowledged record damaged on disk afterwards looks like
+/// a torn tail to recovery, which cuts it; the cut bytes are never destroyed but kept
+/// beside the segments, and the report says they may have been acknowledged.
+#[test]
+fn a_cut_tail_is_kept_not_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = WalOptions {
+        sync: SyncPolicy::Always,
+        ..opts(64 << 20)
+    };
+    let (wal, _) = Wal::open(dir.path(), o.clone()).unwrap();
+    for i in 1..=20 {
+        wal.append(&[op(i)]).unwrap();
+    }
+    drop(wal);
+    let seg = dir.path().join(segment::file_name(1));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x10; // the body of the last frame
+    std::fs::write(&seg, &bytes).unwrap();
+    let (_, rec) = Wal::open(dir.path(), o).unwrap();
+    assert_eq!(rec.last_version, 19);
+    let cut = rec.tail_truncated.unwrap();
+    let kept = std::fs::read(cut.kept.unwrap()).unwrap();
+    assert_eq!(kept.len() as u64, cut.bytes);
+    assert_eq!(
+        &kept[..],
+        &bytes[n - kept.len()..],
+        "the damaged frame, byte for byte"
+    );
+}
