@@ -39,16 +39,24 @@ fn mount_tmpfs(dir: &Path, size: &str) -> Result<Mount, String> {
     Ok(Mount(dir.to_path_buf()))
 }
 
+/// A tmpfs of `size` on `dir`; `None` (after saying why) where a plain `cargo test`
+/// without root cannot mount one. Under CI or xtask it must.
+fn tmpfs_or_skip(dir: &Path, size: &str) -> Option<Mount> {
+    match mount_tmpfs(dir, size) {
+        Ok(m) => Some(m),
+        Err(why) if !must_not_skip() => {
+            eprintln!("SKIP disk_full: {why} (needs root; runs under CI and cargo xtask test)");
+            None
+        }
+        Err(why) => panic!("disk-full test cannot set up its file system: {why}"),
+    }
+}
+
 #[test]
 fn a_full_disk_poisons_the_log_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let _mount = match mount_tmpfs(dir.path(), "192k") {
-        Ok(m) => m,
-        Err(why) if !must_not_skip() => {
-            eprintln!("SKIP disk_full: {why} (needs root; runs under CI and cargo xtask test)");
-            return;
-        }
-        Err(why) => panic!("disk-full test cannot set up its file system: {why}"),
+    let Some(_mount) = tmpfs_or_skip(dir.path(), "192k") else {
+        return;
     };
     let wal_dir = dir.path().join("wal");
     let opts = WalOptions {
@@ -111,13 +119,8 @@ fn a_full_disk_poisons_the_log_and_loses_nothing_acknowledged() {
 #[test]
 fn a_failed_roll_poisons_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let _mount = match mount_tmpfs(dir.path(), "128k") {
-        Ok(m) => m,
-        Err(why) if !must_not_skip() => {
-            eprintln!("SKIP disk_full: {why} (needs root; runs under CI and cargo xtask test)");
-            return;
-        }
-        Err(why) => panic!("disk-full test cannot set up its file system: {why}"),
+    let Some(_mount) = tmpfs_or_skip(dir.path(), "128k") else {
+        return;
     };
     let wal_dir = dir.path().join("wal");
     let opts = WalOptions {
