@@ -12,10 +12,12 @@
 //!   fails, delays, corrupts or truncates chosen calls and counts every call, so tests
 //!   can inject store faults deterministically and assert how many listings an
 //!   operation made.
+//! - [`shadow::follow`]: a shadow space kept at an engine's versions.
 
 pub mod env;
 pub mod faulty;
 pub mod servers;
+pub mod shadow;
 
 pub use env::{must_not_skip, service_env, unique_name};
 pub use faulty::{Fault, FaultyStore, Op};
