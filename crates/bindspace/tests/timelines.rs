@@ -580,3 +580,49 @@ fn a_checkpoint_below_the_archived_wal_branches_even_past_the_last_backup() {
     assert_eq!(e2.timeline(), 2);
     assert_eq!(repo.branches(), vec![(2, 1, 20)]);
 }
+
+/// An engine refuses to open on a timeline retention expired, naming why (its backups
+/// and WAL archive would be refused, or swept away).
+#[test]
+fn an_engine_refuses_to_open_on_an_expired_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(vec![format!(
+        "file://{}",
+        dir.path().join("repo").display()
+    )]);
+    let mut oracle = Oracle::new();
+    let d1 = tempfile::tempdir().unwrap();
+    let e1 = repo.open(d1.path());
+    write(&e1, &repo, &mut oracle, 30, 0, &[(10, BackupKind::Full)]);
+    e1.close().unwrap();
+    let d2 = repo.seed_dir(1, 20, true);
+    let e2 = repo.open(d2.path());
+    assert_eq!(e2.timeline(), 2);
+    write(&e2, &repo, &mut oracle, 25, 1, &[(22, BackupKind::Full)]);
+    e2.close().unwrap();
+    repo.clock.advance(3 * 86_400_000_000);
+    let repository =
+        bindspace_catalog::Repository::new(repo.stores.clone(), repo.clock.clone(), "test")
+            .unwrap();
+    let policy = bindspace_catalog::RetentionPolicy {
+        keep_all_within_us: 100 * 86_400_000_000,
+        expire_abandoned_after_us: Some(86_400_000_000),
+        ..bindspace_catalog::RetentionPolicy::default()
+    };
+    let now = bindspace_core::Clock::now_us(&*repo.clock);
+    let (plan, _) = repo
+        .rt
+        .block_on(repository.apply_retention(&policy, now))
+        .unwrap();
+    assert_eq!(
+        plan.expire.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![1]
+    );
+    let err = repo.try_open(d1.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("timeline 1 was expired by the retention policy"),
+        "{err}"
+    );
+    // timeline 2 goes on
+    assert_eq!(repo.open(d2.path()).timeline(), 2);
+}
