@@ -20,7 +20,9 @@ cargo xtask <task>
   test                 everything CI checks: doctor, fmt, tidy, layering, one
                        build of all targets linted by clippy -D warnings, the
                        workspace tests (nextest), doc tests, loom, cargo deny
-  crash [--kills N]    the WAL crash test: kill a writer N times (default 1000)
+  crash [--kills N] [--power-losses M]
+                       the WAL crash tests: kill a writer N times (default 1000),
+                       and M seeded power losses on a simulated disk (default 10000)
   bench [ARGS..]       criterion benches (ARGS go to `cargo bench`), then the
                        ratio table; `--all` adds the store, warm-tier, PITR and
                        Lance benches (servers started here), `--lance` only Lance;
@@ -390,6 +392,7 @@ pub fn target_dir() -> PathBuf {
 
 fn crash(args: &[String]) -> Result<()> {
     let kills = flag_value(args, "--kills")?.unwrap_or(1000);
+    let seeds = flag_value(args, "--power-losses")?.unwrap_or(10_000);
     run(cargo()
         .args([
             "nextest",
@@ -398,9 +401,12 @@ fn crash(args: &[String]) -> Result<()> {
             "bindspace-wal",
             "--test",
             "crash",
+            "--test",
+            "power_loss",
             "--no-capture",
         ])
         .env("BINDSPACE_CRASH_KILLS", kills.to_string())
+        .env("BINDSPACE_POWER_LOSS_SEEDS", seeds.to_string())
         .env("BINDSPACE_XTASK", "1"))
 }
 

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use bindspace_core::{BindSpace, SchemaVersion, snapshot};
+use bindspace_wal::fsio::Fs;
 
 use crate::error::io;
 use crate::{BackupConfig, Error, Result};
@@ -109,6 +110,47 @@ impl DataDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io(format!("removing {}", path.display()))(e)),
         }
+    }
+
+    /// Tails the WAL cut that may hold acknowledged versions (`wal/cut-*.bin`) and no
+    /// new timeline has settled yet: the engine branches before writing on.
+    pub fn unsettled_cuts(&self) -> Result<Vec<PathBuf>> {
+        let wal = self.wal();
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&wal) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(format!("listing {}", wal.display()))(e)),
+        };
+        for e in entries {
+            let p = e.map_err(io(format!("listing {}", wal.display())))?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with("cut-") && name.ends_with(".bin") {
+                out.push(p);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Marks cut tails as settled by the branch to `timeline`: renamed
+    /// `settled-t<timeline>-cut-*.bin`, kept.
+    pub fn settle_cuts(&self, cuts: &[PathBuf], timeline: u32) -> Result<()> {
+        for c in cuts {
+            let name = c.file_name().and_then(|n| n.to_str()).unwrap_or("cut.bin");
+            let to = c.with_file_name(format!("settled-t{timeline}-{name}"));
+            match std::fs::rename(c, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(format!("renaming {}", c.display()))(e)),
+            }
+        }
+        if !cuts.is_empty() {
+            bindspace_wal::fsio::RealFs
+                .sync_dir(&self.wal())
+                .map_err(io(format!("syncing {}", self.wal().display())))?;
+        }
+        Ok(())
     }
 
     /// Where the checkpoint came from, if it was restored by `bindspace restore --out`.

@@ -250,6 +250,8 @@ fn settle_timeline(
                 && !m.entries.iter().any(|e| e.timeline == r.id)
         })
     });
+    let cuts = dir.unsettled_cuts()?;
+    let mut after_cut = None;
     if let Some(t) = dir.timeline()? {
         // a timeline retention expired takes nothing more (see `docs/OPERATIONS.md`)
         m.check_live(t)?;
@@ -260,7 +262,14 @@ fn settle_timeline(
                 repo.names().join(", ")
             )));
         }
-        return Ok(t);
+        if cuts.is_empty() {
+            return Ok(t);
+        }
+        // the WAL cut a tail that may hold acknowledged versions: going on under this
+        // history would give those versions new contents, so a new one starts where
+        // the log now ends (the cut is kept; see `docs/OPERATIONS.md`)
+        tracing::warn!(timeline = t, at = recovered, cuts = ?cuts, "the WAL cut a tail that may hold acknowledged writes: starting a new timeline");
+        after_cut = Some((t, recovered));
     }
     // what the repository holds: backups, archived WAL, branch points (not the one
     // this directory may be taking up)
@@ -285,8 +294,14 @@ fn settle_timeline(
                 .map(|t| t.branch_version),
         )
         .max();
-    let branch = match dir.checkpoint_origin()? {
-        Some(o) => {
+    let branch = match (after_cut, dir.checkpoint_origin()?) {
+        (Some((t, at)), _) => Some((
+            t,
+            at,
+            "the WAL cut a tail that may hold acknowledged versions",
+            None,
+        )),
+        (None, Some(o)) => {
             if o.version != base_version {
                 return Err(Error::Config(format!(
                     "the checkpoint is at version {base_version}, its origin file says version {}",
@@ -308,14 +323,19 @@ fn settle_timeline(
                     actual.root()
                 )));
             }
-            Some((o.timeline, "engine opened a restored checkpoint", o.root))
+            Some((
+                o.timeline,
+                base_version,
+                "engine opened a restored checkpoint",
+                o.root,
+            ))
         }
         // no origin and several histories: which one the state belongs to cannot be
         // told (a guess could graft it onto another history), so the operator says
-        None if m
-            .timelines
-            .iter()
-            .any(|r| Some(r.id) != claimed.map(|c| c.id)) =>
+        (None, None)
+            if m.timelines
+                .iter()
+                .any(|r| Some(r.id) != claimed.map(|c| c.id)) =>
         {
             return Err(Error::Config(format!(
                 "{} has no `timeline` file and its checkpoint no origin, and the repository holds {} timelines: restore with `bindspace restore --out` (it writes the origin), or write `timeline <n>` into {} if this directory is timeline n's own writer",
@@ -327,7 +347,7 @@ fn settle_timeline(
         // no origin, one history: a state (checkpoint plus local WAL) below what the
         // repository holds cannot continue it; one at or past it continues timeline 1
         // (a data directory of layout 1 whose WAL reaches its newest backup, a new one)
-        None if held.is_some_and(|h| recovered < h) => Some((
+        (None, None) if held.is_some_and(|h| recovered < h) => Some((
             // the one history (the record this directory may be taking up aside)
             m.timelines
                 .iter()
@@ -335,18 +355,19 @@ fn settle_timeline(
                 .map(|t| t.id)
                 .max()
                 .unwrap_or(FIRST_TIMELINE),
+            base_version,
             "engine opened a checkpoint below what the repository holds, without an origin",
             None,
         )),
-        None => None,
+        (None, None) => None,
     };
     let t = match branch {
         None => FIRST_TIMELINE,
-        Some((parent, reason, root)) => {
+        Some((parent, at, reason, root)) => {
             // the branch this directory asked for before an interruption, if it is
             // still its own (a copy of the directory may have taken it up first)
             let taken = match claimed.zip(pending.as_ref()) {
-                Some((r, p)) if (r.parent, r.branch_version) == (parent, base_version) => {
+                Some((r, p)) if (r.parent, r.branch_version) == (parent, at) => {
                     rt.block_on(repo.take_claim(r.id, &p.token))?
                 }
                 _ => None,
@@ -358,20 +379,21 @@ fn settle_timeline(
                 );
                 dir.set_timeline(rec.id)?;
                 dir.clear_pending_timeline()?;
+                dir.settle_cuts(&cuts, rec.id)?;
                 return Ok(rec.id);
             }
             // written down first: a crash before `timeline` is written finds it again
             let token = format!("{now_us:x}-{:x}", std::process::id());
             dir.set_pending_timeline(&crate::PendingTimeline {
                 parent,
-                branch_version: base_version,
+                branch_version: at,
                 created_us: now_us,
                 reason: reason.to_owned(),
                 token: token.clone(),
             })?;
             let rec = rt.block_on(repo.create_timeline_at(
                 parent,
-                base_version,
+                at,
                 reason,
                 root,
                 now_us,
@@ -393,7 +415,7 @@ fn settle_timeline(
             tracing::warn!(
                 timeline = rec.id,
                 parent,
-                at = base_version,
+                at,
                 reason,
                 "starting a new timeline"
             );
@@ -402,6 +424,8 @@ fn settle_timeline(
     };
     dir.set_timeline(t)?;
     dir.clear_pending_timeline()?;
+    // (a cut on a directory's first open: no history yet that it could contradict)
+    dir.settle_cuts(&cuts, t)?;
     Ok(t)
 }
 

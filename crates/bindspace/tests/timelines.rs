@@ -626,3 +626,62 @@ fn an_engine_refuses_to_open_on_an_expired_timeline() {
     // timeline 2 goes on
     assert_eq!(repo.open(d2.path()).timeline(), 2);
 }
+
+/// Issue 16, item 5: an acknowledged record damaged in the WAL after the fact is cut as
+/// a torn tail (the log alone cannot tell it from a torn write). The engine must not
+/// give the cut versions new contents under the same history: it starts a new timeline
+/// where the log now ends, keeps the cut, and stays on the new timeline after that.
+#[test]
+fn a_cut_that_may_hold_acknowledged_writes_starts_a_new_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(vec![format!(
+        "file://{}",
+        dir.path().join("repo").display()
+    )]);
+    let d = tempfile::tempdir().unwrap();
+    let e = repo.open(d.path());
+    for i in 1..=20u64 {
+        e.write(Addr(i as u16), Fingerprint::from_words(vec![i; 8]))
+            .unwrap();
+    }
+    let acked = e.version();
+    assert_eq!(e.timeline(), 1);
+    drop(e); // a stop without `close` (which would seal the segment)
+    // bit rot in the last frame of the newest segment
+    let wal = d.path().join("wal");
+    let newest = bindspace_wal::segment::list(&wal)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .rfind(|p| std::fs::metadata(p).unwrap().len() > 32)
+        .unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x04;
+    std::fs::write(&newest, &bytes).unwrap();
+    let e = repo.open(d.path());
+    assert_eq!(e.version(), acked - 1, "the damaged record is cut");
+    assert_eq!(
+        e.timeline(),
+        2,
+        "a new history, not version {acked} again on timeline 1"
+    );
+    assert_eq!(repo.branches(), vec![(2, 1, acked - 1)]);
+    assert_eq!(
+        e.write(Addr(200), Fingerprint::from_words(vec![7; 8]))
+            .unwrap(),
+        acked
+    );
+    e.close().unwrap();
+    let kept: Vec<String> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|x| x.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".bin"))
+        .collect();
+    assert!(
+        kept.len() == 1 && kept[0].starts_with("settled-t2-cut-"),
+        "the cut is kept, settled by timeline 2: {kept:?}"
+    );
+    // reopened, the directory stays on timeline 2
+    assert_eq!(repo.open(d.path()).timeline(), 2);
+}

@@ -13,11 +13,14 @@
 //!   can inject store faults deterministically and assert how many listings an
 //!   operation made.
 //! - [`shadow::follow`]: a shadow space kept at an engine's versions.
+//! - [`simdisk`]: a simulated disk for power-loss tests (what was synced survives;
+//!   of the rest, what a seed lets land).
 
 pub mod env;
 pub mod faulty;
 pub mod servers;
 pub mod shadow;
+pub mod simdisk;
 
 pub use env::{must_not_skip, service_env, unique_name};
 pub use faulty::{Fault, FaultyStore, Op};

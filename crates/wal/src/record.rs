@@ -30,6 +30,13 @@ pub const MAX_NAME: usize = 1024;
 
 /// `flags` bit 0: this record belongs to a batch whose `BatchCommit` follows.
 const IN_BATCH: u8 = 1;
+/// `flags` bit 1 (segment format 3): every frame before this one in the log was
+/// durable when this one was written. Set on the first frame of a group written after
+/// a sync; a damaged frame that such a later frame follows was acknowledged
+/// (corruption), one that none follows may be a write a power loss tore (a crash).
+const SYNCED_BEFORE: u8 = 2;
+/// Byte offset of `flags` in a frame.
+const FLAGS_AT: usize = FRAME_HEADER + 16;
 
 /// What a caller asks the log to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,6 +155,24 @@ pub fn encode_frame(rec: &Record, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Marks the frame at the start of `frame` (a whole, valid frame) as written after
+/// everything before it was durable (see `SYNCED_BEFORE`), and re-seals its checksum.
+pub(crate) fn mark_synced_before(frame: &mut [u8]) {
+    let len = u32::from_le_bytes(frame[0..4].try_into().expect("a frame header")) as usize;
+    frame[FLAGS_AT] |= SYNCED_BEFORE;
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(&frame[0..4]),
+        &frame[FRAME_HEADER..FRAME_HEADER + len],
+    );
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Whether the valid frame at the start of `frame` says everything before it was
+/// durable when it was written.
+pub(crate) fn is_synced_before(frame: &[u8]) -> bool {
+    frame.get(FLAGS_AT).is_some_and(|f| f & SYNCED_BEFORE != 0)
+}
+
 /// Checks an op fits in a record.
 pub fn validate_op(op: &Op) -> Result<(), String> {
     match op {
@@ -202,7 +227,7 @@ fn decode_record(b: &[u8]) -> Result<Record, String> {
     let version = u64::from_le_bytes(b[0..8].try_into().expect("prefix checked"));
     let timestamp_us = u64::from_le_bytes(b[8..16].try_into().expect("prefix checked"));
     let flags = b[16];
-    if flags & !IN_BATCH != 0 {
+    if flags & !(IN_BATCH | SYNCED_BEFORE) != 0 {
         return Err(format!("unknown flags {flags:#x}"));
     }
     let body = &b[RECORD_PREFIX..];

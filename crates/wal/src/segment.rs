@@ -3,14 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::record::{FRAME_HEADER, FrameError, Record, RecordOp, decode_frame};
+use crate::record::{FRAME_HEADER, FrameError, Record, RecordOp, decode_frame, is_synced_before};
 
 /// Segment header length.
 pub const SEGMENT_HEADER: usize = 32;
 /// Segment magic.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"BNDSWAL\0";
-/// Segment format version this build writes: 2 may hold checkpoint records (op 6).
-pub const SEGMENT_FORMAT: u16 = 2;
+/// Segment format version this build writes: 2 may hold checkpoint records (op 6);
+/// 3 marks the first frame of each group written after a sync (flags bit 1), which
+/// tells a torn unsynced write apart from damage to an acknowledged record.
+pub const SEGMENT_FORMAT: u16 = 3;
 /// The oldest segment format this build reads (1: no checkpoint records).
 pub const OLDEST_SEGMENT_FORMAT: u16 = 1;
 /// File name suffix.
@@ -66,18 +68,23 @@ pub fn file_name(first_version: u64) -> String {
 
 /// Segment files in `dir`, ascending by first version. Other files are ignored.
 pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    list_on(&crate::fsio::RealFs, dir)
+}
+
+/// [`list`] on a given file system.
+pub fn list_on(fs: &dyn crate::fsio::Fs, dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for path in fs.read_dir(dir)? {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         let Some(stem) = name.strip_suffix(SUFFIX) else {
             continue;
         };
         if stem.len() == 20
             && let Ok(v) = stem.parse::<u64>()
         {
-            out.push((v, e.path()));
+            out.push((v, path.clone()));
         }
     }
     out.sort();
@@ -91,9 +98,12 @@ pub struct Problem {
     pub offset: usize,
     /// What is wrong with it.
     pub error: FrameError,
-    /// Whether a valid frame for a later version was found after it (then it is
-    /// corruption, not a torn tail).
+    /// Whether a valid frame for a later version was found after it.
     pub valid_after: bool,
+    /// Whether one of those says everything before it was durable when it was
+    /// written (format 3): then the damaged frame had been synced, so it is
+    /// corruption, never a torn write.
+    pub synced_after: bool,
 }
 
 /// The result of validating one segment's frames.
@@ -159,11 +169,12 @@ pub fn scan(bytes: &[u8], first_version: u64, mut each: impl FnMut(&Record)) -> 
                 scan.valid_len = off;
             }
             Err(error) => {
-                let valid_after = valid_frame_after(bytes, off + 1, expected);
+                let (valid_after, synced_after) = valid_frames_after(bytes, off + 1, expected);
                 scan.problem = Some(Problem {
                     offset: off,
                     error,
                     valid_after,
+                    synced_after,
                 });
                 break;
             }
@@ -173,14 +184,31 @@ pub fn scan(bytes: &[u8], first_version: u64, mut each: impl FnMut(&Record)) -> 
     scan
 }
 
+/// Whether any offset past the header of `bytes` holds a valid frame for a version at
+/// or after `min_version` (a segment whose header is damaged: did it ever hold
+/// anything?).
+pub fn holds_valid_frame(bytes: &[u8], min_version: u64) -> bool {
+    valid_frames_after(bytes, SEGMENT_HEADER.min(bytes.len()), min_version).0
+}
+
 /// Whether any offset at or after `from` holds a valid frame for a version at or after
-/// `min_version`. Cheap filters (version range, length) run before the checksum.
-fn valid_frame_after(bytes: &[u8], from: usize, min_version: u64) -> bool {
+/// `min_version`, and whether any such frame (past `min_version`) is marked as written
+/// after everything before it was durable. Cheap filters (version range, length) run
+/// before the checksum.
+fn valid_frames_after(bytes: &[u8], from: usize, min_version: u64) -> (bool, bool) {
     let end = bytes.len().saturating_sub(FRAME_HEADER + 18);
-    (from..=end).any(|o| {
+    let mut any = false;
+    for o in from..=end {
         let v = u64::from_le_bytes(bytes[o + 8..o + 16].try_into().expect("8 bytes"));
-        v >= min_version
+        if v >= min_version
             && v < min_version.saturating_add(1 << 40)
             && decode_frame(&bytes[o..]).is_ok()
-    })
+        {
+            any = true;
+            if v > min_version && is_synced_before(&bytes[o..]) {
+                return (true, true);
+            }
+        }
+    }
+    (any, false)
 }

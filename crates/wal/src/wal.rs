@@ -1,7 +1,5 @@
 //! The log: recovery on open, group-committed appends, segment rolling, archiving.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +9,11 @@ use std::time::Duration;
 use bindspace_core::{Clock, SystemClock};
 
 use crate::archive::{Archiver, SealedSegment};
+use crate::fsio::{Fs, FsFile, FsLock, RealFs};
 use crate::group::{GroupCommit, Poisoned};
-use crate::record::{Op, Record, RecordOp, encode_frame, validate_op};
+use crate::record::{
+    FRAME_HEADER, Op, Record, RecordOp, encode_frame, mark_synced_before, validate_op,
+};
 use crate::replay::{ReplayTarget, Replayer};
 use crate::segment::{self, SEGMENT_HEADER};
 use crate::sync::{Mutex, lock};
@@ -54,6 +55,9 @@ pub struct WalOptions {
     pub verify_checkpoints: bool,
     /// Source of record timestamps.
     pub clock: Arc<dyn Clock>,
+    /// The file system the log lives on (the real one; a simulated disk in the
+    /// power-loss tests).
+    pub fs: Arc<dyn Fs>,
 }
 
 impl Default for WalOptions {
@@ -66,6 +70,7 @@ impl Default for WalOptions {
             start_version: 1,
             verify_checkpoints: true,
             clock: Arc::new(SystemClock),
+            fs: RealFs::shared(),
         }
     }
 }
@@ -94,9 +99,18 @@ pub struct TailTruncated {
     pub segment: PathBuf,
     /// Bytes removed.
     pub bytes: u64,
-    /// Where the removed bytes were kept (`cut-<first>-<offset>.bin` beside the
-    /// segments), when there were frame bytes to keep.
+    /// Where the removed bytes were kept, when there were frame bytes to keep:
+    /// `cut-<first>-<offset>.bin` beside the segments when they may hold acknowledged
+    /// records, `torn-<first>-<offset>.bin` when they cannot.
     pub kept: Option<PathBuf>,
+    /// Whether the cut may hold acknowledged records: a whole frame failed its
+    /// checksum or made no sense (bit rot of a synced record looks like that, and so
+    /// do pages of an unsynced write that landed out of order). Not when the last
+    /// frame is merely incomplete or a batch lacks its commit (the write never
+    /// finished, so it was never acknowledged). Whoever continues the log must not
+    /// give the cut versions new contents under the same history (the engine starts a
+    /// new timeline).
+    pub may_hold_acknowledged: bool,
 }
 
 /// What `salvage` discarded.
@@ -141,9 +155,13 @@ struct SegmentMeta {
 }
 
 struct Writer {
-    file: File,
+    file: Box<dyn FsFile>,
     size: u64,
+    /// Written since the last sync, for the interval syncer.
     unsynced: bool,
+    /// Everything written so far is durable (whatever the policy): the next group's
+    /// first frame says so.
+    all_durable: bool,
     segments: Vec<SegmentMeta>,
 }
 
@@ -151,7 +169,7 @@ struct Inner {
     dir: PathBuf,
     /// `LOCK` in the directory, exclusively locked while this log is open, so a second
     /// writer (another process, or the same one twice) cannot interleave frames.
-    _lock: File,
+    _lock: FsLock,
     opts: WalOptions,
     gc: GroupCommit,
     writer: Mutex<Writer>,
@@ -206,53 +224,36 @@ impl std::fmt::Debug for Wal {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("sync directory", dir))
+fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).map_err(Error::io("sync directory", dir))
 }
 
-fn create_segment(dir: &Path, first: u64) -> Result<(File, PathBuf)> {
+fn create_segment(fs: &dyn Fs, dir: &Path, first: u64) -> Result<(Box<dyn FsFile>, PathBuf)> {
     let path = dir.join(segment::file_name(first));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
+    let mut f = fs
+        .create_new(&path)
         .map_err(Error::io("create segment", &path))?;
     f.write_all(&segment::encode_header(first))
         .and_then(|_| f.sync_data())
         .map_err(Error::io("write segment header", &path))?;
-    sync_dir(dir)?;
+    sync_dir(fs, dir)?;
     Ok((f, path))
 }
 
-/// Takes the directory's `LOCK` (an advisory `flock`, released by the kernel when the
-/// process dies, so a restart after a crash never finds it stale).
-fn lock_dir(dir: &Path) -> Result<File> {
+/// Takes the directory's `LOCK` (see [`Fs::try_lock`]).
+fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<FsLock> {
     let path = dir.join("LOCK");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(Error::io("open lock file", &path))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+    match fs.try_lock(&path) {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => Err(Error::Locked {
             dir: dir.to_path_buf(),
         }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
+        Err(e) => Err(Error::io("lock", &path)(e)),
     }
 }
 
-fn truncate(path: &Path, len: u64) -> Result<()> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(Error::io("open for truncation", path))?;
-    f.set_len(len)
-        .and_then(|_| f.sync_all())
-        .map_err(Error::io("truncate", path))
+fn truncate(fs: &dyn Fs, path: &Path, len: u64) -> Result<()> {
+    fs.truncate(path, len).map_err(Error::io("truncate", path))
 }
 
 impl Wal {
@@ -264,9 +265,12 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<(Wal, Recovery)> {
         let dir = dir.as_ref().to_path_buf();
         let _span = tracing::info_span!("wal.open", dir = %dir.display()).entered();
-        std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
-        let lock = lock_dir(&dir)?;
-        let found = segment::list(&dir).map_err(Error::io("list", &dir))?;
+        let fs = Arc::clone(&opts.fs);
+        let fs = &*fs;
+        crate::fsio::create_dir_all_durable(fs, &dir)
+            .map_err(Error::io("create directory", &dir))?;
+        let lock = lock_dir(fs, &dir)?;
+        let found = segment::list_on(fs, &dir).map_err(Error::io("list", &dir))?;
         let mut rec = Recovery {
             last_version: opts.start_version.saturating_sub(1),
             segments: found.len(),
@@ -284,17 +288,34 @@ impl Wal {
         let mut newest_ts = 0u64;
         for (i, (first, path)) in found.iter().enumerate() {
             let is_last = i + 1 == found.len();
-            let bytes = std::fs::read(path).map_err(Error::io("read segment", path))?;
+            let bytes = fs.read(path).map_err(Error::io("read segment", path))?;
             let header_first = match segment::decode_header(&bytes) {
                 Ok(v) => v,
-                // A crash while creating the newest segment leaves a short header.
-                Err(_) if is_last && bytes.len() < SEGMENT_HEADER => {
-                    std::fs::remove_file(path).map_err(Error::io("remove torn segment", path))?;
-                    sync_dir(&dir)?;
+                // A crash while creating the newest segment leaves a short header, or
+                // (the size landed before the data) a bad one; its header was synced
+                // before any frame was written to it, so with no valid frame in it, it
+                // held nothing acknowledged. Removed, its bytes kept aside.
+                Err(_)
+                    if is_last
+                        && (bytes.len() < SEGMENT_HEADER
+                            || !segment::holds_valid_frame(&bytes, expected.unwrap_or(*first))) =>
+                {
+                    let kept = if bytes.iter().any(|&b| b != 0) {
+                        let to = dir.join(format!("torn-{first:020}-0.bin"));
+                        crate::fsio::write_atomic_on(fs, &to, &bytes)
+                            .map_err(Error::io("keep the torn segment", &to))?;
+                        Some(to)
+                    } else {
+                        None
+                    };
+                    fs.remove_file(path)
+                        .map_err(Error::io("remove torn segment", path))?;
+                    sync_dir(fs, &dir)?;
                     rec.tail_truncated = Some(TailTruncated {
                         segment: path.clone(),
                         bytes: bytes.len() as u64,
-                        kept: None,
+                        kept,
+                        may_hold_acknowledged: false,
                     });
                     rec.segments -= 1;
                     continue;
@@ -328,7 +349,17 @@ impl Wal {
             });
             let mut cut_at: Option<usize> = None;
             if let Some(p) = &scan.problem {
-                if p.valid_after || !is_last {
+                // Damage that a later frame proves was durable, or in a sealed segment,
+                // is corruption. Otherwise it may be a write a power loss tore (pages of
+                // one unsynced write can land out of order, so valid frames may follow):
+                // a crash, cut and kept aside. Segments before format 3 carry no such
+                // proof, so any valid frame after the damage counts as one.
+                let proven = if segment::header_format(&bytes) >= 3 {
+                    p.synced_after
+                } else {
+                    p.valid_after
+                };
+                if proven || !is_last {
                     let detail = format!("{:?}", p.error);
                     if !opts.salvage {
                         return Err(Error::Corruption {
@@ -338,19 +369,23 @@ impl Wal {
                         });
                     }
                     let moved_to = dir.join(format!("salvaged-{:020}-{}", first, p.offset));
-                    std::fs::create_dir_all(&moved_to).map_err(Error::io("create", &moved_to))?;
-                    sync_dir(&dir)?;
+                    fs.create_dir_all(&moved_to)
+                        .map_err(Error::io("create", &moved_to))?;
+                    sync_dir(fs, &dir)?;
                     // durable before anything is cut: the tail (fsynced), the moved
                     // segments (both directories fsynced after the renames)
-                    crate::fsio::write_atomic_bytes(&moved_to.join("tail.bin"), &bytes[p.offset..])
+                    // from the cut, not the damage: the frames of a batch open there
+                    // are cut too, and kept here
+                    let from = scan.open_batch.map_or(p.offset, |(o, _)| o.min(p.offset));
+                    crate::fsio::write_atomic_on(fs, &moved_to.join("tail.bin"), &bytes[from..])
                         .map_err(Error::io("save salvaged tail", &moved_to))?;
                     for (_, later) in &found[i + 1..] {
                         let to = moved_to.join(later.file_name().expect("segment file name"));
-                        std::fs::rename(later, &to)
+                        fs.rename(later, &to)
                             .map_err(Error::io("move salvaged segment", later))?;
                     }
-                    sync_dir(&moved_to)?;
-                    sync_dir(&dir)?;
+                    sync_dir(fs, &moved_to)?;
+                    sync_dir(fs, &dir)?;
                     tracing::warn!(segment = %path.display(), offset = p.offset, %detail, "WAL salvaged: kept only the records before a corrupt frame");
                     rec.salvaged = Some(Salvaged {
                         segment: path.clone(),
@@ -368,23 +403,29 @@ impl Wal {
                 cut_at = Some(cut_at.map_or(off, |c| c.min(off)));
             }
             if let Some(off) = cut_at {
+                let may_hold_acknowledged = scan
+                    .problem
+                    .as_ref()
+                    .is_some_and(|p| p.error != crate::FrameError::Incomplete);
                 // kept first, durably: the cut may hold an acknowledged record damaged
                 // after the fact (salvage keeps its own copy)
                 let kept = if rec.salvaged.is_none() && off < bytes.len() {
-                    let to = dir.join(format!("cut-{first:020}-{off}.bin"));
-                    crate::fsio::write_atomic_bytes(&to, &bytes[off..])
+                    let kind = if may_hold_acknowledged { "cut" } else { "torn" };
+                    let to = dir.join(format!("{kind}-{first:020}-{off}.bin"));
+                    crate::fsio::write_atomic_on(fs, &to, &bytes[off..])
                         .map_err(Error::io("keep the cut tail", &to))?;
                     Some(to)
                 } else {
                     None
                 };
-                truncate(path, off as u64)?;
+                truncate(fs, path, off as u64)?;
                 if rec.salvaged.is_none() {
                     tracing::warn!(segment = %path.display(), bytes = bytes.len() - off, kept = ?kept, "WAL tail cut (kept aside)");
                     rec.tail_truncated = Some(TailTruncated {
                         segment: path.clone(),
                         bytes: (bytes.len() - off) as u64,
                         kept,
+                        may_hold_acknowledged,
                     });
                 }
             }
@@ -407,21 +448,23 @@ impl Wal {
             && let Some(m) = metas.pop_if(|m| m.last < m.first)
         {
             // an empty segment of an older format: start it again in this build's
-            std::fs::remove_file(&m.path)
+            fs.remove_file(&m.path)
                 .map_err(Error::io("remove old-format segment", &m.path))?;
-            sync_dir(&dir)?;
+            sync_dir(fs, &dir)?;
         }
         let (file, size) = match metas.last() {
             Some(m) => {
-                let f = OpenOptions::new()
-                    .append(true)
-                    .open(&m.path)
+                let mut f = fs
+                    .open_append(&m.path)
                     .map_err(Error::io("open segment for append", &m.path))?;
-                let size = f.metadata().map_err(Error::io("stat", &m.path))?.len();
+                // what was read back may be only in the page cache (a process crash
+                // under an interval policy): durable before anything new says it is
+                f.sync_data().map_err(Error::io("sync segment", &m.path))?;
+                let size = f.len().map_err(Error::io("stat", &m.path))?;
                 (f, size)
             }
             None => {
-                let (f, path) = create_segment(&dir, next)?;
+                let (f, path) = create_segment(fs, &dir, next)?;
                 metas.push(SegmentMeta {
                     first: next,
                     last: next - 1,
@@ -445,6 +488,8 @@ impl Wal {
                 file,
                 size,
                 unsynced: false,
+                // the segment appended to was synced above (a new one at creation)
+                all_durable: true,
                 segments: metas,
             }),
             opts,
@@ -575,6 +620,7 @@ impl Wal {
             return Err(Error::Poisoned { reason });
         }
         w.unsynced = false;
+        w.all_durable = true;
         self.inner.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -653,7 +699,9 @@ impl Wal {
 
     fn archive_one(&self, m: &SegmentMeta, archiver: &dyn Archiver) -> Result<bool> {
         let _span = tracing::info_span!("wal.archive", first = m.first, last = m.last).entered();
-        let bytes = std::fs::read(&m.path).map_err(Error::io("read segment", &m.path))?;
+        let bytes = (self.inner.opts.fs)
+            .read(&m.path)
+            .map_err(Error::io("read segment", &m.path))?;
         let seg = SealedSegment {
             first_version: m.first,
             last_version: m.last,
@@ -716,14 +764,16 @@ impl Wal {
         let mut removed = Vec::new();
         for m in done {
             self.archive_one(&m, archiver)?;
-            std::fs::remove_file(&m.path).map_err(Error::io("remove archived segment", &m.path))?;
+            (self.inner.opts.fs)
+                .remove_file(&m.path)
+                .map_err(Error::io("remove archived segment", &m.path))?;
             lock(&self.inner.writer)
                 .segments
                 .retain(|x| x.first != m.first);
             removed.push(m.path);
         }
         if !removed.is_empty() {
-            sync_dir(&self.inner.dir)?;
+            sync_dir(&*self.inner.opts.fs, &self.inner.dir)?;
         }
         Ok(removed)
     }
@@ -752,7 +802,9 @@ impl Wal {
             if paths.get(i + 1).is_some_and(|(next, _)| *next <= after + 1) {
                 continue; // wholly before what we need
             }
-            let bytes = std::fs::read(path).map_err(Error::io("read segment", path))?;
+            let bytes = (self.inner.opts.fs)
+                .read(path)
+                .map_err(Error::io("read segment", path))?;
             if !r.feed_segment(&bytes, *first, path)? {
                 break;
             }
@@ -769,9 +821,18 @@ impl Inner {
             self.roll_locked(&mut w, first)?;
         }
         let path = w.segments.last().expect("current segment").path.clone();
-        w.file
-            .write_all(bytes)
-            .map_err(|e| format!("write to {} failed: {e}", path.display()))?;
+        let failed = |e: std::io::Error| format!("write to {} failed: {e}", path.display());
+        if w.all_durable {
+            // the group's first frame says everything before it is durable
+            let len = u32::from_le_bytes(bytes[0..4].try_into().expect("a frame")) as usize;
+            let mut head = bytes[..FRAME_HEADER + len].to_vec();
+            mark_synced_before(&mut head);
+            w.file.write_all(&head).map_err(failed)?;
+            w.file.write_all(&bytes[head.len()..]).map_err(failed)?;
+        } else {
+            w.file.write_all(bytes).map_err(failed)?;
+        }
+        w.all_durable = false;
         w.size += bytes.len() as u64;
         self.flushes.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -780,6 +841,7 @@ impl Inner {
                 w.file
                     .sync_data()
                     .map_err(|e| format!("fdatasync of {} failed: {e}", path.display()))?;
+                w.all_durable = true;
                 self.syncs.fetch_add(1, Ordering::Relaxed);
             }
             SyncPolicy::Interval(_) => w.unsynced = true,
@@ -794,7 +856,9 @@ impl Inner {
         w.file
             .sync_data()
             .map_err(|e| format!("sealing sync failed: {e}"))?;
-        let (file, path) = create_segment(&self.dir, first).map_err(|e| e.to_string())?;
+        w.all_durable = true;
+        let (file, path) =
+            create_segment(&*self.opts.fs, &self.dir, first).map_err(|e| e.to_string())?;
         w.file = file;
         w.size = SEGMENT_HEADER as u64;
         w.unsynced = false;
@@ -815,6 +879,7 @@ impl Inner {
                 .map_err(|e| format!("interval fdatasync failed: {e}"))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
             w.unsynced = false;
+            w.all_durable = true;
         }
         Ok(())
     }

@@ -233,17 +233,56 @@ fn describe(records: &[Record]) -> String {
     out
 }
 
+/// The frames of a golden segment; in format 3 the first frame of each group (as
+/// `SyncPolicy::Always` writes them: one group per append) carries flags bit 1, "all
+/// before me was durable", its checksum sealed again here without the code under test.
+fn golden_bytes(format: u16, records: &[Record]) -> Vec<u8> {
+    let mut bytes = header(format).to_vec();
+    let mut prev_in_batch = false;
+    for r in records {
+        let at = bytes.len();
+        encode_frame(r, &mut bytes);
+        if format >= 3 && !prev_in_batch {
+            bytes[at + 8 + 16] |= 2;
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            let mut covered = bytes[at..at + 4].to_vec();
+            covered.extend_from_slice(&bytes[at + 8..at + 8 + len]);
+            let crc = crc32c(&covered);
+            bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        }
+        prev_in_batch = r.in_batch;
+    }
+    bytes
+}
+
+/// Versions whose frame says all before it was durable (read from the raw bytes).
+fn marked_versions(bytes: &[u8]) -> Vec<u64> {
+    let mut out = vec![];
+    let mut at = SEGMENT_HEADER;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if bytes[at + 8 + 16] & 2 != 0 {
+            out.push(u64::from_le_bytes(
+                bytes[at + 8..at + 16].try_into().unwrap(),
+            ));
+        }
+        at += 8 + len;
+    }
+    out
+}
+
 fn check_golden(format: u16) {
     let path = golden(&format!("wal-segment-v{format}.wal"));
     let expect_path = golden(&format!("wal-segment-v{format}.expect"));
     if !path.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
         let records = golden_records(format);
-        let mut bytes = header(format).to_vec();
-        for r in &records {
-            encode_frame(r, &mut bytes);
+        let bytes = golden_bytes(format, &records);
+        let mut expect = describe(&records);
+        if format >= 3 {
+            expect.push_str(&format!("marked: {:?}\n", marked_versions(&bytes)));
         }
         std::fs::write(&path, &bytes).unwrap();
-        std::fs::write(&expect_path, describe(&records)).unwrap();
+        std::fs::write(&expect_path, expect).unwrap();
     }
     let bytes = std::fs::read(&path).expect("the golden segment is committed");
     let expect = std::fs::read_to_string(&expect_path).expect("expectations are committed");
@@ -252,13 +291,13 @@ fn check_golden(format: u16) {
     let mut records = vec![];
     let scan = segment::scan(&bytes, 1, |r| records.push(r.clone()));
     assert!(scan.problem.is_none(), "{:?}", scan.problem);
-    assert_eq!(describe(&records), expect);
-    // the frames re-encode to the same bytes
-    let mut again = header(format).to_vec();
-    for r in &records {
-        encode_frame(r, &mut again);
+    let mut got = describe(&records);
+    if format >= 3 {
+        got.push_str(&format!("marked: {:?}\n", marked_versions(&bytes)));
     }
-    assert_eq!(again, bytes);
+    assert_eq!(got, expect);
+    // the frames re-encode to the same bytes
+    assert_eq!(golden_bytes(format, &records), bytes);
 }
 
 #[test]
@@ -269,6 +308,23 @@ fn golden_segment_format_1_still_replays() {
 #[test]
 fn golden_segment_format_2_replays_and_checks_its_checkpoint() {
     check_golden(2);
+}
+
+/// Format 3: the group marks (issue 16, power loss) decode, and a log of format 3
+/// written by this build marks exactly the first frame of each group.
+#[test]
+fn golden_segment_format_3_replays_with_its_group_marks() {
+    check_golden(3);
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = bindspace_wal::Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.append(&[Op::Write(Addr(1), fp(1))]).unwrap();
+    wal.append(&[Op::Write(Addr(2), fp(2)), Op::Delete(Addr(1))])
+        .unwrap();
+    wal.append(&[Op::RestorePoint("x".into())]).unwrap();
+    drop(wal);
+    let bytes = std::fs::read(dir.path().join(segment::file_name(1))).unwrap();
+    assert_eq!(segment::header_format(&bytes), 3);
+    assert_eq!(marked_versions(&bytes), vec![1, 2, 5]);
 }
 
 /// The log an earlier build could write: it made an out-of-range delete durable before
