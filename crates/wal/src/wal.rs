@@ -105,9 +105,10 @@ pub struct TailTruncated {
     pub kept: Option<PathBuf>,
     /// Whether the cut may hold acknowledged records: a whole frame failed its
     /// checksum or made no sense (bit rot of a synced record looks like that, and so
-    /// do pages of an unsynced write that landed out of order). Not when the last
-    /// frame is merely incomplete or a batch lacks its commit (the write never
-    /// finished, so it was never acknowledged). Whoever continues the log must not
+    /// do pages of an unsynced write that landed out of order), or a whole frame
+    /// header whose length runs past the end (bit rot in a length looks so). Not
+    /// when the last frame is too short to hold its header, or a batch simply lacks
+    /// its commit (the write never finished, so it was never acknowledged). Whoever continues the log must not
     /// give the cut versions new contents under the same history (the engine starts a
     /// new timeline).
     pub may_hold_acknowledged: bool,
@@ -403,10 +404,13 @@ impl Wal {
                 cut_at = Some(cut_at.map_or(off, |c| c.min(off)));
             }
             if let Some(off) = cut_at {
-                let may_hold_acknowledged = scan
-                    .problem
-                    .as_ref()
-                    .is_some_and(|p| p.error != crate::FrameError::Incomplete);
+                // only a frame too short to hold its own header is surely a write
+                // that never finished: a whole header with a length past the end can
+                // be bit rot in the length of an acknowledged record
+                let may_hold_acknowledged = scan.problem.as_ref().is_some_and(|p| {
+                    p.error != crate::FrameError::Incomplete
+                        || bytes.len() - p.offset >= FRAME_HEADER
+                });
                 // kept first, durably: the cut may hold an acknowledged record damaged
                 // after the fact (salvage keeps its own copy)
                 let kept = if rec.salvaged.is_none() && off < bytes.len() {
@@ -458,8 +462,10 @@ impl Wal {
                     .open_append(&m.path)
                     .map_err(Error::io("open segment for append", &m.path))?;
                 // what was read back may be only in the page cache (a process crash
-                // under an interval policy): durable before anything new says it is
+                // under an interval policy, or before the segment's directory entry
+                // was synced): durable before anything new says it is
                 f.sync_data().map_err(Error::io("sync segment", &m.path))?;
+                sync_dir(fs, &dir)?;
                 let size = f.len().map_err(Error::io("stat", &m.path))?;
                 (f, size)
             }

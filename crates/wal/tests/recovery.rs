@@ -523,3 +523,30 @@ fn damage_inside_the_last_group_is_a_crash_and_before_a_later_group_corruption()
         }
     }
 }
+
+/// Review of issue 16: bit rot in the length of the last, acknowledged frame makes it
+/// look incomplete (its length runs past the end). That must still count as "may hold
+/// acknowledged" (kept as `cut-`, so the engine branches), never as a torn write.
+#[test]
+fn a_damaged_length_of_the_last_frame_may_hold_an_acknowledged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 5, 1 << 20);
+    let (first, path) = segment::list(dir.path()).unwrap().remove(0);
+    let offs = frame_offsets(&path, first);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[offs[4] + 1] ^= 0x10; // length + 4096: past the end, within MAX_RECORD
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, rec) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!(rec.last_version, 4);
+    let cut = rec.tail_truncated.unwrap();
+    assert!(cut.may_hold_acknowledged, "{cut:?}");
+    let name = cut
+        .kept
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(name.starts_with("cut-"), "{name}");
+}
