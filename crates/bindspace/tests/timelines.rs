@@ -53,6 +53,11 @@ impl Repo {
         }
     }
 
+    /// A repository on the embedded default: `<dir>/repo`.
+    fn embedded(dir: &Path) -> Repo {
+        Repo::new(vec![format!("file://{}", dir.join("repo").display())])
+    }
+
     fn try_open(&self, dir: &Path) -> bindspace::Result<Engine> {
         let mut b = Engine::builder(dir)
             .config(config())
@@ -399,10 +404,7 @@ fn three_histories_on_s3_postgres_and_redis_never_mix() {
 /// WAL archived.
 fn thirty_on_timeline_1() -> (tempfile::TempDir, Repo, Oracle) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(vec![format!(
-        "file://{}",
-        dir.path().join("repo").display()
-    )]);
+    let repo = Repo::embedded(dir.path());
     let mut oracle = Oracle::new();
     let d1 = tempfile::tempdir().unwrap();
     let e1 = repo.open(d1.path());
@@ -466,10 +468,7 @@ fn a_restored_checkpoint_started_twice_makes_two_sibling_timelines() {
 #[test]
 fn a_data_directory_from_before_timelines_continues_timeline_1() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(vec![format!(
-        "file://{}",
-        dir.path().join("repo").display()
-    )]);
+    let repo = Repo::embedded(dir.path());
     let mut oracle = Oracle::new();
     let d = tempfile::tempdir().unwrap();
     let e = repo.open(d.path());
@@ -586,10 +585,7 @@ fn a_checkpoint_below_the_archived_wal_branches_even_past_the_last_backup() {
 #[test]
 fn an_engine_refuses_to_open_on_an_expired_timeline() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(vec![format!(
-        "file://{}",
-        dir.path().join("repo").display()
-    )]);
+    let repo = Repo::embedded(dir.path());
     let mut oracle = Oracle::new();
     let d1 = tempfile::tempdir().unwrap();
     let e1 = repo.open(d1.path());
@@ -634,10 +630,7 @@ fn an_engine_refuses_to_open_on_an_expired_timeline() {
 #[test]
 fn a_cut_that_may_hold_acknowledged_writes_starts_a_new_timeline() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(vec![format!(
-        "file://{}",
-        dir.path().join("repo").display()
-    )]);
+    let repo = Repo::embedded(dir.path());
     let d = tempfile::tempdir().unwrap();
     let e = repo.open(d.path());
     for i in 1..=20u64 {
