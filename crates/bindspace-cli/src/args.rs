@@ -21,6 +21,10 @@ pub struct RepoArgs {
         required = true
     )]
     pub repo: Vec<String>,
+    /// Each store request (an upload part, a chunk batch, a catalog commit) fails as a
+    /// timeout after this many seconds; a whole backup or restore may take longer.
+    #[arg(long, env = "BINDSPACE_STORE_TIMEOUT_SECS", default_value_t = 30)]
+    pub store_timeout_secs: u64,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -31,21 +35,26 @@ impl RepoArgs {
     /// an incident says so, instead of creating an empty repository and reporting it).
     pub fn repository(&self, rt: &tokio::runtime::Runtime) -> Result<Repository> {
         self.check_local_paths()?;
-        let repo = rt.block_on(repository(&self.repo))?;
+        let repo = rt.block_on(repository(&self.repo, self.timeout()))?;
         check_exists(rt, repo.destinations(), &self.repo)?;
         Ok(repo)
     }
 
     /// The repository over every destination, created where missing (`init`).
     pub fn repository_or_new(&self, rt: &tokio::runtime::Runtime) -> Result<Repository> {
-        rt.block_on(repository(&self.repo))
+        rt.block_on(repository(&self.repo, self.timeout()))
+    }
+
+    /// The per-request store timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.store_timeout_secs.max(1))
     }
 
     /// The destinations as restore sources (which must exist, as for
     /// [`RepoArgs::repository`]).
     pub fn sources(&self, rt: &tokio::runtime::Runtime) -> Result<Sources> {
         self.check_local_paths()?;
-        let stores = rt.block_on(bindspace::stores::open_all(&self.repo))?;
+        let stores = rt.block_on(bindspace::stores::open_all_with(&self.repo, self.timeout()))?;
         check_exists(rt, &stores, &self.repo)?;
         Ok(Sources::new(stores))
     }
@@ -159,8 +168,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// The repository over `urls`, primary first.
-pub async fn repository(urls: &[String]) -> Result<Repository> {
-    let stores = bindspace::stores::open_all(urls).await?;
+pub async fn repository(urls: &[String], request_timeout: Duration) -> Result<Repository> {
+    let stores = bindspace::stores::open_all_with(urls, request_timeout).await?;
     Ok(Repository::new(
         stores,
         Arc::new(SystemClock),

@@ -54,6 +54,11 @@ pub struct BackupConfig {
     /// Hold the repository lease this long after each backup (drills and tests of
     /// writer exclusion).
     pub lease_hold_ms: u64,
+    /// How long one store request (an upload part, a chunk batch, a catalog commit) to
+    /// a destination given by URL may take before it fails as a timeout (ms). It
+    /// bounds each request, not a whole backup: a large full on a slow link takes long
+    /// and lands. Default 30,000.
+    pub store_timeout_ms: u64,
     /// Check the WAL's checkpoint roots while reopening (default true). Off, a
     /// mismatch is logged and the engine opens on the log as it is: the escape hatch
     /// for a log known good, see `docs/OPERATIONS.md`.
@@ -75,6 +80,7 @@ impl Default for BackupConfig {
             retention: RetentionPolicy::default(),
             background_jobs: true,
             lease_hold_ms: 0,
+            store_timeout_ms: 30_000,
             verify_wal_checkpoints: true,
         }
     }

@@ -148,7 +148,10 @@ impl EngineBuilder {
         for d in destinations {
             stores.push(match d {
                 Destination::Store(s) => s,
-                Destination::Url(u) => rt.block_on(crate::stores::open(&u))?,
+                Destination::Url(u) => rt.block_on(crate::stores::open_with(
+                    &u,
+                    std::time::Duration::from_millis(cfg.store_timeout_ms.max(1)),
+                ))?,
             });
         }
         let repo = Repository::new(

@@ -74,13 +74,10 @@ impl Archiver for StoreArchiver {
 
     fn contains(&self, s: &SealedSegment) -> Result<bool, ArchiveError> {
         let want = self.to_ref(s);
+        // one small request per store (never a listing: its cost would grow with the
+        // archive, and archiving runs once per segment)
         for store in &self.stores {
-            let listed = self.rt.block_on(store.list(
-                ArtifactKind::WalSegment,
-                s.first_version,
-                s.last_version,
-            ))?;
-            if !listed.contains(&want) {
+            if !self.rt.block_on(store.holds(&want))? {
                 return Ok(false);
             }
         }

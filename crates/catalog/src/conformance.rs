@@ -57,6 +57,8 @@ pub async fn run(store: Arc<dyn BackupStore>, tamper: &dyn Tamper, big: usize) {
     delete(&*store).await;
     manifest_commits(store.clone()).await;
     lease(&*store).await;
+    fencing(&*store).await;
+    holds(&*store).await;
     corruption(&*store, tamper).await;
     eprintln!("conformance: {name}: all checks passed");
 }
@@ -274,6 +276,108 @@ pub async fn lease(store: &dyn BackupStore) {
         "{name}: a stale release freed the current lease"
     );
     store.release_lease(&l3).await.expect("release");
+}
+
+/// A lease fences the catalog: commits under it land while it is current (renewal
+/// keeps it so past its first expiry); once it expired and another writer took it over,
+/// or it was released, its commits and renewals are refused and change nothing.
+pub async fn fencing(store: &dyn BackupStore) {
+    let name = store.name();
+    const S: u64 = 1_000_000;
+    let (g, mut m) = store
+        .read_manifest()
+        .await
+        .expect("read")
+        .unwrap_or((0, Manifest::default()));
+    let l1 = store
+        .acquire_lease("writer-1", 1_000 * S, 60 * S)
+        .await
+        .expect("acquire");
+    m.entries.push(entry("fenced-1", 1));
+    let g1 = store
+        .commit_manifest_fenced(g, &m, &l1, 1_001 * S)
+        .await
+        .expect("a commit under the current lease");
+    let l1 = store
+        .renew_lease(&l1, 1_050 * S, 60 * S)
+        .await
+        .expect("renewal of the current lease");
+    assert_eq!(l1.expires_us, 1_110 * S, "{name}: renewed expiry");
+    m.entries.push(entry("fenced-2", 2));
+    let g2 = store
+        .commit_manifest_fenced(g1, &m, &l1, 1_100 * S)
+        .await
+        .expect("a renewed lease commits past its first expiry");
+    // expired by the clock and taken over: the stalled holder commits nothing
+    let l2 = store
+        .acquire_lease("writer-2", 1_200 * S, 60 * S)
+        .await
+        .expect("an expired lease is taken over");
+    let mut stale = m.clone();
+    stale.entries.push(entry("stale", 3));
+    match store
+        .commit_manifest_fenced(g2, &stale, &l1, 1_200 * S + 1)
+        .await
+    {
+        Err(e @ Error::LeaseLost { .. }) => {
+            assert!(e.to_string().contains("writer-1"), "{name}: {e}");
+            assert!(!e.is_retryable(), "{name}: a lost lease is not retried");
+        }
+        other => panic!("{name}: a commit under a lost lease got {other:?}"),
+    }
+    assert!(
+        matches!(
+            store.renew_lease(&l1, 1_200 * S + 2, 60 * S).await,
+            Err(Error::LeaseLost { .. })
+        ),
+        "{name}: a lost lease was renewed"
+    );
+    let (g3, now) = store.read_manifest().await.expect("read").expect("present");
+    assert_eq!(
+        (g3, &now),
+        (g2, &m),
+        "{name}: a fenced-out commit changed the catalog"
+    );
+    store.release_lease(&l2).await.expect("release");
+    assert!(
+        matches!(
+            store
+                .commit_manifest_fenced(g2, &stale, &l2, 1_200 * S + 3)
+                .await,
+            Err(Error::LeaseLost { .. })
+        ),
+        "{name}: a released lease still commits"
+    );
+}
+
+/// `holds` answers for exactly the stored artifact: not for another length or hash,
+/// not after it was deleted.
+pub async fn holds(store: &dyn BackupStore) {
+    let name = store.name();
+    let id = ArtifactId::wal(7_000, 7_009);
+    let r = store.put(id, payload(9, 300)).await.expect("put");
+    assert!(
+        store.holds(&r).await.expect("holds"),
+        "{name}: holds what it stored"
+    );
+    let other_hash = ArtifactRef {
+        blake3: [7; 32],
+        ..r
+    };
+    assert!(
+        !store.holds(&other_hash).await.expect("holds"),
+        "{name}: another hash"
+    );
+    let other_len = ArtifactRef { len: 301, ..r };
+    assert!(
+        !store.holds(&other_len).await.expect("holds"),
+        "{name}: another length"
+    );
+    store.delete(id).await.expect("delete");
+    assert!(
+        !store.holds(&r).await.expect("holds"),
+        "{name}: after delete"
+    );
 }
 
 /// Bytes changed behind the store's back are detected on read, naming the artifact.

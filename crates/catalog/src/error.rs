@@ -112,6 +112,22 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A lease holder's lease is no longer the repository's current one (it expired and
+    /// another writer took it over, or it was released): its catalog commits and
+    /// renewals are refused, so a stalled writer cannot overwrite its successor's work.
+    #[error(
+        "{store}: the backup lease {token} held by {holder} is no longer current ({detail}); nothing was committed under it"
+    )]
+    LeaseLost {
+        /// Which store.
+        store: String,
+        /// Who held it.
+        holder: String,
+        /// Its fencing token.
+        token: String,
+        /// What the store holds instead.
+        detail: String,
+    },
     /// A request this store cannot serve as asked (bad URL, unsupported option).
     #[error("{store}: {detail}")]
     Invalid {
@@ -127,7 +143,9 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Unavailable { .. } | Error::Timeout { .. } => ErrorKind::Unavailable,
-            Error::Conflict { .. } | Error::BackupInProgress { .. } => ErrorKind::Busy,
+            Error::Conflict { .. } | Error::BackupInProgress { .. } | Error::LeaseLost { .. } => {
+                ErrorKind::Busy
+            }
             Error::Corrupt { .. } | Error::BadManifest { .. } => ErrorKind::Corrupt,
             Error::NotFound { .. } | Error::TimelineExpired { .. } => ErrorKind::NotRestorable,
             Error::Invalid { .. } | Error::UnknownLayout { .. } => ErrorKind::Invalid,

@@ -88,6 +88,10 @@ pub struct Repository {
     clock: Arc<dyn Clock>,
     holder: String,
     hold: std::time::Duration,
+    lease_ttl_us: u64,
+    /// The lease this handle works under (inside [`Repository::with_lease`]): the
+    /// primary's catalog commits carry it and are refused once it is not current.
+    lease: Option<Arc<std::sync::Mutex<crate::Lease>>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -118,7 +122,28 @@ impl Repository {
             clock,
             holder: holder.into(),
             hold: std::time::Duration::ZERO,
+            lease_ttl_us: LEASE_TTL_US,
+            lease: None,
         })
+    }
+
+    /// The lease's time to live (default [`LEASE_TTL_US`]); a holder renews it every
+    /// third of that while its work runs.
+    pub fn with_lease_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.lease_ttl_us = (ttl.as_micros() as u64).max(1);
+        self
+    }
+
+    /// Commits `m` on `d`; on the primary under a held lease, fenced by it.
+    async fn commit_on(&self, d: &Arc<dyn BackupStore>, g: u64, m: &Manifest) -> Result<u64> {
+        match &self.lease {
+            Some(l) if Arc::ptr_eq(d, &self.dests[0]) => {
+                let lease = l.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                d.commit_manifest_fenced(g, m, &lease, self.clock.now_us())
+                    .await
+            }
+            _ => d.commit_manifest(g, m).await,
+        }
     }
 
     /// Keeps the lease this much longer after each leased piece of work (for drills and
@@ -183,7 +208,7 @@ impl Repository {
                 m.layout = m.layout_needed();
                 // a concurrent init may have set one since: never overwrite it
                 m.repository_id.get_or_insert_with(|| id.clone());
-                match d.commit_manifest(g, &m).await {
+                match self.commit_on(d, g, &m).await {
                     Ok(_) => break,
                     Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
                     Err(e) => return Err(e),
@@ -239,7 +264,7 @@ impl Repository {
                     }
                 }
                 m.layout = m.layout_needed();
-                match d.commit_manifest(g, &m).await {
+                match self.commit_on(d, g, &m).await {
                     Ok(_) => break,
                     Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
                     Err(e) => return Err(e),
@@ -311,7 +336,7 @@ impl Repository {
             };
             m.layout = m.layout_needed();
             m.timelines.push(rec.clone());
-            match primary.commit_manifest(g, &m).await {
+            match self.commit_on(primary, g, &m).await {
                 Ok(_) => break rec,
                 Err(Error::Conflict { .. }) if tries < 16 => tries += 1,
                 Err(e) => return Err(e),
@@ -349,7 +374,7 @@ impl Repository {
             r.claim = None;
             let rec = r.clone();
             m.layout = m.layout_needed();
-            match primary.commit_manifest(g, &m).await {
+            match self.commit_on(primary, g, &m).await {
                 Ok(_) => break rec,
                 Err(Error::Conflict { .. }) if tries < 16 => tries += 1,
                 Err(e) => return Err(e),
@@ -403,16 +428,53 @@ impl Repository {
     }
 
     /// Runs `f` holding the repository's lease; a second writer gets
-    /// [`Error::BackupInProgress`] and changes nothing.
+    /// [`Error::BackupInProgress`] and changes nothing. The lease is renewed every third
+    /// of its time to live while `f` runs, and the primary's catalog commits inside `f`
+    /// are fenced by it: once another writer took it over, they fail with
+    /// [`Error::LeaseLost`] and commit nothing.
     pub async fn with_lease<T>(&self, f: impl AsyncFnOnce(&Self) -> Result<T>) -> Result<T> {
-        let lease = self.dests[0]
-            .acquire_lease(&self.holder, self.clock.now_us(), LEASE_TTL_US)
+        if self.lease.is_some() {
+            return f(self).await; // already held by this handle
+        }
+        let primary = &self.dests[0];
+        let ttl = self.lease_ttl_us;
+        let lease = primary
+            .acquire_lease(&self.holder, self.clock.now_us(), ttl)
             .await?;
-        let res = f(self).await;
+        let held = Arc::new(std::sync::Mutex::new(lease));
+        let leased = Repository {
+            lease: Some(Arc::clone(&held)),
+            ..self.clone()
+        };
+        let current = || held.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let keepalive = async {
+            let every = std::time::Duration::from_micros((ttl / 3).max(1));
+            loop {
+                tokio::time::sleep(every).await;
+                match primary
+                    .renew_lease(&current(), self.clock.now_us(), ttl)
+                    .await
+                {
+                    Ok(renewed) => *held.lock().unwrap_or_else(|e| e.into_inner()) = renewed,
+                    Err(e) if e.is_retryable() => {
+                        tracing::warn!(error = %e, "lease renewal failed; retrying")
+                    }
+                    Err(e) => {
+                        // fencing refuses this holder's commits from now on
+                        tracing::error!(error = %e, "the backup lease was lost");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        };
+        let res = tokio::select! {
+            r = f(&leased) => r,
+            _ = keepalive => unreachable!("the keepalive loop never ends"),
+        };
         if !self.hold.is_zero() {
             tokio::time::sleep(self.hold).await;
         }
-        let released = self.dests[0].release_lease(&lease).await;
+        let released = primary.release_lease(&current()).await;
         let out = res?;
         released?;
         Ok(out)
@@ -437,7 +499,7 @@ impl Repository {
             let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
             change(&mut m)?;
             m.layout = m.layout_needed();
-            match d.commit_manifest(g, &m).await {
+            match self.commit_on(d, g, &m).await {
                 Ok(_) => return Ok(()),
                 Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
                 Err(e) => return Err(e),
@@ -593,8 +655,10 @@ impl Repository {
     /// catalog: the plan is made inside the conditional commit (a branch, a guaranteed
     /// point or a backup committed meanwhile makes it plan again on what is there), the
     /// timelines it expires are recorded in the same commit, and only then go the
-    /// artifacts no entry of that catalog still references, and the archived WAL of
-    /// expired timelines that no live timeline's history uses. Returns the first
+    /// artifacts no entry of that catalog still references, and the archived WAL it no
+    /// longer needs ([`crate::retention::WalNeeds`]: what precedes the oldest full of
+    /// each live history, and expired timelines' that no live history uses; without
+    /// this the archive grew forever). Returns the first
     /// destination's plan and the entries removed, summed over destinations.
     pub async fn apply_retention(
         &self,
@@ -666,7 +730,7 @@ impl Repository {
                     d.delete(e.artifact).await?;
                 }
             }
-            self.sweep_expired_wal(d, &kept).await?;
+            self.sweep_wal(d, &kept).await?;
             if !plan.expire.is_empty() {
                 tracing::warn!(store = %d.name(), expired = ?plan.expire.iter().map(|e| e.id).collect::<Vec<_>>(), "retention expired abandoned timelines");
             }
@@ -676,36 +740,34 @@ impl Repository {
         Ok((first.unwrap_or_default(), removed.len()))
     }
 
-    /// Deletes from `d` the archived WAL of timelines `kept` records as expired that no
-    /// live timeline's history uses. Nothing when the catalog cannot tell: a timeline
-    /// whose history cannot be built, or WAL of a timeline it does not record.
-    async fn sweep_expired_wal(&self, d: &Arc<dyn BackupStore>, kept: &Manifest) -> Result<()> {
-        if kept.expired.is_empty() {
-            return Ok(());
-        }
-        let ids = kept.timeline_ids();
-        let mut live = Vec::new();
-        for t in &ids {
-            match crate::History::of(kept, *t) {
-                Ok(h) if kept.expiry(*t).is_none() => live.push(h),
-                Ok(_) => {}
-                Err(why) => {
-                    tracing::warn!(store = %d.name(), timeline = t, why, "expired WAL kept: the timelines are inconsistent");
-                    return Ok(());
-                }
+    /// Deletes from `d` the archived WAL that catalog `kept` no longer needs
+    /// ([`crate::retention::WalNeeds`]): below the oldest full of each live history, and
+    /// an expired timeline's that no live history uses. Nothing when the catalog cannot
+    /// tell: timelines that do not form one tree, or WAL of a timeline it does not
+    /// record. Returns how many segments went.
+    async fn sweep_wal(&self, d: &Arc<dyn BackupStore>, kept: &Manifest) -> Result<usize> {
+        let needs = match crate::retention::WalNeeds::of(kept) {
+            Ok(n) => n,
+            Err(why) => {
+                tracing::warn!(store = %d.name(), why, "archived WAL kept: the timelines are inconsistent");
+                return Ok(0);
             }
-        }
+        };
+        let ids = kept.timeline_ids();
         let segments = d.list(crate::ArtifactKind::WalSegment, 0, u64::MAX).await?;
         if let Some(r) = segments.iter().find(|r| !ids.contains(&r.id.timeline())) {
-            tracing::warn!(store = %d.name(), segment = %r.id, "expired WAL kept: the store holds WAL of a timeline its catalog does not record");
-            return Ok(());
+            tracing::warn!(store = %d.name(), segment = %r.id, "archived WAL kept: the store holds WAL of a timeline its catalog does not record");
+            return Ok(0);
         }
-        for r in segments {
-            if kept.expiry(r.id.timeline()).is_some() && !live.iter().any(|h| h.uses(&r.id)) {
-                d.delete(r.id).await?;
-            }
+        let mut n = 0;
+        for r in segments.iter().filter(|r| !needs.needs(&r.id)) {
+            d.delete(r.id).await?;
+            n += 1;
         }
-        Ok(())
+        if n > 0 {
+            tracing::info!(store = %d.name(), segments = n, "retention removed archived WAL no kept backup needs");
+        }
+        Ok(n)
     }
 
     /// The newest archived WAL record's time of each timeline, from the primary

@@ -398,6 +398,55 @@ pub fn plan_with(
     }
 }
 
+/// Which archived WAL segments a catalog still needs: on every live timeline's history,
+/// the records after its oldest full (earlier states have no base to replay from, and
+/// every kept backup and guaranteed restore point has a full at or below it). A history
+/// with no full keeps all of its WAL. Segments no live history uses (an expired
+/// timeline's, past what its live descendants need) are needed by nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalNeeds {
+    /// Each live history with the version its WAL is needed after.
+    histories: Vec<(History, u64)>,
+}
+
+impl WalNeeds {
+    /// The needs of catalog `m` (after retention removed its entries), or why none can
+    /// be told (timelines that do not form one tree: then everything stays).
+    pub fn of(m: &Manifest) -> Result<WalNeeds, String> {
+        let mut histories = Vec::new();
+        for t in m.timeline_ids() {
+            let h = History::of(m, t)?;
+            if m.expiry(t).is_some() {
+                continue;
+            }
+            let oldest_full = m
+                .entries
+                .iter()
+                .filter(|e| {
+                    e.kind == BackupKind::Full
+                        && matches!(
+                            e.status,
+                            crate::BackupStatus::Complete | crate::BackupStatus::Verified
+                        )
+                        && h.uses(&e.artifact)
+                })
+                .map(|e| e.to_version)
+                .min()
+                .unwrap_or(0);
+            histories.push((h, oldest_full));
+        }
+        Ok(WalNeeds { histories })
+    }
+
+    /// Whether the archived WAL segment `id` is still needed.
+    pub fn needs(&self, id: &crate::ArtifactId) -> bool {
+        let last = id.versions().1;
+        self.histories
+            .iter()
+            .any(|(h, after)| h.uses(id) && last > *after)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

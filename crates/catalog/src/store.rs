@@ -27,6 +27,15 @@ pub trait BackupStore: Send + Sync + Debug {
     /// Artifacts of `kind` whose versions overlap `lo..=hi`, ascending.
     async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>>;
 
+    /// Whether the store holds exactly `r` (same id, length and blake3), without reading
+    /// its bytes. The archiver asks this of every segment, so a store answers it with one
+    /// small request where it can (never a listing of the whole archive); the default
+    /// lists the artifact's versions.
+    async fn holds(&self, r: &ArtifactRef) -> Result<bool> {
+        let (lo, hi) = r.id.versions();
+        Ok(self.list(r.id.kind(), lo, hi).await?.contains(r))
+    }
+
     /// Removes an artifact; removing a missing one is not an error.
     async fn delete(&self, id: ArtifactId) -> Result<()>;
 
@@ -37,6 +46,23 @@ pub trait BackupStore: Send + Sync + Debug {
     /// still at `expected_generation` (0 = no manifest yet); otherwise
     /// [`crate::Error::Conflict`]. Returns the new generation.
     async fn commit_manifest(&self, expected_generation: u64, manifest: &Manifest) -> Result<u64>;
+
+    /// [`BackupStore::commit_manifest`] under `lease`: refused with
+    /// [`crate::Error::LeaseLost`] unless `lease` is still the store's current lease
+    /// (same token, not expired at `now_us`, not released). Stores with transactions or
+    /// scripts check it in the same step as the commit; an object store checks just
+    /// before its conditional create.
+    async fn commit_manifest_fenced(
+        &self,
+        expected_generation: u64,
+        manifest: &Manifest,
+        lease: &Lease,
+        now_us: u64,
+    ) -> Result<u64>;
+
+    /// Extends `lease` to `now_us + ttl_us`, only if it is still the current lease
+    /// (otherwise [`crate::Error::LeaseLost`]). Returns the renewed lease (same token).
+    async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease>;
 
     /// Takes the repository's backup lease for `ttl_us`, or fails with
     /// [`crate::Error::BackupInProgress`] naming the holder. An expired lease is taken

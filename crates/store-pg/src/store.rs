@@ -76,6 +76,174 @@ fn lock_key(schema: &str) -> i64 {
 }
 
 impl PgBackupStore {
+    /// A catalog commit; under `fence`, only while that lease is current (checked in
+    /// the same transaction, the lease row locked against a takeover).
+    async fn commit_with(
+        &self,
+        expected: u64,
+        manifest: &Manifest,
+        fence: Option<(&Lease, u64)>,
+    ) -> Result<u64> {
+        self.timed("commit manifest", async {
+            let op = "commit manifest";
+            let next = expected + 1;
+            let mut c = self.client(op).await?;
+            let err = |e| self.pg_err(op, e);
+            let tx = c.transaction().await.map_err(err)?;
+            let conflict = |found: u64| Error::Conflict {
+                store: self.name.clone(),
+                expected,
+                found,
+            };
+            let current: Option<i64> = tx
+                .query_opt(
+                    &format!("SELECT generation FROM {}.catalog WHERE id = 1 FOR UPDATE", self.s),
+                    &[],
+                )
+                .await
+                .map_err(err)?
+                .map(|r| r.get(0));
+            let current = current.map_or(0, |g| g as u64);
+            if current != expected {
+                return Err(conflict(current));
+            }
+            if let Some((lease, now_us)) = fence {
+                let held = tx
+                    .query_opt(
+                        &format!("SELECT token, expires_us FROM {}.lease WHERE id = 1 FOR SHARE", self.s),
+                        &[],
+                    )
+                    .await
+                    .map_err(err)?
+                    .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
+                let now = i64::try_from(now_us).unwrap_or(i64::MAX);
+                let current = match held {
+                    Some((t, exp)) if t.to_string() == lease.token && exp > now => None,
+                    Some((t, exp)) if t.to_string() == lease.token => {
+                        Some(format!("it expired at {exp} µs, now is {now_us}"))
+                    }
+                    Some((t, _)) => Some(format!("the current lease is {t}")),
+                    None => Some("no lease is held".to_owned()),
+                };
+                if let Some(detail) = current {
+                    return Err(Error::LeaseLost {
+                        store: self.name.clone(),
+                        holder: lease.holder.clone(),
+                        token: lease.token.clone(),
+                        detail,
+                    });
+                }
+            }
+            let bytes = manifest.encode(next);
+            let res = if expected == 0 {
+                tx.execute(
+                    &format!("INSERT INTO {}.catalog (id, generation, manifest) VALUES (1, $1, $2)", self.s),
+                    &[&(next as i64), &bytes],
+                )
+                .await
+            } else {
+                tx.execute(
+                    &format!(
+                        "UPDATE {}.catalog SET generation = $1, manifest = $2, committed_at = now() WHERE id = 1",
+                        self.s
+                    ),
+                    &[&(next as i64), &bytes],
+                )
+                .await
+            };
+            match res {
+                Ok(_) => {}
+                // two first commits raced: the other one's row is there now
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    return Err(conflict(expected + 1));
+                }
+                Err(e) => return Err(err(e)),
+            }
+            // The queryable projection, in the same transaction.
+            tx.batch_execute(&format!(
+                "DELETE FROM {s}.backups; DELETE FROM {s}.restore_points;",
+                s = self.s
+            ))
+            .await
+            .map_err(err)?;
+            let ins = tx
+                .prepare(&format!(
+                    "INSERT INTO {}.backups (id, kind, parent, from_version, to_version, start_us,
+                         end_us, size, blake3, status, locations, entry)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ($12::text)::jsonb)",
+                    self.s
+                ))
+                .await
+                .map_err(err)?;
+            let ins_schema = tx
+                .prepare(&format!(
+                    "INSERT INTO {}.schema_versions
+                         (major, minor, patch, fingerprint_words, address_space, features)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    self.s
+                ))
+                .await
+                .map_err(err)?;
+            let word = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            for e in &manifest.entries {
+                let json = serde_json::to_value(e).expect("a backup entry always serialises");
+                tx.execute(
+                    &ins,
+                    &[
+                        &e.id,
+                        &word(&json["kind"]),
+                        &e.parent,
+                        &(e.from_version as i64),
+                        &(e.to_version as i64),
+                        &(e.start_us as i64),
+                        &(e.end_us as i64),
+                        &(e.size as i64),
+                        &e.blake3,
+                        &word(&json["status"]),
+                        &e.locations,
+                        &json.to_string(),
+                    ],
+                )
+                .await
+                .map_err(err)?;
+                let s = e.schema;
+                tx.execute(
+                    &ins_schema,
+                    &[
+                        &i32::from(s.major),
+                        &i32::from(s.minor),
+                        &i32::from(s.patch),
+                        &i32::from(s.fingerprint_words),
+                        &i64::from(s.address_space),
+                        &(s.features as i64),
+                    ],
+                )
+                .await
+                .map_err(err)?;
+            }
+            for p in &manifest.restore_points {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {}.restore_points (name, version, created_us, guaranteed)
+                         VALUES ($1, $2, $3, $4)",
+                        self.s
+                    ),
+                    &[&p.name, &(p.version as i64), &(p.created_us as i64), &p.guaranteed],
+                )
+                .await
+                .map_err(err)?;
+            }
+            match tx.commit().await {
+                Ok(()) => Ok(next),
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    Err(conflict(expected + 1))
+                }
+                Err(e) => Err(err(e)),
+            }
+        })
+        .await
+    }
+
     /// Connects to `url` (`postgresql://user[:password]@host:port/db`, or the key=value
     /// form) and applies pending [`MIGRATIONS`](crate::MIGRATIONS).
     pub async fn connect(url: &str, opts: PgOptions) -> Result<Self> {
@@ -276,7 +444,9 @@ impl BackupStore for PgBackupStore {
     async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
         let r = ArtifactRef::of(id, &bytes);
         let op = format!("put {id}");
-        self.timed(&op, async {
+        // each round trip under the timeout, not the whole upload: a large artifact on
+        // a slow link must not fail for its size alone
+        {
             let (a, b) = self.versions(id)?;
             let t = self.timeline(id)?;
             let kind = kind_word(id.kind());
@@ -284,10 +454,14 @@ impl BackupStore for PgBackupStore {
             let n = bytes.len().div_ceil(chunk);
             let mut c = self.client(&op).await?;
             let err = |e| self.pg_err(&op, e);
-            let tx = c.transaction().await.map_err(err)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO {}.artifacts
+            let tx = self
+                .timed(&op, async { c.transaction().await.map_err(err) })
+                .await?;
+            let insert = self
+                .timed(&op, async {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO {}.artifacts
                          (kind, first_version, last_version, len, blake3, chunk_size, chunks,
                           timeline)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -295,41 +469,42 @@ impl BackupStore for PgBackupStore {
                          len = excluded.len, blake3 = excluded.blake3,
                          chunk_size = excluded.chunk_size, chunks = excluded.chunks,
                          stored_at = now()",
-                    self.s
-                ),
-                &[
-                    &kind,
-                    &a,
-                    &b,
-                    &(r.len as i64),
-                    &&r.blake3[..],
-                    &(chunk as i32),
-                    &(n as i32),
-                    &t,
-                ],
-            )
-            .await
-            .map_err(err)?;
-            tx.execute(
-                &format!(
-                    "DELETE FROM {}.artifact_chunks
+                            self.s
+                        ),
+                        &[
+                            &kind,
+                            &a,
+                            &b,
+                            &(r.len as i64),
+                            &&r.blake3[..],
+                            &(chunk as i32),
+                            &(n as i32),
+                            &t,
+                        ],
+                    )
+                    .await
+                    .map_err(err)?;
+                    tx.execute(
+                        &format!(
+                            "DELETE FROM {}.artifact_chunks
                      WHERE kind = $1 AND first_version = $2 AND last_version = $3
                        AND timeline = $4",
-                    self.s
-                ),
-                &[&kind, &a, &b, &t],
-            )
-            .await
-            .map_err(err)?;
-            let insert = tx
-                .prepare(&format!(
-                    "INSERT INTO {}.artifact_chunks
+                            self.s
+                        ),
+                        &[&kind, &a, &b, &t],
+                    )
+                    .await
+                    .map_err(err)?;
+                    tx.prepare(&format!(
+                        "INSERT INTO {}.artifact_chunks
                          (kind, first_version, last_version, seq, data, timeline)
                      VALUES ($1, $2, $3, $4, $5, $6)",
-                    self.s
-                ))
-                .await
-                .map_err(err)?;
+                        self.s
+                    ))
+                    .await
+                    .map_err(err)
+                })
+                .await?;
             // Pipelined, four chunks in flight: overlap without holding the whole
             // artifact twice.
             for group in (0..n).collect::<Vec<_>>().chunks(4) {
@@ -342,12 +517,21 @@ impl BackupStore for PgBackupStore {
                             .await
                     }
                 });
-                futures::future::try_join_all(futs).await.map_err(err)?;
+                let step = format!(
+                    "{op} (chunks {}..={} of {n})",
+                    group[0],
+                    group[group.len() - 1]
+                );
+                self.timed(&step, async {
+                    futures::future::try_join_all(futs).await.map_err(err)
+                })
+                .await?;
+                tracing::debug!(artifact = %id, done = group[group.len() - 1] + 1, of = n, "chunks stored");
             }
-            tx.commit().await.map_err(err)?;
+            self.timed(&op, async { tx.commit().await.map_err(err) })
+                .await?;
             Ok(r)
-        })
-        .await
+        }
     }
 
     async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
@@ -513,134 +697,52 @@ impl BackupStore for PgBackupStore {
     }
 
     async fn commit_manifest(&self, expected: u64, manifest: &Manifest) -> Result<u64> {
-        self.timed("commit manifest", async {
-            let op = "commit manifest";
-            let next = expected + 1;
-            let mut c = self.client(op).await?;
-            let err = |e| self.pg_err(op, e);
-            let tx = c.transaction().await.map_err(err)?;
-            let conflict = |found: u64| Error::Conflict {
-                store: self.name.clone(),
-                expected,
-                found,
-            };
-            let current: Option<i64> = tx
-                .query_opt(
-                    &format!("SELECT generation FROM {}.catalog WHERE id = 1 FOR UPDATE", self.s),
-                    &[],
-                )
-                .await
-                .map_err(err)?
-                .map(|r| r.get(0));
-            let current = current.map_or(0, |g| g as u64);
-            if current != expected {
-                return Err(conflict(current));
-            }
-            let bytes = manifest.encode(next);
-            let res = if expected == 0 {
-                tx.execute(
-                    &format!("INSERT INTO {}.catalog (id, generation, manifest) VALUES (1, $1, $2)", self.s),
-                    &[&(next as i64), &bytes],
-                )
-                .await
-            } else {
-                tx.execute(
-                    &format!(
-                        "UPDATE {}.catalog SET generation = $1, manifest = $2, committed_at = now() WHERE id = 1",
-                        self.s
-                    ),
-                    &[&(next as i64), &bytes],
-                )
-                .await
-            };
-            match res {
-                Ok(_) => {}
-                // two first commits raced: the other one's row is there now
-                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                    return Err(conflict(expected + 1));
-                }
-                Err(e) => return Err(err(e)),
-            }
-            // The queryable projection, in the same transaction.
-            tx.batch_execute(&format!(
-                "DELETE FROM {s}.backups; DELETE FROM {s}.restore_points;",
-                s = self.s
-            ))
+        self.commit_with(expected, manifest, None).await
+    }
+
+    async fn commit_manifest_fenced(
+        &self,
+        expected: u64,
+        manifest: &Manifest,
+        lease: &Lease,
+        now_us: u64,
+    ) -> Result<u64> {
+        self.commit_with(expected, manifest, Some((lease, now_us)))
             .await
-            .map_err(err)?;
-            let ins = tx
-                .prepare(&format!(
-                    "INSERT INTO {}.backups (id, kind, parent, from_version, to_version, start_us,
-                         end_us, size, blake3, status, locations, entry)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ($12::text)::jsonb)",
-                    self.s
-                ))
-                .await
-                .map_err(err)?;
-            let ins_schema = tx
-                .prepare(&format!(
-                    "INSERT INTO {}.schema_versions
-                         (major, minor, patch, fingerprint_words, address_space, features)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    self.s
-                ))
-                .await
-                .map_err(err)?;
-            let word = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-            for e in &manifest.entries {
-                let json = serde_json::to_value(e).expect("a backup entry always serialises");
-                tx.execute(
-                    &ins,
-                    &[
-                        &e.id,
-                        &word(&json["kind"]),
-                        &e.parent,
-                        &(e.from_version as i64),
-                        &(e.to_version as i64),
-                        &(e.start_us as i64),
-                        &(e.end_us as i64),
-                        &(e.size as i64),
-                        &e.blake3,
-                        &word(&json["status"]),
-                        &e.locations,
-                        &json.to_string(),
-                    ],
-                )
-                .await
-                .map_err(err)?;
-                let s = e.schema;
-                tx.execute(
-                    &ins_schema,
-                    &[
-                        &i32::from(s.major),
-                        &i32::from(s.minor),
-                        &i32::from(s.patch),
-                        &i32::from(s.fingerprint_words),
-                        &i64::from(s.address_space),
-                        &(s.features as i64),
-                    ],
-                )
-                .await
-                .map_err(err)?;
-            }
-            for p in &manifest.restore_points {
-                tx.execute(
+    }
+
+    async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease> {
+        self.timed("renew lease", async {
+            let op = "renew lease";
+            let lost = |detail: &str| Error::LeaseLost {
+                store: self.name.clone(),
+                holder: lease.holder.clone(),
+                token: lease.token.clone(),
+                detail: detail.to_owned(),
+            };
+            let Ok(token) = lease.token.parse::<i64>() else {
+                return Err(lost("not a token of this store"));
+            };
+            let c = self.client(op).await?;
+            let now = i64::try_from(now_us).unwrap_or(i64::MAX);
+            let expires = i64::try_from(now_us.saturating_add(ttl_us)).unwrap_or(i64::MAX);
+            let n = c
+                .execute(
                     &format!(
-                        "INSERT INTO {}.restore_points (name, version, created_us, guaranteed)
-                         VALUES ($1, $2, $3, $4)",
+                        "UPDATE {}.lease SET expires_us = $1 WHERE id = 1 AND token = $2 AND expires_us > $3",
                         self.s
                     ),
-                    &[&p.name, &(p.version as i64), &(p.created_us as i64), &p.guaranteed],
+                    &[&expires, &token, &now],
                 )
                 .await
-                .map_err(err)?;
-            }
-            match tx.commit().await {
-                Ok(()) => Ok(next),
-                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                    Err(conflict(expected + 1))
-                }
-                Err(e) => Err(err(e)),
+                .map_err(|e| self.pg_err(op, e))?;
+            if n == 1 {
+                Ok(Lease {
+                    expires_us: now_us.saturating_add(ttl_us),
+                    ..lease.clone()
+                })
+            } else {
+                Err(lost("another token holds the lease, or it expired"))
             }
         })
         .await

@@ -121,6 +121,31 @@ redis.call('SET', KEYS[2], g + 1)
 return {1, g + 1}
 "#;
 
+/// [`COMMIT_MANIFEST`] only while the caller's lease is current: same token, not expired
+/// by the caller's clock. Returns `{2, g}` when the lease is not.
+const COMMIT_MANIFEST_FENCED: &str = r#"
+local cur = redis.call('GET', KEYS[3])
+if not cur or string.match(cur, '"token":"([^"]*)"') ~= ARGV[3] then return {2, 0} end
+local exp = tonumber(string.match(cur, '"expires_us":(%d+)'))
+if exp == nil or exp <= tonumber(ARGV[4]) then return {2, 0} end
+local g = tonumber(redis.call('GET', KEYS[2]) or '0')
+if g ~= tonumber(ARGV[1]) then return {0, g} end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], g + 1)
+return {1, g + 1}
+"#;
+
+/// Extends the lease only if the caller's token is the current one and it has not
+/// expired by the caller's clock.
+const RENEW_LEASE: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.match(cur, '"token":"([^"]*)"') ~= ARGV[1] then return 0 end
+local exp = tonumber(string.match(cur, '"expires_us":(%d+)'))
+if exp == nil or exp <= tonumber(ARGV[4]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"#;
+
 /// Takes over a lease whose holder's expiry (by the caller's clock) has passed; returns
 /// the current lease when it is still held.
 const TAKE_OVER_LEASE: &str = r#"
@@ -362,7 +387,9 @@ impl BackupStore for RedisBackupStore {
         let r = ArtifactRef::of(id, &bytes);
         let op = format!("put {id}");
         let mut c = self.conn.clone();
-        self.timed(&op, async {
+        // each round trip under the timeout, not the whole upload: a large artifact on
+        // a slow link must not fail for its size alone
+        {
             let chunk = self.opts.chunk_size;
             let n = bytes.len().div_ceil(chunk);
             let prefix = self.chunk_prefix(&r);
@@ -412,17 +439,20 @@ impl BackupStore for RedisBackupStore {
                         .arg(version);
                 }
                 let batch = format!("{op} (chunks {i}..{end} of {n})");
-                pipe.query_async::<()>(&mut c)
-                    .await
-                    .map_err(|e| unavailable(&self.name, &batch, e))?;
+                self.timed(&batch, async {
+                    pipe.query_async::<()>(&mut c)
+                        .await
+                        .map_err(|e| unavailable(&self.name, &batch, e))
+                })
+                .await?;
+                tracing::debug!(artifact = %id, done = end, of = n, "chunks stored");
                 if last {
                     break;
                 }
                 i = end;
             }
             Ok(r)
-        })
-        .await
+        }
     }
 
     async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
@@ -497,6 +527,18 @@ impl BackupStore for RedisBackupStore {
             .collect())
     }
 
+    async fn holds(&self, r: &ArtifactRef) -> Result<bool> {
+        let val: Option<String> = self
+            .query(
+                "holds",
+                redis::cmd("HGET")
+                    .arg(self.index_key(r.id.kind()))
+                    .arg(r.id.key_name()),
+            )
+            .await?;
+        Ok(val.as_deref() == Some(format!("{} {}", r.len, blake3_hex(&r.blake3)).as_str()))
+    }
+
     async fn delete(&self, id: ArtifactId) -> Result<()> {
         let mut c = self.conn.clone();
         let op = format!("delete {id}");
@@ -548,6 +590,74 @@ impl BackupStore for RedisBackupStore {
                     store: self.name.clone(),
                     expected,
                     found: g,
+                })
+            }
+        })
+        .await
+    }
+
+    async fn commit_manifest_fenced(
+        &self,
+        expected: u64,
+        manifest: &Manifest,
+        lease: &Lease,
+        now_us: u64,
+    ) -> Result<u64> {
+        let mut c = self.conn.clone();
+        self.timed("commit manifest", async {
+            let (ok, g): (u8, u64) = Script::new(COMMIT_MANIFEST_FENCED)
+                .key(self.key("catalog:manifest"))
+                .key(self.key("catalog:generation"))
+                .key(self.key("lock:backup"))
+                .arg(expected)
+                .arg(manifest.encode(expected + 1))
+                .arg(&lease.token)
+                .arg(now_us)
+                .invoke_async(&mut c)
+                .await
+                .map_err(|e| unavailable(&self.name, "commit manifest", e))?;
+            match ok {
+                1 => Ok(g),
+                2 => Err(Error::LeaseLost {
+                    store: self.name.clone(),
+                    holder: lease.holder.clone(),
+                    token: lease.token.clone(),
+                    detail: "another token holds the lease, or it expired".into(),
+                }),
+                _ => Err(Error::Conflict {
+                    store: self.name.clone(),
+                    expected,
+                    found: g,
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease> {
+        let mut c = self.conn.clone();
+        self.timed("renew lease", async {
+            let renewed = Lease {
+                expires_us: now_us.saturating_add(ttl_us),
+                ..lease.clone()
+            };
+            let ok: u8 = Script::new(RENEW_LEASE)
+                .key(self.key("lock:backup"))
+                .arg(&lease.token)
+                .arg(renewed.to_json())
+                .arg(ttl_us.div_ceil(1000).max(1))
+                .arg(now_us)
+                .invoke_async(&mut c)
+                .await
+                .map_err(|e| unavailable(&self.name, "renew lease", e))?;
+            if ok == 1 {
+                Ok(renewed)
+            } else {
+                Err(Error::LeaseLost {
+                    store: self.name.clone(),
+                    holder: lease.holder.clone(),
+                    token: lease.token.clone(),
+                    detail: "another token holds the lease, or it expired".into(),
                 })
             }
         })

@@ -221,6 +221,30 @@ impl BackupStore for LanceBackupStore {
             .await
     }
 
+    async fn holds(&self, r: &ArtifactRef) -> Result<bool> {
+        if r.id.kind() != ArtifactKind::Snapshot {
+            return self.inner.holds(r).await;
+        }
+        let (lo, hi) = r.id.versions();
+        Ok(self.list(r.id.kind(), lo, hi).await?.contains(r))
+    }
+
+    async fn commit_manifest_fenced(
+        &self,
+        expected_generation: u64,
+        manifest: &Manifest,
+        lease: &Lease,
+        now_us: u64,
+    ) -> Result<u64> {
+        self.inner
+            .commit_manifest_fenced(expected_generation, manifest, lease, now_us)
+            .await
+    }
+
+    async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease> {
+        self.inner.renew_lease(lease, now_us, ttl_us).await
+    }
+
     async fn acquire_lease(&self, holder: &str, now_us: u64, ttl_us: u64) -> Result<Lease> {
         self.inner.acquire_lease(holder, now_us, ttl_us).await
     }

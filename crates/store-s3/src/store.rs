@@ -9,7 +9,7 @@ use bindspace_catalog::{
     parse_blake3_hex,
 };
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{TryFutureExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
@@ -21,8 +21,10 @@ pub struct StoreOptions {
     pub multipart_threshold: usize,
     /// Part size of multipart uploads (S3 wants ≥ 5 MiB). Default 8 MiB.
     pub part_size: usize,
-    /// Every store operation fails with `Error::Timeout` after this long (a frozen
-    /// server must not hang a backup). Default 30 s.
+    /// Every store request (one upload part, one listing, one catalog commit) fails
+    /// with `Error::Timeout` after this long: a frozen server must not hang a backup,
+    /// and a large artifact on a slow link is many requests, each under it. Default
+    /// 30 s.
     pub op_timeout: Duration,
     /// object_store client options and retry settings, passed through (e.g.
     /// `("aws_endpoint", "http://127.0.0.1:9000")`, `("timeout", "10s")`). `AWS_*`
@@ -105,7 +107,13 @@ impl ObjectBackupStore {
         if parsed.scheme() == "s3" {
             use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
             // from_env reads AWS_*; explicit options win.
-            let mut b = AmazonS3Builder::from_env().with_url(url);
+            // each HTTP request under the store's timeout unless the options say
+            // otherwise (Lance writes through this client too)
+            let mut b = AmazonS3Builder::from_env()
+                .with_url(url)
+                .with_client_options(
+                    object_store::ClientOptions::new().with_timeout(opts.op_timeout),
+                );
             for (k, v) in &opts.client_options {
                 let key: AmazonS3ConfigKey = k
                     .parse()
@@ -220,37 +228,143 @@ impl ObjectBackupStore {
         Ok(out)
     }
 
-    async fn upload(&self, path: &Path, bytes: Bytes) -> Result<()> {
+    /// The stored copies of one artifact id (normally one; two after a retry that
+    /// replaced it). One listing that starts at the id's key: on a store that lists in
+    /// key order it stops after them, so its cost does not grow with the archive (a
+    /// local directory is walked whole by object_store, but in one call).
+    async fn refs_of(&self, id: ArtifactId) -> Result<Vec<ArtifactRef>> {
+        let dir = self.path(dir_of(id.kind()));
+        let key = id.key_name();
+        let from = dir.clone().join(format!("{key}."));
+        let sorted = self.list_is_lexically_ordered();
+        let mut listing = self.os.list_with_offset(Some(&dir), &from);
+        let mut out = Vec::new();
+        while let Some(m) = listing
+            .try_next()
+            .await
+            .map_err(|e| unavailable(&self.url, &format!("list {id}"), e))?
+        {
+            let Some(name) = m.location.filename() else {
+                continue;
+            };
+            match name
+                .strip_prefix(key.as_str())
+                .and_then(|r| r.strip_prefix('.'))
+            {
+                Some(hex) => {
+                    if let Some(blake3) = parse_blake3_hex(hex) {
+                        out.push(ArtifactRef {
+                            id,
+                            len: m.size,
+                            blake3,
+                        });
+                    }
+                }
+                // past the id's names: nothing of it follows in key order
+                None if sorted => break,
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes lease objects older than the one before `seq` (with their release
+    /// marks), so `locks/` stays a few objects however many backups ran. Best effort: a
+    /// leftover is deleted by the next acquisition.
+    async fn prune_leases(&self, seq: u64) {
+        let Ok(names) = self.list_dir("locks").await else {
+            return;
+        };
+        for (name, _) in names {
+            let old = name
+                .strip_prefix("backup-")
+                .map(|r| r.trim_end_matches(".released"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n + 1 < seq);
+            if old {
+                let _ = self.os.delete(&self.path(&format!("locks/{name}"))).await;
+            }
+        }
+    }
+
+    /// Whether `lease` is this store's current lease at `now_us`; why not, if not.
+    async fn lease_is_current(&self, lease: &Lease, now_us: u64) -> Result<()> {
+        let lost = |detail: String| Error::LeaseLost {
+            store: self.url.clone(),
+            holder: lease.holder.clone(),
+            token: lease.token.clone(),
+            detail,
+        };
+        match self.newest_lease().await? {
+            Some((seq, _, _)) if format!("{seq:020}") != lease.token => {
+                Err(lost(format!("the newest lease is {seq:020}")))
+            }
+            Some((_, _, true)) => Err(lost("it was released".into())),
+            Some((_, Some(l), false)) if l.expires_us > now_us => Ok(()),
+            Some((_, Some(l), false)) => Err(lost(format!(
+                "it expired at {} µs, now is {now_us}",
+                l.expires_us
+            ))),
+            _ => Err(lost("the store holds no readable lease".into())),
+        }
+    }
+
+    /// Uploads `bytes` to `path`: one request, or a multipart upload for a large
+    /// artifact. Each request runs under the timeout on its own (a slow link makes a
+    /// large upload long, not failed), with progress in the log.
+    async fn upload(&self, path: &Path, bytes: Bytes, id: ArtifactId) -> Result<()> {
         if bytes.len() < self.opts.multipart_threshold {
-            self.os
-                .put(path, PutPayload::from_bytes(bytes))
-                .await
-                .map_err(|e| unavailable(&self.url, "put", e))?;
-            return Ok(());
+            return self
+                .timed(&format!("put {id}"), async {
+                    self.os
+                        .put(path, PutPayload::from_bytes(bytes))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| unavailable(&self.url, &format!("put {id}"), e))
+                })
+                .await;
         }
         let mut up = self
-            .os
-            .put_multipart(path)
-            .await
-            .map_err(|e| unavailable(&self.url, "start multipart upload", e))?;
+            .timed(&format!("start multipart upload of {id}"), async {
+                self.os
+                    .put_multipart(path)
+                    .await
+                    .map_err(|e| unavailable(&self.url, "start multipart upload", e))
+            })
+            .await?;
         let part = self.opts.part_size.max(5 << 20);
+        let parts = bytes.len().div_ceil(part);
         let mut at = 0;
         let res: Result<()> = async {
-            while at < bytes.len() {
+            for k in 0..parts {
                 let end = (at + part).min(bytes.len());
-                up.put_part(PutPayload::from_bytes(bytes.slice(at..end)))
-                    .await
-                    .map_err(|e| unavailable(&self.url, "upload part", e))?;
+                let what = format!("upload part {} of {parts} of {id}", k + 1);
+                self.timed(
+                    &what,
+                    up.put_part(PutPayload::from_bytes(bytes.slice(at..end)))
+                        .map_err(|e| unavailable(&self.url, &what, e)),
+                )
+                .await?;
+                tracing::debug!(artifact = %id, part = k + 1, of = parts, bytes = end, "part uploaded");
                 at = end;
             }
-            up.complete()
-                .await
-                .map_err(|e| unavailable(&self.url, "complete multipart upload", e))?;
-            Ok(())
+            self.timed(
+                &format!("complete multipart upload of {id}"),
+                up.complete()
+                    .map_ok(|_| ())
+                    .map_err(|e| unavailable(&self.url, "complete multipart upload", e)),
+            )
+            .await
         }
         .await;
         if res.is_err() {
-            let _ = up.abort().await;
+            let _ = self
+                .timed(
+                    "abort multipart upload",
+                    up.abort()
+                        .map_err(|e| unavailable(&self.url, "abort multipart upload", e)),
+                )
+                .await;
         }
         res
     }
@@ -339,21 +453,20 @@ impl BackupStore for ObjectBackupStore {
 
     async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
         let r = ArtifactRef::of(id, &bytes);
-        self.timed(&format!("put {id}"), async {
-            let path = self.artifact_path(&r);
-            self.upload(&path, bytes).await?;
-            // Replace: drop other versions of the same id (written before a retry).
-            for old in self.list_refs(id.kind()).await? {
-                if old.id == id && old.blake3 != r.blake3 {
-                    self.os
-                        .delete(&self.artifact_path(&old))
-                        .await
-                        .map_err(|e| unavailable(&self.url, "delete replaced artifact", e))?;
-                }
-            }
-            Ok(r)
-        })
-        .await
+        let path = self.artifact_path(&r);
+        self.upload(&path, bytes, id).await?;
+        // Replace: drop other versions of the same id (written before a retry).
+        let copies = self.timed(&format!("list {id}"), self.refs_of(id)).await?;
+        for old in copies.into_iter().filter(|old| old.blake3 != r.blake3) {
+            self.timed(&format!("delete replaced {id}"), async {
+                self.os
+                    .delete(&self.artifact_path(&old))
+                    .await
+                    .map_err(|e| unavailable(&self.url, "delete replaced artifact", e))
+            })
+            .await?;
+        }
+        Ok(r)
     }
 
     async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
@@ -379,14 +492,23 @@ impl BackupStore for ObjectBackupStore {
         .await
     }
 
+    async fn holds(&self, r: &ArtifactRef) -> Result<bool> {
+        self.timed(&format!("head {}", r.id), async {
+            match self.os.head(&self.artifact_path(r)).await {
+                Ok(m) => Ok(m.size == r.len),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(unavailable(&self.url, &format!("head {}", r.id), e)),
+            }
+        })
+        .await
+    }
+
     async fn delete(&self, id: ArtifactId) -> Result<()> {
         self.timed(&format!("delete {id}"), async {
-            for r in self.list_refs(id.kind()).await? {
-                if r.id == id {
-                    match self.os.delete(&self.artifact_path(&r)).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(unavailable(&self.url, "delete", e)),
-                    }
+            for r in self.refs_of(id).await? {
+                match self.os.delete(&self.artifact_path(&r)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(unavailable(&self.url, "delete", e)),
                 }
             }
             Ok(())
@@ -449,6 +571,37 @@ impl BackupStore for ObjectBackupStore {
         .await
     }
 
+    async fn commit_manifest_fenced(
+        &self,
+        expected: u64,
+        manifest: &Manifest,
+        lease: &Lease,
+        now_us: u64,
+    ) -> Result<u64> {
+        self.timed("check lease", self.lease_is_current(lease, now_us))
+            .await?;
+        self.commit_manifest(expected, manifest).await
+    }
+
+    async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease> {
+        self.timed("renew lease", async {
+            self.lease_is_current(lease, now_us).await?;
+            let renewed = Lease {
+                expires_us: now_us.saturating_add(ttl_us),
+                ..lease.clone()
+            };
+            let path = self.path(&format!("locks/backup-{}", lease.token));
+            self.os
+                .put(&path, PutPayload::from(renewed.to_json()))
+                .await
+                .map_err(|e| unavailable(&self.url, "renew lease", e))?;
+            // taken over meanwhile (it read the old expiry): the newer lease wins
+            self.lease_is_current(&renewed, now_us).await?;
+            Ok(renewed)
+        })
+        .await
+    }
+
     async fn acquire_lease(&self, holder: &str, now_us: u64, ttl_us: u64) -> Result<Lease> {
         self.timed("acquire lease", async {
             let newest = self.newest_lease().await?;
@@ -490,6 +643,7 @@ impl BackupStore for ObjectBackupStore {
                     expires_us,
                 });
             }
+            self.prune_leases(seq).await;
             Ok(lease)
         })
         .await

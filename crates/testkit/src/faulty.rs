@@ -39,6 +39,8 @@ pub enum Op {
     List,
     /// [`BackupStore::delete`].
     Delete,
+    /// [`BackupStore::holds`].
+    Holds,
     /// [`BackupStore::read_manifest`].
     ReadManifest,
     /// [`BackupStore::commit_manifest`].
@@ -47,19 +49,23 @@ pub enum Op {
     AcquireLease,
     /// [`BackupStore::release_lease`].
     ReleaseLease,
+    /// [`BackupStore::renew_lease`].
+    RenewLease,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 10] = [
         Op::Put,
         Op::Get,
         Op::List,
         Op::Delete,
+        Op::Holds,
         Op::ReadManifest,
         Op::CommitManifest,
         Op::AcquireLease,
         Op::ReleaseLease,
+        Op::RenewLease,
     ];
 
     fn index(self) -> usize {
@@ -102,7 +108,7 @@ struct Rule {
 pub struct FaultyStore {
     inner: Arc<dyn BackupStore>,
     rules: Mutex<Vec<Rule>>,
-    calls: [AtomicU64; 8],
+    calls: [AtomicU64; 10],
     injected: AtomicU64,
 }
 
@@ -252,6 +258,30 @@ impl BackupStore for FaultyStore {
         self.inner
             .commit_manifest(expected_generation, manifest)
             .await
+    }
+
+    async fn holds(&self, r: &ArtifactRef) -> Result<bool> {
+        self.before(Op::Holds).await?;
+        self.inner.holds(r).await
+    }
+
+    /// Counts (and faults) as [`Op::CommitManifest`].
+    async fn commit_manifest_fenced(
+        &self,
+        expected_generation: u64,
+        manifest: &Manifest,
+        lease: &Lease,
+        now_us: u64,
+    ) -> Result<u64> {
+        self.before(Op::CommitManifest).await?;
+        self.inner
+            .commit_manifest_fenced(expected_generation, manifest, lease, now_us)
+            .await
+    }
+
+    async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease> {
+        self.before(Op::RenewLease).await?;
+        self.inner.renew_lease(lease, now_us, ttl_us).await
     }
 
     async fn acquire_lease(&self, holder: &str, now_us: u64, ttl_us: u64) -> Result<Lease> {

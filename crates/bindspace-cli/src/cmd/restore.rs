@@ -77,7 +77,7 @@ pub fn run(a: &Args) -> Result<()> {
             .find_map(|s| rt.block_on(s.read_manifest()).ok().flatten())
             .map(|(_, m)| m)
             .unwrap_or_default();
-        let dst = rt.block_on(repository(std::slice::from_ref(url)))?;
+        let dst = rt.block_on(repository(std::slice::from_ref(url), a.repo.timeout()))?;
         rt.block_on(dst.adopt_descriptor(&source))?;
         rt.block_on(dst.write_backup(NewBackup::full(&space, 0).on(plan.timeline)))?;
     }
