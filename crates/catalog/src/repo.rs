@@ -447,29 +447,35 @@ impl Repository {
             ..self.clone()
         };
         let current = || held.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // renews every third of the time to live (a failure a retry can cure is
+        // retried sooner); a lost lease stops `f` at once
         let keepalive = async {
             let every = std::time::Duration::from_micros((ttl / 3).max(1));
+            let mut wait = every;
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(wait).await;
                 match primary
                     .renew_lease(&current(), self.clock.now_us(), ttl)
                     .await
                 {
-                    Ok(renewed) => *held.lock().unwrap_or_else(|e| e.into_inner()) = renewed,
+                    Ok(renewed) => {
+                        *held.lock().unwrap_or_else(|e| e.into_inner()) = renewed;
+                        wait = every;
+                    }
                     Err(e) if e.is_retryable() => {
-                        tracing::warn!(error = %e, "lease renewal failed; retrying")
+                        tracing::warn!(error = %e, "lease renewal failed; retrying");
+                        wait = (every / 10).max(std::time::Duration::from_millis(1));
                     }
                     Err(e) => {
-                        // fencing refuses this holder's commits from now on
                         tracing::error!(error = %e, "the backup lease was lost");
-                        std::future::pending::<()>().await;
+                        return e;
                     }
                 }
             }
         };
         let res = tokio::select! {
             r = f(&leased) => r,
-            _ = keepalive => unreachable!("the keepalive loop never ends"),
+            e = keepalive => Err(e),
         };
         if !self.hold.is_zero() {
             tokio::time::sleep(self.hold).await;
@@ -730,7 +736,7 @@ impl Repository {
                     d.delete(e.artifact).await?;
                 }
             }
-            self.sweep_wal(d, &kept).await?;
+            self.sweep_wal(d, &kept, &doomed).await?;
             if !plan.expire.is_empty() {
                 tracing::warn!(store = %d.name(), expired = ?plan.expire.iter().map(|e| e.id).collect::<Vec<_>>(), "retention expired abandoned timelines");
             }
@@ -745,8 +751,13 @@ impl Repository {
     /// an expired timeline's that no live history uses. Nothing when the catalog cannot
     /// tell: timelines that do not form one tree, or WAL of a timeline it does not
     /// record. Returns how many segments went.
-    async fn sweep_wal(&self, d: &Arc<dyn BackupStore>, kept: &Manifest) -> Result<usize> {
-        let needs = match crate::retention::WalNeeds::of(kept) {
+    async fn sweep_wal(
+        &self,
+        d: &Arc<dyn BackupStore>,
+        kept: &Manifest,
+        removed: &[BackupEntry],
+    ) -> Result<usize> {
+        let needs = match crate::retention::WalNeeds::of(kept, removed) {
             Ok(n) => n,
             Err(why) => {
                 tracing::warn!(store = %d.name(), why, "archived WAL kept: the timelines are inconsistent");

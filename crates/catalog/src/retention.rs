@@ -398,11 +398,14 @@ pub fn plan_with(
     }
 }
 
-/// Which archived WAL segments a catalog still needs: on every live timeline's history,
-/// the records after its oldest full (earlier states have no base to replay from, and
-/// every kept backup and guaranteed restore point has a full at or below it). A history
-/// with no full keeps all of its WAL. Segments no live history uses (an expired
-/// timeline's, past what its live descendants need) are needed by nothing.
+/// Which archived WAL segments a catalog still needs after a retention run: on every
+/// live timeline's history from which that run removed a full, the records after its
+/// oldest remaining full (the states before it lost their backups; every kept backup
+/// and guaranteed restore point has a full at or below it). A history that lost no full
+/// keeps all of its WAL: the empty space at version 0 is a base too, so its earliest
+/// states stay reachable until retention removes backups of it. Segments no live
+/// history uses (an expired timeline's, past what its live descendants need) are
+/// needed by nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalNeeds {
     /// Each live history with the version its WAL is needed after.
@@ -410,9 +413,9 @@ pub struct WalNeeds {
 }
 
 impl WalNeeds {
-    /// The needs of catalog `m` (after retention removed its entries), or why none can
-    /// be told (timelines that do not form one tree: then everything stays).
-    pub fn of(m: &Manifest) -> Result<WalNeeds, String> {
+    /// The needs of catalog `m` after retention removed `removed` from it, or why none
+    /// can be told (timelines that do not form one tree: then everything stays).
+    pub fn of(m: &Manifest, removed: &[BackupEntry]) -> Result<WalNeeds, String> {
         let mut histories = Vec::new();
         for t in m.timeline_ids() {
             let h = History::of(m, t)?;
@@ -433,7 +436,10 @@ impl WalNeeds {
                 .map(|e| e.to_version)
                 .min()
                 .unwrap_or(0);
-            histories.push((h, oldest_full));
+            let lost_a_full = removed
+                .iter()
+                .any(|e| e.kind == BackupKind::Full && h.uses(&e.artifact));
+            histories.push((h, if lost_a_full { oldest_full } else { 0 }));
         }
         Ok(WalNeeds { histories })
     }

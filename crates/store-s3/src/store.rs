@@ -109,11 +109,10 @@ impl ObjectBackupStore {
             // from_env reads AWS_*; explicit options win.
             // each HTTP request under the store's timeout unless the options say
             // otherwise (Lance writes through this client too)
-            let mut b = AmazonS3Builder::from_env()
-                .with_url(url)
-                .with_client_options(
-                    object_store::ClientOptions::new().with_timeout(opts.op_timeout),
-                );
+            let mut b = AmazonS3Builder::from_env().with_url(url).with_config(
+                AmazonS3ConfigKey::Client(object_store::ClientConfigKey::Timeout),
+                format!("{}ms", opts.op_timeout.as_millis().max(1)),
+            );
             for (k, v) in &opts.client_options {
                 let key: AmazonS3ConfigKey = k
                     .parse()
@@ -641,6 +640,20 @@ impl BackupStore for ObjectBackupStore {
                     holder,
                     since_us,
                     expires_us,
+                });
+            }
+            // a writer that stalled between reading the newest lease and creating the
+            // next one may have re-created a pruned, older number: only the newest holds
+            if !matches!(self.newest_lease().await?, Some((newest, _, _)) if newest == seq) {
+                let _ = self
+                    .os
+                    .delete(&self.path(&format!("locks/backup-{seq:020}")))
+                    .await;
+                return Err(Error::BackupInProgress {
+                    store: self.url.clone(),
+                    holder: "another writer (a newer lease exists)".into(),
+                    since_us: now_us,
+                    expires_us: now_us,
                 });
             }
             self.prune_leases(seq).await;
