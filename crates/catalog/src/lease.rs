@@ -22,6 +22,24 @@ impl Lease {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a lease always serialises")
     }
+    /// The same lease (same token) extended to `now_us + ttl_us`: what a renewal stores.
+    pub fn extended(&self, now_us: u64, ttl_us: u64) -> Lease {
+        Lease {
+            expires_us: now_us.saturating_add(ttl_us),
+            ..self.clone()
+        }
+    }
+
+    /// [`crate::Error::LeaseLost`] for this lease on `store`, saying what holds instead.
+    pub fn lost(&self, store: &str, detail: impl Into<String>) -> crate::Error {
+        crate::Error::LeaseLost {
+            store: store.to_owned(),
+            holder: self.holder.clone(),
+            token: self.token.clone(),
+            detail: detail.into(),
+        }
+    }
+
     /// Decodes from storage.
     pub fn from_json(b: &[u8]) -> Option<Self> {
         serde_json::from_slice(b).ok()

@@ -126,12 +126,7 @@ impl PgBackupStore {
                     None => Some("no lease is held".to_owned()),
                 };
                 if let Some(detail) = current {
-                    return Err(Error::LeaseLost {
-                        store: self.name.clone(),
-                        holder: lease.holder.clone(),
-                        token: lease.token.clone(),
-                        detail,
-                    });
+                    return Err(lease.lost(&self.name, detail));
                 }
             }
             let bytes = manifest.encode(next);
@@ -714,12 +709,7 @@ impl BackupStore for PgBackupStore {
     async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease> {
         self.timed("renew lease", async {
             let op = "renew lease";
-            let lost = |detail: &str| Error::LeaseLost {
-                store: self.name.clone(),
-                holder: lease.holder.clone(),
-                token: lease.token.clone(),
-                detail: detail.to_owned(),
-            };
+            let lost = |detail: &str| lease.lost(&self.name, detail);
             let Ok(token) = lease.token.parse::<i64>() else {
                 return Err(lost("not a token of this store"));
             };
@@ -737,10 +727,7 @@ impl BackupStore for PgBackupStore {
                 .await
                 .map_err(|e| self.pg_err(op, e))?;
             if n == 1 {
-                Ok(Lease {
-                    expires_us: now_us.saturating_add(ttl_us),
-                    ..lease.clone()
-                })
+                Ok(lease.extended(now_us, ttl_us))
             } else {
                 Err(lost("another token holds the lease, or it expired"))
             }

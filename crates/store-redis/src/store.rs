@@ -618,12 +618,7 @@ impl BackupStore for RedisBackupStore {
                 .map_err(|e| unavailable(&self.name, "commit manifest", e))?;
             match ok {
                 1 => Ok(g),
-                2 => Err(Error::LeaseLost {
-                    store: self.name.clone(),
-                    holder: lease.holder.clone(),
-                    token: lease.token.clone(),
-                    detail: "another token holds the lease, or it expired".into(),
-                }),
+                2 => Err(lease.lost(&self.name, "another token holds the lease, or it expired")),
                 _ => Err(Error::Conflict {
                     store: self.name.clone(),
                     expected,
@@ -637,10 +632,7 @@ impl BackupStore for RedisBackupStore {
     async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease> {
         let mut c = self.conn.clone();
         self.timed("renew lease", async {
-            let renewed = Lease {
-                expires_us: now_us.saturating_add(ttl_us),
-                ..lease.clone()
-            };
+            let renewed = lease.extended(now_us, ttl_us);
             let ok: u8 = Script::new(RENEW_LEASE)
                 .key(self.key("lock:backup"))
                 .arg(&lease.token)
@@ -653,12 +645,7 @@ impl BackupStore for RedisBackupStore {
             if ok == 1 {
                 Ok(renewed)
             } else {
-                Err(Error::LeaseLost {
-                    store: self.name.clone(),
-                    holder: lease.holder.clone(),
-                    token: lease.token.clone(),
-                    detail: "another token holds the lease, or it expired".into(),
-                })
+                Err(lease.lost(&self.name, "another token holds the lease, or it expired"))
             }
         })
         .await

@@ -288,12 +288,7 @@ impl ObjectBackupStore {
 
     /// Whether `lease` is this store's current lease at `now_us`; why not, if not.
     async fn lease_is_current(&self, lease: &Lease, now_us: u64) -> Result<()> {
-        let lost = |detail: String| Error::LeaseLost {
-            store: self.url.clone(),
-            holder: lease.holder.clone(),
-            token: lease.token.clone(),
-            detail,
-        };
+        let lost = |detail: String| lease.lost(&self.url, detail);
         match self.newest_lease().await? {
             Some((seq, _, _)) if format!("{seq:020}") != lease.token => {
                 Err(lost(format!("the newest lease is {seq:020}")))
@@ -585,10 +580,7 @@ impl BackupStore for ObjectBackupStore {
     async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease> {
         self.timed("renew lease", async {
             self.lease_is_current(lease, now_us).await?;
-            let renewed = Lease {
-                expires_us: now_us.saturating_add(ttl_us),
-                ..lease.clone()
-            };
+            let renewed = lease.extended(now_us, ttl_us);
             let path = self.path(&format!("locks/backup-{}", lease.token));
             self.os
                 .put(&path, PutPayload::from(renewed.to_json()))
