@@ -531,40 +531,46 @@ impl BackupStore for PgBackupStore {
 
     async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
         let op = format!("get {}", r.id);
-        self.timed(&op, async {
-            let (a, b) = self.versions(r.id)?;
-            let t = self.timeline(r.id)?;
-            let kind = kind_word(r.id.kind());
-            let c = self.client(&op).await?;
-            let err = |e| self.pg_err(&op, e);
-            let row = c
-                .query_opt(
-                    &format!(
-                        "SELECT len, blake3, chunks FROM {}.artifacts
-                         WHERE kind = $1 AND first_version = $2 AND last_version = $3
-                           AND timeline = $4",
-                        self.s
-                    ),
-                    &[&kind, &a, &b, &t],
-                )
-                .await
-                .map_err(err)?
-                .ok_or_else(|| Error::NotFound {
-                    store: self.name.clone(),
-                    what: r.id.to_string(),
-                })?;
-            let (len, hash, chunks): (i64, Vec<u8>, i32) = (row.get(0), row.get(1), row.get(2));
-            if hash != r.blake3 || len as u64 != r.len {
-                return Err(self.corrupt(
-                    r.id,
-                    "the stored length or blake3 differs from the reference".into(),
-                ));
-            }
-            let chunks = u64::try_from(chunks)
-                .map_err(|_| self.corrupt(r.id, format!("the chunk count {chunks} is negative")))?;
-            let mut out = ChunkAssembler::new(&self.name, r, chunks);
-            let rows = c
-                .query_raw(
+        let (a, b) = self.versions(r.id)?;
+        let t = self.timeline(r.id)?;
+        let kind = kind_word(r.id.kind());
+        // each statement and each chunk under the timeout, not the whole download: a
+        // large artifact on a slow link must not fail for its size alone
+        let (c, row) = self
+            .timed(&op, async {
+                let c = self.client(&op).await?;
+                let row = c
+                    .query_opt(
+                        &format!(
+                            "SELECT len, blake3, chunks FROM {}.artifacts
+                             WHERE kind = $1 AND first_version = $2 AND last_version = $3
+                               AND timeline = $4",
+                            self.s
+                        ),
+                        &[&kind, &a, &b, &t],
+                    )
+                    .await
+                    .map_err(|e| self.pg_err(&op, e))?;
+                Ok((c, row))
+            })
+            .await?;
+        let row = row.ok_or_else(|| Error::NotFound {
+            store: self.name.clone(),
+            what: r.id.to_string(),
+        })?;
+        let (len, hash, chunks): (i64, Vec<u8>, i32) = (row.get(0), row.get(1), row.get(2));
+        if hash != r.blake3 || len as u64 != r.len {
+            return Err(self.corrupt(
+                r.id,
+                "the stored length or blake3 differs from the reference".into(),
+            ));
+        }
+        let chunks = u64::try_from(chunks)
+            .map_err(|_| self.corrupt(r.id, format!("the chunk count {chunks} is negative")))?;
+        let mut out = ChunkAssembler::new(&self.name, r, chunks);
+        let rows = self
+            .timed(&op, async {
+                c.query_raw(
                     &format!(
                         "SELECT seq, data FROM {}.artifact_chunks
                          WHERE kind = $1 AND first_version = $2 AND last_version = $3
@@ -580,16 +586,25 @@ impl BackupStore for PgBackupStore {
                     ],
                 )
                 .await
-                .map_err(err)?;
-            futures::pin_mut!(rows);
-            while let Some(row) = rows.try_next().await.map_err(err)? {
-                let seq: i32 = row.get(0);
-                // a negative sequence number can be no chunk: reported as missing
-                out.push(u64::try_from(seq).unwrap_or(u64::MAX), Some(row.get(1)))?;
-            }
-            out.finish()
-        })
-        .await
+                .map_err(|e| self.pg_err(&op, e))
+            })
+            .await?;
+        futures::pin_mut!(rows);
+        let mut k = 0u64;
+        loop {
+            let what = format!("{op} (chunk {k} of {chunks})");
+            let next = self
+                .timed(&what, async {
+                    rows.try_next().await.map_err(|e| self.pg_err(&what, e))
+                })
+                .await?;
+            let Some(row) = next else { break };
+            let seq: i32 = row.get(0);
+            // a negative sequence number can be no chunk: reported as missing
+            out.push(u64::try_from(seq).unwrap_or(u64::MAX), Some(row.get(1)))?;
+            k += 1;
+        }
+        out.finish()
     }
 
     async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>> {

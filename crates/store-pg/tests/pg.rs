@@ -328,3 +328,40 @@ async fn a_replaced_chunk_is_detected_naming_the_artifact() {
         other => panic!("replacement not detected: {:?}", other.map(|b| b.len())),
     }
 }
+
+// Issue 16 (left from item 9): a download is timed per chunk, like an upload: 6 MiB at
+// 2 MiB/s takes 3 s under a 1 s timeout and arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_slower_than_the_timeout_arrives_chunk_by_chunk() {
+    let Some(url) = service_env("BINDSPACE_TEST_PG_URL", "a PostgreSQL server") else {
+        return;
+    };
+    let schema = unique_schema("slowget");
+    let fast = PgBackupStore::connect(&url, opts(schema.clone()))
+        .await
+        .unwrap();
+    let bytes: bytes::Bytes = (0..6u32 << 20).map(|i| (i % 241) as u8).collect();
+    let r = fast
+        .put(ArtifactId::snapshot(5), bytes.clone())
+        .await
+        .unwrap();
+    let (_link, slow_url) =
+        bindspace_testkit::slowlink::SlowLink::for_url(&url, Some(2 << 20), None).unwrap();
+    let slow = PgBackupStore::connect(
+        &slow_url,
+        PgOptions {
+            op_timeout: Duration::from_secs(1),
+            ..opts(schema)
+        },
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let got = slow.get(&r).await.unwrap();
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the download took {:?}: not slower than the timeout, the test shows nothing",
+        started.elapsed()
+    );
+    assert_eq!(got, bytes);
+}

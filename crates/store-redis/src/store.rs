@@ -22,7 +22,9 @@ pub struct RedisOptions {
     pub chunk_size: usize,
     /// Chunks are sent in pipelines of at most this many bytes. Default 32 MiB.
     pub pipeline_bytes: usize,
-    /// Chunks of an upload that has not committed yet expire after this long. Default
+    /// Chunks of an upload that has not committed yet expire this long after the upload
+    /// last made progress (each batch renews the expiry of those before it), so an
+    /// abandoned upload leaves nothing behind and a slow one is never cut off. Default
     /// one hour.
     pub staging_ttl: Duration,
     /// Every store operation fails with `Error::Timeout` after this long. Default 30 s.
@@ -84,6 +86,16 @@ if ARGV[7] == '1' then
 end
 if old[1] and old[1] ~= ARGV[6] then
   for i = 0, tonumber(old[2]) - 1 do redis.call('DEL', old[1] .. i) end
+end
+return 1
+"#;
+
+/// Extends the expiry of staged chunks (KEYS) to ARGV[1] ms; a key without an expiry
+/// (a committed copy's chunk with the same name) keeps none. Redis 6 has no `PEXPIRE
+/// GT`, hence a script.
+const REFRESH_STAGING: &str = r#"
+for _, k in ipairs(KEYS) do
+  if redis.call('PTTL', k) > 0 then redis.call('PEXPIRE', k, ARGV[1]) end
 end
 return 1
 "#;
@@ -414,6 +426,17 @@ impl BackupStore for RedisBackupStore {
                         .arg("NX")
                         .ignore();
                 }
+                if i > 0 {
+                    // keep the chunks staged so far alive for as long as the upload
+                    // runs, however long that is (a committed copy's, without expiry,
+                    // stays without one)
+                    pipe.cmd("EVAL")
+                        .arg(REFRESH_STAGING)
+                        .arg(i)
+                        .arg((0..i).map(|k| format!("{prefix}{k}")).collect::<Vec<_>>())
+                        .arg(ttl_ms)
+                        .ignore();
+                }
                 let last = end == n;
                 if last {
                     // The commit rides in the last batch: one round trip for a small
@@ -458,64 +481,72 @@ impl BackupStore for RedisBackupStore {
     async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
         let op = format!("get {}", r.id);
         let mut c = self.conn.clone();
-        self.timed(&op, async {
-            let meta: (
-                Option<u64>,
-                Option<String>,
-                Option<u64>,
-                Option<u64>,
-                Option<String>,
-            ) = redis::cmd("HMGET")
-                .arg(self.meta_key(r.id))
-                .arg(&["len", "blake3", "chunk_size", "chunks", "chunk_prefix"][..])
-                .query_async(&mut c)
-                .await
-                .map_err(|e| unavailable(&self.name, &op, e))?;
-            let (Some(len), Some(hex), Some(chunk), Some(n), Some(prefix)) = meta else {
-                if meta.1.is_none() {
-                    return Err(Error::NotFound {
-                        store: self.name.clone(),
-                        what: r.id.to_string(),
-                    });
-                }
-                return Err(self.corrupt(r.id, "metadata hash is incomplete".into()));
-            };
-            if hex != blake3_hex(&r.blake3) {
-                return Err(self.corrupt(
-                    r.id,
-                    format!(
-                        "the store holds blake3 {hex}, the reference says {}",
-                        blake3_hex(&r.blake3)
-                    ),
-                ));
-            }
-            if chunk == 0 || len.div_ceil(chunk) != n || len != r.len {
-                return Err(self.corrupt(
-                    r.id,
-                    format!("metadata len {len}, chunk_size {chunk}, chunks {n} do not agree"),
-                ));
-            }
-            let mut out = ChunkAssembler::new(&self.name, r, n);
-            let per_batch = ((self.opts.pipeline_bytes as u64 / chunk).max(1)) as usize;
-            let mut i = 0u64;
-            while i < n {
-                let end = (i + per_batch as u64).min(n);
-                let mut pipe = redis::pipe();
-                for k in i..end {
-                    pipe.cmd("GET").arg(format!("{prefix}{k}"));
-                }
-                let parts: Vec<Option<Vec<u8>>> = pipe
+        // each round trip under the timeout, not the whole download: a large artifact
+        // on a slow link must not fail for its size alone
+        let meta: (
+            Option<u64>,
+            Option<String>,
+            Option<u64>,
+            Option<u64>,
+            Option<String>,
+        ) = self
+            .timed(&op, async {
+                redis::cmd("HMGET")
+                    .arg(self.meta_key(r.id))
+                    .arg(&["len", "blake3", "chunk_size", "chunks", "chunk_prefix"][..])
                     .query_async(&mut c)
                     .await
-                    .map_err(|e| unavailable(&self.name, &op, e))?;
-                for (k, p) in (i..end).zip(parts) {
-                    out.push(k, p.as_deref())?;
-                }
-                i = end;
+                    .map_err(|e| unavailable(&self.name, &op, e))
+            })
+            .await?;
+        let (Some(len), Some(hex), Some(chunk), Some(n), Some(prefix)) = meta else {
+            if meta.1.is_none() {
+                return Err(Error::NotFound {
+                    store: self.name.clone(),
+                    what: r.id.to_string(),
+                });
             }
-            out.finish()
-        })
-        .await
+            return Err(self.corrupt(r.id, "metadata hash is incomplete".into()));
+        };
+        if hex != blake3_hex(&r.blake3) {
+            return Err(self.corrupt(
+                r.id,
+                format!(
+                    "the store holds blake3 {hex}, the reference says {}",
+                    blake3_hex(&r.blake3)
+                ),
+            ));
+        }
+        if chunk == 0 || len.div_ceil(chunk) != n || len != r.len {
+            return Err(self.corrupt(
+                r.id,
+                format!("metadata len {len}, chunk_size {chunk}, chunks {n} do not agree"),
+            ));
+        }
+        let mut out = ChunkAssembler::new(&self.name, r, n);
+        let per_batch = ((self.opts.pipeline_bytes as u64 / chunk).max(1)) as usize;
+        let mut i = 0u64;
+        while i < n {
+            let end = (i + per_batch as u64).min(n);
+            let mut pipe = redis::pipe();
+            for k in i..end {
+                pipe.cmd("GET").arg(format!("{prefix}{k}"));
+            }
+            let batch = format!("{op} (chunks {i}..{end} of {n})");
+            let parts: Vec<Option<Vec<u8>>> = self
+                .timed(&batch, async {
+                    pipe.query_async(&mut c)
+                        .await
+                        .map_err(|e| unavailable(&self.name, &batch, e))
+                })
+                .await?;
+            for (k, p) in (i..end).zip(parts) {
+                out.push(k, p.as_deref())?;
+            }
+            tracing::debug!(artifact = %r.id, done = end, of = n, "chunks read");
+            i = end;
+        }
+        out.finish()
     }
 
     async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>> {

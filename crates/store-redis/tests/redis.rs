@@ -324,3 +324,82 @@ async fn re_sending_an_artifact_leaves_the_live_copy_without_an_expiry() {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert_eq!(store.get(&r).await.unwrap(), bytes);
 }
+
+/// A store reached through a link that slows replies to `down` and requests to `up`
+/// bytes a second, with a 1 s timeout per round trip and 1 MiB per pipeline.
+async fn over_slow_link(
+    url: &str,
+    down: Option<u64>,
+    up: Option<u64>,
+    opts: RedisOptions,
+) -> (bindspace_testkit::slowlink::SlowLink, RedisBackupStore) {
+    let (link, slow) = bindspace_testkit::slowlink::SlowLink::for_url(url, down, up).unwrap();
+    let store = RedisBackupStore::connect(
+        &slow,
+        RedisOptions {
+            op_timeout: Duration::from_secs(1),
+            pipeline_bytes: 1 << 20,
+            ..opts
+        },
+    )
+    .await
+    .unwrap();
+    (link, store)
+}
+
+// Issue 16 (left from item 9): a download is timed per round trip, like an upload: 6 MiB
+// at 2 MiB/s takes 3 s under a 1 s timeout and arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_slower_than_the_timeout_arrives_batch_by_batch() {
+    let Some(url) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let prefix = unique_prefix("slowget");
+    let fast = RedisBackupStore::connect(&url, small_chunks(prefix.clone()))
+        .await
+        .unwrap();
+    let bytes: Bytes = (0..6u32 << 20).map(|i| (i % 241) as u8).collect();
+    let r = fast
+        .put(ArtifactId::snapshot(5), bytes.clone())
+        .await
+        .unwrap();
+    let (_link, slow) = over_slow_link(&url, Some(2 << 20), None, small_chunks(prefix)).await;
+    let started = std::time::Instant::now();
+    let got = slow.get(&r).await.unwrap();
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the download took {:?}: not slower than the timeout, the test shows nothing",
+        started.elapsed()
+    );
+    assert_eq!(got, bytes);
+}
+
+// Issue 16 (left from item 10): an upload that takes longer than the staging expiry keeps
+// its staged chunks alive and commits: 6 MiB at 2 MiB/s under a 1 s staging TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_longer_than_the_staging_expiry_commits() {
+    let Some(url) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let prefix = unique_prefix("slowput");
+    let opts = RedisOptions {
+        staging_ttl: Duration::from_secs(1),
+        ..small_chunks(prefix.clone())
+    };
+    let (_link, slow) = over_slow_link(&url, None, Some(2 << 20), opts).await;
+    let bytes: Bytes = (0..6u32 << 20).map(|i| (i % 239) as u8).collect();
+    let started = std::time::Instant::now();
+    let r = slow
+        .put(ArtifactId::snapshot(6), bytes.clone())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the upload took {:?}: not longer than the staging expiry, the test shows nothing",
+        started.elapsed()
+    );
+    let fast = RedisBackupStore::connect(&url, small_chunks(prefix))
+        .await
+        .unwrap();
+    assert_eq!(fast.get(&r).await.unwrap(), bytes);
+}

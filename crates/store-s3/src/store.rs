@@ -8,10 +8,10 @@ use bindspace_catalog::{
     ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, blake3_hex,
     parse_blake3_hex,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{TryFutureExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
 /// Tuning of an [`ObjectBackupStore`].
@@ -363,6 +363,57 @@ impl ObjectBackupStore {
         res
     }
 
+    /// Reads the artifact `r` at `path`: one request, or ranged requests of a part's
+    /// size for a large one. Each request runs under the timeout on its own (a slow link
+    /// makes a large download long, not failed), with progress in the log.
+    async fn download(&self, path: &Path, r: &ArtifactRef) -> Result<Bytes> {
+        let what = r.id.to_string();
+        if r.len < self.opts.multipart_threshold as u64 {
+            return self
+                .timed(&format!("get {what}"), self.get_raw(path, &what))
+                .await;
+        }
+        let part = self.opts.part_size.max(5 << 20) as u64;
+        let ranges = r.len.div_ceil(part);
+        // the length comes from a checksummed catalog, and is capped all the same
+        let mut out = BytesMut::with_capacity(r.len.min(1 << 30) as usize);
+        for k in 0..ranges {
+            let (a, b) = (k * part, ((k + 1) * part).min(r.len));
+            let op = format!("get {what} (range {} of {ranges})", k + 1);
+            let got = self
+                .timed(&op, async {
+                    let res = match self
+                        .os
+                        .get_opts(path, GetOptions::new().with_range(Some(a..b)))
+                        .await
+                    {
+                        Ok(res) => res,
+                        Err(object_store::Error::NotFound { .. }) => {
+                            return Err(Error::NotFound {
+                                store: self.url.clone(),
+                                what: what.clone(),
+                            });
+                        }
+                        Err(e) => return Err(unavailable(&self.url, &op, e)),
+                    };
+                    if res.meta.size != r.len {
+                        return Err(Error::Corrupt {
+                            store: self.url.clone(),
+                            artifact: r.id,
+                            detail: format!("{} bytes, expected {}", res.meta.size, r.len),
+                        });
+                    }
+                    res.bytes()
+                        .await
+                        .map_err(|e| unavailable(&self.url, &op, e))
+                })
+                .await?;
+            out.extend_from_slice(&got);
+            tracing::debug!(artifact = %r.id, range = k + 1, of = ranges, bytes = b, "range read");
+        }
+        Ok(out.freeze())
+    }
+
     async fn generations(&self) -> Result<Vec<u64>> {
         let mut g: Vec<u64> = self
             .list_dir("catalog")
@@ -464,14 +515,9 @@ impl BackupStore for ObjectBackupStore {
     }
 
     async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
-        self.timed(&format!("get {}", r.id), async {
-            let bytes = self
-                .get_raw(&self.artifact_path(r), &r.id.to_string())
-                .await?;
-            r.verify(&self.url, &bytes)?;
-            Ok(bytes)
-        })
-        .await
+        let bytes = self.download(&self.artifact_path(r), r).await?;
+        r.verify(&self.url, &bytes)?;
+        Ok(bytes)
     }
 
     async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>> {

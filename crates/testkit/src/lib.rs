@@ -13,6 +13,7 @@
 //!   can inject store faults deterministically and assert how many listings an
 //!   operation made.
 //! - [`shadow::follow`]: a shadow space kept at an engine's versions.
+//! - [`slowlink`]: a TCP proxy that delivers a real server's replies slowly.
 //! - [`simdisk`]: a simulated disk for power-loss tests (what was synced survives;
 //!   of the rest, what a seed lets land).
 
@@ -21,6 +22,7 @@ pub mod faulty;
 pub mod servers;
 pub mod shadow;
 pub mod simdisk;
+pub mod slowlink;
 
 pub use env::{must_not_skip, service_env, unique_name};
 pub use faulty::{Fault, FaultyStore, Op};
