@@ -141,6 +141,15 @@ fn versions_over_a_hole_in_the_archived_wal_fails_naming_it() {
         msg.contains(&format!("versions {a}..={b}")),
         "names the hole {a}..={b}: {msg}"
     );
+    // a range wholly inside the hole (no segment overlaps it) fails too: an empty
+    // answer would say nothing wrote A there
+    let inside =
+        s.rt.block_on(bindspace_pitr::versions(&s.stores, A, a, b, None));
+    let msg = format!("{inside:?}");
+    assert!(
+        inside.is_err() && msg.contains(&format!("versions {a}..={b}")),
+        "names the hole {a}..={b}: {msg}"
+    );
     // a range that does not cross the hole still answers
     let before =
         s.rt.block_on(bindspace_pitr::versions(&s.stores, A, 0, a - 1, None))

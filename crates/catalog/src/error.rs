@@ -115,8 +115,11 @@ pub enum Error {
     /// A lease holder's lease is no longer the repository's current one (it expired and
     /// another writer took it over, or it was released): its catalog commits and
     /// renewals are refused, so a stalled writer cannot overwrite its successor's work.
+    /// The lease lives on the primary destination, whose catalog is always committed
+    /// first: a refused commit reached no secondary either. What the holder committed
+    /// while its lease was current stays.
     #[error(
-        "{store}: the backup lease {token} held by {holder} is no longer current ({detail}); nothing was committed under it"
+        "{store}: the backup lease {token} held by {holder} is no longer current ({detail}); this commit was refused on every destination and the leased work stopped"
     )]
     LeaseLost {
         /// Which store.

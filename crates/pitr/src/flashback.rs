@@ -125,11 +125,38 @@ pub async fn versions(
         .map_err(|e| not(e.to_string()))?;
     let history = History::of(&timelines, timeline).map_err(not)?;
     let mut out = Vec::new();
-    let mut segs: Vec<(&ArtifactRef, &Vec<usize>)> = inv
+    let ours: Vec<(&ArtifactRef, &Vec<usize>)> = inv
         .of_kind(ArtifactKind::WalSegment)
-        .filter(|(r, _)| r.id.overlaps(lo, hi) && history.uses(&r.id))
+        .filter(|(r, _)| history.uses(&r.id))
+        .collect();
+    let mut segs: Vec<(&ArtifactRef, &Vec<usize>)> = ours
+        .iter()
+        .copied()
+        .filter(|(r, _)| r.id.overlaps(lo, hi))
         .collect();
     segs.sort_by_key(|(r, _)| r.id.versions());
+    if segs.is_empty() && hi >= lo.max(1) {
+        // no segment overlaps the range, yet the archive goes on past it: the range is
+        // a hole (swept by retention, or missing), not a stretch where nothing wrote
+        let after = ours
+            .iter()
+            .map(|(r, _)| r.id.versions().0)
+            .filter(|&f| f > hi)
+            .min();
+        if let Some(after) = after {
+            let before = ours
+                .iter()
+                .map(|(r, _)| r.id.versions().1)
+                .filter(|&l| l < lo)
+                .max()
+                .unwrap_or(0);
+            return Err(not(format!(
+                "the archived WAL of this history has no records for versions {}..={} (a segment missing, or removed by retention); ask for a range that does not cross it",
+                before + 1,
+                after - 1
+            )));
+        }
+    }
     let mut seen_to = lo.saturating_sub(1);
     for (r, idx) in segs {
         let s = step(&sources, r, idx);

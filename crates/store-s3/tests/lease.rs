@@ -47,12 +47,21 @@ async fn a_holder_working_longer_than_its_lease_keeps_it_by_renewal() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stalled_holder_whose_lease_was_taken_over_commits_nothing() {
-    let (store, clock, repo) = setup();
+    let (store, clock, _) = setup();
+    // a second destination: the lease lives on the primary only, whose fenced commit
+    // comes first, so a stale holder reaches no secondary either
+    let second: Arc<dyn BackupStore> =
+        Arc::new(ObjectBackupStore::from_url("memory://", StoreOptions::default()).unwrap());
+    let both = vec![store.clone(), second.clone()];
+    let repo = Repository::new(both.clone(), clock.clone(), "writer-a")
+        .unwrap()
+        .with_lease_ttl(TTL);
     repo.init().await.unwrap();
-    let other = Repository::new(vec![store.clone()], clock.clone(), "writer-b")
+    let other = Repository::new(both, clock.clone(), "writer-b")
         .unwrap()
         .with_lease_ttl(TTL);
     let before = generation(&store).await;
+    let before_second = generation(&second).await;
     let res = repo
         .with_lease(async |r| {
             // stalled (no renewal ran: tokio's clock stood still) past its expiry,
@@ -72,5 +81,10 @@ async fn a_stalled_holder_whose_lease_was_taken_over_commits_nothing() {
         generation(&store).await,
         before + 1,
         "only the new holder's commit landed"
+    );
+    assert_eq!(
+        generation(&second).await,
+        before_second + 1,
+        "only the new holder's commit landed on the secondary"
     );
 }
