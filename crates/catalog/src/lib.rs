@@ -46,6 +46,7 @@ pub mod retention;
 mod store;
 pub mod timeline;
 mod util;
+mod verified;
 
 pub use archiver::StoreArchiver;
 pub use artifact::{
@@ -62,3 +63,4 @@ pub use retention::RetentionPolicy;
 pub use store::{BackupStore, BackupStoreExt};
 pub use timeline::{History, TimelineRecord};
 pub use util::{redact_url, timed};
+pub use verified::{Verified, VerifyLevel, VerifyLog, WalVerified};

@@ -193,6 +193,11 @@ pub struct Manifest {
     /// what a live timeline's history still needs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expired: Vec<ExpiredTimeline>,
+    /// What verification found intact in this store, and when (`bindspace verify`).
+    /// Older builds ignore it (and drop it when they rewrite the catalog: only the
+    /// record of checks is lost, so those artifacts are read again).
+    #[serde(default, skip_serializing_if = "crate::VerifyLog::is_empty")]
+    pub verified: crate::VerifyLog,
 }
 
 /// A timeline a retention policy expired.
@@ -216,6 +221,7 @@ impl Default for Manifest {
             entries: Vec::new(),
             restore_points: Vec::new(),
             expired: Vec::new(),
+            verified: crate::VerifyLog::default(),
         }
     }
 }

@@ -495,6 +495,20 @@ impl Repository {
         Ok(())
     }
 
+    /// Applies `change` to destination `i`'s catalog alone (per-store records, such as
+    /// what verification found in that store), retrying on a concurrent commit.
+    pub async fn update_catalog_at(
+        &self,
+        i: usize,
+        change: impl Fn(&mut Manifest) -> Result<()>,
+    ) -> Result<()> {
+        let d = self.dests.get(i).ok_or_else(|| Error::Invalid {
+            store: self.names().join(", "),
+            detail: format!("no destination {i}"),
+        })?;
+        self.update_one(d, &change).await
+    }
+
     async fn update_one(
         &self,
         d: &Arc<dyn BackupStore>,

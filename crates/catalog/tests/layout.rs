@@ -58,6 +58,7 @@ fn layout2() -> Manifest {
             ),
         ],
         expired: vec![],
+        verified: Default::default(),
         restore_points: vec![RestorePoint {
             name: "before-deploy".into(),
             version: 90,

@@ -1,0 +1,403 @@
+//! The verification run: read back what every store holds (least recently verified
+//! first, within a time budget), check it at the level asked, compare the catalogs,
+//! repair from another store when asked, and record what was found intact.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bindspace_catalog::{
+    ArtifactId, ArtifactKind, ArtifactRef, BackupKind, BackupStore, History, Manifest, Repository,
+    VerifyLevel, VerifyLog, parse_blake3_hex,
+};
+use bindspace_core::Clock;
+
+use crate::report::{Finding, Report, StoreReport};
+use crate::{Result, checks, deep};
+
+/// What to verify and how.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// How thoroughly.
+    pub level: VerifyLevel,
+    /// Stop reading new artifacts after this long (least recently verified are read
+    /// first, so repeated runs cover everything); `None`: no limit.
+    pub max_duration: Option<Duration>,
+    /// Put back missing or damaged copies from another store that holds them intact.
+    pub repair: bool,
+    /// Re-read an artifact verified at this level once this long has passed.
+    pub recheck: Duration,
+    /// Deep level: random versions restored besides restore points and backups.
+    pub deep_samples: usize,
+    /// Seed of that sample.
+    pub seed: u64,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            level: VerifyLevel::Checksum,
+            max_duration: None,
+            repair: false,
+            recheck: Duration::from_secs(30 * 86_400),
+            deep_samples: 3,
+            seed: 0,
+        }
+    }
+}
+
+/// One store as read at the start of the run.
+pub(crate) struct Seen {
+    pub store: Arc<dyn BackupStore>,
+    pub manifest: Manifest,
+    /// Everything it lists, by id.
+    pub listed: BTreeMap<ArtifactId, ArtifactRef>,
+}
+
+/// Describes an artifact for people.
+pub(crate) fn describe(id: &ArtifactId) -> String {
+    match id.timeline() {
+        1 => id.to_string(),
+        t => format!("{id} on timeline {t}"),
+    }
+}
+
+/// The reference a catalog entry records for its artifact.
+fn recorded(e: &bindspace_catalog::BackupEntry) -> Option<ArtifactRef> {
+    Some(ArtifactRef {
+        id: e.artifact,
+        len: e.size,
+        blake3: parse_blake3_hex(&e.blake3)?,
+    })
+}
+
+async fn look(store: &Arc<dyn BackupStore>) -> bindspace_catalog::Result<Seen> {
+    let manifest = store
+        .read_manifest()
+        .await?
+        .map(|(_, m)| m)
+        .unwrap_or_default();
+    let mut listed = BTreeMap::new();
+    for kind in [
+        ArtifactKind::Snapshot,
+        ArtifactKind::Delta,
+        ArtifactKind::WalSegment,
+    ] {
+        for r in store.list(kind, 0, u64::MAX).await? {
+            listed.insert(r.id, r);
+        }
+    }
+    Ok(Seen {
+        store: store.clone(),
+        manifest,
+        listed,
+    })
+}
+
+/// Verifies every store of `repo` at `opts.level`; see the crate docs. Damage is a
+/// finding in the report; an error means the run itself could not proceed.
+pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) -> Result<Report> {
+    let started_us = clock.now_us();
+    let deadline = opts
+        .max_duration
+        .map(|d| started_us.saturating_add(d.as_micros() as u64));
+    let recheck_us = opts.recheck.as_micros() as u64;
+    let stores = repo.destinations();
+    let mut reports: Vec<StoreReport> = stores
+        .iter()
+        .map(|s| StoreReport {
+            store: s.name(),
+            ..StoreReport::default()
+        })
+        .collect();
+    let mut seen: Vec<Option<Seen>> = Vec::with_capacity(stores.len());
+    for (i, s) in stores.iter().enumerate() {
+        match look(s).await {
+            Ok(x) => seen.push(Some(x)),
+            Err(e) => {
+                tracing::warn!(store = %s.name(), error = %e, "store not checked");
+                reports[i].unavailable = Some(e.to_string());
+                seen.push(None);
+            }
+        }
+    }
+    if seen.iter().all(Option::is_none) {
+        return Err(crate::Error::NoStore(
+            reports
+                .iter()
+                .filter_map(|r| r.unavailable.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+
+    // what each store should hold, and the work: (last verified, store, reference)
+    let mut work: Vec<(Option<u64>, usize, ArtifactRef)> = Vec::new();
+    for (i, s) in seen.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let rep = &mut reports[i];
+        let mut named = BTreeSet::new();
+        for e in s
+            .manifest
+            .entries
+            .iter()
+            .filter(|e| e.kind != BackupKind::Wal)
+        {
+            named.insert(e.artifact);
+            let Some(want) = recorded(e) else {
+                rep.damaged.push(Finding {
+                    artifact: describe(&e.artifact),
+                    detail: format!("the catalog records an unreadable blake3 {:?}", e.blake3),
+                });
+                continue;
+            };
+            match s.listed.get(&e.artifact) {
+                None => rep.missing.push(Finding {
+                    artifact: describe(&e.artifact),
+                    detail: format!("backup {} names it; the store does not hold it", e.id),
+                }),
+                Some(have) if *have != want => rep.damaged.push(Finding {
+                    artifact: describe(&e.artifact),
+                    detail: format!(
+                        "the store holds a different copy ({} bytes, blake3 {}) from the one backup {} recorded ({} bytes, blake3 {})",
+                        have.len,
+                        bindspace_catalog::blake3_hex(&have.blake3),
+                        e.id,
+                        want.len,
+                        e.blake3
+                    ),
+                }),
+                Some(_) => work.push((s.manifest.verified.last(&want.id, opts.level), i, want)),
+            }
+        }
+        // WAL segments another store archived and this one lacks (the archiver
+        // writes each segment to every store)
+        for o in seen.iter().flatten() {
+            for id in o
+                .listed
+                .keys()
+                .filter(|id| id.kind() == ArtifactKind::WalSegment && !s.listed.contains_key(*id))
+            {
+                let f = Finding {
+                    artifact: describe(id),
+                    detail: format!(
+                        "{} archived it; this store does not hold it",
+                        o.store.name()
+                    ),
+                };
+                if !rep.missing.contains(&f)
+                    && !rep.missing.iter().any(|m| m.artifact == f.artifact)
+                {
+                    rep.missing.push(f);
+                }
+            }
+        }
+        for r in s.listed.values() {
+            match r.id.kind() {
+                ArtifactKind::WalSegment => {
+                    work.push((s.manifest.verified.last(&r.id, opts.level), i, *r))
+                }
+                _ if !named.contains(&r.id) => rep.orphans.push(describe(&r.id)),
+                _ => {}
+            }
+        }
+    }
+    // least recently verified first (never verified before anything)
+    work.sort_by_key(|(last, i, r)| (*last, *i, r.id));
+    let mut intact: Vec<Vec<ArtifactId>> = vec![Vec::new(); stores.len()];
+    let mut reached = 0;
+    for (last, i, r) in &work {
+        if last.is_some_and(|t| started_us.saturating_sub(t) < recheck_us) {
+            reports[*i].fresh += 1;
+            reached += 1;
+            continue;
+        }
+        if deadline.is_some_and(|d| clock.now_us() >= d) {
+            break;
+        }
+        reached += 1;
+        let store = &stores[*i];
+        let rep = &mut reports[*i];
+        match store.get(r).await {
+            Ok(bytes) => {
+                rep.bytes_read += bytes.len() as u64;
+                let decoded = if opts.level >= VerifyLevel::Standard {
+                    checks::decode(&r.id, &bytes)
+                } else {
+                    Ok(())
+                };
+                match decoded {
+                    Ok(()) => {
+                        rep.checked += 1;
+                        intact[*i].push(r.id);
+                    }
+                    Err(detail) => rep.damaged.push(Finding {
+                        artifact: describe(&r.id),
+                        detail,
+                    }),
+                }
+            }
+            Err(e) => {
+                let f = Finding {
+                    artifact: describe(&r.id),
+                    detail: e.to_string(),
+                };
+                match e.kind() {
+                    bindspace_core::ErrorKind::Corrupt => rep.damaged.push(f),
+                    bindspace_core::ErrorKind::NotRestorable => rep.missing.push(f),
+                    _ => rep.unreadable.push(f),
+                }
+            }
+        }
+    }
+    let not_reached = work.len() - reached;
+
+    let mut report = Report {
+        level: opts.level,
+        started_us,
+        finished_us: started_us,
+        stores: reports,
+        chains: Vec::new(),
+        wal_gaps: Vec::new(),
+        disagreements: Vec::new(),
+        schemas: Vec::new(),
+        deep: Vec::new(),
+        not_reached,
+    };
+    if opts.level >= VerifyLevel::Standard {
+        checks::repository(&seen, &mut report);
+    }
+    if opts.repair {
+        repair(&seen, &mut report, &mut intact).await;
+        // which WAL holes the copies filled: the stores' archives as they are now
+        for g in report.wal_gaps.iter_mut() {
+            let Some(s) = seen.iter().flatten().find(|s| s.store.name() == g.store) else {
+                continue;
+            };
+            if let Ok(now) = look(&s.store).await {
+                g.repaired = checks::covers(&now, g.timeline, g.first, g.last);
+            }
+        }
+    }
+    let mut deep_ok: Vec<ArtifactId> = Vec::new();
+    if opts.level >= VerifyLevel::Deep {
+        deep_ok = deep::run(stores, &seen, opts, &mut report).await;
+    }
+    record(repo, &seen, &intact, &deep_ok, opts.level, started_us).await?;
+    report.finished_us = clock.now_us();
+    tracing::info!(level = %opts.level, outcome = ?report.outcome(), "verify finished");
+    Ok(report)
+}
+
+/// Puts back every missing or damaged copy that another store holds intact, checking
+/// it on both ends.
+async fn repair(seen: &[Option<Seen>], report: &mut Report, intact: &mut [Vec<ArtifactId>]) {
+    for i in 0..seen.len() {
+        let Some(s) = &seen[i] else { continue };
+        let broken: Vec<ArtifactId> = seen
+            .iter()
+            .flatten()
+            .flat_map(|o| {
+                o.manifest
+                    .entries
+                    .iter()
+                    .filter(|e| e.kind != BackupKind::Wal)
+                    .map(|e| e.artifact)
+                    .chain(o.listed.keys().copied())
+            })
+            .filter(|id| {
+                let d = describe(id);
+                let r = &report.stores[i];
+                (r.missing.iter().any(|f| f.artifact == d)
+                    || r.damaged.iter().any(|f| f.artifact == d))
+                    && !r.repaired.contains(&d)
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for id in broken {
+            let want = s
+                .manifest
+                .entries
+                .iter()
+                .find(|e| e.artifact == id && e.kind != BackupKind::Wal)
+                .and_then(recorded);
+            let mut healed = None;
+            for (j, o) in seen.iter().enumerate() {
+                let Some(o) = o.as_ref().filter(|_| j != i) else {
+                    continue;
+                };
+                // the catalog's record where there is one, else the other store's own
+                let Some(r) = want.or_else(|| o.listed.get(&id).copied()) else {
+                    continue;
+                };
+                let Ok(bytes) = o.store.get(&r).await else {
+                    continue;
+                };
+                match s.store.put(id, bytes).await {
+                    Ok(put) if put == r => {}
+                    _ => continue,
+                }
+                if s.store.get(&r).await.is_ok() {
+                    healed = Some(o.store.name());
+                    break;
+                }
+            }
+            let d = describe(&id);
+            match healed {
+                Some(from) => {
+                    tracing::info!(store = %s.store.name(), artifact = %d, from = %from, "repaired");
+                    report.stores[i].repaired.push(format!("{d} (from {from})"));
+                    intact[i].push(id);
+                }
+                None => report.stores[i].unrepaired.push(Finding {
+                    artifact: d,
+                    detail: "no other store holds it intact".into(),
+                }),
+            }
+        }
+    }
+}
+
+/// Records in each store's catalog what was found intact there.
+async fn record(
+    repo: &Repository,
+    seen: &[Option<Seen>],
+    intact: &[Vec<ArtifactId>],
+    deep_ok: &[ArtifactId],
+    level: VerifyLevel,
+    at_us: u64,
+) -> Result<()> {
+    for (i, s) in seen.iter().enumerate() {
+        if s.is_none() || (intact[i].is_empty() && deep_ok.is_empty()) {
+            continue;
+        }
+        let ids = &intact[i];
+        repo.update_catalog_at(i, |m| {
+            for id in ids {
+                // a deep run's reads are standard-level checks; deep is what restored
+                m.verified
+                    .record(id, level.min(VerifyLevel::Standard), at_us);
+            }
+            for id in deep_ok.iter().filter(|id| ids.contains(id)) {
+                m.verified.record(id, VerifyLevel::Deep, at_us);
+            }
+            let live: BTreeSet<String> = m
+                .entries
+                .iter()
+                .map(|e| VerifyLog::key_of(&e.artifact))
+                .collect();
+            let timelines = m.timeline_ids();
+            m.verified
+                .prune(|k| live.contains(k), |t| timelines.contains(&t));
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Whether `id` belongs to the history of live timeline `t` in `m`.
+pub(crate) fn on_history(m: &Manifest, t: bindspace_catalog::TimelineId, id: &ArtifactId) -> bool {
+    History::of(m, t).is_ok_and(|h| h.uses(id))
+}
