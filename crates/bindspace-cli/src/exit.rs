@@ -3,7 +3,8 @@
 //! 0 success; 1 failure (the message says why); 2 bad arguments (clap); 3 busy: another
 //! backup holds the repository's lease, or a running engine holds the data directory
 //! (a retry after it is done can succeed); 4 the target cannot be restored from what
-//! the stores hold.
+//! the stores hold; 5 `verify` found damage (or a store it could not check); 6 `verify`
+//! found damage and repaired all of it.
 
 use bindspace_core::ErrorKind;
 
@@ -12,10 +13,34 @@ pub const EXIT_BUSY: u8 = 3;
 /// Exit code: the target cannot be restored from what the stores hold.
 pub const EXIT_NOT_RESTORABLE: u8 = 4;
 
+/// Exit code: `verify` found damage that remains.
+pub const EXIT_DAMAGE: u8 = 5;
+/// Exit code: `verify` found damage and repaired all of it.
+pub const EXIT_REPAIRED: u8 = 6;
+
+/// A verification that was not clean (the report was printed already).
+#[derive(Debug)]
+pub struct VerifyOutcome(pub bindspace_dr::Outcome);
+
+impl std::fmt::Display for VerifyOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            bindspace_dr::Outcome::AllRepaired => {
+                f.write_str("verify found damage and repaired all of it (see the report)")
+            }
+            _ => f.write_str("verify found damage (see the report)"),
+        }
+    }
+}
+
+impl std::error::Error for VerifyOutcome {}
+
 /// The kind of the first bindspace error in `e`'s chain.
 pub fn kind_of(e: &anyhow::Error) -> Option<ErrorKind> {
     e.chain().find_map(|c| {
         if let Some(e) = c.downcast_ref::<bindspace::Error>() {
+            Some(e.kind())
+        } else if let Some(e) = c.downcast_ref::<bindspace_dr::Error>() {
             Some(e.kind())
         } else if let Some(e) = c.downcast_ref::<bindspace_pitr::Error>() {
             Some(e.kind())
@@ -35,6 +60,12 @@ pub fn kind_of(e: &anyhow::Error) -> Option<ErrorKind> {
 
 /// The exit code for `e`.
 pub fn code(e: &anyhow::Error) -> u8 {
+    if let Some(VerifyOutcome(o)) = e.downcast_ref::<VerifyOutcome>() {
+        return match o {
+            bindspace_dr::Outcome::AllRepaired => EXIT_REPAIRED,
+            _ => EXIT_DAMAGE,
+        };
+    }
     match kind_of(e) {
         Some(ErrorKind::Busy) => EXIT_BUSY,
         Some(ErrorKind::NotRestorable) => EXIT_NOT_RESTORABLE,

@@ -222,3 +222,79 @@ fn a_temporary_demo_says_its_repository_is_gone() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("removed again"), "{stdout}");
 }
+
+/// Copies directory `from` into `to`, recursively.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+// Issue 17: `bindspace verify` exits 0 on a clean repository, 5 naming damage, 6 once
+// `--repair` healed all of it from the other store, and 0 again afterwards.
+#[test]
+fn verify_exits_by_what_it_found_and_repairs_from_the_other_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bindspace()
+        .args([
+            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let a = dir.path().join("data/repo");
+    let b = dir.path().join("copy");
+    copy_dir(&a, &b);
+    let repo = format!("file://{},file://{}", a.display(), b.display());
+    let verify = |extra: &[&str]| {
+        let out = bindspace()
+            .args(["verify", "--repo", &repo, "--recheck-days", "0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = verify(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("result: clean"), "{text}");
+
+    let delta = std::fs::read_dir(a.join("deltas"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&delta).unwrap();
+    let n = bytes.len();
+    bytes[n - 9] ^= 0x01;
+    std::fs::write(&delta, bytes).unwrap();
+    let (code, text) = verify(&[]);
+    assert_eq!(code, Some(5), "{text}");
+    assert!(text.contains("damaged: delta"), "{text}");
+    let (code, text) = verify(&["--repair"]);
+    assert_eq!(code, Some(6), "{text}");
+    assert!(text.contains("repaired: delta"), "{text}");
+    let (code, text) = verify(&["--level", "deep", "--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert!(
+        report["deep"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] != "failed"),
+        "{report}"
+    );
+}

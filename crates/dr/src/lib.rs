@@ -12,7 +12,7 @@
 //!   history's WAL archive checked for holes (each with the stores that fill it); the
 //!   stores' catalogs compared; every schema one this build reads;
 //! - **deep**: every restore point, every backup's version and a seeded sample of
-//!   other versions restored and compared with the state root recorded for it (no root
+//!   other points in time restored and compared with the state root recorded for it (no root
 //!   recorded: "unverifiable", never "verified").
 //!
 //! Least recently verified artifacts are read first, within an optional time budget;

@@ -27,7 +27,7 @@ pub struct VerifyOptions {
     pub repair: bool,
     /// Re-read an artifact verified at this level once this long has passed.
     pub recheck: Duration,
-    /// Deep level: random versions restored besides restore points and backups.
+    /// Deep level: random points in time restored besides restore points and backups.
     pub deep_samples: usize,
     /// Seed of that sample.
     pub seed: u64,

@@ -1,6 +1,6 @@
 //! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
 //! layout): `init`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
-//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`.
+//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`.
 
 use anyhow::Result;
 
@@ -18,6 +18,7 @@ mod retention;
 mod rewind;
 mod show;
 mod timeline;
+mod verify;
 mod versions;
 
 /// Repository subcommands.
@@ -53,6 +54,8 @@ pub enum Op {
     /// The repository's histories and where each branched (`list`, `show N`).
     #[command(subcommand)]
     Timeline(timeline::TimelineOp),
+    /// Prove what every store holds will restore; name damage; repair it with --repair.
+    Verify(verify::Args),
 }
 
 /// Runs one repository command.
@@ -71,5 +74,6 @@ pub fn run(op: Op) -> Result<()> {
         Op::Versions(a) => versions::run(&a),
         Op::Timeline(t) => timeline::run(t),
         Op::Rewind(a) => rewind::run(&a),
+        Op::Verify(a) => verify::run(&a),
     }
 }
