@@ -68,6 +68,17 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "restore planning works on any BackupStore; it names no concrete tier",
     ),
     (
+        "bindspace-dr",
+        &[
+            "redis",
+            "object_store",
+            "lance",
+            "tokio-postgres",
+            "deadpool-postgres",
+        ],
+        "verify and repair work on any BackupStore; they name no concrete tier",
+    ),
+    (
         "bindspace-store-redis",
         &[
             "object_store",
