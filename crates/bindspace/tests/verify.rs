@@ -173,3 +173,45 @@ fn verify_names_damage_in_each_store_repairs_it_and_everything_restores() {
         }
     }
 }
+
+// Review finding: a store whose catalog was lost while its artifacts remain is not
+// "clean" (every artifact would read as an orphan), and verify writes no new catalog
+// into it.
+#[test]
+fn a_store_that_lost_its_catalog_is_damage_not_a_clean_store_of_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let engine = Engine::builder(dir.path().join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 4,
+            address_space: 256,
+            background_jobs: false,
+            sync: "never".into(),
+            ..BackupConfig::default()
+        })
+        .clock(clock.clone())
+        .store_url(format!("file://{}", a.display()))
+        .store_url(format!("file://{}", b.display()))
+        .open()
+        .unwrap();
+    engine
+        .write(Addr(3), Fingerprint::from_words(vec![3; 4]))
+        .unwrap();
+    engine.backup_now(BackupKind::Full).unwrap();
+    let repo = engine.repository().clone();
+    std::fs::remove_dir_all(b.join("catalog")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt
+        .block_on(verify(&repo, clock.as_ref(), &VerifyOptions::default()))
+        .unwrap();
+    assert_eq!(r.outcome(), Outcome::DamageFound, "{r}");
+    assert!(
+        r.stores[1]
+            .unavailable
+            .as_deref()
+            .is_some_and(|u| u.contains("no catalog")),
+        "{r}"
+    );
+    assert!(!b.join("catalog").exists(), "verify wrote a catalog into b");
+}

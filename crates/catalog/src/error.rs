@@ -115,11 +115,13 @@ pub enum Error {
     /// A lease holder's lease is no longer the repository's current one (it expired and
     /// another writer took it over, or it was released): its catalog commits and
     /// renewals are refused, so a stalled writer cannot overwrite its successor's work.
-    /// The lease lives on the primary destination, whose catalog is always committed
-    /// first: a refused commit reached no secondary either. What the holder committed
-    /// while its lease was current stays.
+    /// The lease lives on the primary destination, whose catalog is committed first:
+    /// a refused commit reached no secondary either. What the holder committed while
+    /// its lease was current stays (when renewal finds the lease lost between the
+    /// primary's commit and the secondaries', those may lag the primary until the next
+    /// commit; secondaries are not fenced).
     #[error(
-        "{store}: the backup lease {token} held by {holder} is no longer current ({detail}); this commit was refused on every destination and the leased work stopped"
+        "{store}: the backup lease {token} held by {holder} is no longer current ({detail}); the leased work stopped and commits nothing more under it"
     )]
     LeaseLost {
         /// Which store.

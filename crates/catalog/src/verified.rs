@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ArtifactId, ArtifactKind, TimelineId};
+use crate::{ArtifactId, ArtifactKind, ArtifactRef, TimelineId, blake3_hex};
 
 /// How thoroughly an artifact was checked; each level includes those below it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -76,7 +76,9 @@ pub struct WalVerified {
 /// A store's verification record ([`crate::Manifest::verified`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyLog {
-    /// Snapshots and deltas, by `kind/key name`: the newest check at each level.
+    /// Snapshots and deltas, by `kind/key name.blake3 prefix` (a copy with new bytes
+    /// under the same id is a new artifact, never verified yet): the newest check at
+    /// each level.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub artifacts: BTreeMap<String, Vec<Verified>>,
     /// WAL stretches, by timeline then first version.
@@ -84,13 +86,14 @@ pub struct VerifyLog {
     pub wal: Vec<WalVerified>,
 }
 
-fn key(id: &ArtifactId) -> String {
-    let kind = match id.kind() {
+fn key(r: &ArtifactRef) -> String {
+    let kind = match r.id.kind() {
         ArtifactKind::Snapshot => "snapshot",
         ArtifactKind::Delta => "delta",
         ArtifactKind::WalSegment => "wal",
     };
-    format!("{kind}/{}", id.key_name())
+    let hash = blake3_hex(&r.blake3);
+    format!("{kind}/{}.{}", r.id.key_name(), &hash[..16])
 }
 
 impl VerifyLog {
@@ -99,13 +102,13 @@ impl VerifyLog {
         self.artifacts.is_empty() && self.wal.is_empty()
     }
 
-    /// When `id` was last found intact at `level` or a higher one (`None`: never).
-    pub fn last(&self, id: &ArtifactId, level: VerifyLevel) -> Option<u64> {
+    /// When `r` was last found intact at `level` or a higher one (`None`: never).
+    pub fn last(&self, r: &ArtifactRef, level: VerifyLevel) -> Option<u64> {
         if let ArtifactId::WalSegment {
             first,
             last,
             timeline,
-        } = *id
+        } = r.id
         {
             return self
                 .wal
@@ -120,23 +123,23 @@ impl VerifyLog {
                 .max();
         }
         self.artifacts
-            .get(&key(id))?
+            .get(&key(r))?
             .iter()
             .filter(|v| v.level >= level)
             .map(|v| v.at_us)
             .max()
     }
 
-    /// Records that `id` was found intact at `level` at `at_us`.
-    pub fn record(&mut self, id: &ArtifactId, level: VerifyLevel, at_us: u64) {
+    /// Records that `r` was found intact at `level` at `at_us`.
+    pub fn record(&mut self, r: &ArtifactRef, level: VerifyLevel, at_us: u64) {
         let v = Verified { level, at_us };
         let ArtifactId::WalSegment {
             first,
             last,
             timeline,
-        } = *id
+        } = r.id
         else {
-            let slot = self.artifacts.entry(key(id)).or_default();
+            let slot = self.artifacts.entry(key(r)).or_default();
             slot.retain(|x| x.level != level);
             slot.push(v);
             slot.sort_by_key(|x| x.level);
@@ -201,9 +204,9 @@ impl VerifyLog {
         self.wal.retain(|w| keep_timeline(w.timeline));
     }
 
-    /// The key [`VerifyLog::artifacts`] files `id` under.
-    pub fn key_of(id: &ArtifactId) -> String {
-        key(id)
+    /// The key [`VerifyLog::artifacts`] files `r` under.
+    pub fn key_of(r: &ArtifactRef) -> String {
+        key(r)
     }
 }
 
@@ -211,42 +214,49 @@ impl VerifyLog {
 mod tests {
     use super::*;
 
+    fn r(id: ArtifactId) -> ArtifactRef {
+        ArtifactRef::of(id, b"x")
+    }
+
     #[test]
     fn wal_records_merge_within_a_run_and_split_across_runs() {
         let mut log = VerifyLog::default();
         let c = VerifyLevel::Checksum;
         for (a, b) in [(1, 10), (11, 20), (21, 30)] {
-            log.record(&ArtifactId::wal(a, b), c, 100);
+            log.record(&r(ArtifactId::wal(a, b)), c, 100);
         }
         assert_eq!(log.wal.len(), 1, "one run, one stretch: {:?}", log.wal);
-        assert_eq!(log.last(&ArtifactId::wal(11, 20), c), Some(100));
+        assert_eq!(log.last(&r(ArtifactId::wal(11, 20)), c), Some(100));
         // a later run re-checks the middle: three stretches, the middle newer
-        log.record(&ArtifactId::wal(11, 20), c, 200);
+        log.record(&r(ArtifactId::wal(11, 20)), c, 200);
         assert_eq!(log.wal.len(), 3, "{:?}", log.wal);
-        assert_eq!(log.last(&ArtifactId::wal(11, 20), c), Some(200));
-        assert_eq!(log.last(&ArtifactId::wal(21, 30), c), Some(100));
+        assert_eq!(log.last(&r(ArtifactId::wal(11, 20)), c), Some(200));
+        assert_eq!(log.last(&r(ArtifactId::wal(21, 30)), c), Some(100));
         // a higher level counts for a lower one, never the reverse
         assert_eq!(
-            log.last(&ArtifactId::wal(1, 10), VerifyLevel::Standard),
+            log.last(&r(ArtifactId::wal(1, 10)), VerifyLevel::Standard),
             None
         );
-        log.record(&ArtifactId::wal(1, 10), VerifyLevel::Standard, 300);
-        assert_eq!(log.last(&ArtifactId::wal(1, 10), c), Some(300));
+        log.record(&r(ArtifactId::wal(1, 10)), VerifyLevel::Standard, 300);
+        assert_eq!(log.last(&r(ArtifactId::wal(1, 10)), c), Some(300));
         // never verified: another timeline, or past the end
-        assert_eq!(log.last(&ArtifactId::wal(1, 10).on(2), c), None);
-        assert_eq!(log.last(&ArtifactId::wal(31, 40), c), None);
+        assert_eq!(log.last(&r(ArtifactId::wal(1, 10).on(2)), c), None);
+        assert_eq!(log.last(&r(ArtifactId::wal(31, 40)), c), None);
     }
 
     #[test]
     fn artifact_records_keep_the_newest_per_level() {
         let mut log = VerifyLog::default();
-        let id = ArtifactId::snapshot(7);
+        let id = r(ArtifactId::snapshot(7));
         log.record(&id, VerifyLevel::Checksum, 1);
         log.record(&id, VerifyLevel::Checksum, 5);
         log.record(&id, VerifyLevel::Deep, 3);
         assert_eq!(log.artifacts[&VerifyLog::key_of(&id)].len(), 2);
         assert_eq!(log.last(&id, VerifyLevel::Checksum), Some(5));
         assert_eq!(log.last(&id, VerifyLevel::Standard), Some(3));
+        // other bytes under the same id: never verified
+        let other = ArtifactRef::of(id.id, b"y");
+        assert_eq!(log.last(&other, VerifyLevel::Checksum), None);
         log.prune(|_| false, |_| true);
         assert_eq!(log.last(&id, VerifyLevel::Checksum), None);
     }

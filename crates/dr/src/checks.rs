@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use bindspace_catalog::{ArtifactId, BackupKind, Manifest};
+use bindspace_catalog::{ArtifactId, BackupKind, History, Manifest};
 use bindspace_core::{ArtifactHeader, SchemaVersion};
 use bindspace_schema_migrate::{Compatibility, compatibility};
 
 use crate::report::{Report, WalGap};
-use crate::verify::{Seen, describe, on_history};
+use crate::verify::{Seen, describe};
 
 /// Why a schema cannot be read by this build, if it cannot.
 fn unreadable(s: SchemaVersion) -> Option<String> {
@@ -114,21 +114,16 @@ fn wal_gaps(s: &Seen, all: &[&Seen], report: &mut Report) {
         if m.check_live(t).is_err() {
             continue;
         }
-        let mut segs: Vec<(u64, u64)> = s
-            .listed
-            .keys()
-            .filter(|id| matches!(id, ArtifactId::WalSegment { .. }) && on_history(m, t, id))
-            .map(ArtifactId::versions)
-            .collect();
-        segs.sort_unstable();
+        let Ok(h) = History::of(m, t) else { continue };
+        let segs = stretches(s, &h);
         let start = m
             .entries
             .iter()
-            .filter(|e| e.kind == BackupKind::Full && on_history(m, t, &e.artifact))
+            .filter(|e| e.kind == BackupKind::Full && h.uses(&e.artifact))
             .map(|e| e.to_version)
             .min()
             .unwrap_or(0);
-        let mut next = start + 1;
+        let mut next = start.saturating_add(1);
         for (a, b) in segs {
             if b < next {
                 continue;
@@ -149,24 +144,38 @@ fn wal_gaps(s: &Seen, all: &[&Seen], report: &mut Report) {
                     repaired: false,
                 });
             }
-            next = b + 1;
+            next = b.saturating_add(1);
         }
     }
 }
 
-/// Whether `s`'s archive holds versions `first..=last` of timeline `t`'s history.
-pub(crate) fn covers(s: &Seen, t: u32, first: u64, last: u64) -> bool {
+/// The versions `s`'s archive holds for history `h`, sorted: each segment it uses,
+/// cut at the last record the history may replay from its timeline (a parent's
+/// segment may run past the branch point; what follows it is not this history's).
+fn stretches(s: &Seen, h: &History) -> Vec<(u64, u64)> {
     let mut segs: Vec<(u64, u64)> = s
         .listed
         .keys()
-        .filter(|id| matches!(id, ArtifactId::WalSegment { .. }) && on_history(&s.manifest, t, id))
-        .map(ArtifactId::versions)
+        .filter(|id| matches!(id, ArtifactId::WalSegment { .. }) && h.uses(id))
+        .map(|id| {
+            let (a, b) = id.versions();
+            (a, b.min(h.wal_limit(id)))
+        })
+        .filter(|(a, b)| a <= b)
         .collect();
     segs.sort_unstable();
+    segs
+}
+
+/// Whether `s`'s archive holds versions `first..=last` of timeline `t`'s history.
+pub(crate) fn covers(s: &Seen, t: u32, first: u64, last: u64) -> bool {
+    let Ok(h) = History::of(&s.manifest, t) else {
+        return false;
+    };
     let mut next = first;
-    for (a, b) in segs {
+    for (a, b) in stretches(s, &h) {
         if a <= next && b >= next {
-            next = b + 1;
+            next = b.saturating_add(1);
         }
         if next > last {
             return true;

@@ -75,7 +75,8 @@ pub(crate) async fn run(
             );
             let mut eight = [0u8; 8];
             eight.copy_from_slice(&h.as_bytes()[..8]);
-            let at = lo + u64::from_le_bytes(eight) % (hi - lo + 1);
+            let span = (hi - lo).saturating_add(1);
+            let at = lo + u64::from_le_bytes(eight) % span;
             targets.push((
                 format!("time {at} µs on timeline {t} (sampled)"),
                 Target::Time(at),
@@ -91,6 +92,8 @@ pub(crate) async fn run(
             Err(e) => Err(e),
         };
         let (status, detail) = match res {
+            // a restore that went around damage proves the other path, not this one
+            Ok((_, v)) if !v.planned_around.is_empty() => ("degraded", v.to_string()),
             Ok((_, v)) if v.is_verified() => {
                 ok.extend(artifact);
                 ("verified", v.to_string())

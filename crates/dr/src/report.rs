@@ -63,8 +63,8 @@ pub struct WalGap {
 pub struct DeepCheck {
     /// What was restored (`restore point nightly`, `version 80 on timeline 1`).
     pub target: String,
-    /// `verified`, `unverifiable` (no root recorded: never called verified) or
-    /// `failed`.
+    /// `verified`, `unverifiable` (no root recorded: never called verified),
+    /// `degraded` (restored only around damaged artifacts: damage) or `failed`.
     pub status: &'static str,
     /// The restore's account of itself, or why it failed.
     pub detail: String,
@@ -115,7 +115,10 @@ impl Report {
             || !self.chains.is_empty()
             || !self.disagreements.is_empty()
             || !self.schemas.is_empty()
-            || self.deep.iter().any(|d| d.status == "failed")
+            || self
+                .deep
+                .iter()
+                .any(|d| d.status == "failed" || d.status == "degraded")
     }
 
     /// The outcome: clean, damage found, or damage found and all repaired.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bindspace_catalog::{
-    ArtifactId, ArtifactKind, ArtifactRef, BackupKind, BackupStore, History, Manifest, Repository,
+    ArtifactId, ArtifactKind, ArtifactRef, BackupKind, BackupStore, Manifest, Repository,
     VerifyLevel, VerifyLog, parse_blake3_hex,
 };
 use bindspace_core::Clock;
@@ -50,6 +50,8 @@ impl Default for VerifyOptions {
 pub(crate) struct Seen {
     pub store: Arc<dyn BackupStore>,
     pub manifest: Manifest,
+    /// Whether the store has a catalog at all.
+    pub has_catalog: bool,
     /// Everything it lists, by id.
     pub listed: BTreeMap<ArtifactId, ArtifactRef>,
 }
@@ -72,11 +74,9 @@ fn recorded(e: &bindspace_catalog::BackupEntry) -> Option<ArtifactRef> {
 }
 
 async fn look(store: &Arc<dyn BackupStore>) -> bindspace_catalog::Result<Seen> {
-    let manifest = store
-        .read_manifest()
-        .await?
-        .map(|(_, m)| m)
-        .unwrap_or_default();
+    let manifest = store.read_manifest().await?;
+    let has_catalog = manifest.is_some();
+    let manifest = manifest.map(|(_, m)| m).unwrap_or_default();
     let mut listed = BTreeMap::new();
     for kind in [
         ArtifactKind::Snapshot,
@@ -90,6 +90,7 @@ async fn look(store: &Arc<dyn BackupStore>) -> bindspace_catalog::Result<Seen> {
     Ok(Seen {
         store: store.clone(),
         manifest,
+        has_catalog,
         listed,
     })
 }
@@ -102,6 +103,8 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
         .max_duration
         .map(|d| started_us.saturating_add(d.as_micros() as u64));
     let recheck_us = opts.recheck.as_micros() as u64;
+    // a deep run's reads are standard-level checks; deep is what restored
+    let read_level = opts.level.min(VerifyLevel::Standard);
     let stores = repo.destinations();
     let mut reports: Vec<StoreReport> = stores
         .iter()
@@ -113,6 +116,14 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
     let mut seen: Vec<Option<Seen>> = Vec::with_capacity(stores.len());
     for (i, s) in stores.iter().enumerate() {
         match look(s).await {
+            Ok(x) if !x.has_catalog && !x.listed.is_empty() => {
+                // artifacts without a catalog: the catalog was lost, not an empty store
+                reports[i].unavailable = Some(format!(
+                    "the store holds {} artifacts but no catalog (lost or unreadable); nothing was checked or recorded there",
+                    x.listed.len()
+                ));
+                seen.push(None);
+            }
             Ok(x) => seen.push(Some(x)),
             Err(e) => {
                 tracing::warn!(store = %s.name(), error = %e, "store not checked");
@@ -145,7 +156,8 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
         {
             named.insert(e.artifact);
             let Some(want) = recorded(e) else {
-                rep.damaged.push(Finding {
+                // the catalog entry is what is broken: no copy of bytes mends it
+                rep.unreadable.push(Finding {
                     artifact: describe(&e.artifact),
                     detail: format!("the catalog records an unreadable blake3 {:?}", e.blake3),
                 });
@@ -167,11 +179,12 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
                         e.blake3
                     ),
                 }),
-                Some(_) => work.push((s.manifest.verified.last(&want.id, opts.level), i, want)),
+                Some(_) => work.push((s.manifest.verified.last(&want, read_level), i, want)),
             }
         }
         // WAL segments another store archived and this one lacks (the archiver
         // writes each segment to every store)
+        let mut missing_wal = BTreeSet::new();
         for o in seen.iter().flatten() {
             for id in o
                 .listed
@@ -185,9 +198,7 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
                         o.store.name()
                     ),
                 };
-                if !rep.missing.contains(&f)
-                    && !rep.missing.iter().any(|m| m.artifact == f.artifact)
-                {
+                if missing_wal.insert(*id) {
                     rep.missing.push(f);
                 }
             }
@@ -195,7 +206,7 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
         for r in s.listed.values() {
             match r.id.kind() {
                 ArtifactKind::WalSegment => {
-                    work.push((s.manifest.verified.last(&r.id, opts.level), i, *r))
+                    work.push((s.manifest.verified.last(r, read_level), i, *r))
                 }
                 _ if !named.contains(&r.id) => rep.orphans.push(describe(&r.id)),
                 _ => {}
@@ -204,7 +215,7 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
     }
     // least recently verified first (never verified before anything)
     work.sort_by_key(|(last, i, r)| (*last, *i, r.id));
-    let mut intact: Vec<Vec<ArtifactId>> = vec![Vec::new(); stores.len()];
+    let mut intact: Vec<Vec<ArtifactRef>> = vec![Vec::new(); stores.len()];
     let mut reached = 0;
     for (last, i, r) in &work {
         if last.is_some_and(|t| started_us.saturating_sub(t) < recheck_us) {
@@ -229,7 +240,7 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
                 match decoded {
                     Ok(()) => {
                         rep.checked += 1;
-                        intact[*i].push(r.id);
+                        intact[*i].push(*r);
                     }
                     Err(detail) => rep.damaged.push(Finding {
                         artifact: describe(&r.id),
@@ -283,7 +294,16 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
     if opts.level >= VerifyLevel::Deep {
         deep_ok = deep::run(stores, &seen, opts, &mut report).await;
     }
-    record(repo, &seen, &intact, &deep_ok, opts.level, started_us).await?;
+    record(
+        repo,
+        &seen,
+        &intact,
+        &deep_ok,
+        opts.level,
+        started_us,
+        &mut report,
+    )
+    .await;
     report.finished_us = clock.now_us();
     tracing::info!(level = %opts.level, outcome = ?report.outcome(), "verify finished");
     Ok(report)
@@ -291,7 +311,7 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
 
 /// Puts back every missing or damaged copy that another store holds intact, checking
 /// it on both ends.
-async fn repair(seen: &[Option<Seen>], report: &mut Report, intact: &mut [Vec<ArtifactId>]) {
+async fn repair(seen: &[Option<Seen>], report: &mut Report, intact: &mut [Vec<ArtifactRef>]) {
     for i in 0..seen.len() {
         let Some(s) = &seen[i] else { continue };
         let broken: Vec<ArtifactId> = seen
@@ -334,21 +354,25 @@ async fn repair(seen: &[Option<Seen>], report: &mut Report, intact: &mut [Vec<Ar
                 let Ok(bytes) = o.store.get(&r).await else {
                     continue;
                 };
+                // a copy whose checksum matches but which does not decode heals nothing
+                if checks::decode(&id, &bytes).is_err() {
+                    continue;
+                }
                 match s.store.put(id, bytes).await {
                     Ok(put) if put == r => {}
                     _ => continue,
                 }
                 if s.store.get(&r).await.is_ok() {
-                    healed = Some(o.store.name());
+                    healed = Some((o.store.name(), r));
                     break;
                 }
             }
             let d = describe(&id);
             match healed {
-                Some(from) => {
+                Some((from, r)) => {
                     tracing::info!(store = %s.store.name(), artifact = %d, from = %from, "repaired");
                     report.stores[i].repaired.push(format!("{d} (from {from})"));
-                    intact[i].push(id);
+                    intact[i].push(r);
                 }
                 None => report.stores[i].unrepaired.push(Finding {
                     artifact: d,
@@ -359,45 +383,51 @@ async fn repair(seen: &[Option<Seen>], report: &mut Report, intact: &mut [Vec<Ar
     }
 }
 
-/// Records in each store's catalog what was found intact there.
+/// Records in each store's catalog what was found intact there. A store whose
+/// catalog cannot take the record keeps the findings in the report (only the record
+/// of checks is lost: those artifacts are read again next time).
 async fn record(
     repo: &Repository,
     seen: &[Option<Seen>],
-    intact: &[Vec<ArtifactId>],
+    intact: &[Vec<ArtifactRef>],
     deep_ok: &[ArtifactId],
     level: VerifyLevel,
     at_us: u64,
-) -> Result<()> {
+    report: &mut Report,
+) {
+    let deep_ok: BTreeSet<ArtifactId> = deep_ok.iter().copied().collect();
     for (i, s) in seen.iter().enumerate() {
-        if s.is_none() || (intact[i].is_empty() && deep_ok.is_empty()) {
+        if s.is_none() || intact[i].is_empty() {
             continue;
         }
-        let ids = &intact[i];
-        repo.update_catalog_at(i, |m| {
-            for id in ids {
-                // a deep run's reads are standard-level checks; deep is what restored
+        let refs = &intact[i];
+        let res = repo
+            .update_catalog_at(i, |m| {
+                for r in refs {
+                    m.verified
+                        .record(r, level.min(VerifyLevel::Standard), at_us);
+                    if deep_ok.contains(&r.id) {
+                        m.verified.record(r, VerifyLevel::Deep, at_us);
+                    }
+                }
+                let live: BTreeSet<String> = m
+                    .entries
+                    .iter()
+                    .filter_map(recorded)
+                    .map(|r| VerifyLog::key_of(&r))
+                    .collect();
+                let timelines = m.timeline_ids();
                 m.verified
-                    .record(id, level.min(VerifyLevel::Standard), at_us);
-            }
-            for id in deep_ok.iter().filter(|id| ids.contains(id)) {
-                m.verified.record(id, VerifyLevel::Deep, at_us);
-            }
-            let live: BTreeSet<String> = m
-                .entries
-                .iter()
-                .map(|e| VerifyLog::key_of(&e.artifact))
-                .collect();
-            let timelines = m.timeline_ids();
-            m.verified
-                .prune(|k| live.contains(k), |t| timelines.contains(&t));
-            Ok(())
-        })
-        .await?;
+                    .prune(|k| live.contains(k), |t| timelines.contains(&t));
+                Ok(())
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(store = %report.stores[i].store, error = %e, "verification not recorded");
+            report.stores[i].unreadable.push(Finding {
+                artifact: "catalog".into(),
+                detail: format!("recording what was verified failed: {e}"),
+            });
+        }
     }
-    Ok(())
-}
-
-/// Whether `id` belongs to the history of live timeline `t` in `m`.
-pub(crate) fn on_history(m: &Manifest, t: bindspace_catalog::TimelineId, id: &ArtifactId) -> bool {
-    History::of(m, t).is_ok_and(|h| h.uses(id))
 }

@@ -202,5 +202,20 @@ pub async fn versions(
         )?;
         seen_to = rep.finish()?;
     }
+    // the range runs into a hole the archive continues after: the answer would stop
+    // short of `hi` without a word
+    if seen_to < hi
+        && let Some(after) = ours
+            .iter()
+            .map(|(r, _)| r.id.versions().0)
+            .filter(|&f| f > seen_to + 1)
+            .min()
+    {
+        return Err(not(format!(
+            "the archived WAL of this history has no records for versions {}..={} (a segment missing, or removed by retention); ask for a range that does not cross it",
+            seen_to + 1,
+            after - 1
+        )));
+    }
     Ok(out)
 }

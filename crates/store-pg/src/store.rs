@@ -597,7 +597,16 @@ impl BackupStore for PgBackupStore {
                 .timed(&what, async {
                     rows.try_next().await.map_err(|e| self.pg_err(&what, e))
                 })
-                .await?;
+                .await;
+            let next = match next {
+                Ok(n) => n,
+                Err(e) => {
+                    // the server may still be streaming rows into this connection:
+                    // closed rather than handed to the next operation
+                    drop(deadpool_postgres::Object::take(c));
+                    return Err(e);
+                }
+            };
             let Some(row) = next else { break };
             let seq: i32 = row.get(0);
             // a negative sequence number can be no chunk: reported as missing
