@@ -26,25 +26,30 @@ fn files(dir: &Path, kind: &str) -> Vec<PathBuf> {
     v
 }
 
-#[test]
-fn verify_names_damage_in_each_store_repairs_it_and_everything_restores() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
-    let engine = Engine::builder(dir.path().join("data"))
+/// An engine on a 256-address space writing to local directories `a` and `b`.
+fn engine_on(dir: &Path, clock: &Arc<ManualClock>, a: &Path, b: &Path, segment: u64) -> Engine {
+    Engine::builder(dir.join("data"))
         .config(BackupConfig {
             fingerprint_words: 4,
             address_space: 256,
             background_jobs: false,
             sync: "never".into(),
-            wal_segment_bytes: 1 << 10,
+            wal_segment_bytes: segment,
             ..BackupConfig::default()
         })
         .clock(clock.clone())
         .store_url(format!("file://{}", a.display()))
         .store_url(format!("file://{}", b.display()))
         .open()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn verify_names_damage_in_each_store_repairs_it_and_everything_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let engine = engine_on(dir.path(), &clock, &a, &b, 1 << 10);
     let mut states = Vec::new();
     for v in 1..=90u64 {
         engine
@@ -182,19 +187,13 @@ fn a_store_that_lost_its_catalog_is_damage_not_a_clean_store_of_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
-    let engine = Engine::builder(dir.path().join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 4,
-            address_space: 256,
-            background_jobs: false,
-            sync: "never".into(),
-            ..BackupConfig::default()
-        })
-        .clock(clock.clone())
-        .store_url(format!("file://{}", a.display()))
-        .store_url(format!("file://{}", b.display()))
-        .open()
-        .unwrap();
+    let engine = engine_on(
+        dir.path(),
+        &clock,
+        &a,
+        &b,
+        BackupConfig::default().wal_segment_bytes,
+    );
     engine
         .write(Addr(3), Fingerprint::from_words(vec![3; 4]))
         .unwrap();
