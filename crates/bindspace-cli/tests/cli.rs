@@ -223,19 +223,6 @@ fn a_temporary_demo_says_its_repository_is_gone() {
     assert!(stdout.contains("removed again"), "{stdout}");
 }
 
-/// Copies directory `from` into `to`, recursively.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 // Issue 17: `bindspace verify` exits 0 on a clean repository, 5 naming damage, 6 once
 // `--repair` healed all of it from the other store, and 0 again afterwards.
 #[test]
@@ -251,7 +238,7 @@ fn verify_exits_by_what_it_found_and_repairs_from_the_other_store() {
     assert!(out.status.success());
     let a = dir.path().join("data/repo");
     let b = dir.path().join("copy");
-    copy_dir(&a, &b);
+    bindspace_testkit::copy_dir(&a, &b);
     let repo = format!("file://{},file://{}", a.display(), b.display());
     let verify = |extra: &[&str]| {
         let out = bindspace()

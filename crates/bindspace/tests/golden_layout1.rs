@@ -29,18 +29,6 @@ fn expected() -> BTreeMap<u64, String> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// Restores every version 10..=61 and the restore point; returns mismatches.
 fn check(rt: &tokio::runtime::Runtime, stores: &[Arc<dyn BackupStore>]) -> usize {
     let want = expected();
@@ -110,7 +98,7 @@ fn check_and_upgrade(urls: &[String]) {
 #[test]
 fn the_layout1_local_directory_restores_and_upgrades() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&golden().join("local"), dir.path());
+    bindspace_testkit::copy_dir(&golden().join("local"), dir.path());
     check_and_upgrade(&[format!("file://{}", dir.path().display())]);
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bindspace::{BackupConfig, Engine};
 use bindspace_catalog::{BackupKind, VerifyLevel};
-use bindspace_core::{Addr, Fingerprint, ManualClock};
+use bindspace_core::{Addr, Clock, Fingerprint, ManualClock};
 use bindspace_dr::{Outcome, VerifyOptions, verify};
 use bindspace_pitr::Target;
 
@@ -213,4 +213,96 @@ fn a_store_that_lost_its_catalog_is_damage_not_a_clean_store_of_orphans() {
         "{r}"
     );
     assert!(!b.join("catalog").exists(), "verify wrote a catalog into b");
+}
+
+// Review of the change: WAL that one store's retention swept (at or below its oldest
+// full) while another store still holds it is not "missing" there, and repair does not
+// bring it back.
+#[test]
+fn wal_swept_below_a_stores_oldest_full_is_neither_missing_nor_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let engine = engine_on(dir.path(), &clock, &a, &b, 1 << 10);
+    for v in 1..=60u64 {
+        engine
+            .write(Addr((v % 256) as u16), Fingerprint::from_words(vec![v; 4]))
+            .unwrap();
+        if v == 40 {
+            engine.backup_now(BackupKind::Full).unwrap();
+        }
+    }
+    engine.archive_now().unwrap();
+    let repo = engine.repository().clone();
+    // what a retention run on b alone would delete: segments wholly at or below 40
+    let mut swept = Vec::new();
+    for f in files(&b, "wal/0") {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let last: u64 = name.split(['-', '.']).nth(1).unwrap().parse().unwrap();
+        if last <= 40 {
+            std::fs::remove_file(&f).unwrap();
+            swept.push(f);
+        }
+    }
+    assert!(!swept.is_empty(), "the test needs segments below the full");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt
+        .block_on(verify(
+            &repo,
+            clock.as_ref(),
+            &VerifyOptions {
+                repair: true,
+                ..VerifyOptions::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(r.outcome(), Outcome::Clean, "{r}");
+    assert!(
+        swept.iter().all(|f| !f.exists()),
+        "repair resurrected swept WAL"
+    );
+}
+
+// Repair runs under the repository's lease: while another writer holds it, nothing is
+// put back and the damage is reported unrepaired, saying why.
+#[test]
+fn repair_under_a_lease_another_writer_holds_puts_nothing_back_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let engine = engine_on(dir.path(), &clock, &a, &b, 1 << 10);
+    engine
+        .write(Addr(1), Fingerprint::from_words(vec![1; 4]))
+        .unwrap();
+    engine.backup_now(BackupKind::Full).unwrap();
+    let repo = engine.repository().clone();
+    let snap = files(&a, "snapshots/native")[0].clone();
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    std::fs::write(&snap, &bytes).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let primary = repo.destinations()[0].clone();
+    rt.block_on(primary.acquire_lease("someone else", clock.now_us(), 60_000_000))
+        .unwrap();
+    let r = rt
+        .block_on(verify(
+            &repo,
+            clock.as_ref(),
+            &VerifyOptions {
+                repair: true,
+                ..VerifyOptions::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(r.outcome(), Outcome::DamageFound, "{r}");
+    assert!(r.stores[0].repaired.is_empty(), "{r}");
+    assert!(
+        r.stores[0]
+            .unrepaired
+            .iter()
+            .any(|f| f.detail.starts_with("not repaired")),
+        "{r}"
+    );
+    assert_eq!(std::fs::read(&snap).unwrap(), bytes, "nothing was put back");
 }

@@ -109,20 +109,8 @@ fn chains(store: &str, m: &Manifest, report: &mut Report) {
 /// Holes in each live history's archived WAL, from its oldest full (or version 0)
 /// to the newest archived version.
 fn wal_gaps(s: &Seen, all: &[&Seen], report: &mut Report) {
-    let m = &s.manifest;
-    for t in m.timeline_ids() {
-        if m.check_live(t).is_err() {
-            continue;
-        }
-        let Ok(h) = History::of(m, t) else { continue };
+    for (t, h, start) in wal_floors(&s.manifest) {
         let segs = stretches(s, &h);
-        let start = m
-            .entries
-            .iter()
-            .filter(|e| e.kind == BackupKind::Full && h.uses(&e.artifact))
-            .map(|e| e.to_version)
-            .min()
-            .unwrap_or(0);
         let mut next = start.saturating_add(1);
         for (a, b) in segs {
             if b < next {
@@ -147,6 +135,34 @@ fn wal_gaps(s: &Seen, all: &[&Seen], report: &mut Report) {
             next = b.saturating_add(1);
         }
     }
+}
+
+/// Each live history of catalog `m` with the version its archived WAL is needed
+/// after: its oldest full (retention may sweep what precedes it), or 0.
+pub(crate) fn wal_floors(m: &Manifest) -> Vec<(u32, History, u64)> {
+    m.timeline_ids()
+        .into_iter()
+        .filter(|t| m.check_live(*t).is_ok())
+        .filter_map(|t| {
+            let h = History::of(m, t).ok()?;
+            let start = m
+                .entries
+                .iter()
+                .filter(|e| e.kind == BackupKind::Full && h.uses(&e.artifact))
+                .map(|e| e.to_version)
+                .min()
+                .unwrap_or(0);
+            Some((t, h, start))
+        })
+        .collect()
+}
+
+/// Whether a store with these [`wal_floors`] needs WAL segment `id`: some live history
+/// replays a record of it past its floor.
+pub(crate) fn needs_wal(floors: &[(u32, History, u64)], id: &ArtifactId) -> bool {
+    floors
+        .iter()
+        .any(|(_, h, start)| h.uses(id) && id.versions().1.min(h.wal_limit(id)) > *start)
 }
 
 /// The versions `s`'s archive holds for history `h`, sorted: each segment it uses,

@@ -183,14 +183,16 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
             }
         }
         // WAL segments another store archived and this one lacks (the archiver
-        // writes each segment to every store)
+        // writes each segment to every store), where this store's histories still
+        // need them (what its retention swept below its oldest full is not missing)
+        let floors = checks::wal_floors(&s.manifest);
         let mut missing_wal = BTreeSet::new();
         for o in seen.iter().flatten() {
-            for id in o
-                .listed
-                .keys()
-                .filter(|id| id.kind() == ArtifactKind::WalSegment && !s.listed.contains_key(*id))
-            {
+            for id in o.listed.keys().filter(|id| {
+                id.kind() == ArtifactKind::WalSegment
+                    && !s.listed.contains_key(*id)
+                    && checks::needs_wal(&floors, id)
+            }) {
                 let f = Finding {
                     artifact: describe(id),
                     detail: format!(
@@ -279,7 +281,32 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
         checks::repository(&seen, &mut report);
     }
     if opts.repair {
-        repair(&seen, &mut report, &mut intact).await;
+        // under the repository's lease: a retention run or backup deleting while a
+        // repair puts copies back would leave what it removed restored as orphans
+        let leased = repo
+            .with_lease(async |_| {
+                repair(&seen, &mut report, &mut intact).await;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = leased {
+            tracing::warn!(error = %e, "repair not run");
+            for s in report.stores.iter_mut() {
+                let broken: Vec<String> = s
+                    .missing
+                    .iter()
+                    .chain(&s.damaged)
+                    .map(|f| f.artifact.clone())
+                    .filter(|a| !s.repaired.iter().any(|r| r.starts_with(a.as_str())))
+                    .collect();
+                for artifact in broken {
+                    s.unrepaired.push(Finding {
+                        artifact,
+                        detail: format!("not repaired: {e}"),
+                    });
+                }
+            }
+        }
         // which WAL holes the copies filled: the stores' archives as they are now
         for g in report.wal_gaps.iter_mut() {
             let Some(s) = seen.iter().flatten().find(|s| s.store.name() == g.store) else {

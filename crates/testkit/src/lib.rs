@@ -26,3 +26,17 @@ pub mod slowlink;
 
 pub use env::{must_not_skip, service_env, unique_name};
 pub use faulty::{Fault, FaultyStore, Op};
+
+/// Copies directory `from` into `to`, recursively (a repository or data directory
+/// duplicated as a test's second copy). Panics on any I/O error: tests only.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("creating the copy's directory");
+    for e in std::fs::read_dir(from).expect("reading the directory to copy") {
+        let e = e.expect("a directory entry");
+        if e.file_type().expect("an entry's type").is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copying a file");
+        }
+    }
+}
