@@ -167,6 +167,19 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the I/O runtime")
 }
 
+/// The repository's catalog, warning on stderr when its newest generation is damaged
+/// and an older one (or another store's) was read instead.
+pub fn catalog(
+    rt: &tokio::runtime::Runtime,
+    repo: &Repository,
+) -> Result<bindspace_catalog::Manifest> {
+    let (m, warning) = rt.block_on(repo.read_catalog())?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    Ok(m)
+}
+
 /// The repository over `urls`, primary first.
 pub async fn repository(urls: &[String], request_timeout: Duration) -> Result<Repository> {
     let stores = bindspace::stores::open_all_with(urls, request_timeout).await?;

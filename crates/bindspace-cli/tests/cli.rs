@@ -285,3 +285,72 @@ fn verify_exits_by_what_it_found_and_repairs_from_the_other_store() {
         "{report}"
     );
 }
+
+// Issue 17, as a new user saw it: two flipped bytes in the newest catalog generation
+// made `list` and `restore-point create` fail with no way forward. `list` now reads the
+// previous generation with a warning, a write says how to go on, and `verify --repair`
+// rebuilds the catalog (exit 6), after which writes work again.
+#[test]
+fn a_damaged_newest_catalog_is_read_past_with_a_warning_and_repair_rebuilds_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bindspace()
+        .args([
+            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let a = dir.path().join("data/repo");
+    let repo = format!("file://{}", a.display());
+    let run = |args: &[&str]| {
+        let out = bindspace()
+            .args(args)
+            .args(["--repo", &repo])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["restore-point", "create", "kept"]);
+    assert_eq!(code, Some(0), "{err}");
+    let newest = std::fs::read_dir(a.join("catalog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("manifest-")
+        })
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    bytes[mid + 1] ^= 0x01;
+    std::fs::write(&newest, bytes).unwrap();
+
+    let (code, out, err) = run(&["list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("full"), "{out}");
+    assert!(
+        err.contains("warning") && err.contains("damaged") && err.contains("verify --repair"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["restore-point", "create", "refused"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("verify --repair"), "{err}");
+    let (code, out, err) = run(&["verify", "--repair"]);
+    assert_eq!(code, Some(6), "{out}{err}");
+    assert!(out.contains("catalog rebuilt"), "{out}");
+    let (code, _, err) = run(&["restore-point", "create", "after"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(&["restore-point", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    assert!(out.contains("after"), "{out}");
+}

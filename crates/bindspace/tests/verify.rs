@@ -213,6 +213,179 @@ fn a_store_that_lost_its_catalog_is_damage_not_a_clean_store_of_orphans() {
         "{r}"
     );
     assert!(!b.join("catalog").exists(), "verify wrote a catalog into b");
+
+    // issue 17: a repair rebuilds it from the other store's catalog
+    let r = rt
+        .block_on(verify(
+            &repo,
+            clock.as_ref(),
+            &VerifyOptions {
+                repair: true,
+                ..VerifyOptions::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(r.outcome(), Outcome::AllRepaired, "{r}");
+    assert!(r.stores[1].catalog_rebuilt.is_some(), "{r}");
+    let rebuilt = rt.block_on(repo.destinations()[1].read_manifest()).unwrap();
+    let want = rt.block_on(repo.destinations()[0].read_manifest()).unwrap();
+    assert_eq!(
+        rebuilt.unwrap().1.entries,
+        want.unwrap().1.entries,
+        "b's rebuilt catalog names a's backups"
+    );
+}
+
+/// The newest `catalog/manifest-*` of the local store at `dir`.
+fn newest_manifest(dir: &Path) -> PathBuf {
+    files(dir, "catalog")
+        .into_iter()
+        .rfind(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("manifest-")
+        })
+        .unwrap()
+}
+
+/// Flips two bytes in the middle of `path`.
+fn flip_two_bytes(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    bytes[mid + 1] ^= 0x01;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+// Issue 17, as a new user saw it: two flipped bytes in the newest catalog generation
+// made every catalog read fail although the previous generation was intact. Reads fall
+// back to the newest intact generation with a warning; writes refuse, saying how to
+// go on; a repair rebuilds the catalog from that generation and the other store's,
+// losing no restore point either names, and everything restores again.
+#[test]
+fn a_damaged_newest_catalog_falls_back_for_reads_and_repair_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let engine = engine_on(
+        dir.path(),
+        &clock,
+        &a,
+        &b,
+        BackupConfig::default().wal_segment_bytes,
+    );
+    let mut at = std::collections::BTreeMap::new();
+    for v in 1..=50u64 {
+        engine
+            .write(Addr(v as u16), Fingerprint::from_words(vec![v; 4]))
+            .unwrap();
+        clock.advance(1_000);
+        match v {
+            10 => drop(engine.backup_now(BackupKind::Full).unwrap()),
+            20 => drop(engine.restore_point("early", true).unwrap()),
+            30 => drop(engine.backup_now(BackupKind::Incremental).unwrap()),
+            40 => drop(engine.restore_point("late", true).unwrap()),
+            _ => {}
+        }
+        at.insert(engine.version(), engine.read(|s| s.digest()));
+    }
+    engine.archive_now().unwrap();
+    let repo = engine.repository().clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let names = |m: &bindspace_catalog::Manifest| {
+        m.restore_points
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let (before, warning) = rt.block_on(repo.read_catalog()).unwrap();
+    assert!(warning.is_none());
+    assert_eq!(names(&before), ["early", "late"]);
+
+    // the primary's newest generation (the one that added "late") is damaged
+    flip_two_bytes(&newest_manifest(&a));
+    let (m, warning) = rt.block_on(repo.read_catalog()).unwrap();
+    let warning = warning.expect("a read past damage warns");
+    assert!(
+        warning.contains("damaged") && warning.contains("verify --repair"),
+        "{warning}"
+    );
+    assert_eq!(names(&m), ["early"], "the previous generation is read");
+    // writes refuse, saying how to go on; nothing is committed over the damage
+    let e = engine
+        .restore_point("refused", false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("verify --repair"), "{e}");
+    // a restore by name still finds "late" (the other store's catalog names it)
+    let (space, _) = rt
+        .block_on(bindspace_pitr::restore_to(
+            repo.destinations().to_vec(),
+            &Target::RestorePoint("late".into()),
+        ))
+        .unwrap();
+    assert_eq!(space.digest(), at[&space.version()]);
+
+    // verify names the damage; repair rebuilds the catalog, losing no restore point
+    let r = rt
+        .block_on(verify(&repo, clock.as_ref(), &VerifyOptions::default()))
+        .unwrap();
+    assert_eq!(r.outcome(), Outcome::DamageFound, "{r}");
+    assert!(r.stores[0].catalog.is_some(), "{r}");
+    assert!(r.to_string().contains("DAMAGED CATALOG"), "{r}");
+    let r = rt
+        .block_on(verify(
+            &repo,
+            clock.as_ref(),
+            &VerifyOptions {
+                repair: true,
+                ..VerifyOptions::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(r.outcome(), Outcome::AllRepaired, "{r}");
+    let (m, warning) = rt.block_on(repo.read_catalog()).unwrap();
+    assert!(warning.is_none(), "{warning:?}");
+    assert_eq!(names(&m), ["early", "late"]);
+    assert_eq!(m.entries, before.entries);
+    engine.restore_point("after", false).unwrap();
+    at.insert(engine.version(), engine.read(|s| s.digest()));
+    engine.archive_now().unwrap();
+    // each restore point restores exactly from the repaired store alone
+    for name in ["early", "late", "after"] {
+        let (space, _) = rt
+            .block_on(bindspace_pitr::restore_to(
+                vec![repo.destinations()[0].clone()],
+                &Target::RestorePoint(name.into()),
+            ))
+            .unwrap();
+        assert_eq!(space.digest(), at[&space.version()], "{name}");
+    }
+
+    // the same damage in both stores: "late" was named only by their newest (now
+    // damaged) generations; the repair says what it rebuilt from, and "early" stays
+    for d in [&a, &b] {
+        flip_two_bytes(&newest_manifest(d));
+    }
+    let r = rt
+        .block_on(verify(
+            &repo,
+            clock.as_ref(),
+            &VerifyOptions {
+                repair: true,
+                ..VerifyOptions::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(r.outcome(), Outcome::AllRepaired, "{r}");
+    let (m, warning) = rt.block_on(repo.read_catalog()).unwrap();
+    assert!(warning.is_none(), "{warning:?}");
+    assert!(
+        names(&m).starts_with(&["early".to_owned(), "late".to_owned()]),
+        "{:?}",
+        names(&m)
+    );
 }
 
 // Review of the change: WAL that one store's retention swept (at or below its oldest

@@ -232,6 +232,21 @@ pub async fn manifest_commits(store: Arc<dyn BackupStore>) {
         store.read_manifest().await.expect("read").expect("present"),
         (3, retry)
     );
+    // what a repair commits over, and the older generations a read falls back to
+    assert_eq!(store.manifest_generation().await.expect("generation"), 3);
+    let older = store.older_manifests().await.expect("older");
+    assert!(
+        older.windows(2).all(|w| w[0] > w[1]) && older.iter().all(|&g| g < 3),
+        "{name}: older generations not newest first below the newest: {older:?}"
+    );
+    for g in older {
+        let back = store
+            .read_manifest_at(g)
+            .await
+            .expect("an older generation");
+        let want = if g == 1 { &m } else { &now };
+        assert_eq!(&back, want, "{name}: generation {g}");
+    }
 }
 
 /// The lease excludes a second writer, names the holder, expires, and fences.

@@ -68,6 +68,19 @@ pub enum Error {
         /// The newest this build knows.
         known: u32,
     },
+    /// The newest catalog generation is damaged: reads fall back to the newest intact
+    /// one, and nothing is committed over it until a repair rebuilds it.
+    #[error(
+        "{store}: the newest catalog generation is damaged ({detail}); reads use {fallback}, and nothing is written to this store until a repair rebuilds its catalog (`bindspace verify --repair`)"
+    )]
+    CatalogDamaged {
+        /// Which store.
+        store: String,
+        /// What is wrong with the newest generation.
+        detail: String,
+        /// What reads use instead.
+        fallback: String,
+    },
     /// A manifest that does not parse or verify.
     #[error("{store}: catalog manifest {what} is invalid: {detail}")]
     BadManifest {
@@ -151,7 +164,9 @@ impl Error {
             Error::Conflict { .. } | Error::BackupInProgress { .. } | Error::LeaseLost { .. } => {
                 ErrorKind::Busy
             }
-            Error::Corrupt { .. } | Error::BadManifest { .. } => ErrorKind::Corrupt,
+            Error::Corrupt { .. } | Error::BadManifest { .. } | Error::CatalogDamaged { .. } => {
+                ErrorKind::Corrupt
+            }
             Error::NotFound { .. } | Error::TimelineExpired { .. } => ErrorKind::NotRestorable,
             Error::Invalid { .. } | Error::UnknownLayout { .. } => ErrorKind::Invalid,
         }
@@ -163,6 +178,9 @@ impl Error {
     }
     /// Whether stored bytes are damaged (another copy might serve; a retry will not).
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corrupt { .. } | Error::BadManifest { .. })
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::BadManifest { .. } | Error::CatalogDamaged { .. }
+        )
     }
 }

@@ -39,6 +39,7 @@ pub mod chunks;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+mod fallback;
 mod lease;
 mod manifest;
 mod repo;
@@ -53,6 +54,7 @@ pub use artifact::{
     ArtifactId, ArtifactKind, ArtifactRef, FIRST_TIMELINE, TimelineId, blake3_hex, parse_blake3_hex,
 };
 pub use error::{Error, Result};
+pub use fallback::{CatalogRead, read_catalog};
 pub use lease::Lease;
 pub use manifest::{
     BackupEntry, BackupKind, BackupStatus, ExpiredTimeline, LAYOUT, Manifest, NEWEST_LAYOUT,

@@ -163,13 +163,60 @@ impl Repository {
         self.dests.iter().map(|d| d.name()).collect()
     }
 
-    /// The primary's catalog (empty for a new repository).
+    /// The primary's catalog (empty for a new repository). When its newest generation
+    /// is damaged, the newest intact one, else another destination's catalog, with a
+    /// warning ([`Repository::read_catalog`] says which).
     pub async fn manifest(&self) -> Result<Manifest> {
-        Ok(self.dests[0]
-            .read_manifest()
-            .await?
-            .map(|(_, m)| m)
-            .unwrap_or_default())
+        Ok(self.read_catalog().await?.0)
+    }
+
+    /// [`Repository::manifest`], and a warning for people when the read fell back: the
+    /// primary's newest catalog generation is damaged and an older generation (or
+    /// another destination's catalog) was used.
+    pub async fn read_catalog(&self) -> Result<(Manifest, Option<String>)> {
+        let primary = &self.dests[0];
+        let first_err = match crate::read_catalog(primary.as_ref()).await {
+            Ok(None) => return Ok((Manifest::default(), None)),
+            Ok(Some(r)) => {
+                let warning = r.damage.as_ref().map(|d| {
+                    format!(
+                        "{}: the newest catalog generation ({}) is damaged ({d}); read generation {} instead. `bindspace verify --repair` rebuilds it",
+                        primary.name(),
+                        r.newest,
+                        r.generation
+                    )
+                });
+                return Ok((r.manifest, warning));
+            }
+            Err(e) if e.is_corruption() => e,
+            Err(e) => return Err(e),
+        };
+        for d in &self.dests[1..] {
+            if let Ok(Some(r)) = crate::read_catalog(d.as_ref()).await {
+                tracing::warn!(store = %primary.name(), used = %d.name(), error = %first_err,
+                    "catalog: the primary's is damaged; reading another destination's");
+                let warning = format!(
+                    "{}: its catalog is damaged ({first_err}); read {}'s instead. `bindspace verify --repair` rebuilds it",
+                    primary.name(),
+                    d.name()
+                );
+                return Ok((r.manifest, Some(warning)));
+            }
+        }
+        Err(first_err)
+    }
+
+    /// Replaces destination `i`'s catalog with `m`, committed over generation
+    /// `over` (its newest, damaged or not), under the lease where one is held: for a
+    /// repair that rebuilt it. Fails with [`Error::Conflict`] when the store moved on.
+    pub async fn replace_catalog_at(&self, i: usize, over: u64, m: &Manifest) -> Result<u64> {
+        let d = self.dests.get(i).ok_or_else(|| Error::Invalid {
+            store: self.names().join(", "),
+            detail: format!("no destination {i}"),
+        })?;
+        let mut m = m.clone();
+        m.layout = m.layout_needed();
+        self.commit_on(d, over, &m).await
     }
 
     /// Creates an empty catalog on every destination that has none, and gives the
@@ -516,7 +563,13 @@ impl Repository {
     ) -> Result<()> {
         let mut tries = 0;
         loop {
-            let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
+            let (g, mut m) = match crate::read_catalog(d.as_ref()).await? {
+                None => (0, Manifest::default()),
+                // never commit over a damaged generation from an older one: what only
+                // the damaged one named would be lost without a word
+                Some(r) if r.fell_back() => return Err(crate::fallback::damaged(d.as_ref(), &r)),
+                Some(r) => (r.generation, r.manifest),
+            };
             change(&mut m)?;
             m.layout = m.layout_needed();
             match self.commit_on(d, g, &m).await {

@@ -42,6 +42,28 @@ pub trait BackupStore: Send + Sync + Debug {
     /// The newest manifest and its generation, or `None` for an empty repository.
     async fn read_manifest(&self) -> Result<Option<(u64, Manifest)>>;
 
+    /// The newest manifest's generation whether or not its bytes decode (0: none):
+    /// what a repair commits over. The default reads the manifest, so a store whose
+    /// newest manifest is damaged must answer it another way.
+    async fn manifest_generation(&self) -> Result<u64> {
+        Ok(self.read_manifest().await?.map_or(0, |(g, _)| g))
+    }
+
+    /// Generations older than the newest that the store still keeps, newest first:
+    /// what a read falls back to when the newest is damaged
+    /// ([`crate::read_catalog`]). Stores that keep only their newest return none.
+    async fn older_manifests(&self) -> Result<Vec<u64>> {
+        Ok(Vec::new())
+    }
+
+    /// Reads generation `generation`, one [`BackupStore::older_manifests`] listed.
+    async fn read_manifest_at(&self, generation: u64) -> Result<Manifest> {
+        Err(crate::Error::NotFound {
+            store: self.name(),
+            what: format!("catalog generation {generation}"),
+        })
+    }
+
     /// Commits `manifest` as generation `expected_generation + 1`, only if the store is
     /// still at `expected_generation` (0 = no manifest yet); otherwise
     /// [`crate::Error::Conflict`]. Returns the new generation.

@@ -35,6 +35,12 @@ pub struct StoreReport {
     /// Snapshots and deltas it holds that no entry of its catalog names (an
     /// interrupted backup leaves these; nothing is deleted).
     pub orphans: Vec<String>,
+    /// The store's catalog itself is damaged: its newest generation does not decode
+    /// (what it was read from instead, if anything), or it was lost while artifacts
+    /// remain.
+    pub catalog: Option<String>,
+    /// How a repair in this run rebuilt that catalog.
+    pub catalog_rebuilt: Option<String>,
     /// Copies put back from another store (verified on both ends).
     pub repaired: Vec<String>,
     /// Missing or damaged copies no other store could supply.
@@ -110,7 +116,10 @@ impl Report {
     /// Whether anything unrepaired is wrong, or could not be checked.
     fn open_damage(&self) -> bool {
         self.stores.iter().any(|s| {
-            s.unavailable.is_some() || !s.unreadable.is_empty() || !s.unrepaired.is_empty()
+            s.unavailable.is_some()
+                || !s.unreadable.is_empty()
+                || !s.unrepaired.is_empty()
+                || (s.catalog.is_some() && s.catalog_rebuilt.is_none())
         }) || self.wal_gaps.iter().any(|g| !g.repaired)
             || !self.chains.is_empty()
             || !self.disagreements.is_empty()
@@ -127,7 +136,10 @@ impl Report {
             let repaired = s.repaired.len();
             s.missing.len() + s.damaged.len() > repaired
         });
-        let repaired = self.stores.iter().any(|s| !s.repaired.is_empty());
+        let repaired = self
+            .stores
+            .iter()
+            .any(|s| !s.repaired.is_empty() || s.catalog_rebuilt.is_some());
         if self.open_damage() || unrepaired {
             Outcome::DamageFound
         } else if repaired {
@@ -155,6 +167,12 @@ impl std::fmt::Display for Report {
                     s.damaged.len(),
                     s.orphans.len()
                 )?,
+            }
+            if let Some(c) = &s.catalog {
+                writeln!(f, "    DAMAGED CATALOG: {c}")?;
+            }
+            if let Some(c) = &s.catalog_rebuilt {
+                writeln!(f, "    catalog rebuilt: {c}")?;
             }
             for (what, list) in [
                 ("missing", &s.missing),

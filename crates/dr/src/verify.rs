@@ -50,10 +50,20 @@ impl Default for VerifyOptions {
 pub(crate) struct Seen {
     pub store: Arc<dyn BackupStore>,
     pub manifest: Manifest,
-    /// Whether the store has a catalog at all.
+    /// Whether the store has a readable catalog (its newest generation, or an older
+    /// intact one when `catalog_damage` says the newest is damaged).
     pub has_catalog: bool,
+    /// Why the store's newest catalog generation could not be used.
+    pub catalog_damage: Option<String>,
     /// Everything it lists, by id.
     pub listed: BTreeMap<ArtifactId, ArtifactRef>,
+}
+
+impl Seen {
+    /// Whether its catalog needs rebuilding: damaged, or lost while artifacts remain.
+    fn catalog_broken(&self) -> bool {
+        self.catalog_damage.is_some() || (!self.has_catalog && !self.listed.is_empty())
+    }
 }
 
 /// Describes an artifact for people.
@@ -74,9 +84,6 @@ fn recorded(e: &bindspace_catalog::BackupEntry) -> Option<ArtifactRef> {
 }
 
 async fn look(store: &Arc<dyn BackupStore>) -> bindspace_catalog::Result<Seen> {
-    let manifest = store.read_manifest().await?;
-    let has_catalog = manifest.is_some();
-    let manifest = manifest.map(|(_, m)| m).unwrap_or_default();
     let mut listed = BTreeMap::new();
     for kind in [
         ArtifactKind::Snapshot,
@@ -87,12 +94,106 @@ async fn look(store: &Arc<dyn BackupStore>) -> bindspace_catalog::Result<Seen> {
             listed.insert(r.id, r);
         }
     }
+    // past a damaged newest generation to the newest intact one; a catalog with no
+    // intact generation is a lost one (damage, with the reason)
+    let (manifest, has_catalog, catalog_damage) =
+        match bindspace_catalog::read_catalog(store.as_ref()).await {
+            Ok(Some(r)) => (r.manifest, true, r.damage),
+            Ok(None) => (Manifest::default(), false, None),
+            Err(e) if e.is_corruption() => (Manifest::default(), false, Some(e.to_string())),
+            Err(e) => return Err(e),
+        };
     Ok(Seen {
         store: store.clone(),
         manifest,
         has_catalog,
+        catalog_damage,
         listed,
     })
+}
+
+/// Rebuilds the catalog of every store whose catalog is damaged or lost, under the
+/// repository's lease: its newest intact generation (if any) merged with every other
+/// store's catalog, without the backups whose artifacts no store holds any more
+/// (retention removed them in a generation that is now unreadable). Nothing any
+/// intact catalog names is lost. Each rebuilt store is read again.
+async fn rebuild_catalogs(
+    repo: &Repository,
+    looked: &mut [bindspace_catalog::Result<Seen>],
+    reports: &mut [StoreReport],
+) {
+    let broken: Vec<usize> = (0..looked.len())
+        .filter(|&i| looked[i].as_ref().is_ok_and(Seen::catalog_broken))
+        .collect();
+    if broken.is_empty() {
+        return;
+    }
+    let leased = repo
+        .with_lease(async |repo| {
+            for &i in &broken {
+                let Ok(s) = &looked[i] else { continue };
+                let mut m = s.manifest.clone();
+                let mut from = Vec::new();
+                if s.has_catalog {
+                    from.push("its newest intact generation".to_owned());
+                }
+                for o in looked.iter().flatten() {
+                    if o.store.name() != s.store.name() && o.has_catalog {
+                        let added = m.merge_from(&o.manifest);
+                        from.push(format!("{} ({added} records)", o.store.name()));
+                    }
+                }
+                if from.is_empty() {
+                    reports[i].unrepaired.push(Finding {
+                        artifact: "catalog".into(),
+                        detail: "not rebuilt: no intact generation is kept and no other store has a catalog".into(),
+                    });
+                    continue;
+                }
+                let held = |id: &ArtifactId| looked.iter().flatten().any(|o| o.listed.contains_key(id));
+                let before = m.entries.len();
+                m.entries
+                    .retain(|e| e.kind == BackupKind::Wal || held(&e.artifact));
+                let dropped = before - m.entries.len();
+                let store = &s.store;
+                let over = store.manifest_generation().await?;
+                let g = repo.replace_catalog_at(i, over, &m).await?;
+                let mut how = format!(
+                    "generation {g} from {}: {} backups, {} restore points",
+                    from.join(" and "),
+                    m.entries.len(),
+                    m.restore_points.len()
+                );
+                if dropped > 0 {
+                    how.push_str(&format!(
+                        "; {dropped} backups left out: no store holds their artifacts"
+                    ));
+                }
+                tracing::info!(store = %store.name(), how = %how, "catalog rebuilt");
+                reports[i].catalog_rebuilt = Some(how);
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = leased {
+        tracing::warn!(error = %e, "catalog repair not run");
+        for &i in &broken {
+            if reports[i].catalog_rebuilt.is_none() {
+                reports[i].unrepaired.push(Finding {
+                    artifact: "catalog".into(),
+                    detail: format!("not rebuilt: {e}"),
+                });
+            }
+        }
+    }
+    for &i in &broken {
+        if reports[i].catalog_rebuilt.is_some() {
+            let store = looked[i].as_ref().map(|s| s.store.clone());
+            if let Ok(store) = store {
+                looked[i] = look(&store).await;
+            }
+        }
+    }
 }
 
 /// Verifies every store of `repo` at `opts.level`; see the crate docs. Damage is a
@@ -113,9 +214,27 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
             ..StoreReport::default()
         })
         .collect();
+    let mut looked = Vec::with_capacity(stores.len());
+    for s in stores {
+        looked.push(look(s).await);
+    }
+    for (i, x) in looked.iter().enumerate() {
+        if let Ok(x) = x
+            && x.catalog_broken()
+        {
+            reports[i].catalog = Some(match &x.catalog_damage {
+                Some(d) if x.has_catalog => format!("{d}; read its newest intact generation"),
+                Some(d) => format!("{d}; no intact generation is kept"),
+                None => "lost: the store holds artifacts but no catalog".into(),
+            });
+        }
+    }
+    if opts.repair {
+        rebuild_catalogs(repo, &mut looked, &mut reports).await;
+    }
     let mut seen: Vec<Option<Seen>> = Vec::with_capacity(stores.len());
-    for (i, s) in stores.iter().enumerate() {
-        match look(s).await {
+    for (i, (s, x)) in stores.iter().zip(looked).enumerate() {
+        match x {
             Ok(x) if !x.has_catalog && !x.listed.is_empty() => {
                 // artifacts without a catalog: the catalog was lost, not an empty store
                 reports[i].unavailable = Some(format!(
@@ -424,7 +543,8 @@ async fn record(
 ) {
     let deep_ok: BTreeSet<ArtifactId> = deep_ok.iter().copied().collect();
     for (i, s) in seen.iter().enumerate() {
-        if s.is_none() || intact[i].is_empty() {
+        // a damaged catalog takes no commit until a repair rebuilds it
+        if s.as_ref().is_none_or(|s| s.catalog_damage.is_some()) || intact[i].is_empty() {
             continue;
         }
         let refs = &intact[i];

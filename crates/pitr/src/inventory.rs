@@ -117,8 +117,9 @@ impl Inventory {
             for r in listed {
                 inv.artifacts.entry(r).or_default().push(i);
             }
-            match s.read_manifest().await {
-                Ok(Some((_, m))) => inv.manifests.push(m),
+            // past a damaged newest generation to the newest intact one (warned)
+            match bindspace_catalog::read_catalog(s.as_ref()).await {
+                Ok(Some(r)) => inv.manifests.push(r.manifest),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(store = %s.name(), error = %e, "catalog unreadable for restore");

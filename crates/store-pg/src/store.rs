@@ -715,6 +715,24 @@ impl BackupStore for PgBackupStore {
         .await
     }
 
+    async fn manifest_generation(&self) -> Result<u64> {
+        self.timed("read manifest generation", async {
+            let c = self.client("read manifest generation").await?;
+            let row = c
+                .query_opt(
+                    &format!("SELECT generation FROM {}.catalog WHERE id = 1", self.s),
+                    &[],
+                )
+                .await
+                .map_err(|e| self.pg_err("read manifest generation", e))?;
+            match row {
+                None => Ok(0),
+                Some(row) => self.to_u64("catalog.generation", row.get(0)),
+            }
+        })
+        .await
+    }
+
     async fn commit_manifest(&self, expected: u64, manifest: &Manifest) -> Result<u64> {
         self.commit_with(expected, manifest, None).await
     }

@@ -603,6 +603,16 @@ impl BackupStore for RedisBackupStore {
             .transpose()
     }
 
+    async fn manifest_generation(&self) -> Result<u64> {
+        let g: Option<u64> = self
+            .query(
+                "read manifest generation",
+                redis::cmd("GET").arg(self.key("catalog:generation")),
+            )
+            .await?;
+        Ok(g.unwrap_or(0))
+    }
+
     async fn commit_manifest(&self, expected: u64, manifest: &Manifest) -> Result<u64> {
         let mut c = self.conn.clone();
         self.timed("commit manifest", async {

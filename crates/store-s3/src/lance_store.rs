@@ -215,6 +215,18 @@ impl BackupStore for LanceBackupStore {
         self.inner.read_manifest().await
     }
 
+    async fn manifest_generation(&self) -> Result<u64> {
+        self.inner.manifest_generation().await
+    }
+
+    async fn older_manifests(&self) -> Result<Vec<u64>> {
+        self.inner.older_manifests().await
+    }
+
+    async fn read_manifest_at(&self, generation: u64) -> Result<Manifest> {
+        self.inner.read_manifest_at(generation).await
+    }
+
     async fn commit_manifest(&self, expected_generation: u64, manifest: &Manifest) -> Result<u64> {
         self.inner
             .commit_manifest(expected_generation, manifest)

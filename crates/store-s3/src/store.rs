@@ -425,6 +425,21 @@ impl ObjectBackupStore {
         Ok(g)
     }
 
+    /// Reads and checks generation `g` (its header must name it).
+    async fn manifest_at(&self, g: u64) -> Result<Manifest> {
+        let what = format!("manifest-{g:020}");
+        let bytes = self.get_raw(&self.manifest_path(g), &what).await?;
+        let (stored_g, m) = Manifest::decode(&self.url, &what, &bytes)?;
+        if stored_g != g {
+            return Err(Error::BadManifest {
+                store: self.url.clone(),
+                what,
+                detail: format!("holds generation {stored_g}"),
+            });
+        }
+        Ok(m)
+    }
+
     fn manifest_path(&self, generation: u64) -> Path {
         self.path(&format!("catalog/manifest-{generation:020}"))
     }
@@ -561,19 +576,31 @@ impl BackupStore for ObjectBackupStore {
             let Some(&g) = self.generations().await?.last() else {
                 return Ok(None);
             };
-            let what = format!("manifest-{g:020}");
-            let bytes = self.get_raw(&self.manifest_path(g), &what).await?;
-            let (stored_g, m) = Manifest::decode(&self.url, &what, &bytes)?;
-            if stored_g != g {
-                return Err(Error::BadManifest {
-                    store: self.url.clone(),
-                    what,
-                    detail: format!("holds generation {stored_g}"),
-                });
-            }
-            Ok(Some((g, m)))
+            Ok(Some((g, self.manifest_at(g).await?)))
         })
         .await
+    }
+
+    async fn manifest_generation(&self) -> Result<u64> {
+        self.timed("list manifests", async {
+            Ok(self.generations().await?.last().copied().unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn older_manifests(&self) -> Result<Vec<u64>> {
+        self.timed("list manifests", async {
+            let mut g = self.generations().await?;
+            g.pop();
+            g.reverse();
+            Ok(g)
+        })
+        .await
+    }
+
+    async fn read_manifest_at(&self, generation: u64) -> Result<Manifest> {
+        self.timed("read manifest", self.manifest_at(generation))
+            .await
     }
 
     async fn commit_manifest(&self, expected: u64, manifest: &Manifest) -> Result<u64> {

@@ -253,6 +253,21 @@ impl BackupStore for FaultyStore {
         self.inner.read_manifest().await
     }
 
+    async fn manifest_generation(&self) -> Result<u64> {
+        self.before(Op::ReadManifest).await?;
+        self.inner.manifest_generation().await
+    }
+
+    async fn older_manifests(&self) -> Result<Vec<u64>> {
+        self.before(Op::ReadManifest).await?;
+        self.inner.older_manifests().await
+    }
+
+    async fn read_manifest_at(&self, generation: u64) -> Result<Manifest> {
+        self.before(Op::ReadManifest).await?;
+        self.inner.read_manifest_at(generation).await
+    }
+
     async fn commit_manifest(&self, expected_generation: u64, manifest: &Manifest) -> Result<u64> {
         self.before(Op::CommitManifest).await?;
         self.inner

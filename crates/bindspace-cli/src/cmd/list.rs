@@ -10,7 +10,7 @@ use crate::output::emit_serialized;
 pub fn run(r: &RepoArgs) -> Result<()> {
     let rt = runtime()?;
     let repo = r.repository(&rt)?;
-    let m = rt.block_on(repo.manifest())?;
+    let m = crate::args::catalog(&rt, &repo)?;
     emit_serialized(r.json, &m.entries, || {
         let mut s = format!(
             "{:<24} {:>8} {:<12} {:>10} {:>10} {:>12} {:<9} {:<16} parent\n",

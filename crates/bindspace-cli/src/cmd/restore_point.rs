@@ -86,7 +86,7 @@ pub fn run(p: PointOp) -> Result<()> {
         }
         PointOp::List(r) => {
             let repo = r.repository(&rt)?;
-            let m = rt.block_on(repo.manifest())?;
+            let m = crate::args::catalog(&rt, &repo)?;
             emit_serialized(r.json, &m.restore_points, || {
                 let mut s = String::new();
                 for p in &m.restore_points {

@@ -108,7 +108,7 @@ pub fn run(op: RetentionOp) -> Result<()> {
     // a dry run plans on the catalog as it is; a real run plans again inside each
     // catalog's commit, under the lease
     let (plan, deleted) = if dry_run {
-        let m = rt.block_on(repo.manifest())?;
+        let m = crate::args::catalog(&rt, &repo)?;
         let evidence = retention::Evidence {
             wal_activity_us: rt.block_on(repo.wal_activity())?,
             expire: None,

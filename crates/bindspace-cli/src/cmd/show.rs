@@ -17,7 +17,7 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<()> {
     let rt = runtime()?;
     let repo = a.repo.repository(&rt)?;
-    let m = rt.block_on(repo.manifest())?;
+    let m = crate::args::catalog(&rt, &repo)?;
     let Some(e) = m.entries.iter().find(|e| e.id == a.id) else {
         bail!("no backup {:?} in the catalog (see `bindspace list`)", a.id);
     };

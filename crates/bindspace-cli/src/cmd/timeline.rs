@@ -82,7 +82,7 @@ fn tree(m: &Manifest, t: TimelineId, depth: usize, out: &mut String) {
 
 fn list(r: &RepoArgs) -> Result<()> {
     let rt = runtime()?;
-    let m = rt.block_on(r.repository(&rt)?.manifest())?;
+    let m = crate::args::catalog(&rt, &r.repository(&rt)?)?;
     let rows: Vec<_> = m
         .timeline_ids()
         .into_iter()
@@ -99,7 +99,7 @@ fn list(r: &RepoArgs) -> Result<()> {
 
 fn show(a: &ShowArgs) -> Result<()> {
     let rt = runtime()?;
-    let m = rt.block_on(a.repo.repository(&rt)?.manifest())?;
+    let m = crate::args::catalog(&rt, &a.repo.repository(&rt)?)?;
     if a.id != FIRST_TIMELINE && m.timeline(a.id).is_none() {
         bail!(
             "no timeline {} in the catalog (see `bindspace timeline list`)",
