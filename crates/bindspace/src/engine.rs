@@ -584,6 +584,11 @@ impl Engine {
         &self.inner.rt
     }
 
+    /// The engine's clock (for crate-internal timing).
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// The timeline this engine writes.
     pub fn timeline(&self) -> TimelineId {
         self.inner.timeline

@@ -24,6 +24,9 @@ pub enum Error {
     /// A delta failed.
     #[error(transparent)]
     Delta(#[from] bindspace_xor_delta::Error),
+    /// A drill or verification could not run.
+    #[error(transparent)]
+    Dr(#[from] bindspace_dr::Error),
     /// Local file I/O.
     #[error("{what}: {source}")]
     Io {
@@ -45,6 +48,7 @@ impl Error {
             Error::Pitr(e) => e.kind(),
             Error::Core(e) => e.kind(),
             Error::Delta(e) => e.kind(),
+            Error::Dr(e) => e.kind(),
             Error::Io { .. } => ErrorKind::Unavailable,
         }
     }

@@ -37,6 +37,7 @@
 mod backup;
 mod config;
 mod datadir;
+mod drill;
 mod engine;
 mod error;
 mod jobs;

@@ -57,8 +57,8 @@ pub use error::{Error, Result};
 pub use fallback::{CatalogRead, read_catalog};
 pub use lease::Lease;
 pub use manifest::{
-    BackupEntry, BackupKind, BackupStatus, ExpiredTimeline, LAYOUT, Manifest, NEWEST_LAYOUT,
-    RestorePoint,
+    BackupEntry, BackupKind, BackupStatus, DRILLS_KEPT, DrillRecord, ExpiredTimeline, LAYOUT,
+    Manifest, NEWEST_LAYOUT, RestorePoint,
 };
 pub use repo::{LEASE_TTL_US, NewBackup, Repository};
 pub use retention::RetentionPolicy;

@@ -198,6 +198,33 @@ pub struct Manifest {
     /// record of checks is lost, so those artifacts are read again).
     #[serde(default, skip_serializing_if = "crate::VerifyLog::is_empty")]
     pub verified: crate::VerifyLog,
+    /// The newest restore drills' reports, oldest first (at most [`DRILLS_KEPT`];
+    /// `bindspace dr report`). Older builds drop them when they rewrite the catalog.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<DrillRecord>,
+}
+
+/// How many drill reports a catalog keeps.
+pub const DRILLS_KEPT: usize = 64;
+
+/// One restore drill's report as the catalog keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillRecord {
+    /// When it started, µs since the epoch.
+    pub started_us: u64,
+    /// Whether it met every target and every store restored alone.
+    pub passed: bool,
+    /// The report (`bindspace_dr::DrillReport` as JSON text).
+    pub report: String,
+}
+
+impl Manifest {
+    /// Appends a drill's report, keeping the newest [`DRILLS_KEPT`].
+    pub fn record_drill(&mut self, d: DrillRecord) {
+        self.drills.push(d);
+        let over = self.drills.len().saturating_sub(DRILLS_KEPT);
+        self.drills.drain(..over);
+    }
 }
 
 /// A timeline a retention policy expired.
@@ -222,6 +249,7 @@ impl Default for Manifest {
             restore_points: Vec::new(),
             expired: Vec::new(),
             verified: crate::VerifyLog::default(),
+            drills: Vec::new(),
         }
     }
 }

@@ -22,6 +22,11 @@
 //! [`VerifyOptions::repair`], a copy missing or damaged in one store and intact in
 //! another is put back and checked on both ends.
 //!
+//! [`drill`] restores a target (by default the sentinel restore point a running engine
+//! writes, `bindspace::Engine::drill`) from each store alone and from all together,
+//! times each (RTO), measures how old the newest restorable state is (RPO), compares
+//! both with targets and keeps the report in every store's catalog ([`history`]).
+//!
 //! What it is not: no concrete store (it works on any
 //! [`BackupStore`](bindspace_catalog::BackupStore)), no scheduling (the engine runs it).
 //!
@@ -53,11 +58,16 @@
 
 mod checks;
 mod deep;
+mod drill;
 mod error;
 mod report;
 mod verify;
 
 pub use bindspace_catalog::VerifyLevel;
+pub use drill::{
+    DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET, DrillOptions, DrillReport, DrillRun, DrillTarget,
+    Sentinel, drill, history,
+};
 pub use error::{Error, Result};
 pub use report::{DeepCheck, Finding, Outcome, Report, StoreReport, WalGap};
 pub use verify::{VerifyOptions, verify};

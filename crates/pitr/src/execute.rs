@@ -112,6 +112,10 @@ pub struct Verification {
     /// Artifacts no store served intact, which the restore planned around (another
     /// path to the same state).
     pub planned_around: Vec<String>,
+    /// When the result was the live state, µs since the epoch: the time of the last WAL
+    /// record applied, else of the last delta, else of the full (what a drill's RPO is
+    /// measured from).
+    pub state_time_us: u64,
 }
 
 impl Verification {
@@ -239,10 +243,12 @@ async fn run_plan(plan: &RestorePlan) -> Result<(BindSpace, Verification)> {
     let pending_wal = Arc::new(std::sync::Mutex::new(Vec::<Record>::new()));
     let (mut checked, mut self_checked) = (0usize, 0usize);
     let mut last_by = None;
+    let mut state_time_us = 0;
     fetch_in_order(plan.sources(), steps, |s, bytes| {
         match (&mut space, s.artifact.id.kind()) {
             (None, _) => {
                 let snap = snapshot::decode(&bytes)?;
+                state_time_us = snap.header.time_to_us;
                 self_checked += usize::from(snap.root.is_some());
                 last_by = check_recorded(&snap.space, &plan.recorded, &mut checked)?
                     .map(|by| (snap.space.version(), by));
@@ -252,6 +258,7 @@ async fn run_plan(plan: &RestorePlan) -> Result<(BindSpace, Verification)> {
                 let d = bindspace_xor_delta::decode(&bytes)?;
                 self_checked += usize::from(d.end_root.is_some());
                 bindspace_xor_delta::apply(sp, &d)?;
+                state_time_us = d.timestamp_us;
                 last_by =
                     check_recorded(sp, &plan.recorded, &mut checked)?.map(|by| (sp.version(), by));
                 applied += 1;
@@ -275,6 +282,7 @@ async fn run_plan(plan: &RestorePlan) -> Result<(BindSpace, Verification)> {
                 for r in released {
                     // a checkpoint checks the replayed state against its root here
                     bindspace_wal::apply_record(sp, &r)?;
+                    state_time_us = r.timestamp_us;
                     last_by =
                         check_recorded(sp, &plan.recorded, &mut checked)?.map(|by| (r.version, by));
                     if let RecordOp::Op(Op::Checkpoint(_)) = r.op {
@@ -318,6 +326,7 @@ async fn run_plan(plan: &RestorePlan) -> Result<(BindSpace, Verification)> {
         checked,
         self_checked,
         planned_around: Vec::new(),
+        state_time_us,
     };
     tracing::info!(version = v.version, verification = %v, "restored");
     Ok((space, v))
