@@ -276,6 +276,9 @@ fn test() -> Result<()> {
 
     build_env.extend(clippy_wrapper_env()?);
     build_env.push(("BINDSPACE_XTASK".into(), "1".into()));
+    // No incremental caches: they grew to 23 GB in the shared target directory and
+    // filled this machine's disk mid-test (each clean clone of CI adds its own).
+    build_env.push(("CARGO_INCREMENTAL".into(), "0".into()));
     // One compilation of every target (benches and examples too, as clippy's
     // --all-targets did), linted with -D warnings; nextest and the doc tests reuse it.
     run(cargo()

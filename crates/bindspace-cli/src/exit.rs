@@ -4,7 +4,8 @@
 //! backup holds the repository's lease, or a running engine holds the data directory
 //! (a retry after it is done can succeed); 4 the target cannot be restored from what
 //! the stores hold; 5 `verify` found damage (or a store it could not check); 6 `verify`
-//! found damage and repaired all of it.
+//! found damage and repaired all of it; 7 `dr drill` missed a target or a store could
+//! not restore alone.
 
 use bindspace_core::ErrorKind;
 
@@ -17,6 +18,21 @@ pub const EXIT_NOT_RESTORABLE: u8 = 4;
 pub const EXIT_DAMAGE: u8 = 5;
 /// Exit code: `verify` found damage and repaired all of it.
 pub const EXIT_REPAIRED: u8 = 6;
+
+/// Exit code: a restore drill missed a target, or a store could not restore alone.
+pub const EXIT_DRILL_FAILED: u8 = 7;
+
+/// A drill that did not pass (the report was printed already).
+#[derive(Debug)]
+pub struct DrillFailed(pub usize);
+
+impl std::fmt::Display for DrillFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the drill missed {} target(s) (see the report)", self.0)
+    }
+}
+
+impl std::error::Error for DrillFailed {}
 
 /// A verification that was not clean (the report was printed already).
 #[derive(Debug)]
@@ -65,6 +81,9 @@ pub fn code(e: &anyhow::Error) -> u8 {
             bindspace_dr::Outcome::AllRepaired => EXIT_REPAIRED,
             _ => EXIT_DAMAGE,
         };
+    }
+    if e.downcast_ref::<DrillFailed>().is_some() {
+        return EXIT_DRILL_FAILED;
     }
     match kind_of(e) {
         Some(ErrorKind::Busy) => EXIT_BUSY,

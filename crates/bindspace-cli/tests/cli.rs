@@ -354,3 +354,69 @@ fn a_damaged_newest_catalog_is_read_past_with_a_warning_and_repair_rebuilds_it()
     assert!(!err.contains("warning"), "{err}");
     assert!(out.contains("after"), "{out}");
 }
+
+// Issue 17: `bindspace dr drill` on an engine data directory writes a sentinel and
+// restores it from the store (exit 0), `dr report` shows the history, and a drill whose
+// RPO target cannot be met exits 7 naming it. The demo itself ends with a drill and a
+// verify.
+#[test]
+fn dr_drill_measures_and_exits_by_its_targets_and_report_shows_the_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bindspace()
+        .args([
+            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let demo = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{demo}");
+    assert!(
+        demo.contains("restore drill") && demo.contains("verify (standard)"),
+        "{demo}"
+    );
+    let data = dir.path().join("data");
+    let repo = format!("file://{}", data.join("repo").display());
+    let run = |args: &[&str]| {
+        let out = bindspace()
+            .args(args)
+            .args(["--repo", &repo])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let data_arg = data.display().to_string();
+    let (code, text) = run(&["dr", "drill", "--data", &data_arg]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("sentinel restored") && text.contains("result: passed"),
+        "{text}"
+    );
+    // no engine, no sentinel; an RPO target of zero seconds cannot be met
+    let (code, text) = run(&[
+        "dr",
+        "drill",
+        "--target",
+        "random",
+        "--rpo-target-secs",
+        "0",
+    ]);
+    assert_eq!(code, Some(7), "{text}");
+    assert!(text.contains("MISSED") && text.contains("RPO"), "{text}");
+    let (code, text) = run(&["dr", "report"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("passed") && text.contains("FAILED") && text.contains("trend"),
+        "{text}"
+    );
+    let (code, text) = run(&["dr", "drill", "--target", "nonsense"]);
+    assert_ne!(code, Some(0));
+    assert!(text.contains("point:NAME"), "{text}");
+}

@@ -1,6 +1,6 @@
 //! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
 //! layout): `init`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
-//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`.
+//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`.
 
 use anyhow::Result;
 
@@ -9,6 +9,7 @@ use crate::args::RepoArgs;
 mod as_of;
 mod backup;
 mod compact;
+mod dr;
 mod explain;
 mod init;
 mod list;
@@ -56,6 +57,9 @@ pub enum Op {
     Timeline(timeline::TimelineOp),
     /// Prove what every store holds will restore; name damage; repair it with --repair.
     Verify(verify::Args),
+    /// Restore drills that measure RTO and RPO (`drill`), and their history (`report`).
+    #[command(subcommand)]
+    Dr(dr::DrOp),
 }
 
 /// Runs one repository command.
@@ -75,5 +79,6 @@ pub fn run(op: Op) -> Result<()> {
         Op::Timeline(t) => timeline::run(t),
         Op::Rewind(a) => rewind::run(&a),
         Op::Verify(a) => verify::run(&a),
+        Op::Dr(d) => dr::run(d),
     }
 }
