@@ -63,6 +63,16 @@ pub struct BackupConfig {
     /// mismatch is logged and the engine opens on the log as it is: the escape hatch
     /// for a log known good, see `docs/OPERATIONS.md`.
     pub verify_wal_checkpoints: bool,
+    /// A background `verify` of the repository this often (ms; 0: never). On by
+    /// default (every 6 hours) at the `checksum` level; it runs on its own thread,
+    /// reads least recently verified artifacts first and stops at
+    /// `verify_max_duration_ms`, so repeated runs cover everything while writers keep
+    /// their throughput. Results are in [`crate::EngineStatus`].
+    pub verify_interval_ms: u64,
+    /// The level of that verify: `checksum`, `standard` or `deep`.
+    pub verify_level: String,
+    /// The time budget of one background verify (ms).
+    pub verify_max_duration_ms: u64,
 }
 
 impl Default for BackupConfig {
@@ -82,6 +92,9 @@ impl Default for BackupConfig {
             lease_hold_ms: 0,
             store_timeout_ms: 30_000,
             verify_wal_checkpoints: true,
+            verify_interval_ms: 6 * 3_600_000,
+            verify_level: "checksum".into(),
+            verify_max_duration_ms: 600_000,
         }
     }
 }
@@ -153,6 +166,16 @@ impl BackupConfig {
             ))),
             _ => Ok(&self.retention),
         }
+    }
+
+    /// The background verify's level, checked.
+    pub fn verify_level(&self) -> Result<bindspace_dr::VerifyLevel> {
+        bindspace_dr::VerifyLevel::parse(&self.verify_level).ok_or_else(|| {
+            Error::Config(format!(
+                "verify_level {:?}: use checksum, standard or deep",
+                self.verify_level
+            ))
+        })
     }
 
     /// The WAL sync policy.

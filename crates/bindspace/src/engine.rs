@@ -42,6 +42,13 @@ pub struct EngineStatus {
     pub retention_deleted: u64,
     /// The last error, if the last attempt of some job failed.
     pub last_error: Option<String>,
+    /// Background verifies run (`verify_interval_ms`).
+    pub verify_runs: u64,
+    /// Background verifies that found damage (or a store they could not check).
+    pub verify_damage_found: u64,
+    /// The last background verify of each level: level name, when it finished (µs)
+    /// and its outcome (`clean`, `damage found: …`).
+    pub last_verify: std::collections::BTreeMap<String, (u64, String)>,
 }
 
 /// What the engine and its job threads share.
@@ -163,6 +170,7 @@ impl EngineBuilder {
         rt.block_on(repo.init())?;
         let base = dir.base_space(&cfg)?;
         cfg.retention_policy()?; // checked before anything is opened
+        cfg.verify_level()?;
         let opts = WalOptions {
             sync: cfg.sync_policy()?,
             verify_checkpoints: cfg.verify_wal_checkpoints,
@@ -599,6 +607,13 @@ impl Engine {
         &self.inner.repo
     }
 
+    /// Verifies the repository now at the configured level and time budget (what the
+    /// background job does every `verify_interval_ms`), recorded in
+    /// [`Engine::status`]; damage is in the report, not an error.
+    pub fn verify_now(&self) -> Result<bindspace_dr::Report> {
+        self.inner.verify()
+    }
+
     /// A backup now (a full instead when there is no chain to extend or it is too
     /// long); `None` when nothing changed since the last one.
     pub fn backup_now(&self, kind: BackupKind) -> Result<Option<BackupEntry>> {
@@ -692,6 +707,39 @@ impl Inner {
             s.last_error = None;
         }
         Ok(n)
+    }
+
+    /// One bounded verification of the repository at the configured level, recorded
+    /// in the status (the background job; [`Engine::verify_now`]).
+    pub(crate) fn verify(&self) -> Result<bindspace_dr::Report> {
+        let opts = bindspace_dr::VerifyOptions {
+            level: self.cfg.verify_level()?,
+            max_duration: Some(std::time::Duration::from_millis(
+                self.cfg.verify_max_duration_ms,
+            )),
+            // what it finds is reported; repairs are an operator's decision
+            repair: false,
+            seed: self.clock.now_us(),
+            ..bindspace_dr::VerifyOptions::default()
+        };
+        let report =
+            self.rt
+                .block_on(bindspace_dr::verify(&self.repo, self.clock.as_ref(), &opts))?;
+        let outcome = match report.outcome() {
+            bindspace_dr::Outcome::Clean => "clean".to_owned(),
+            _ => {
+                tracing::error!(report = %report, "background verify found damage");
+                format!("damage found: {}", report.to_string().replace('\n', "; "))
+            }
+        };
+        let mut s = lock(&self.status);
+        s.verify_runs += 1;
+        if outcome != "clean" {
+            s.verify_damage_found += 1;
+        }
+        s.last_verify
+            .insert(opts.level.to_string(), (report.finished_us, outcome));
+        Ok(report)
     }
 
     /// A background job failed: counted, reported in the status, retried by its

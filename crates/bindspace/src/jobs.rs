@@ -1,6 +1,7 @@
 //! The background jobs, each on its own thread so WAL archiving (the RPO) never waits
 //! behind a long full backup: archiving every `archive_interval_ms`, backups on the
-//! [`BackupSchedule`]. Each thread decides from the injected clock ([`crate::schedule`])
+//! [`BackupSchedule`], a bounded `verify` of the repository every
+//! `verify_interval_ms`. Each thread decides from the injected clock ([`crate::schedule`])
 //! and waits on a channel, so [`Jobs::tick`] (a test's manual clock moved on) or
 //! [`Jobs::stop`] wakes it at once.
 
@@ -63,6 +64,17 @@ impl Jobs {
         }) {
             jobs.stop(); // the archiver must not outlive a failed open
             return Err(e);
+        }
+        if inner.cfg.verify_interval_ms > 0 {
+            // the first run one interval after opening: an engine that restarts often
+            // must not re-read its repository at every start
+            let mut verify = Every::new(ms(inner.cfg.verify_interval_ms), now);
+            if let Err(e) = jobs.spawn("bindspace-verify", inner, move |inner, now| {
+                verify_step(inner, &mut verify, now)
+            }) {
+                jobs.stop();
+                return Err(e);
+            }
         }
         Ok(jobs)
     }
@@ -157,6 +169,20 @@ fn archive_step(inner: &Inner, every: &mut Every, now: u64) -> u64 {
             Err(e) => {
                 every.failed(inner.clock.now_us());
                 inner.failed("archive", &e, |s| s.archive_failures += 1);
+            }
+        }
+    }
+    every.next_us()
+}
+
+fn verify_step(inner: &Inner, every: &mut Every, now: u64) -> u64 {
+    every.rebase(now);
+    if every.due(now) {
+        match inner.verify() {
+            Ok(_) => every.succeeded(now),
+            Err(e) => {
+                every.failed(inner.clock.now_us());
+                inner.failed("verify", &e, |_| {});
             }
         }
     }

@@ -479,3 +479,68 @@ fn repair_under_a_lease_another_writer_holds_puts_nothing_back_and_says_why() {
     );
     assert_eq!(std::fs::read(&snap).unwrap(), bytes, "nothing was put back");
 }
+
+// Issue 17: the engine verifies its repository in the background every
+// `verify_interval_ms` at `verify_level`, and reports the last run per level and the
+// damage found in its status.
+#[test]
+fn the_engine_verifies_in_the_background_and_reports_damage_in_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let engine = Engine::builder(dir.path().join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 4,
+            address_space: 256,
+            sync: "never".into(),
+            // only the verify is due within this test
+            delta_interval_ms: 86_400_000,
+            full_snapshot_interval_ms: 86_400_000,
+            archive_interval_ms: 86_400_000,
+            verify_interval_ms: 60_000,
+            verify_level: "standard".into(),
+            ..BackupConfig::default()
+        })
+        .clock(clock.clone())
+        .store_url(format!("file://{}", a.display()))
+        .open()
+        .unwrap();
+    for v in 1..=30u64 {
+        engine
+            .write(Addr(v as u16), Fingerprint::from_words(vec![v; 4]))
+            .unwrap();
+        if v == 10 {
+            engine.backup_now(BackupKind::Full).unwrap();
+        }
+    }
+    engine.backup_now(BackupKind::Incremental).unwrap();
+    assert_eq!(
+        engine.status().verify_runs,
+        0,
+        "not before an interval passed"
+    );
+    clock.advance(61_000_000);
+    engine.tick();
+    let s = engine.status();
+    assert_eq!(s.verify_runs, 1, "{s:?}");
+    assert_eq!(s.verify_damage_found, 0, "{s:?}");
+    assert_eq!(s.last_verify["standard"].1, "clean", "{s:?}");
+
+    let delta = files(&a, "deltas")[0].clone();
+    let mut bytes = std::fs::read(&delta).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x10;
+    std::fs::write(&delta, &bytes).unwrap();
+    // due again only after the recheck period: the damaged delta is re-read once
+    // every artifact is due (30 days by default)
+    clock.advance(31 * 86_400 * 1_000_000);
+    engine.tick();
+    let s = engine.status();
+    assert!(s.verify_runs >= 2, "{s:?}");
+    assert_eq!(s.verify_damage_found, 1, "{s:?}");
+    let (_, outcome) = &s.last_verify["standard"];
+    assert!(
+        outcome.starts_with("damage found") && outcome.contains("delta"),
+        "{outcome}"
+    );
+}
