@@ -16,6 +16,25 @@ impl Engine {
         let created_us = self.clock().now_us();
         let name = format!("drill-{created_us}");
         let version = self.restore_point(&name, false)?;
+        let report = self.drill_from(&name, version, created_us, opts);
+        // the canary served (or the drill could not run); dropped on every path, and a
+        // failure to drop it leaves an ordinary restore point
+        if let Err(e) = self
+            .inner_runtime()
+            .block_on(self.repository().drop_restore_point(&name))
+        {
+            tracing::warn!(point = %name, error = %e, "drill sentinel not dropped");
+        }
+        report
+    }
+
+    fn drill_from(
+        &self,
+        name: &str,
+        version: u64,
+        created_us: u64,
+        opts: &DrillOptions,
+    ) -> Result<DrillReport> {
         // the repository holds it once the WAL holding it is archived everywhere
         self.archive_now()?;
         let rt = self.inner_runtime();
@@ -28,22 +47,17 @@ impl Engine {
             .and_then(|p| p.root.clone())
             .unwrap_or_default();
         let sentinel = Sentinel {
-            name: name.clone(),
+            name: name.to_owned(),
             version,
             timeline: self.timeline(),
             root,
             created_us,
         };
-        let report = rt.block_on(bindspace_dr::drill(
+        Ok(rt.block_on(bindspace_dr::drill(
             repo,
             self.clock().as_ref(),
             opts,
             Some(sentinel),
-        ));
-        // the canary served; a failure to drop it leaves an ordinary restore point
-        if let Err(e) = rt.block_on(repo.drop_restore_point(&name)) {
-            tracing::warn!(point = %name, error = %e, "drill sentinel not dropped");
-        }
-        Ok(report?)
+        ))?)
     }
 }

@@ -318,6 +318,22 @@ fn a_damaged_newest_catalog_falls_back_for_reads_and_repair_rebuilds_it() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("verify --repair"), "{e}");
+    // review: a backup refuses before it uploads anything (no orphans), while the WAL
+    // keeps being archived to every store and the repository still opens (init)
+    engine
+        .write(Addr(200), Fingerprint::from_words(vec![200; 4]))
+        .unwrap();
+    at.insert(engine.version(), engine.read(|s| s.digest()));
+    let fulls = files(&a, "snapshots/native").len();
+    let e = engine.backup_now(BackupKind::Full).unwrap_err().to_string();
+    assert!(e.contains("verify --repair"), "{e}");
+    assert_eq!(
+        files(&a, "snapshots/native").len(),
+        fulls,
+        "nothing uploaded"
+    );
+    assert!(engine.archive_now().unwrap() > 0, "WAL still archived");
+    rt.block_on(repo.init()).unwrap();
     // a restore by name still finds "late" (the other store's catalog names it)
     let (space, _) = rt
         .block_on(bindspace_pitr::restore_to(

@@ -57,8 +57,10 @@ impl Archiver for StoreArchiver {
         // never into a timeline retention expired: its archive would be swept away
         // while the engine took the segment as safe (the local copy stays instead)
         for store in &self.stores {
-            if let Some((_, m)) = self.rt.block_on(store.read_manifest())? {
-                m.check_live(self.timeline)?;
+            // past a damaged newest generation: WAL keeps reaching every store while
+            // the catalog waits for a repair
+            if let Some(r) = self.rt.block_on(crate::read_catalog(store.as_ref()))? {
+                r.manifest.check_live(self.timeline)?;
             }
         }
         for store in &self.stores {

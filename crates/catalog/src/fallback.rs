@@ -35,6 +35,23 @@ impl CatalogRead {
 /// Fails with the newest generation's error when no kept generation decodes (or the
 /// store keeps none), and with any error that is not damage (a store that is down).
 pub async fn read_catalog(store: &dyn BackupStore) -> Result<Option<CatalogRead>> {
+    // a commit landing between the reads below would make a good newest generation
+    // look damaged: the fallback counts only when the newest did not move meanwhile
+    let mut tries = 0;
+    loop {
+        match read_once(store).await? {
+            Some(r) if r.fell_back() && tries < 3 => {
+                if store.manifest_generation().await? == r.newest {
+                    return Ok(Some(r));
+                }
+                tries += 1;
+            }
+            r => return Ok(r),
+        }
+    }
+}
+
+async fn read_once(store: &dyn BackupStore) -> Result<Option<CatalogRead>> {
     let damage = match store.read_manifest().await {
         Ok(found) => {
             return Ok(found.map(|(generation, manifest)| CatalogRead {
@@ -49,6 +66,9 @@ pub async fn read_catalog(store: &dyn BackupStore) -> Result<Option<CatalogRead>
     };
     let newest = store.manifest_generation().await?;
     for g in store.older_manifests().await? {
+        if g >= newest {
+            continue; // committed since the newest was read
+        }
         match store.read_manifest_at(g).await {
             Ok(manifest) => {
                 tracing::warn!(
@@ -62,7 +82,8 @@ pub async fn read_catalog(store: &dyn BackupStore) -> Result<Option<CatalogRead>
                     damage: Some(damage.to_string()),
                 }));
             }
-            Err(e) if e.is_corruption() => continue,
+            // damaged too, or pruned by a commit meanwhile: the next older one
+            Err(e) if e.is_corruption() || matches!(e, Error::NotFound { .. }) => continue,
             Err(e) => return Err(e),
         }
     }

@@ -227,8 +227,8 @@ impl Repository {
     pub async fn init(&self) -> Result<()> {
         let mut id = None;
         for d in &self.dests {
-            if let Some((_, m)) = d.read_manifest().await?
-                && let Some(found) = m.repository_id
+            if let Some(r) = crate::read_catalog(d.as_ref()).await?
+                && let Some(found) = r.manifest.repository_id
             {
                 match &id {
                     None => id = Some(found),
@@ -248,9 +248,16 @@ impl Repository {
         for d in &self.dests {
             let mut tries = 0;
             loop {
-                let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
+                let read = crate::read_catalog(d.as_ref()).await?;
+                let (g, mut m) = match &read {
+                    None => (0, Manifest::default()),
+                    Some(r) => (r.generation, r.manifest.clone()),
+                };
                 if g > 0 && m.layout >= LAYOUT && m.repository_id.is_some() {
-                    break;
+                    break; // nothing to write (also past a damaged newest generation)
+                }
+                if let Some(r) = read.as_ref().filter(|r| r.fell_back()) {
+                    return Err(crate::fallback::damaged(d.as_ref(), r));
                 }
                 m.layout = m.layout_needed();
                 // a concurrent init may have set one since: never overwrite it
@@ -590,6 +597,15 @@ impl Repository {
     /// [`Repository::write_backup`] for a caller that already holds the lease.
     pub async fn write_backup_leased(&self, b: NewBackup) -> Result<BackupEntry> {
         let start_us = self.clock.now_us();
+        // a catalog that cannot take the entry is found before anything is uploaded
+        // (the artifacts would be orphans)
+        for d in &self.dests {
+            if let Some(r) = crate::read_catalog(d.as_ref()).await?
+                && r.fell_back()
+            {
+                return Err(crate::fallback::damaged(d.as_ref(), &r));
+            }
+        }
         // refused before anything is stored: a timeline retention expired
         self.manifest().await?.check_live(b.artifact.timeline())?;
         let mut stored: Option<ArtifactRef> = None;

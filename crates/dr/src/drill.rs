@@ -312,11 +312,14 @@ async fn run_source(
         }
     });
     let newest_time = newest.map(|(_, t)| t);
-    let status = if v.is_verified() || sentinel_ok == Some(true) {
-        "restored"
-    } else {
-        "unverified"
-    };
+    // "restored" only when the result itself was checked: against a recorded root,
+    // or (the sentinel) against the root the engine recorded for it
+    let status =
+        if v.is_verified() || (sentinel.is_some_and(is_sentinel) && sentinel_ok == Some(true)) {
+            "restored"
+        } else {
+            "unverified"
+        };
     DrillRun {
         source,
         status: status.into(),

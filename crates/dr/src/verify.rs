@@ -55,6 +55,10 @@ pub(crate) struct Seen {
     pub has_catalog: bool,
     /// Why the store's newest catalog generation could not be used.
     pub catalog_damage: Option<String>,
+    /// The store's newest catalog generation as read (damaged or not): a rebuild
+    /// commits over exactly this one, so a store that moved on meanwhile (another
+    /// repair, a commit) conflicts instead of being overwritten.
+    pub newest: u64,
     /// Everything it lists, by id.
     pub listed: BTreeMap<ArtifactId, ArtifactRef>,
 }
@@ -96,11 +100,16 @@ async fn look(store: &Arc<dyn BackupStore>) -> bindspace_catalog::Result<Seen> {
     }
     // past a damaged newest generation to the newest intact one; a catalog with no
     // intact generation is a lost one (damage, with the reason)
-    let (manifest, has_catalog, catalog_damage) =
+    let (manifest, has_catalog, catalog_damage, newest) =
         match bindspace_catalog::read_catalog(store.as_ref()).await {
-            Ok(Some(r)) => (r.manifest, true, r.damage),
-            Ok(None) => (Manifest::default(), false, None),
-            Err(e) if e.is_corruption() => (Manifest::default(), false, Some(e.to_string())),
+            Ok(Some(r)) => (r.manifest, true, r.damage, r.newest),
+            Ok(None) => (Manifest::default(), false, None, 0),
+            Err(e) if e.is_corruption() => (
+                Manifest::default(),
+                false,
+                Some(e.to_string()),
+                store.manifest_generation().await?,
+            ),
             Err(e) => return Err(e),
         };
     Ok(Seen {
@@ -108,6 +117,7 @@ async fn look(store: &Arc<dyn BackupStore>) -> bindspace_catalog::Result<Seen> {
         manifest,
         has_catalog,
         catalog_damage,
+        newest,
         listed,
     })
 }
@@ -150,20 +160,32 @@ async fn rebuild_catalogs(
                     });
                     continue;
                 }
+                // a backup is left out only when every store was listed and none
+                // holds its artifact (a store that is down may hold the only copy)
+                let all_listed = looked.iter().all(|o| o.is_ok());
                 let held = |id: &ArtifactId| looked.iter().flatten().any(|o| o.listed.contains_key(id));
                 let before = m.entries.len();
-                m.entries
-                    .retain(|e| e.kind == BackupKind::Wal || held(&e.artifact));
+                if all_listed {
+                    m.entries
+                        .retain(|e| e.kind == BackupKind::Wal || held(&e.artifact));
+                }
                 let dropped = before - m.entries.len();
                 let store = &s.store;
-                let over = store.manifest_generation().await?;
-                let g = repo.replace_catalog_at(i, over, &m).await?;
+                // over the generation seen damaged: a store that moved on meanwhile
+                // (a concurrent repair) conflicts rather than being overwritten
+                let g = repo.replace_catalog_at(i, s.newest, &m).await?;
                 let mut how = format!(
                     "generation {g} from {}: {} backups, {} restore points",
                     from.join(" and "),
                     m.entries.len(),
                     m.restore_points.len()
                 );
+                if s.catalog_damage.is_some() {
+                    how.push_str(&format!(
+                        "; what only the damaged generation {} named cannot be recovered (its backups' artifacts show as orphans)",
+                        s.newest
+                    ));
+                }
                 if dropped > 0 {
                     how.push_str(&format!(
                         "; {dropped} backups left out: no store holds their artifacts"
