@@ -5,36 +5,28 @@
 //! in every store's catalog. Local directories, a 256-address space.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::Path;
 use std::sync::Arc;
 
-use bindspace::{BackupConfig, Engine};
+use bindspace::BackupConfig;
 use bindspace_catalog::BackupKind;
 use bindspace_core::{Addr, Fingerprint, ManualClock};
 use bindspace_dr::{DrillOptions, DrillTarget, drill, history};
 
-fn engine_on(dir: &Path, clock: &Arc<ManualClock>, a: &Path, b: &Path) -> Engine {
-    Engine::builder(dir.join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 4,
-            address_space: 256,
-            background_jobs: false,
-            sync: "never".into(),
-            ..BackupConfig::default()
-        })
-        .clock(clock.clone())
-        .store_url(format!("file://{}", a.display()))
-        .store_url(format!("file://{}", b.display()))
-        .open()
-        .unwrap()
-}
+mod common;
+use common::engine_on;
 
 #[test]
 fn a_drill_restores_the_sentinel_from_each_store_and_fails_when_one_cannot() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
-    let engine = engine_on(dir.path(), &clock, &a, &b);
+    let engine = engine_on(
+        dir.path(),
+        &clock,
+        &a,
+        &b,
+        BackupConfig::default().wal_segment_bytes,
+    );
     for v in 1..=40u64 {
         engine
             .write(

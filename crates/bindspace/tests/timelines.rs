@@ -619,6 +619,25 @@ fn an_engine_refuses_to_open_on_an_expired_timeline() {
         err.contains("timeline 1 was expired by the retention policy"),
         "{err}"
     );
+    // a backup onto the expired timeline is refused before anything is stored
+    let space = bindspace_core::BindSpace::new(
+        bindspace_core::SchemaVersion::CURRENT
+            .with_words(8)
+            .with_address_space(256),
+    )
+    .unwrap();
+    let listed = |rt: &tokio::runtime::Runtime| {
+        rt.block_on(repo.stores[0].list(bindspace_catalog::ArtifactKind::Snapshot, 0, u64::MAX))
+            .unwrap()
+    };
+    let before = listed(&repo.rt);
+    let err = repo
+        .rt
+        .block_on(repository.write_backup(bindspace_catalog::NewBackup::full(&space, now).on(1)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expired"), "{err}");
+    assert_eq!(listed(&repo.rt), before, "nothing stored");
     // timeline 2 goes on
     assert_eq!(repo.open(d2.path()).timeline(), 2);
 }

@@ -16,32 +16,20 @@ use bindspace_core::{Addr, Clock, Fingerprint, ManualClock};
 use bindspace_dr::{Outcome, VerifyOptions, verify};
 use bindspace_pitr::Target;
 
-/// Files under `dir/kind/`.
-fn files(dir: &Path, kind: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(kind))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
-}
+mod common;
+use common::{engine_on, files};
 
-/// An engine on a 256-address space writing to local directories `a` and `b`.
-fn engine_on(dir: &Path, clock: &Arc<ManualClock>, a: &Path, b: &Path, segment: u64) -> Engine {
-    Engine::builder(dir.join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 4,
-            address_space: 256,
-            background_jobs: false,
-            sync: "never".into(),
-            wal_segment_bytes: segment,
-            ..BackupConfig::default()
-        })
-        .clock(clock.clone())
-        .store_url(format!("file://{}", a.display()))
-        .store_url(format!("file://{}", b.display()))
-        .open()
-        .unwrap()
+/// A checksum-level verify with repair, as `bindspace verify --repair` runs it.
+fn repair_run(
+    rt: &tokio::runtime::Runtime,
+    repo: &bindspace_catalog::Repository,
+    clock: &Arc<ManualClock>,
+) -> bindspace_dr::Report {
+    let opts = VerifyOptions {
+        repair: true,
+        ..VerifyOptions::default()
+    };
+    rt.block_on(verify(repo, clock.as_ref(), &opts)).unwrap()
 }
 
 #[test]
@@ -215,16 +203,7 @@ fn a_store_that_lost_its_catalog_is_damage_not_a_clean_store_of_orphans() {
     assert!(!b.join("catalog").exists(), "verify wrote a catalog into b");
 
     // issue 17: a repair rebuilds it from the other store's catalog
-    let r = rt
-        .block_on(verify(
-            &repo,
-            clock.as_ref(),
-            &VerifyOptions {
-                repair: true,
-                ..VerifyOptions::default()
-            },
-        ))
-        .unwrap();
+    let r = repair_run(&rt, &repo, &clock);
     assert_eq!(r.outcome(), Outcome::AllRepaired, "{r}");
     assert!(r.stores[1].catalog_rebuilt.is_some(), "{r}");
     let rebuilt = rt.block_on(repo.destinations()[1].read_manifest()).unwrap();
@@ -350,16 +329,7 @@ fn a_damaged_newest_catalog_falls_back_for_reads_and_repair_rebuilds_it() {
     assert_eq!(r.outcome(), Outcome::DamageFound, "{r}");
     assert!(r.stores[0].catalog.is_some(), "{r}");
     assert!(r.to_string().contains("DAMAGED CATALOG"), "{r}");
-    let r = rt
-        .block_on(verify(
-            &repo,
-            clock.as_ref(),
-            &VerifyOptions {
-                repair: true,
-                ..VerifyOptions::default()
-            },
-        ))
-        .unwrap();
+    let r = repair_run(&rt, &repo, &clock);
     assert_eq!(r.outcome(), Outcome::AllRepaired, "{r}");
     let (m, warning) = rt.block_on(repo.read_catalog()).unwrap();
     assert!(warning.is_none(), "{warning:?}");
@@ -384,16 +354,7 @@ fn a_damaged_newest_catalog_falls_back_for_reads_and_repair_rebuilds_it() {
     for d in [&a, &b] {
         flip_two_bytes(&newest_manifest(d));
     }
-    let r = rt
-        .block_on(verify(
-            &repo,
-            clock.as_ref(),
-            &VerifyOptions {
-                repair: true,
-                ..VerifyOptions::default()
-            },
-        ))
-        .unwrap();
+    let r = repair_run(&rt, &repo, &clock);
     assert_eq!(r.outcome(), Outcome::AllRepaired, "{r}");
     let (m, warning) = rt.block_on(repo.read_catalog()).unwrap();
     assert!(warning.is_none(), "{warning:?}");
@@ -435,16 +396,7 @@ fn wal_swept_below_a_stores_oldest_full_is_neither_missing_nor_repaired() {
     }
     assert!(!swept.is_empty(), "the test needs segments below the full");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt
-        .block_on(verify(
-            &repo,
-            clock.as_ref(),
-            &VerifyOptions {
-                repair: true,
-                ..VerifyOptions::default()
-            },
-        ))
-        .unwrap();
+    let r = repair_run(&rt, &repo, &clock);
     assert_eq!(r.outcome(), Outcome::Clean, "{r}");
     assert!(
         swept.iter().all(|f| !f.exists()),
@@ -474,16 +426,7 @@ fn repair_under_a_lease_another_writer_holds_puts_nothing_back_and_says_why() {
     let primary = repo.destinations()[0].clone();
     rt.block_on(primary.acquire_lease("someone else", clock.now_us(), 60_000_000))
         .unwrap();
-    let r = rt
-        .block_on(verify(
-            &repo,
-            clock.as_ref(),
-            &VerifyOptions {
-                repair: true,
-                ..VerifyOptions::default()
-            },
-        ))
-        .unwrap();
+    let r = repair_run(&rt, &repo, &clock);
     assert_eq!(r.outcome(), Outcome::DamageFound, "{r}");
     assert!(r.stores[0].repaired.is_empty(), "{r}");
     assert!(

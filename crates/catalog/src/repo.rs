@@ -598,16 +598,15 @@ impl Repository {
     pub async fn write_backup_leased(&self, b: NewBackup) -> Result<BackupEntry> {
         let start_us = self.clock.now_us();
         // a catalog that cannot take the entry is found before anything is uploaded
-        // (the artifacts would be orphans)
-        for d in &self.dests {
-            if let Some(r) = crate::read_catalog(d.as_ref()).await?
-                && r.fell_back()
-            {
-                return Err(crate::fallback::damaged(d.as_ref(), &r));
+        // (the artifacts would be orphans); refused too, before anything is stored: a
+        // timeline retention expired (the primary's catalog, read once here)
+        for (i, d) in self.dests.iter().enumerate() {
+            match crate::read_catalog(d.as_ref()).await? {
+                Some(r) if r.fell_back() => return Err(crate::fallback::damaged(d.as_ref(), &r)),
+                Some(r) if i == 0 => r.manifest.check_live(b.artifact.timeline())?,
+                _ => {}
             }
         }
-        // refused before anything is stored: a timeline retention expired
-        self.manifest().await?.check_live(b.artifact.timeline())?;
         let mut stored: Option<ArtifactRef> = None;
         for d in &self.dests {
             let r = d.put(b.artifact, b.bytes.clone()).await?;

@@ -1,7 +1,13 @@
 //! Setup shared by the engine's tests against real servers: which servers the test
-//! environment provides, and a Redis database of a test's own, emptied.
+//! environment provides, and a Redis database of a test's own, emptied; and the
+//! two-local-directory engine the verify and drill tests share.
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses a part; a panic is the report
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bindspace::{BackupConfig, Engine};
+use bindspace_core::ManualClock;
 use bindspace_testkit::service_env;
 
 /// The real servers `cargo xtask test` starts (a plain `cargo test` without them skips,
@@ -42,4 +48,32 @@ pub fn own_redis_db(
     rt.block_on(redis::cmd("FLUSHDB").query_async::<()>(&mut con))
         .unwrap();
     (url, con)
+}
+
+/// Files under `dir/kind/`.
+pub fn files(dir: &Path, kind: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(kind))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// An engine on a 256-address space writing to local directories `a` and `b`.
+pub fn engine_on(dir: &Path, clock: &Arc<ManualClock>, a: &Path, b: &Path, segment: u64) -> Engine {
+    Engine::builder(dir.join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 4,
+            address_space: 256,
+            background_jobs: false,
+            sync: "never".into(),
+            wal_segment_bytes: segment,
+            ..BackupConfig::default()
+        })
+        .clock(clock.clone())
+        .store_url(format!("file://{}", a.display()))
+        .store_url(format!("file://{}", b.display()))
+        .open()
+        .unwrap()
 }
