@@ -511,6 +511,8 @@ async fn repair(seen: &[Option<Seen>], report: &mut Report, intact: &mut [Vec<Ar
                 .find(|e| e.artifact == id && e.kind != BackupKind::Wal)
                 .and_then(recorded);
             let mut healed = None;
+            // why each other store's copy did not heal it (said when none did)
+            let mut why = Vec::new();
             for (j, o) in seen.iter().enumerate() {
                 let Some(o) = o.as_ref().filter(|_| j != i) else {
                     continue;
@@ -519,20 +521,45 @@ async fn repair(seen: &[Option<Seen>], report: &mut Report, intact: &mut [Vec<Ar
                 let Some(r) = want.or_else(|| o.listed.get(&id).copied()) else {
                     continue;
                 };
-                let Ok(bytes) = o.store.get(&r).await else {
-                    continue;
+                let bytes = match o.store.get(&r).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        why.push(format!("{}: {e}", o.store.name()));
+                        continue;
+                    }
                 };
                 // a copy whose checksum matches but which does not decode heals nothing
-                if checks::decode(&id, &bytes).is_err() {
+                if let Err(e) = checks::decode(&id, &bytes) {
+                    why.push(format!("{}'s copy does not decode: {e}", o.store.name()));
                     continue;
                 }
                 match s.store.put(id, bytes).await {
                     Ok(put) if put == r => {}
-                    _ => continue,
+                    Ok(put) => {
+                        why.push(format!(
+                            "the copy from {} was stored as {} bytes with another checksum",
+                            o.store.name(),
+                            put.len
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        why.push(format!(
+                            "putting back the copy from {}: {e}",
+                            o.store.name()
+                        ));
+                        continue;
+                    }
                 }
-                if s.store.get(&r).await.is_ok() {
-                    healed = Some((o.store.name(), r));
-                    break;
+                match s.store.get(&r).await {
+                    Ok(_) => {
+                        healed = Some((o.store.name(), r));
+                        break;
+                    }
+                    Err(e) => why.push(format!(
+                        "the copy from {} was put back but does not read back intact: {e}",
+                        o.store.name()
+                    )),
                 }
             }
             let d = describe(&id);
@@ -544,7 +571,11 @@ async fn repair(seen: &[Option<Seen>], report: &mut Report, intact: &mut [Vec<Ar
                 }
                 None => report.stores[i].unrepaired.push(Finding {
                     artifact: d,
-                    detail: "no other store holds it intact".into(),
+                    detail: if why.is_empty() {
+                        "no other store holds it".into()
+                    } else {
+                        why.join("; ")
+                    },
                 }),
             }
         }

@@ -26,6 +26,15 @@ pub enum Error {
         /// What is missing.
         reason: String,
     },
+    /// No store could be read at all (each unreachable, timed out or refusing): the
+    /// repository may be intact, and a retry once a store answers can help.
+    #[error("cannot restore to {target}: no store could be read: {detail}")]
+    NoStoreReadable {
+        /// The target.
+        target: String,
+        /// Each store's failure.
+        detail: String,
+    },
     /// No store served an artifact intact.
     #[error("no store served {artifact} intact: {}", failures.iter().map(|f| f.error.to_string()).collect::<Vec<_>>().join("; "))]
     Fetch {
@@ -77,6 +86,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NotRestorable { .. } => ErrorKind::NotRestorable,
+            Error::NoStoreReadable { .. } => ErrorKind::Unavailable,
             Error::Fetch { failures, .. } => {
                 let kinds: Vec<ErrorKind> = failures.iter().map(|f| f.error.kind()).collect();
                 if kinds.iter().any(|k| k.is_retryable()) {

@@ -286,10 +286,10 @@ pub(crate) fn plan_from(
         reason,
     };
     if inv.artifacts.is_empty() && !inv.unavailable.is_empty() {
-        return Err(not(format!(
-            "no store could be read: {}",
-            inv.unavailable.join("; ")
-        )));
+        return Err(Error::NoStoreReadable {
+            target: target.to_string(),
+            detail: inv.unavailable.join("; "),
+        });
     }
     if let Some(refused) = &inv.unknown_layout {
         return Err(not(refused.clone()));

@@ -100,6 +100,19 @@ end
 return 1
 "#;
 
+/// Stages one chunk: a new key with the staging expiry; a key holding the same bytes
+/// is left as it is (a committed copy keeps no expiry); a key holding other bytes
+/// (damaged) is overwritten, its expiry state kept.
+const STAGE_CHUNK: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+elseif cur ~= ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+end
+return 1
+"#;
+
 /// Removes an artifact, its chunks and index entry; moves `latest` back if it pointed
 /// at the removed snapshot.
 const DELETE_ARTIFACT: &str = r#"
@@ -414,16 +427,17 @@ impl BackupStore for RedisBackupStore {
                 let mut pipe = redis::pipe();
                 for k in i..end {
                     let part = bytes.slice(k * chunk..((k + 1) * chunk).min(bytes.len()));
-                    // NX: the chunk keys are named by the content's blake3, so one that
-                    // exists holds these bytes already, and may be a committed copy's
-                    // (an expiry put on it would delete the live artifact if this
-                    // commit never ran)
-                    pipe.cmd("SET")
+                    // the chunk keys are named by the content's blake3, so one that
+                    // exists should hold these bytes already, and may be a committed
+                    // copy's (an expiry put on it would delete the live artifact if
+                    // this commit never ran); one holding other bytes is damaged and
+                    // is overwritten, keeping its expiry state (a repair heals it)
+                    pipe.cmd("EVAL")
+                        .arg(STAGE_CHUNK)
+                        .arg(1)
                         .arg(format!("{prefix}{k}"))
                         .arg(part.as_ref())
-                        .arg("PX")
                         .arg(ttl_ms)
-                        .arg("NX")
                         .ignore();
                 }
                 if i > 0 {

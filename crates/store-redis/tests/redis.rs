@@ -232,7 +232,7 @@ async fn a_redis_killed_mid_pipeline_leaves_latest_at_the_last_complete_snapshot
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_truncated_chunk_is_detected_naming_the_artifact() {
+async fn a_truncated_chunk_is_detected_naming_the_artifact_and_a_put_heals_it() {
     let Some(url) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
         return;
     };
@@ -265,6 +265,18 @@ async fn a_truncated_chunk_is_detected_naming_the_artifact() {
         .await
         .unwrap();
     assert!(matches!(store.get(&r).await, Err(Error::Corrupt { .. })));
+    // putting it again (what `verify --repair` does) heals both chunks: the damaged
+    // one is overwritten, not kept because its key exists, and none keeps an expiry
+    assert_eq!(store.put(id, vec![7u8; 3 << 20].into()).await.unwrap(), r);
+    assert_eq!(store.get(&r).await.unwrap(), vec![7u8; 3 << 20]);
+    for k in 0..3 {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("{prefix}{k}"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(ttl, -1, "chunk {k} of the healed copy has an expiry");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
