@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bindspace::{BackupConfig, Engine};
+use bindspace_benches::build_chain;
 use bindspace_catalog::{ArtifactKind, BackupKind};
 use bindspace_core::workload::Workload;
 use bindspace_core::{SchemaVersion, snapshot};
@@ -33,41 +34,6 @@ fn cfg(dest: String, background: bool) -> BackupConfig {
     }
 }
 
-/// A repository with a full + 24 incrementals + 10,000 WAL records; returns the engine's
-/// final version.
-fn build_chain(data: &std::path::Path, dest: &str) -> u64 {
-    let engine = Engine::open(data, cfg(dest.to_owned(), false)).expect("engine");
-    let schema = SchemaVersion::CURRENT;
-    let mut w = Workload::new(1, schema);
-    let full = w.filled_space(1.0).expect("fill");
-    let ops: Vec<bindspace_wal::Op> = full
-        .iter()
-        .map(|(a, fp)| {
-            bindspace_wal::Op::Write(a, bindspace_core::Fingerprint::from_words(fp.to_vec()))
-        })
-        .collect();
-    for c in ops.chunks(1024) {
-        engine.apply(c.to_vec()).expect("populate");
-    }
-    engine.backup_now(BackupKind::Full).expect("full");
-    for _ in 0..24 {
-        for _ in 0..655 {
-            let a = w.addr();
-            engine.write(a, w.fingerprint()).expect("write");
-        }
-        engine
-            .backup_now(BackupKind::Incremental)
-            .expect("incremental");
-    }
-    for _ in 0..10_000 {
-        let a = w.addr();
-        engine.write(a, w.fingerprint()).expect("write");
-    }
-    let v = engine.version();
-    engine.close().expect("close");
-    v
-}
-
 fn pitr(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut g = c.benchmark_group("pitr");
@@ -82,7 +48,7 @@ fn pitr(c: &mut Criterion) {
     }
     for (name, dest) in &dests {
         let data = tmp.path().join(format!("data-{name}"));
-        let latest = build_chain(&data, dest);
+        let latest = build_chain(&data, cfg(dest.clone(), false));
         let stores = rt
             .block_on(bindspace::stores::open_all(std::slice::from_ref(dest)))
             .expect("stores");

@@ -1,1 +1,41 @@
-//! Benchmarks only; see `benches/`.
+//! Benchmarks only; see `benches/`. Setup the benches share.
+
+/// Fills every address of a fresh engine at `data` (configured by `cfg`, background
+/// jobs off), takes a full, then 24 incrementals of 655 writes each, then 10,000 more
+/// WAL records; returns the final version. The repository of the PITR and dr benches.
+#[cfg(feature = "pitr")]
+pub fn build_chain(data: &std::path::Path, cfg: bindspace::BackupConfig) -> u64 {
+    use bindspace::Engine;
+    use bindspace_catalog::BackupKind;
+    use bindspace_core::SchemaVersion;
+    use bindspace_core::workload::Workload;
+    let engine = Engine::open(data, cfg).expect("engine");
+    let mut w = Workload::new(1, SchemaVersion::CURRENT);
+    let full = w.filled_space(1.0).expect("fill");
+    let ops: Vec<bindspace_wal::Op> = full
+        .iter()
+        .map(|(a, fp)| {
+            bindspace_wal::Op::Write(a, bindspace_core::Fingerprint::from_words(fp.to_vec()))
+        })
+        .collect();
+    for c in ops.chunks(1024) {
+        engine.apply(c.to_vec()).expect("populate");
+    }
+    engine.backup_now(BackupKind::Full).expect("full");
+    for _ in 0..24 {
+        for _ in 0..655 {
+            let a = w.addr();
+            engine.write(a, w.fingerprint()).expect("write");
+        }
+        engine
+            .backup_now(BackupKind::Incremental)
+            .expect("incremental");
+    }
+    for _ in 0..10_000 {
+        let a = w.addr();
+        engine.write(a, w.fingerprint()).expect("write");
+    }
+    let v = engine.version();
+    engine.close().expect("close");
+    v
+}

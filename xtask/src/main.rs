@@ -402,6 +402,8 @@ fn crash(args: &[String]) -> Result<()> {
             "run",
             "-p",
             "bindspace-wal",
+            "-p",
+            "bindspace",
             "--test",
             "crash",
             "--test",
@@ -410,6 +412,7 @@ fn crash(args: &[String]) -> Result<()> {
         ])
         .env("BINDSPACE_CRASH_KILLS", kills.to_string())
         .env("BINDSPACE_POWER_LOSS_SEEDS", seeds.to_string())
+        .env("BINDSPACE_ENGINE_POWER_LOSS_SEEDS", seeds.to_string())
         .env("BINDSPACE_XTASK", "1"))
 }
 
@@ -429,7 +432,7 @@ fn bench(args: &[String]) -> Result<()> {
                     "-p",
                     "bindspace-benches",
                     "--features",
-                    "store,warm,pitr",
+                    "store,warm,pitr,dr",
                 ])
                 .args(&args[1..])
                 .envs(protoc_env.iter().map(|(k, v)| (k, v)))

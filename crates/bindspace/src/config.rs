@@ -64,15 +64,20 @@ pub struct BackupConfig {
     /// for a log known good, see `docs/OPERATIONS.md`.
     pub verify_wal_checkpoints: bool,
     /// A background `verify` of the repository this often (ms; 0: never). On by
-    /// default (every 6 hours) at the `checksum` level; it runs on its own thread,
-    /// reads least recently verified artifacts first and stops at
-    /// `verify_max_duration_ms`, so repeated runs cover everything while writers keep
-    /// their throughput. Results are in [`crate::EngineStatus`].
+    /// default (every 6 hours, the first a minute after opening) at the `checksum`
+    /// level; it runs on its own thread, reads least recently verified artifacts
+    /// first, in slices of at most a second's worth of `verify_max_bytes_per_sec`
+    /// with pauses between them, and stops at `verify_max_duration_ms`, so repeated
+    /// runs cover everything while writers keep their throughput. Results are in
+    /// [`crate::EngineStatus`].
     pub verify_interval_ms: u64,
     /// The level of that verify: `checksum`, `standard` or `deep`.
     pub verify_level: String,
     /// The time budget of one background verify (ms).
     pub verify_max_duration_ms: u64,
+    /// The background verify's read rate, averaged over its slices (bytes per second;
+    /// 0: no limit). Default 32 MiB/s.
+    pub verify_max_bytes_per_sec: u64,
 }
 
 impl Default for BackupConfig {
@@ -95,6 +100,7 @@ impl Default for BackupConfig {
             verify_interval_ms: 6 * 3_600_000,
             verify_level: "checksum".into(),
             verify_max_duration_ms: 600_000,
+            verify_max_bytes_per_sec: 32 << 20,
         }
     }
 }

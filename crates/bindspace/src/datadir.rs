@@ -6,25 +6,55 @@
 //! (the default destination).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bindspace_core::{BindSpace, SchemaVersion, snapshot};
-use bindspace_wal::fsio::Fs;
+use bindspace_wal::fsio::{Fs, RealFs, write_atomic_on};
 
 use crate::error::io;
 use crate::{BackupConfig, Error, Result};
 
-/// A data directory (see the module docs).
-#[derive(Debug, Clone)]
+/// A data directory (see the module docs). Every file operation goes through `fs`
+/// (the real file system, or a simulated disk in the power-loss tests).
+#[derive(Clone)]
 pub(crate) struct DataDir {
     path: PathBuf,
+    fs: Arc<dyn Fs>,
+}
+
+impl std::fmt::Debug for DataDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataDir").field("path", &self.path).finish()
+    }
+}
+
+/// `fs.read`, `None` when the file is not there.
+fn read_opt(fs: &dyn Fs, path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs.read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Writes `bytes` to `path` durably (temp file, fsync, rename, directory fsync).
+fn write_durably(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_on(fs, path, bytes).map_err(io(format!("writing {}", path.display())))
 }
 
 impl DataDir {
-    /// Opens `path`, creating it if needed.
+    /// Opens `path` on the real file system, creating it if needed.
     pub fn create(path: &Path) -> Result<DataDir> {
-        std::fs::create_dir_all(path).map_err(io(format!("creating {}", path.display())))?;
+        DataDir::create_on(RealFs::shared(), path)
+    }
+
+    /// Opens `path` on `fs`, creating it if needed.
+    pub fn create_on(fs: Arc<dyn Fs>, path: &Path) -> Result<DataDir> {
+        bindspace_wal::fsio::create_dir_all_durable(fs.as_ref(), path)
+            .map_err(io(format!("creating {}", path.display())))?;
         Ok(DataDir {
             path: path.to_path_buf(),
+            fs,
         })
     }
 
@@ -50,19 +80,18 @@ impl DataDir {
     /// The space at the last full, if a checkpoint was written (or put there by an
     /// operator after a restore).
     pub fn read_checkpoint(&self) -> Result<Option<BindSpace>> {
-        let path = self.checkpoint_path();
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(snapshot::decode(&b)?.space)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+        match read_opt(self.fs.as_ref(), &self.checkpoint_path())? {
+            Some(b) => Ok(Some(snapshot::decode(&b)?.space)),
+            None => Ok(None),
         }
     }
 
     /// The timeline this directory writes, once the engine has settled it.
     pub fn timeline(&self) -> Result<Option<u32>> {
         let path = self.path.join("timeline");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
+        match read_opt(self.fs.as_ref(), &path)? {
+            Some(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
                 let t = text
                     .trim()
                     .strip_prefix("timeline ")
@@ -77,16 +106,18 @@ impl DataDir {
                     })?;
                 Ok(Some(t))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+            None => Ok(None),
         }
     }
 
     /// Records the timeline this directory writes, durably.
     pub fn set_timeline(&self, t: u32) -> Result<()> {
         let path = self.path.join("timeline");
-        bindspace_wal::fsio::write_atomic_bytes(&path, format!("timeline {t}\n").as_bytes())
-            .map_err(io(format!("writing {}", path.display())))
+        write_durably(
+            self.fs.as_ref(),
+            &path,
+            format!("timeline {t}\n").as_bytes(),
+        )
     }
 
     /// The branch this directory was starting when it stopped, if it stopped between
@@ -94,19 +125,22 @@ impl DataDir {
     /// takes that timeline instead of leaving it orphaned (or refusing, with no
     /// origin and now several timelines).
     pub fn pending_timeline(&self) -> Result<Option<PendingTimeline>> {
-        read_json(&self.path.join("timeline.pending"))
+        read_json(self.fs.as_ref(), &self.path.join("timeline.pending"))
     }
 
     /// Records, durably, the branch about to be made (before the catalog records it).
     pub fn set_pending_timeline(&self, p: &PendingTimeline) -> Result<()> {
-        write_json(&self.path.join("timeline.pending"), p)
+        write_json(self.fs.as_ref(), &self.path.join("timeline.pending"), p)
     }
 
     /// Forgets the pending branch (once `timeline` records it).
     pub fn clear_pending_timeline(&self) -> Result<()> {
         let path = self.path.join("timeline.pending");
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+        match self.fs.remove_file(&path) {
+            Ok(()) => self
+                .fs
+                .sync_dir(&self.path)
+                .map_err(io(format!("syncing {}", self.path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io(format!("removing {}", path.display()))(e)),
         }
@@ -117,13 +151,12 @@ impl DataDir {
     pub fn unsettled_cuts(&self) -> Result<Vec<PathBuf>> {
         let wal = self.wal();
         let mut out = Vec::new();
-        let entries = match std::fs::read_dir(&wal) {
+        let entries = match self.fs.read_dir(&wal) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
             Err(e) => return Err(io(format!("listing {}", wal.display()))(e)),
         };
-        for e in entries {
-            let p = e.map_err(io(format!("listing {}", wal.display())))?.path();
+        for p in entries {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name.starts_with("cut-") && name.ends_with(".bin") {
                 out.push(p);
@@ -139,14 +172,14 @@ impl DataDir {
         for c in cuts {
             let name = c.file_name().and_then(|n| n.to_str()).unwrap_or("cut.bin");
             let to = c.with_file_name(format!("settled-t{timeline}-{name}"));
-            match std::fs::rename(c, &to) {
+            match self.fs.rename(c, &to) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io(format!("renaming {}", c.display()))(e)),
             }
         }
         if !cuts.is_empty() {
-            bindspace_wal::fsio::RealFs
+            self.fs
                 .sync_dir(&self.wal())
                 .map_err(io(format!("syncing {}", self.wal().display())))?;
         }
@@ -155,14 +188,12 @@ impl DataDir {
 
     /// Where the checkpoint came from, if it was restored by `bindspace restore --out`.
     pub fn checkpoint_origin(&self) -> Result<Option<Origin>> {
-        Origin::read(&self.checkpoint_path())
+        read_json(self.fs.as_ref(), &Origin::path_of(&self.checkpoint_path()))
     }
 
     /// Replaces the checkpoint with `bytes` (an encoded snapshot), durably.
     pub fn write_checkpoint(&self, bytes: &[u8]) -> Result<()> {
-        let path = self.checkpoint_path();
-        bindspace_wal::fsio::write_atomic_bytes(&path, bytes)
-            .map_err(io(format!("writing {}", path.display())))
+        write_durably(self.fs.as_ref(), &self.checkpoint_path(), bytes)
     }
 
     /// The schema of the engine's space: recorded in `space.schema` when the directory
@@ -175,8 +206,9 @@ impl DataDir {
     ) -> Result<SchemaVersion> {
         let path = self.path.join("space.schema");
         let bad = |detail: String| Error::Config(format!("{}: {detail}", path.display()));
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
+        match read_opt(self.fs.as_ref(), &path)? {
+            Some(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
                 let n: Vec<u64> = text
                     .split_whitespace()
                     .map(|x| x.parse().map_err(|_| bad(format!("{x:?} is not a number"))))
@@ -198,7 +230,7 @@ impl DataDir {
                 s.validate()?;
                 Ok(s)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            None => {
                 let s = checkpoint.unwrap_or(
                     SchemaVersion::CURRENT
                         .with_words(cfg.fingerprint_words)
@@ -209,11 +241,9 @@ impl DataDir {
                     "{} {} {} {} {} {}\n",
                     s.major, s.minor, s.patch, s.fingerprint_words, s.address_space, s.features
                 );
-                bindspace_wal::fsio::write_atomic_bytes(&path, text.as_bytes())
-                    .map_err(io(format!("writing {}", path.display())))?;
+                write_durably(self.fs.as_ref(), &path, text.as_bytes())?;
                 Ok(s)
             }
-            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
         }
     }
 
@@ -296,29 +326,27 @@ impl Origin {
 
     /// Reads the origin of snapshot file `snap`, if it has one.
     pub fn read(snap: &Path) -> Result<Option<Origin>> {
-        read_json(&Self::path_of(snap))
+        read_json(&RealFs, &Self::path_of(snap))
     }
 
     /// Writes it beside snapshot file `snap`, durably.
     pub fn write(&self, snap: &Path) -> Result<()> {
-        write_json(&Self::path_of(snap), self)
+        write_json(&RealFs, &Self::path_of(snap), self)
     }
 }
 
 /// A small JSON file of the data directory; `None` if it is not there.
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b)
+fn read_json<T: serde::de::DeserializeOwned>(fs: &dyn Fs, path: &Path) -> Result<Option<T>> {
+    match read_opt(fs, path)? {
+        Some(b) => serde_json::from_slice(&b)
             .map(Some)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+        None => Ok(None),
     }
 }
 
 /// Writes a small JSON file of the data directory, durably (temp file, fsync, rename).
-fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+fn write_json(fs: &dyn Fs, path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let json = serde_json::to_vec_pretty(value).expect("data directory files always serialise");
-    bindspace_wal::fsio::write_atomic_bytes(path, &json)
-        .map_err(io(format!("writing {}", path.display())))
+    write_durably(fs, path, &json)
 }

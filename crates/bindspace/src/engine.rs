@@ -100,9 +100,18 @@ pub struct EngineBuilder {
     cfg: Option<BackupConfig>,
     clock: Arc<dyn Clock>,
     destinations: Vec<Destination>,
+    fs: Arc<dyn bindspace_wal::fsio::Fs>,
 }
 
 impl EngineBuilder {
+    /// The file system the data directory (the WAL, the checkpoint, the schema and
+    /// timeline files) lives on (default: the real one). The power-loss tests give a
+    /// simulated disk.
+    pub fn fs(mut self, fs: Arc<dyn bindspace_wal::fsio::Fs>) -> Self {
+        self.fs = fs;
+        self
+    }
+
     /// The configuration (default: [`BackupConfig::default`]).
     pub fn config(mut self, cfg: BackupConfig) -> Self {
         self.cfg = Some(cfg);
@@ -132,7 +141,7 @@ impl EngineBuilder {
     /// Opens (or creates) the engine.
     pub fn open(self) -> Result<Engine> {
         let cfg = self.cfg.unwrap_or_default();
-        let dir = DataDir::create(&self.dir)?;
+        let dir = DataDir::create_on(self.fs.clone(), &self.dir)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("bindspace-io")
@@ -176,6 +185,7 @@ impl EngineBuilder {
             verify_checkpoints: cfg.verify_wal_checkpoints,
             segment_size: cfg.wal_segment_bytes,
             clock: self.clock.clone(),
+            fs: self.fs.clone(),
             ..WalOptions::default()
         };
         let base_version = base.version();
@@ -502,6 +512,7 @@ impl Engine {
             cfg: None,
             clock: Arc::new(SystemClock),
             destinations: Vec::new(),
+            fs: bindspace_wal::fsio::RealFs::shared(),
         }
     }
 
@@ -608,10 +619,12 @@ impl Engine {
     }
 
     /// Verifies the repository now at the configured level and time budget (what the
-    /// background job does every `verify_interval_ms`), recorded in
-    /// [`Engine::status`]; damage is in the report, not an error.
+    /// background job does every `verify_interval_ms`, there in rate-limited slices;
+    /// here at full speed), recorded in [`Engine::status`]; damage is in the report,
+    /// not an error.
     pub fn verify_now(&self) -> Result<bindspace_dr::Report> {
-        self.inner.verify()
+        let budget = std::time::Duration::from_millis(self.inner.cfg.verify_max_duration_ms);
+        self.inner.verify(Some(budget.as_micros() as u64), None)
     }
 
     /// A backup now (a full instead when there is no chain to extend or it is too
@@ -709,14 +722,18 @@ impl Inner {
         Ok(n)
     }
 
-    /// One bounded verification of the repository at the configured level, recorded
-    /// in the status (the background job; [`Engine::verify_now`]).
-    pub(crate) fn verify(&self) -> Result<bindspace_dr::Report> {
+    /// One bounded verification of the repository at the configured level within
+    /// `budget_us`, reading at most `max_bytes` (a background slice) when given,
+    /// recorded in the status (the background job; [`Engine::verify_now`]).
+    pub(crate) fn verify(
+        &self,
+        budget_us: Option<u64>,
+        max_bytes: Option<u64>,
+    ) -> Result<bindspace_dr::Report> {
         let opts = bindspace_dr::VerifyOptions {
             level: self.cfg.verify_level()?,
-            max_duration: Some(std::time::Duration::from_millis(
-                self.cfg.verify_max_duration_ms,
-            )),
+            max_duration: budget_us.map(std::time::Duration::from_micros),
+            max_bytes,
             // what it finds is reported; repairs are an operator's decision
             repair: false,
             seed: self.clock.now_us(),

@@ -66,9 +66,15 @@ impl Jobs {
             return Err(e);
         }
         if inner.cfg.verify_interval_ms > 0 {
-            // the first run one interval after opening: an engine that restarts often
-            // must not re-read its repository at every start
-            let mut verify = Every::new(ms(inner.cfg.verify_interval_ms), now);
+            // the first run a minute after opening (at most one interval): an engine
+            // that restarts more often than the interval still verifies, and a start
+            // re-reads nothing the catalogs record as verified within the re-check
+            // period
+            let every = ms(inner.cfg.verify_interval_ms);
+            let mut verify = VerifyRound {
+                every: Every::starting(every, now.saturating_add(every.min(60_000_000))),
+                started: None,
+            };
             if let Err(e) = jobs.spawn("bindspace-verify", inner, move |inner, now| {
                 verify_step(inner, &mut verify, now)
             }) {
@@ -175,18 +181,45 @@ fn archive_step(inner: &Inner, every: &mut Every, now: u64) -> u64 {
     every.next_us()
 }
 
-fn verify_step(inner: &Inner, every: &mut Every, now: u64) -> u64 {
-    every.rebase(now);
-    if every.due(now) {
-        match inner.verify() {
-            Ok(_) => every.succeeded(now),
-            Err(e) => {
-                every.failed(inner.clock.now_us());
-                inner.failed("verify", &e, |_| {});
+/// The background verify: an interval schedule, and the round in progress (its start),
+/// read in rate-limited slices.
+struct VerifyRound {
+    every: Every,
+    started: Option<u64>,
+}
+
+/// One slice of the background verify: at most a second's worth of
+/// `verify_max_bytes_per_sec`, then the next slice after the pause that keeps the
+/// average read rate within it, until everything due is read or the round's
+/// `verify_max_duration_ms` is spent; then the next round an interval later.
+fn verify_step(inner: &Inner, round: &mut VerifyRound, now: u64) -> u64 {
+    round.every.rebase(now);
+    if !round.every.due(now) {
+        return round.every.next_us();
+    }
+    let started = *round.started.get_or_insert(now);
+    let budget = inner.cfg.verify_max_duration_ms.saturating_mul(1_000);
+    let left = budget.saturating_sub(now.saturating_sub(started));
+    let rate = inner.cfg.verify_max_bytes_per_sec;
+    match inner.verify(Some(left), (rate > 0).then_some(rate)) {
+        Ok(r) => {
+            let read: u64 = r.stores.iter().map(|s| s.bytes_read).sum();
+            let spent = inner.clock.now_us().saturating_sub(started);
+            if r.not_reached > 0 && rate > 0 && spent < budget {
+                let pause = (u128::from(read) * 1_000_000 / u128::from(rate)) as u64;
+                round.every.continue_at(now.saturating_add(pause.max(1)));
+            } else {
+                round.started = None;
+                round.every.succeeded(now);
             }
         }
+        Err(e) => {
+            round.started = None;
+            round.every.failed(inner.clock.now_us());
+            inner.failed("verify", &e, |_| {});
+        }
     }
-    every.next_us()
+    round.every.next_us()
 }
 
 fn backup_step(inner: &Inner, schedule: &mut BackupSchedule, now: u64) -> u64 {

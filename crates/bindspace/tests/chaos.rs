@@ -6,7 +6,9 @@
 //! (a tmpfs) during a backup: a clean error, nothing committed, the next backup
 //! succeeds once there is room. The S3 server frozen (SIGSTOP) during a drill: that
 //! store is reported unavailable within the drill's timeout and the others are still
-//! measured. 256-address spaces. The damage is seeded: `BINDSPACE_CHAOS_SEED` replays
+//! measured. Before the damage, the repository is clean at every verify level on every
+//! store kind; after the repairs, a drill restores the sentinel from each alone.
+//! 256-address spaces. The damage is seeded: `BINDSPACE_CHAOS_SEED` replays
 //! a run.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bindspace::{BackupConfig, Engine};
-use bindspace_catalog::{ArtifactKind, ArtifactRef, BackupKind, BackupStore};
+use bindspace_catalog::{ArtifactKind, ArtifactRef, BackupKind, BackupStore, VerifyLevel};
 use bindspace_core::{Addr, Clock, Fingerprint, ManualClock, SystemClock};
 use bindspace_dr::{DrillOptions, Outcome, Sentinel, VerifyOptions, drill, history, verify};
 use bindspace_pitr::Target;
@@ -252,6 +254,23 @@ fn damage_and_loss_in_each_real_store_kind_is_named_repaired_and_restores_exactl
         },
     ];
 
+    // healthy first: clean at every level on every store kind (deep: restore points
+    // and backups restored and checked against their roots)
+    for level in [VerifyLevel::Standard, VerifyLevel::Deep] {
+        let r = rt
+            .block_on(verify(
+                &repo,
+                clock.as_ref(),
+                &VerifyOptions {
+                    level,
+                    ..VerifyOptions::default()
+                },
+            ))
+            .unwrap();
+        assert_eq!(r.outcome(), Outcome::Clean, "{level}: {r}");
+        assert!(r.stores.iter().all(|s| s.checked + s.fresh >= 8), "{r}");
+    }
+
     // a different artifact per store, so each is intact in the three others
     // what some restorable state needs (the WAL up to the first full restores nothing:
     // there is no base below it, and verify rightly does not miss it)
@@ -337,6 +356,61 @@ fn damage_and_loss_in_each_real_store_kind_is_named_repaired_and_restores_exactl
             }
         }
     }
+    // the catalogs Redis and PostgreSQL keep (one generation each) damaged: writes
+    // refuse naming the repair (review: they said only "invalid manifest"), reads use
+    // the other stores' catalogs, and the repair rebuilds both from them
+    let [_, _, Raw::Redis(_, con), Raw::Postgres { psql, port }] = &mut raw else {
+        panic!("the stores are in the order above")
+    };
+    let _: () = rt
+        .block_on(
+            redis::cmd("SETRANGE")
+                .arg(RedisOptions::default().prefix + "catalog:manifest")
+                .arg(40)
+                .arg(&b"\xde\xad"[..])
+                .query_async(con),
+        )
+        .unwrap();
+    sql(
+        psql,
+        *port,
+        "UPDATE bindspace.catalog SET manifest = set_byte(manifest, 40, get_byte(manifest, 40) # 90)",
+    );
+    let e = engine
+        .restore_point("refused", false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("verify --repair"), "{e}");
+    let (m, warning) = rt.block_on(repo.read_catalog()).unwrap();
+    assert!(m.restore_points.iter().any(|p| p.name == "chaos"));
+    assert!(
+        warning.is_none(),
+        "the primary's catalog is intact: {warning:?}"
+    );
+    clock.advance(31 * 86_400 * 1_000_000);
+    let healed = rt
+        .block_on(verify(
+            &repo,
+            clock.as_ref(),
+            &VerifyOptions {
+                repair: true,
+                ..VerifyOptions::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(healed.outcome(), Outcome::AllRepaired, "{healed}");
+    for s in &healed.stores[2..] {
+        assert!(
+            s.catalog.is_some() && s.catalog_rebuilt.is_some(),
+            "{healed}"
+        );
+    }
+    engine.restore_point("after-repair", false).unwrap();
+
+    // and a drill through the engine restores its sentinel from each store kind alone
+    let report = engine.drill(&DrillOptions::default()).unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.runs.len(), 5, "{report}");
     engine.close().unwrap();
 }
 

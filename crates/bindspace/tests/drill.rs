@@ -120,4 +120,36 @@ fn a_drill_restores_the_sentinel_from_each_store_and_fails_when_one_cannot() {
     let kept = history(&rt.block_on(repo.manifest()).unwrap());
     assert_eq!(kept.len(), 4);
     assert_eq!(kept.iter().filter(|d| d.passed()).count(), 2);
+
+    // review: a restore slower than the RTO target fails the drill. A clock that moves
+    // a second each time it is read makes every restore take one.
+    struct Slow(std::sync::atomic::AtomicU64);
+    impl bindspace_core::Clock for Slow {
+        fn now_us(&self) -> u64 {
+            self.0
+                .fetch_add(1_000_000, std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+    let slow = Slow(bindspace_core::Clock::now_us(clock.as_ref()).into());
+    let r = rt
+        .block_on(drill(
+            &repo,
+            &slow,
+            &DrillOptions {
+                only: vec![repo.destinations()[0].name()],
+                rto_target: std::time::Duration::from_millis(500),
+                rpo_target: std::time::Duration::from_secs(86_400),
+                ..DrillOptions::default()
+            },
+            None,
+        ))
+        .unwrap();
+    assert!(r.runs[0].rto_ms >= 1_000, "{r}");
+    assert!(
+        r.missed
+            .iter()
+            .any(|m| m.contains("RTO") && m.contains("over the target 500 ms")),
+        "{r}"
+    );
+    assert!(!r.passed(), "{r}");
 }

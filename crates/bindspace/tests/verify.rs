@@ -349,13 +349,25 @@ fn a_damaged_newest_catalog_falls_back_for_reads_and_repair_rebuilds_it() {
         assert_eq!(space.digest(), at[&space.version()], "{name}");
     }
 
-    // the same damage in both stores: "late" was named only by their newest (now
-    // damaged) generations; the repair says what it rebuilt from, and "early" stays
+    // the same damage in both stores: "after" was named only by their newest (now
+    // damaged) generations; the repair rebuilds from the older ones and says that
+    // what only the damaged ones named is lost (review: it was called all repaired)
     for d in [&a, &b] {
         flip_two_bytes(&newest_manifest(d));
     }
     let r = repair_run(&rt, &repo, &clock);
-    assert_eq!(r.outcome(), Outcome::AllRepaired, "{r}");
+    assert_eq!(r.outcome(), Outcome::DamageFound, "{r}");
+    assert!(
+        r.stores.iter().all(|s| s.catalog_rebuilt.is_some()
+            && s.unrepaired
+                .iter()
+                .any(|f| f.detail.contains("cannot be recovered"))),
+        "{r}"
+    );
+    let r = rt
+        .block_on(verify(&repo, clock.as_ref(), &VerifyOptions::default()))
+        .unwrap();
+    assert!(r.stores.iter().all(|s| s.catalog.is_none()), "{r}");
     let (m, warning) = rt.block_on(repo.read_catalog()).unwrap();
     assert!(warning.is_none(), "{warning:?}");
     assert!(
@@ -502,4 +514,88 @@ fn the_engine_verifies_in_the_background_and_reports_damage_in_its_status() {
         outcome.starts_with("damage found") && outcome.contains("delta"),
         "{outcome}"
     );
+}
+
+// Review of issue 17: the background verify is rate-limited. At 100 bytes a second
+// each slice reads one artifact, and the next slice comes only after the pause that
+// keeps the average rate (a slice is never a whole round at full speed, and close()
+// waits for one slice at most); slice by slice the round covers everything, then the
+// next round is an interval later.
+#[test]
+fn the_background_verify_reads_in_rate_limited_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let engine = Engine::builder(dir.path().join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 4,
+            address_space: 256,
+            sync: "never".into(),
+            wal_segment_bytes: 1 << 10,
+            delta_interval_ms: 86_400_000,
+            full_snapshot_interval_ms: 86_400_000,
+            archive_interval_ms: 86_400_000,
+            verify_interval_ms: 3_600_000,
+            verify_max_bytes_per_sec: 100,
+            ..BackupConfig::default()
+        })
+        .clock(clock.clone())
+        .store_url(format!("file://{}", a.display()))
+        .open()
+        .unwrap();
+    for v in 1..=40u64 {
+        engine
+            .write(Addr(v as u16), Fingerprint::from_words(vec![v; 4]))
+            .unwrap();
+        if v == 10 {
+            engine.backup_now(BackupKind::Full).unwrap();
+        }
+    }
+    engine.backup_now(BackupKind::Incremental).unwrap();
+    engine.archive_now().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = engine.repository().destinations()[0].clone();
+    let mut refs = Vec::new();
+    for kind in [
+        bindspace_catalog::ArtifactKind::Snapshot,
+        bindspace_catalog::ArtifactKind::Delta,
+        bindspace_catalog::ArtifactKind::WalSegment,
+    ] {
+        refs.extend(rt.block_on(store.list(kind, 0, u64::MAX)).unwrap());
+    }
+    assert!(refs.len() >= 4, "{refs:?}");
+    let verified = || {
+        let m = rt.block_on(store.read_manifest()).unwrap().unwrap().1;
+        refs.iter()
+            .filter(|r| m.verified.last(r, VerifyLevel::Checksum).is_some())
+            .count()
+    };
+    // the first round a minute after opening, not an interval later
+    clock.advance(61_000_000);
+    engine.tick();
+    assert_eq!(engine.status().verify_runs, 1);
+    assert_eq!(verified(), 1, "one slice reads one artifact");
+    // one second later the pause (the artifact's bytes at 100 B/s) is not over
+    clock.advance(1_000_000);
+    engine.tick();
+    assert_eq!(engine.status().verify_runs, 1, "no slice within the pause");
+    let mut slices = 1u64;
+    while verified() < refs.len() {
+        clock.advance(60_000_000);
+        engine.tick();
+        slices += 1;
+        assert_eq!(engine.status().verify_runs, slices, "one slice per pause");
+        assert!(
+            slices <= refs.len() as u64,
+            "{slices} slices for {} artifacts",
+            refs.len()
+        );
+    }
+    // the round is over: nothing until an interval later
+    clock.advance(60_000_000);
+    engine.tick();
+    assert_eq!(engine.status().verify_runs, slices);
+    let s = engine.status();
+    assert_eq!(s.last_verify["checksum"].1, "clean", "{s:?}");
+    engine.close().unwrap();
 }

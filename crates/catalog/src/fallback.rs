@@ -90,6 +90,23 @@ async fn read_once(store: &dyn BackupStore) -> Result<Option<CatalogRead>> {
     Err(damage)
 }
 
+/// Reads `store`'s catalog for a write: a damaged newest generation (whether an older
+/// one decodes or, as in Redis and PostgreSQL which keep one, none does) refuses with
+/// [`Error::CatalogDamaged`], naming the repair; other errors pass through.
+pub(crate) async fn read_for_write(store: &dyn BackupStore) -> Result<Option<(u64, Manifest)>> {
+    match read_catalog(store).await {
+        Ok(Some(r)) if r.fell_back() => Err(damaged(store, &r)),
+        Ok(r) => Ok(r.map(|r| (r.generation, r.manifest))),
+        Err(e) if e.is_corruption() => Err(Error::CatalogDamaged {
+            store: store.name(),
+            detail: e.to_string(),
+            fallback: "another store's catalog (this store keeps no older generation that decodes)"
+                .into(),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 /// The error a write gets from a store whose newest catalog is damaged.
 pub(crate) fn damaged(store: &dyn BackupStore, read: &CatalogRead) -> Error {
     Error::CatalogDamaged {

@@ -570,13 +570,11 @@ impl Repository {
     ) -> Result<()> {
         let mut tries = 0;
         loop {
-            let (g, mut m) = match crate::read_catalog(d.as_ref()).await? {
-                None => (0, Manifest::default()),
-                // never commit over a damaged generation from an older one: what only
-                // the damaged one named would be lost without a word
-                Some(r) if r.fell_back() => return Err(crate::fallback::damaged(d.as_ref(), &r)),
-                Some(r) => (r.generation, r.manifest),
-            };
+            // never commit over a damaged generation from an older one: what only the
+            // damaged one named would be lost without a word
+            let (g, mut m) = crate::fallback::read_for_write(d.as_ref())
+                .await?
+                .unwrap_or_default();
             change(&mut m)?;
             m.layout = m.layout_needed();
             match self.commit_on(d, g, &m).await {
@@ -601,10 +599,9 @@ impl Repository {
         // (the artifacts would be orphans); refused too, before anything is stored: a
         // timeline retention expired (the primary's catalog, read once here)
         for (i, d) in self.dests.iter().enumerate() {
-            match crate::read_catalog(d.as_ref()).await? {
-                Some(r) if r.fell_back() => return Err(crate::fallback::damaged(d.as_ref(), &r)),
-                Some(r) if i == 0 => r.manifest.check_live(b.artifact.timeline())?,
-                _ => {}
+            let read = crate::fallback::read_for_write(d.as_ref()).await?;
+            if let Some((_, m)) = read.filter(|_| i == 0) {
+                m.check_live(b.artifact.timeline())?;
             }
         }
         let mut stored: Option<ArtifactRef> = None;

@@ -23,6 +23,10 @@ pub struct VerifyOptions {
     /// Stop reading new artifacts after this long (least recently verified are read
     /// first, so repeated runs cover everything); `None`: no limit.
     pub max_duration: Option<Duration>,
+    /// Stop reading new artifacts once this many bytes were read (least recently
+    /// verified first, so repeated runs cover everything): a rate-limited caller runs
+    /// slices of this size with pauses between them. `None`: no limit.
+    pub max_bytes: Option<u64>,
     /// Put back missing or damaged copies from another store that holds them intact.
     pub repair: bool,
     /// Re-read an artifact verified at this level once this long has passed.
@@ -38,6 +42,7 @@ impl Default for VerifyOptions {
         VerifyOptions {
             level: VerifyLevel::Checksum,
             max_duration: None,
+            max_bytes: None,
             repair: false,
             recheck: Duration::from_secs(30 * 86_400),
             deep_samples: 3,
@@ -180,11 +185,24 @@ async fn rebuild_catalogs(
                     m.entries.len(),
                     m.restore_points.len()
                 );
-                if s.catalog_damage.is_some() {
-                    how.push_str(&format!(
-                        "; what only the damaged generation {} named cannot be recovered (its backups' artifacts show as orphans)",
-                        s.newest
-                    ));
+                // every commit reaches every store: another store's intact newest
+                // generation names what this one's damaged generation did; when no
+                // store has one, what only the damaged generations named (the last
+                // restore point or backup made) is lost, and that is said, not
+                // called repaired
+                let covered = looked.iter().flatten().any(|o| {
+                    o.store.name() != store.name() && o.has_catalog && o.catalog_damage.is_none()
+                });
+                if s.catalog_damage.is_some() && !covered {
+                    reports[i].unrepaired.push(Finding {
+                        artifact: "catalog".into(),
+                        detail: format!(
+                            "rebuilt, but its damaged generation {} was newer than every intact catalog: \
+                             what only it named (the last restore point or backup made) cannot be \
+                             recovered; that backup's artifacts show as orphans",
+                            s.newest
+                        ),
+                    });
                 }
                 if dropped > 0 {
                     how.push_str(&format!(
@@ -367,6 +385,12 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
             continue;
         }
         if deadline.is_some_and(|d| clock.now_us() >= d) {
+            break;
+        }
+        if opts
+            .max_bytes
+            .is_some_and(|m| reports.iter().map(|r| r.bytes_read).sum::<u64>() >= m)
+        {
             break;
         }
         reached += 1;
