@@ -342,7 +342,8 @@ fn bindspace_repos(repos: &[&str], args: &[&str]) -> Value {
     let out = c.output().unwrap();
     assert!(
         out.status.success(),
-        "bindspace {args:?}: {}",
+        "bindspace {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
@@ -350,7 +351,9 @@ fn bindspace_repos(repos: &[&str], args: &[&str]) -> Value {
 
 /// docs/OPERATIONS.md, "Redis data loss": the warm tier is flushed; `bindspace explain
 /// --latest` plans from the other tier only, and `bindspace restore --latest --to
-/// redis://…` re-seeds Redis with a full that restores on its own.
+/// redis://…` re-seeds Redis with a full that restores on its own. Then `bindspace
+/// verify` names the catalogs' disagreement, `verify --repair` heals it, and `bindspace
+/// dr drill` restores from both tiers.
 #[test]
 fn runbook_redis_data_loss() {
     let Some(redis) = bindspace_testkit::service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server")
@@ -421,6 +424,54 @@ fn runbook_redis_data_loss() {
     bindspace_repos(&repos, &["backup", "--full", "--data", d]);
     let back = bindspace_repos(&[&redis], &["restore", "--latest"]);
     assert_eq!(back["digest"], digest.as_str());
+    // proving restorability on a real server ("Proving restorability"). The re-seeded
+    // tier's catalog lacks the backups made before the flush, and records the re-seed's
+    // full, which the other lacks: verify names the disagreement (exit 5); --repair
+    // copies each backup over, checked, and records it (exit 6); then verify at the
+    // standard level is clean over both tiers (exit 0), and a drill through the data
+    // directory restores its sentinel from each tier alone and from both (exit 0)
+    let verify = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bindspace"));
+        c.args([
+            "verify",
+            "--level",
+            "standard",
+            "--recheck-days",
+            "0",
+            "--json",
+        ])
+        .args(extra);
+        for r in &repos {
+            c.args(["--repo", r]);
+        }
+        let out = c.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), v)
+    };
+    let (code, v) = verify(&[]);
+    assert_eq!(code, Some(5), "{v}");
+    assert!(!v["disagreements"].as_array().unwrap().is_empty(), "{v}");
+    let (code, v) = verify(&["--repair"]);
+    assert_eq!(code, Some(6), "{v}");
+    assert_eq!(v["disagreements"], serde_json::json!([]), "{v}");
+    let v = bindspace_repos(
+        &repos,
+        &["verify", "--level", "standard", "--recheck-days", "0"],
+    );
+    let stores = v["stores"].as_array().unwrap();
+    assert_eq!(stores.len(), 2, "{v}");
+    assert!(
+        stores.iter().all(|s| s["checked"].as_u64().unwrap() > 0),
+        "{v}"
+    );
+    let drill = bindspace_repos(&repos, &["dr", "drill", "--data", d]);
+    let runs = drill["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{drill}");
+    assert!(
+        runs.iter()
+            .all(|r| r["status"] == "restored" && r["sentinel"] == true),
+        "{drill}"
+    );
     flush();
 }
 

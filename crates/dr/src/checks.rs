@@ -80,7 +80,13 @@ pub(crate) fn repository(seen: &[Option<Seen>], report: &mut Report) {
     }
     if let Some((first, rest)) = live.split_first() {
         for other in rest {
-            agree(first, other, report);
+            agree(
+                &first.store.name(),
+                &first.manifest,
+                &other.store.name(),
+                &other.manifest,
+                report,
+            );
         }
     }
 }
@@ -200,12 +206,11 @@ pub(crate) fn covers(s: &Seen, t: u32, first: u64, last: u64) -> bool {
     false
 }
 
-/// Where two stores' catalogs differ: backups, their artifacts, restore points.
-fn agree(a: &Seen, b: &Seen, report: &mut Report) {
-    let (an, bn) = (a.store.name(), b.store.name());
-    let entries = |s: &Seen| -> BTreeMap<String, (String, String)> {
-        s.manifest
-            .entries
+/// Where two stores' catalogs (`a` of store `an`, `b` of `bn`) differ: backups, their
+/// artifacts, restore points.
+pub(crate) fn agree(an: &str, a: &Manifest, bn: &str, b: &Manifest, report: &mut Report) {
+    let entries = |m: &Manifest| -> BTreeMap<String, (String, String)> {
+        m.entries
             .iter()
             .map(|e| (e.id.clone(), (describe(&e.artifact), e.blake3.clone())))
             .collect()
@@ -228,9 +233,8 @@ fn agree(a: &Seen, b: &Seen, report: &mut Report) {
             .disagreements
             .push(format!("{bn} has backup {id}, {an} does not"));
     }
-    let points = |s: &Seen| -> BTreeMap<String, (u64, u32)> {
-        s.manifest
-            .restore_points
+    let points = |m: &Manifest| -> BTreeMap<String, (u64, u32)> {
+        m.restore_points
             .iter()
             .map(|p| (p.name.clone(), (p.version, p.timeline)))
             .collect()

@@ -61,6 +61,7 @@ mod deep;
 mod drill;
 mod error;
 mod report;
+mod sync;
 mod verify;
 
 pub use bindspace_catalog::VerifyLevel;

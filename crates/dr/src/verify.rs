@@ -84,7 +84,7 @@ pub(crate) fn describe(id: &ArtifactId) -> String {
 }
 
 /// The reference a catalog entry records for its artifact.
-fn recorded(e: &bindspace_catalog::BackupEntry) -> Option<ArtifactRef> {
+pub(crate) fn recorded(e: &bindspace_catalog::BackupEntry) -> Option<ArtifactRef> {
     Some(ArtifactRef {
         id: e.artifact,
         len: e.size,
@@ -449,8 +449,12 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
         // under the repository's lease: a retention run or backup deleting while a
         // repair puts copies back would leave what it removed restored as orphans
         let leased = repo
-            .with_lease(async |_| {
+            .with_lease(async |repo| {
                 repair(&seen, &mut report, &mut intact).await;
+                // catalogs that lack what another records (a re-seeded tier) are
+                // brought up to it; the disagreements are then those left
+                let agree_checked = opts.level >= VerifyLevel::Standard;
+                crate::sync::sync_catalogs(repo, &seen, &mut report, agree_checked).await;
                 Ok(())
             })
             .await;

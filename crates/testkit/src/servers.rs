@@ -282,7 +282,17 @@ impl Server {
                 self.spawn(cmd, log)?;
                 wait_for_port(self.port, "moto_server", Duration::from_secs(30))?;
                 for b in &self.buckets {
-                    create_bucket(self.port, b)?;
+                    // a loaded machine: moto may accept connections before it serves
+                    let mut tries = 0;
+                    while let Err(e) = create_bucket(self.port, b) {
+                        tries += 1;
+                        if tries == 20 || !self.pid.is_some_and(pid_alive) {
+                            let log = std::fs::read_to_string(self.dir.join("moto.log"))
+                                .unwrap_or_default();
+                            return Err(format!("{e} (after {tries} tries); moto.log: {log}"));
+                        }
+                        std::thread::sleep(Duration::from_millis(250));
+                    }
                 }
                 Ok(())
             }
