@@ -66,17 +66,17 @@ pub struct BackupConfig {
     /// A background `verify` of the repository this often (ms; 0: never). On by
     /// default (every 6 hours, the first a minute after opening) at the `checksum`
     /// level; it runs on its own thread, reads least recently verified artifacts
-    /// first, in slices of at most a second's worth of `verify_max_bytes_per_sec`
-    /// with pauses between them, and stops at `verify_max_duration_ms`, so repeated
-    /// runs cover everything while writers keep their throughput. Results are in
-    /// [`crate::EngineStatus`].
+    /// first, paced to `verify_max_bytes_per_sec` (after each artifact it waits, on
+    /// the engine's clock, until the bytes read so far are within the rate), and stops
+    /// at `verify_max_duration_ms`, so repeated runs cover everything while writers
+    /// keep their throughput. Results are in [`crate::EngineStatus`].
     pub verify_interval_ms: u64,
     /// The level of that verify: `checksum`, `standard` or `deep`.
     pub verify_level: String,
     /// The time budget of one background verify (ms).
     pub verify_max_duration_ms: u64,
-    /// The background verify's read rate, averaged over its slices (bytes per second;
-    /// 0: no limit). Default 32 MiB/s.
+    /// The background verify's read rate (bytes per second; 0: no limit). Default
+    /// 32 MiB/s.
     pub verify_max_bytes_per_sec: u64,
 }
 

@@ -549,8 +549,12 @@ impl Engine {
     /// Names the current version in the WAL and in every destination's catalog;
     /// `guaranteed` keeps what restoring it needs safe from retention.
     pub fn restore_point(&self, name: &str, guaranteed: bool) -> Result<u64> {
-        // validated before it becomes durable: a taken name or an expired timeline is
-        // refused before the WAL record takes a version
+        // validated before it becomes durable: a taken name, an expired timeline or a
+        // catalog that cannot take the record (damaged) is refused before the WAL
+        // record takes a version
+        self.inner
+            .rt
+            .block_on(self.inner.repo.writable_catalogs())?;
         let m = self.inner.rt.block_on(self.inner.repo.manifest())?;
         m.check_live(self.inner.timeline)?;
         if m.restore_points.iter().any(|p| p.name == name) {
@@ -619,12 +623,13 @@ impl Engine {
     }
 
     /// Verifies the repository now at the configured level and time budget (what the
-    /// background job does every `verify_interval_ms`, there in rate-limited slices;
+    /// background job does every `verify_interval_ms`, there paced to its read rate;
     /// here at full speed), recorded in [`Engine::status`]; damage is in the report,
     /// not an error.
     pub fn verify_now(&self) -> Result<bindspace_dr::Report> {
         let budget = std::time::Duration::from_millis(self.inner.cfg.verify_max_duration_ms);
-        self.inner.verify(Some(budget.as_micros() as u64), None)
+        self.inner
+            .verify(Some(budget.as_micros() as u64), &mut |_| true)
     }
 
     /// A backup now (a full instead when there is no chain to extend or it is too
@@ -723,25 +728,27 @@ impl Inner {
     }
 
     /// One bounded verification of the repository at the configured level within
-    /// `budget_us`, reading at most `max_bytes` (a background slice) when given,
-    /// recorded in the status (the background job; [`Engine::verify_now`]).
+    /// `budget_us`, paced by `pace` (see `bindspace_dr::verify_paced`), recorded in the
+    /// status (the background job; [`Engine::verify_now`]).
     pub(crate) fn verify(
         &self,
         budget_us: Option<u64>,
-        max_bytes: Option<u64>,
+        pace: &mut dyn FnMut(u64) -> bool,
     ) -> Result<bindspace_dr::Report> {
         let opts = bindspace_dr::VerifyOptions {
             level: self.cfg.verify_level()?,
             max_duration: budget_us.map(std::time::Duration::from_micros),
-            max_bytes,
             // what it finds is reported; repairs are an operator's decision
             repair: false,
             seed: self.clock.now_us(),
             ..bindspace_dr::VerifyOptions::default()
         };
-        let report =
-            self.rt
-                .block_on(bindspace_dr::verify(&self.repo, self.clock.as_ref(), &opts))?;
+        let report = self.rt.block_on(bindspace_dr::verify_paced(
+            &self.repo,
+            self.clock.as_ref(),
+            &opts,
+            pace,
+        ))?;
         let outcome = match report.outcome() {
             bindspace_dr::Outcome::Clean => "clean".to_owned(),
             _ => {

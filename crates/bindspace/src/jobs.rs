@@ -51,7 +51,7 @@ impl Jobs {
         let now = inner.clock.now_us();
         // each closure owns its schedule
         let mut archive = Every::new(ms(inner.cfg.archive_interval_ms), now);
-        jobs.spawn("bindspace-archiver", inner, move |inner, now| {
+        jobs.spawn("bindspace-archiver", inner, move |inner, now, _| {
             archive_step(inner, &mut archive, now)
         })?;
         let mut backups = BackupSchedule::new(
@@ -59,7 +59,7 @@ impl Jobs {
             ms(inner.cfg.full_snapshot_interval_ms),
             now,
         );
-        if let Err(e) = jobs.spawn("bindspace-backups", inner, move |inner, now| {
+        if let Err(e) = jobs.spawn("bindspace-backups", inner, move |inner, now, _| {
             backup_step(inner, &mut backups, now)
         }) {
             jobs.stop(); // the archiver must not outlive a failed open
@@ -71,12 +71,9 @@ impl Jobs {
             // re-reads nothing the catalogs record as verified within the re-check
             // period
             let every = ms(inner.cfg.verify_interval_ms);
-            let mut verify = VerifyRound {
-                every: Every::starting(every, now.saturating_add(every.min(60_000_000))),
-                started: None,
-            };
-            if let Err(e) = jobs.spawn("bindspace-verify", inner, move |inner, now| {
-                verify_step(inner, &mut verify, now)
+            let mut verify = Every::starting(every, now.saturating_add(every.min(60_000_000)));
+            if let Err(e) = jobs.spawn("bindspace-verify", inner, move |inner, now, wait| {
+                verify_step(inner, &mut verify, now, wait)
             }) {
                 jobs.stop();
                 return Err(e);
@@ -89,7 +86,7 @@ impl Jobs {
         &mut self,
         name: &str,
         inner: &Arc<Inner>,
-        mut step: impl FnMut(&Inner, u64) -> u64 + Send + 'static,
+        mut step: impl FnMut(&Inner, u64, &mut Waiter<'_>) -> u64 + Send + 'static,
     ) -> Result<()> {
         let (tx, rx) = std::sync::mpsc::channel();
         let inner = inner.clone();
@@ -128,12 +125,69 @@ impl Jobs {
     }
 }
 
+/// How a job waits in the middle of its work (the background verify's pace): until
+/// the engine's clock reaches a time, answering the ticks that come in meanwhile (a
+/// test's manual clock moves on), or until the engine stops.
+pub(crate) struct Waiter<'a> {
+    rx: &'a Receiver<Wake>,
+    answers: &'a mut Vec<SyncSender<()>>,
+    stopped: bool,
+}
+
+impl Waiter<'_> {
+    /// Waits until `until_us` on the engine's clock; `false` once the engine is
+    /// stopping (at once, even when `until_us` has passed).
+    pub fn until(&mut self, inner: &Inner, until_us: u64) -> bool {
+        match self.rx.try_recv() {
+            Ok(Wake::Tick(a)) => self.answers.push(a),
+            Ok(Wake::Stop) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                self.stopped = true;
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+        }
+        loop {
+            if self.stopped {
+                return false;
+            }
+            let now = inner.clock.now_us();
+            if now >= until_us {
+                return true;
+            }
+            // idle until the clock moves: the ticks that came in are answered now
+            for a in self.answers.drain(..) {
+                let _ = a.send(());
+            }
+            match self.rx.recv_timeout(wait_for(until_us, now, MAX_WAIT)) {
+                Ok(Wake::Tick(a)) => self.answers.push(a),
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => self.stopped = true,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
 /// A job thread: run what is due (`step` returns when it is next due), answer the
 /// ticks that came in, wait for the next due time or a wake-up.
-fn run(inner: &Inner, rx: &Receiver<Wake>, step: &mut impl FnMut(&Inner, u64) -> u64) {
+fn run(
+    inner: &Inner,
+    rx: &Receiver<Wake>,
+    step: &mut impl FnMut(&Inner, u64, &mut Waiter<'_>) -> u64,
+) {
     let mut answers: Vec<SyncSender<()>> = Vec::new();
+    let mut one = |answers: &mut Vec<SyncSender<()>>| {
+        let mut w = Waiter {
+            rx,
+            answers,
+            stopped: false,
+        };
+        let next = step(inner, inner.clock.now_us(), &mut w);
+        (next, w.stopped)
+    };
     loop {
-        let mut next = step(inner, inner.clock.now_us());
+        let (mut next, stopped) = one(&mut answers);
+        if stopped {
+            break;
+        }
         for _ in 1..MAX_RUNS_PER_WAKE {
             if next > inner.clock.now_us() {
                 break;
@@ -147,7 +201,12 @@ fn run(inner: &Inner, rx: &Receiver<Wake>, step: &mut impl FnMut(&Inner, u64) ->
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => {}
             }
-            next = step(inner, inner.clock.now_us());
+            let (n, stopped) = one(&mut answers);
+            if stopped {
+                answer(answers);
+                return;
+            }
+            next = n;
         }
         for a in answers.drain(..) {
             let _ = a.send(());
@@ -181,45 +240,32 @@ fn archive_step(inner: &Inner, every: &mut Every, now: u64) -> u64 {
     every.next_us()
 }
 
-/// The background verify: an interval schedule, and the round in progress (its start),
-/// read in rate-limited slices.
-struct VerifyRound {
-    every: Every,
-    started: Option<u64>,
-}
-
-/// One slice of the background verify: at most a second's worth of
-/// `verify_max_bytes_per_sec`, then the next slice after the pause that keeps the
-/// average read rate within it, until everything due is read or the round's
-/// `verify_max_duration_ms` is spent; then the next round an interval later.
-fn verify_step(inner: &Inner, round: &mut VerifyRound, now: u64) -> u64 {
-    round.every.rebase(now);
-    if !round.every.due(now) {
-        return round.every.next_us();
+/// The background verify: one run every `verify_interval_ms`, paced to
+/// `verify_max_bytes_per_sec` on this thread (after each artifact it waits until the
+/// bytes read so far are within the rate), within `verify_max_duration_ms`; a stop ends
+/// it after the artifact being read, with what was read recorded.
+fn verify_step(inner: &Inner, every: &mut Every, now: u64, wait: &mut Waiter<'_>) -> u64 {
+    every.rebase(now);
+    if !every.due(now) {
+        return every.next_us();
     }
-    let started = *round.started.get_or_insert(now);
-    let budget = inner.cfg.verify_max_duration_ms.saturating_mul(1_000);
-    let left = budget.saturating_sub(now.saturating_sub(started));
-    let rate = inner.cfg.verify_max_bytes_per_sec;
-    match inner.verify(Some(left), (rate > 0).then_some(rate)) {
-        Ok(r) => {
-            let read: u64 = r.stores.iter().map(|s| s.bytes_read).sum();
-            let spent = inner.clock.now_us().saturating_sub(started);
-            if r.not_reached > 0 && rate > 0 && spent < budget {
-                let pause = (u128::from(read) * 1_000_000 / u128::from(rate)) as u64;
-                round.every.continue_at(now.saturating_add(pause.max(1)));
-            } else {
-                round.started = None;
-                round.every.succeeded(now);
-            }
-        }
+    let rate = u128::from(inner.cfg.verify_max_bytes_per_sec);
+    let budget_end = now.saturating_add(inner.cfg.verify_max_duration_ms.saturating_mul(1_000));
+    let mut pace = |bytes: u64| {
+        let due = match rate {
+            0 => 0,
+            r => now.saturating_add((u128::from(bytes) * 1_000_000 / r) as u64),
+        };
+        due < budget_end && wait.until(inner, due)
+    };
+    match inner.verify(Some(budget_end.saturating_sub(now)), &mut pace) {
+        Ok(_) => every.succeeded(now),
         Err(e) => {
-            round.started = None;
-            round.every.failed(inner.clock.now_us());
+            every.failed(inner.clock.now_us());
             inner.failed("verify", &e, |_| {});
         }
     }
-    round.every.next_us()
+    every.next_us()
 }
 
 fn backup_step(inner: &Inner, schedule: &mut BackupSchedule, now: u64) -> u64 {

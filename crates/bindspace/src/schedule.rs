@@ -42,13 +42,6 @@ impl Every {
         }
     }
 
-    /// Next due at `at_us` (a job that is part way through its work and continues
-    /// then, not an interval later).
-    pub fn continue_at(&mut self, at_us: u64) {
-        self.fails = 0;
-        self.next_us = at_us;
-    }
-
     /// Keeps the next due time within one interval (or backoff) of `now_us`: after the
     /// clock stepped back (an NTP step, a restored VM) the job is due again an
     /// interval from now, not after the clock has caught up again.

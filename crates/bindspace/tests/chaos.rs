@@ -65,12 +65,13 @@ impl Raw {
             }
             Raw::Redis(s, con) => {
                 let chunk = RedisOptions::default().chunk_size as u64;
-                let key = format!(
-                    "{}:{}:{}",
-                    s.meta_key(r.id),
-                    &blake3::Hash::from(r.blake3).to_hex()[..16],
-                    at / chunk
-                );
+                let prefix: String = redis::cmd("HGET")
+                    .arg(s.meta_key(r.id))
+                    .arg("chunk_prefix")
+                    .query_async(con)
+                    .await
+                    .unwrap();
+                let key = format!("{prefix}{}", at / chunk);
                 let off = (at % chunk) as usize;
                 let old: Vec<u8> = redis::cmd("GETRANGE")
                     .arg(&key)
@@ -115,7 +116,13 @@ impl Raw {
             Raw::Redis(s, con) => {
                 // evicted: the metadata key and the first chunk
                 let meta = s.meta_key(r.id);
-                let chunk0 = format!("{meta}:{}:0", &blake3::Hash::from(r.blake3).to_hex()[..16]);
+                let prefix: String = redis::cmd("HGET")
+                    .arg(&meta)
+                    .arg("chunk_prefix")
+                    .query_async(con)
+                    .await
+                    .unwrap();
+                let chunk0 = format!("{prefix}0");
                 let n: u64 = redis::cmd("DEL")
                     .arg(&meta)
                     .arg(&chunk0)
@@ -256,7 +263,11 @@ fn damage_and_loss_in_each_real_store_kind_is_named_repaired_and_restores_exactl
 
     // healthy first: clean at every level on every store kind (deep: restore points
     // and backups restored and checked against their roots)
-    for level in [VerifyLevel::Standard, VerifyLevel::Deep] {
+    for level in [
+        VerifyLevel::Checksum,
+        VerifyLevel::Standard,
+        VerifyLevel::Deep,
+    ] {
         let r = rt
             .block_on(verify(
                 &repo,
@@ -309,7 +320,10 @@ fn damage_and_loss_in_each_real_store_kind_is_named_repaired_and_restores_exactl
                 .iter()
                 .chain(&s.missing)
                 .any(|f| f.artifact == a.id.to_string())
-                || found.wal_gaps.iter().any(|g| g.store == s.store);
+                || found.wal_gaps.iter().any(|g| {
+                    let (first, last) = a.id.versions();
+                    g.store == s.store && g.first <= last && g.last >= first
+                });
             assert!(named, "{round}: {} not named in {}: {found}", a.id, s.store);
         }
         let healed = rt
@@ -376,11 +390,23 @@ fn damage_and_loss_in_each_real_store_kind_is_named_repaired_and_restores_exactl
         *port,
         "UPDATE bindspace.catalog SET manifest = set_byte(manifest, 40, get_byte(manifest, 40) # 90)",
     );
+    let before = engine.version();
     let e = engine
         .restore_point("refused", false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("verify --repair"), "{e}");
+    assert_eq!(engine.version(), before, "refused before its WAL record");
+    // refused means refused everywhere: no store's catalog records it (review: the
+    // stores before the refusing one had committed it)
+    for s in &stores[..2] {
+        let m = rt.block_on(s.read_manifest()).unwrap().unwrap().1;
+        assert!(
+            m.restore_points.iter().all(|p| p.name != "refused"),
+            "{} records the refused point",
+            s.name()
+        );
+    }
     let (m, warning) = rt.block_on(repo.read_catalog()).unwrap();
     assert!(m.restore_points.iter().any(|p| p.name == "chaos"));
     assert!(
@@ -618,6 +644,10 @@ fn an_s3_server_frozen_during_a_drill_is_reported_unavailable_and_the_others_sti
             .unwrap()
     };
     assert_eq!(by("s3://").status, "unavailable", "{report}");
+    assert!(
+        by("s3://").rto_ms <= 8_000,
+        "within the source timeout: {report}"
+    );
     assert_eq!(by("file://").status, "restored", "{report}");
     assert_eq!(by("file://").sentinel, Some(true), "{report}");
     assert_eq!(by("all stores").status, "restored", "{report}");

@@ -104,8 +104,13 @@ fn run_seed(seed: u64, f: &mut Figures) {
                 engine.version()
             );
         }
-        if res.is_err() {
-            break; // power is gone (nothing else fails on this disk)
+        if let Err(e) = res {
+            // power is gone: nothing else may fail on this disk
+            assert!(
+                disk.is_off(),
+                "seed {seed}: step {step} failed with power on: {e}"
+            );
+            break;
         }
         if let Some((a, w)) = in_flight.take() {
             match w {

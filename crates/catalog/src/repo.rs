@@ -541,12 +541,32 @@ impl Repository {
     }
 
     /// Applies `change` to every destination's catalog, retrying on a concurrent
-    /// commit (optimistic concurrency: nothing is lost).
+    /// commit (optimistic concurrency: nothing is lost). Every catalog is checked first
+    /// (a damaged one refuses with [`Error::CatalogDamaged`], `change` must accept each
+    /// as it is), so a refusal commits nothing anywhere, rather than the change on the
+    /// stores before the refusing one.
     pub async fn update_catalog(&self, change: impl Fn(&mut Manifest) -> Result<()>) -> Result<()> {
+        for m in self.writable_catalogs().await? {
+            change(&mut m.clone())?;
+        }
         for d in &self.dests {
             self.update_one(d, &change).await?;
         }
         Ok(())
+    }
+
+    /// Every destination's catalog as a write would find it: fails with
+    /// [`Error::CatalogDamaged`] (naming the repair) when one cannot take a commit, so a
+    /// caller can refuse before anything becomes durable.
+    pub async fn writable_catalogs(&self) -> Result<Vec<Manifest>> {
+        let mut out = Vec::with_capacity(self.dests.len());
+        for d in &self.dests {
+            let (_, m) = crate::fallback::read_for_write(d.as_ref())
+                .await?
+                .unwrap_or_default();
+            out.push(m);
+        }
+        Ok(out)
     }
 
     /// Applies `change` to destination `i`'s catalog alone (per-store records, such as

@@ -19,6 +19,7 @@ pub(crate) async fn run(
     seen: &[Option<Seen>],
     opts: &VerifyOptions,
     report: &mut Report,
+    pace: &mut dyn FnMut(u64) -> bool,
 ) -> Vec<ArtifactId> {
     let Some(m) = seen.iter().flatten().next().map(|s| &s.manifest) else {
         return Vec::new();
@@ -86,9 +87,14 @@ pub(crate) async fn run(
         }
     }
     let mut ok = Vec::new();
-    for (what, target, timeline, artifact) in targets {
+    let n = targets.len();
+    let mut restored = 0u64;
+    for (k, (what, target, timeline, artifact)) in targets.into_iter().enumerate() {
         let res = match bindspace_pitr::plan_on(sources.clone(), &target, timeline).await {
-            Ok(plan) => bindspace_pitr::restore_verified(&plan).await,
+            Ok(plan) => {
+                restored = restored.saturating_add(plan.estimated_bytes);
+                bindspace_pitr::restore_verified(&plan).await
+            }
             Err(e) => Err(e),
         };
         let (status, detail) = match res {
@@ -107,6 +113,10 @@ pub(crate) async fn run(
             status,
             detail,
         });
+        if k + 1 < n && !pace(restored) {
+            report.not_reached += n - k - 1;
+            break;
+        }
     }
     ok
 }

@@ -71,4 +71,4 @@ pub use drill::{
 };
 pub use error::{Error, Result};
 pub use report::{DeepCheck, Finding, Outcome, Report, StoreReport, WalGap};
-pub use verify::{VerifyOptions, verify};
+pub use verify::{VerifyOptions, verify, verify_paced};

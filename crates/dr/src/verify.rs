@@ -23,10 +23,6 @@ pub struct VerifyOptions {
     /// Stop reading new artifacts after this long (least recently verified are read
     /// first, so repeated runs cover everything); `None`: no limit.
     pub max_duration: Option<Duration>,
-    /// Stop reading new artifacts once this many bytes were read (least recently
-    /// verified first, so repeated runs cover everything): a rate-limited caller runs
-    /// slices of this size with pauses between them. `None`: no limit.
-    pub max_bytes: Option<u64>,
     /// Put back missing or damaged copies from another store that holds them intact.
     pub repair: bool,
     /// Re-read an artifact verified at this level once this long has passed.
@@ -42,7 +38,6 @@ impl Default for VerifyOptions {
         VerifyOptions {
             level: VerifyLevel::Checksum,
             max_duration: None,
-            max_bytes: None,
             repair: false,
             recheck: Duration::from_secs(30 * 86_400),
             deep_samples: 3,
@@ -193,15 +188,35 @@ async fn rebuild_catalogs(
                 let covered = looked.iter().flatten().any(|o| {
                     o.store.name() != store.name() && o.has_catalog && o.catalog_damage.is_none()
                 });
-                if s.catalog_damage.is_some() && !covered {
+                // evidence either way: artifacts the rebuilt catalog names no backup for
+                // (a commit that reached only this store before its damage, or an
+                // interrupted backup: kept, listed)
+                let orphans: Vec<String> = s
+                    .listed
+                    .keys()
+                    .filter(|id| !matches!(id, ArtifactId::WalSegment { .. }))
+                    .filter(|id| !m.entries.iter().any(|e| &e.artifact == *id))
+                    .map(describe)
+                    .collect();
+                if s.catalog_damage.is_some() && (!covered || !orphans.is_empty()) {
+                    let mut detail = format!(
+                        "rebuilt, but what only its damaged generation {} named cannot be recovered",
+                        s.newest
+                    );
+                    if covered {
+                        detail.push_str(" (another store's catalog is intact but lacks a backup this store holds)");
+                    } else {
+                        detail.push_str(" (no other store has an intact catalog to compare: a restore point or backup made last may be lost)");
+                    }
+                    if !orphans.is_empty() {
+                        detail.push_str(&format!(
+                            "; artifacts no backup names now, kept: {}",
+                            orphans.join(", ")
+                        ));
+                    }
                     reports[i].unrepaired.push(Finding {
                         artifact: "catalog".into(),
-                        detail: format!(
-                            "rebuilt, but its damaged generation {} was newer than every intact catalog: \
-                             what only it named (the last restore point or backup made) cannot be \
-                             recovered; that backup's artifacts show as orphans",
-                            s.newest
-                        ),
+                        detail,
                     });
                 }
                 if dropped > 0 {
@@ -239,6 +254,20 @@ async fn rebuild_catalogs(
 /// Verifies every store of `repo` at `opts.level`; see the crate docs. Damage is a
 /// finding in the report; an error means the run itself could not proceed.
 pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) -> Result<Report> {
+    verify_paced(repo, clock, opts, &mut |_| true).await
+}
+
+/// [`verify`], paced: `pace` is called after each artifact read (and each deep
+/// restore) with the bytes asked for so far in this run, and may wait (a rate limit)
+/// before it returns; `false` stops the reading there (the run still records and
+/// reports what it read; `not_reached` counts the rest). The engine's background
+/// verify paces itself this way, on its job thread.
+pub async fn verify_paced(
+    repo: &Repository,
+    clock: &dyn Clock,
+    opts: &VerifyOptions,
+    pace: &mut dyn FnMut(u64) -> bool,
+) -> Result<Report> {
     let started_us = clock.now_us();
     let deadline = opts
         .max_duration
@@ -378,6 +407,9 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
     work.sort_by_key(|(last, i, r)| (*last, *i, r.id));
     let mut intact: Vec<Vec<ArtifactRef>> = vec![Vec::new(); stores.len()];
     let mut reached = 0;
+    // bytes asked for so far (a read that failed counts: it used the link too)
+    let mut attempted = 0u64;
+    let mut stopped = false;
     for (last, i, r) in &work {
         if last.is_some_and(|t| started_us.saturating_sub(t) < recheck_us) {
             reports[*i].fresh += 1;
@@ -387,10 +419,7 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
         if deadline.is_some_and(|d| clock.now_us() >= d) {
             break;
         }
-        if opts
-            .max_bytes
-            .is_some_and(|m| reports.iter().map(|r| r.bytes_read).sum::<u64>() >= m)
-        {
+        if stopped {
             break;
         }
         reached += 1;
@@ -426,6 +455,10 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
                     _ => rep.unreadable.push(f),
                 }
             }
+        }
+        attempted = attempted.saturating_add(r.len);
+        if !pace(attempted) {
+            stopped = true;
         }
     }
     let not_reached = work.len() - reached;
@@ -487,8 +520,13 @@ pub async fn verify(repo: &Repository, clock: &dyn Clock, opts: &VerifyOptions) 
         }
     }
     let mut deep_ok: Vec<ArtifactId> = Vec::new();
-    if opts.level >= VerifyLevel::Deep {
-        deep_ok = deep::run(stores, &seen, opts, &mut report).await;
+    // the restores once every read is done (a run cut short by its budget or its pace
+    // leaves them to the run that reaches everything)
+    if opts.level >= VerifyLevel::Deep && report.not_reached == 0 {
+        deep_ok = deep::run(stores, &seen, opts, &mut report, &mut |b| {
+            pace(attempted.saturating_add(b))
+        })
+        .await;
     }
     record(
         repo,

@@ -26,14 +26,17 @@ pub enum Error {
         /// What is missing.
         reason: String,
     },
-    /// No store could be read at all (each unreachable, timed out or refusing): the
-    /// repository may be intact, and a retry once a store answers can help.
+    /// No store could be read at all: the repository may be intact. A retry once a
+    /// store answers can help when one was down or slow (`retryable`), not when each
+    /// refused (a bad URL, a damaged index).
     #[error("cannot restore to {target}: no store could be read: {detail}")]
     NoStoreReadable {
         /// The target.
         target: String,
         /// Each store's failure.
         detail: String,
+        /// Whether any failure might pass.
+        retryable: bool,
     },
     /// No store served an artifact intact.
     #[error("no store served {artifact} intact: {}", failures.iter().map(|f| f.error.to_string()).collect::<Vec<_>>().join("; "))]
@@ -86,7 +89,10 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NotRestorable { .. } => ErrorKind::NotRestorable,
-            Error::NoStoreReadable { .. } => ErrorKind::Unavailable,
+            Error::NoStoreReadable {
+                retryable: true, ..
+            } => ErrorKind::Unavailable,
+            Error::NoStoreReadable { .. } => ErrorKind::NotRestorable,
             Error::Fetch { failures, .. } => {
                 let kinds: Vec<ErrorKind> = failures.iter().map(|f| f.error.kind()).collect();
                 if kinds.iter().any(|k| k.is_retryable()) {

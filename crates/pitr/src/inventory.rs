@@ -82,6 +82,8 @@ pub(crate) struct Inventory {
     pub manifests: Vec<Manifest>,
     /// stores that could not be listed, with why
     pub unavailable: Vec<String>,
+    /// whether any of those failures might pass (a store down or slow, not refusing)
+    pub unavailable_retryable: bool,
     /// a catalog of a layout this build does not know: nothing may be planned from
     /// what that repository holds
     pub unknown_layout: Option<String>,
@@ -95,6 +97,7 @@ impl Inventory {
             artifacts: BTreeMap::new(),
             manifests: Vec::new(),
             unavailable: Vec::new(),
+            unavailable_retryable: false,
             unknown_layout: None,
         };
         for (i, s) in sources.stores().iter().enumerate() {
@@ -112,6 +115,7 @@ impl Inventory {
             if let Some(e) = failed {
                 tracing::warn!(store = %s.name(), error = %e, "store unavailable for restore");
                 inv.unavailable.push(format!("{}: {e}", s.name()));
+                inv.unavailable_retryable |= e.is_retryable();
                 continue;
             }
             for r in listed {

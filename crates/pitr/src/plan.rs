@@ -285,14 +285,15 @@ pub(crate) fn plan_from(
         target: target.to_string(),
         reason,
     };
-    if inv.artifacts.is_empty() && !inv.unavailable.is_empty() {
+    if let Some(refused) = &inv.unknown_layout {
+        return Err(not(refused.clone()));
+    }
+    if inv.unavailable.len() == sources.stores().len() {
         return Err(Error::NoStoreReadable {
             target: target.to_string(),
             detail: inv.unavailable.join("; "),
+            retryable: inv.unavailable_retryable,
         });
-    }
-    if let Some(refused) = &inv.unknown_layout {
-        return Err(not(refused.clone()));
     }
     let timelines = merged_timelines(&inv.manifests).map_err(not)?;
     // artifacts of a history no readable catalog records: which timeline is the newest

@@ -99,3 +99,33 @@ async fn when_no_copy_is_intact_the_error_names_every_store_and_its_kind() {
     );
     assert!(err.to_string().contains("blake3"), "{err}");
 }
+
+// Review of issue 17: when no store can be listed at all the error says so, as a
+// failure a retry may cure (a drill reports such a store "unavailable", not "failed");
+// when one store lists fine but holds nothing, it is not "no store could be read".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_store_readable_is_said_and_retryable_only_when_true() {
+    let a = FaultyStore::new(memory());
+    let b = FaultyStore::new(memory());
+    chain(&[&a]).await;
+    a.inject(Op::List, Fault::Fail, None);
+    b.inject(Op::List, Fault::Fail, None);
+    let err = restore_to(both(&a, &b), &Target::Latest).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NoStoreReadable {
+                retryable: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("no store could be read"), "{err}");
+    // b answers (empty): a is down, but not every store is
+    b.heal();
+    let err = restore_to(both(&a, &b), &Target::Latest).await.unwrap_err();
+    assert!(!err.to_string().contains("no store could be read"), "{err}");
+    assert!(err.to_string().contains("could not read"), "{err}");
+}

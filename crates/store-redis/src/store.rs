@@ -279,8 +279,17 @@ impl RedisBackupStore {
         self.key(&seed_name(id))
     }
 
+    /// Where an upload stages its chunks: named by the content, and by the chunk size
+    /// when it is not the default (the seed layout's names), so a put with another
+    /// chunk size never takes a committed copy's intact chunks for damaged ones.
     fn chunk_prefix(&self, r: &ArtifactRef) -> String {
-        format!("{}:{}:", self.meta_key(r.id), &blake3_hex(&r.blake3)[..16])
+        let content = &blake3_hex(&r.blake3)[..16];
+        match self.opts.chunk_size {
+            c if c == RedisOptions::default().chunk_size => {
+                format!("{}:{content}:", self.meta_key(r.id))
+            }
+            c => format!("{}:{content}:c{c}:", self.meta_key(r.id)),
+        }
     }
 
     /// The version `latest` names: the newest complete snapshot.

@@ -9,7 +9,7 @@ use bindspace_catalog::{
     parse_blake3_hex,
 };
 use bytes::{Bytes, BytesMut};
-use futures::{StreamExt, TryFutureExt, TryStreamExt};
+use futures::{TryFutureExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
@@ -62,9 +62,6 @@ fn unavailable(store: &str, op: &str, e: impl std::error::Error + Send + Sync + 
         source: Box::new(e),
     }
 }
-
-/// Ranged reads of one large artifact in flight at once.
-const RANGES_IN_FLIGHT: usize = 4;
 
 fn dir_of(kind: ArtifactKind) -> &'static str {
     match kind {
@@ -380,9 +377,7 @@ impl ObjectBackupStore {
         let ranges = r.len.div_ceil(part);
         // the length comes from a checksummed catalog, and is capped all the same
         let mut out = BytesMut::with_capacity(r.len.min(1 << 30) as usize);
-        // a few ranges in flight (each under its own timeout), appended in order
-        let what = &what;
-        let reads = futures::stream::iter(0..ranges).map(|k| async move {
+        for k in 0..ranges {
             let (a, b) = (k * part, ((k + 1) * part).min(r.len));
             let op = format!("get {what} (range {} of {ranges})", k + 1);
             let got = self
@@ -413,12 +408,8 @@ impl ObjectBackupStore {
                         .map_err(|e| unavailable(&self.url, &op, e))
                 })
                 .await?;
+            out.extend_from_slice(&got);
             tracing::debug!(artifact = %r.id, range = k + 1, of = ranges, bytes = b, "range read");
-            Ok::<_, Error>(got)
-        });
-        let mut reads = std::pin::pin!(reads.buffered(RANGES_IN_FLIGHT));
-        while let Some(got) = reads.next().await {
-            out.extend_from_slice(&got?);
         }
         Ok(out.freeze())
     }

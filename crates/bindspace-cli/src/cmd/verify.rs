@@ -38,7 +38,6 @@ pub fn run(a: &Args) -> Result<()> {
     let opts = bindspace_dr::VerifyOptions {
         level: bindspace_dr::VerifyLevel::parse(&a.level).expect("clap allows only known levels"),
         max_duration: a.max_duration_secs.map(std::time::Duration::from_secs),
-        max_bytes: None,
         repair: a.repair,
         recheck: std::time::Duration::from_secs(a.recheck_days.saturating_mul(86_400)),
         deep_samples: a.samples,
