@@ -429,3 +429,60 @@ fn dr_drill_measures_and_exits_by_its_targets_and_report_shows_the_history() {
     assert_ne!(code, Some(0));
     assert!(text.contains("point:NAME"), "{text}");
 }
+
+// Issue 18: `bindspace replicate` copies the demo's repository into another directory
+// (`--must-exist` first refuses the empty one, copying nothing), the replica alone
+// restores the latest state with the same digest, and a repeat run copies nothing.
+#[test]
+fn replicate_copies_a_repository_that_then_restores_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bindspace()
+        .args([
+            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = format!("file://{}", dir.path().join("data/repo").display());
+    let replica = format!("file://{}", dir.path().join("replica").display());
+    let run = |args: &[&str]| {
+        let out = bindspace().args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&[
+        "replicate",
+        "--from",
+        &repo,
+        "--to",
+        &replica,
+        "--must-exist",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--must-exist"), "{err}");
+    let (code, out, err) = run(&["replicate", "--from", &repo, "--to", &replica, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(!r["copied"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(r["caught_up"], true, "{r}");
+    // the lag is measured from the run's start: the time the copy itself took
+    assert!(r["lag_ms"].as_u64().unwrap() < 60_000, "{r}");
+    let digest = |repo: &str| {
+        let (code, out, err) = run(&["restore", "--latest", "--json", "--repo", repo]);
+        assert_eq!(code, Some(0), "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["digest"].clone()
+    };
+    assert_eq!(digest(&replica), digest(&repo));
+    let (code, out, err) = run(&["replicate", "--from", &repo, "--to", &replica, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["copied"], serde_json::json!([]), "{r}");
+}

@@ -14,6 +14,11 @@ pub enum Error {
     /// No store of the repository could be read.
     #[error("no store could be read: {0}")]
     NoStore(String),
+    /// A replication refused before copying anything: no repository at the source,
+    /// none at the target under `--must-exist`, another repository there, or a target
+    /// catalog that must be repaired first.
+    #[error("replication refused: {0}")]
+    Refused(String),
     /// A catalog store failed while recording results or repairing.
     #[error(transparent)]
     Store(#[from] bindspace_catalog::Error),
@@ -24,6 +29,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NoStore(_) => ErrorKind::Unavailable,
+            Error::Refused(_) => ErrorKind::Invalid,
             Error::Store(e) => e.kind(),
         }
     }

@@ -60,6 +60,7 @@ mod checks;
 mod deep;
 mod drill;
 mod error;
+mod replicate;
 mod report;
 mod sync;
 mod verify;
@@ -70,5 +71,6 @@ pub use drill::{
     Sentinel, drill, history,
 };
 pub use error::{Error, Result};
+pub use replicate::{Lag, ReplicateOptions, ReplicationReport, replicate};
 pub use report::{DeepCheck, Finding, Outcome, Report, StoreReport, WalGap};
 pub use verify::{VerifyOptions, verify, verify_paced};

@@ -82,7 +82,11 @@ pub(crate) struct Inventory {
     pub manifests: Vec<Manifest>,
     /// stores that could not be listed, with why
     pub unavailable: Vec<String>,
-    /// whether any of those failures might pass (a store down or slow, not refusing)
+    /// how many stores could not be listed at all (a catalog alone unreadable is not
+    /// counted), and whether any of those failures might pass (down or slow, not
+    /// refusing)
+    pub unlisted: usize,
+    /// see `unlisted`
     pub unavailable_retryable: bool,
     /// a catalog of a layout this build does not know: nothing may be planned from
     /// what that repository holds
@@ -97,6 +101,7 @@ impl Inventory {
             artifacts: BTreeMap::new(),
             manifests: Vec::new(),
             unavailable: Vec::new(),
+            unlisted: 0,
             unavailable_retryable: false,
             unknown_layout: None,
         };
@@ -116,6 +121,7 @@ impl Inventory {
                 tracing::warn!(store = %s.name(), error = %e, "store unavailable for restore");
                 inv.unavailable.push(format!("{}: {e}", s.name()));
                 inv.unavailable_retryable |= e.is_retryable();
+                inv.unlisted += 1;
                 continue;
             }
             for r in listed {

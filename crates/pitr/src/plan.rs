@@ -288,7 +288,7 @@ pub(crate) fn plan_from(
     if let Some(refused) = &inv.unknown_layout {
         return Err(not(refused.clone()));
     }
-    if inv.unavailable.len() == sources.stores().len() {
+    if inv.unlisted == sources.stores().len() {
         return Err(Error::NoStoreReadable {
             target: target.to_string(),
             detail: inv.unavailable.join("; "),

@@ -1,6 +1,6 @@
 //! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
 //! layout): `init`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
-//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`.
+//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`, `replicate`.
 
 use anyhow::Result;
 
@@ -13,6 +13,7 @@ mod dr;
 mod explain;
 mod init;
 mod list;
+mod replicate;
 mod restore;
 mod restore_point;
 mod retention;
@@ -60,6 +61,9 @@ pub enum Op {
     /// Restore drills that measure RTO and RPO (`drill`), and their history (`report`).
     #[command(subcommand)]
     Dr(dr::DrOp),
+    /// Copy the repository into another store (another region, another kind),
+    /// incrementally and checked on both ends; `--follow` keeps copying.
+    Replicate(replicate::Args),
 }
 
 /// Runs one repository command.
@@ -80,5 +84,6 @@ pub fn run(op: Op) -> Result<()> {
         Op::Rewind(a) => rewind::run(&a),
         Op::Verify(a) => verify::run(&a),
         Op::Dr(d) => dr::run(d),
+        Op::Replicate(a) => replicate::run(&a),
     }
 }

@@ -1,0 +1,104 @@
+//! `bindspace replicate --from URL --to URL [--follow] [--prune] [--must-exist]`: copy a
+//! repository into another store of any kind, incrementally and checked on both ends;
+//! `--follow` keeps copying, printing the lag (the time since the target last held
+//! everything the source did) after each run.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use bindspace_core::{Clock, SystemClock};
+use bindspace_dr::{Lag, ReplicateOptions, replicate};
+
+use crate::args::runtime;
+use crate::output::emit_serialized;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The repository to copy (one store URL).
+    #[arg(long)]
+    pub from: String,
+    /// Where to copy it (one store URL, of any kind).
+    #[arg(long)]
+    pub to: String,
+    /// Keep copying: a run every `--interval-secs`, until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Seconds between runs with `--follow`.
+    #[arg(long, default_value_t = 5)]
+    pub interval_secs: u64,
+    /// Also delete from the target what the source no longer has.
+    #[arg(long)]
+    pub prune: bool,
+    /// Refuse when the target holds no repository yet (a mistyped URL must not start
+    /// a new one).
+    #[arg(long)]
+    pub must_exist: bool,
+    /// Each store request fails as a timeout after this many seconds.
+    #[arg(long, env = "BINDSPACE_STORE_TIMEOUT_SECS", default_value_t = 30)]
+    pub store_timeout_secs: u64,
+    /// Machine-readable output (one JSON report per run).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: &Args) -> Result<()> {
+    let rt = runtime()?;
+    let timeout = Duration::from_secs(a.store_timeout_secs.max(1));
+    let from = rt.block_on(bindspace::stores::open_with(&a.from, timeout))?;
+    let to = rt.block_on(bindspace::stores::open_with(&a.to, timeout))?;
+    let opts = ReplicateOptions {
+        prune: a.prune,
+        must_exist: a.must_exist,
+    };
+    let clock = SystemClock;
+    let mut lag = Lag::default();
+    loop {
+        let res = rt.block_on(replicate(&from, &to, &clock, &opts));
+        let now = clock.now_us();
+        match res {
+            Ok(report) => {
+                lag.record(&report);
+                #[derive(serde::Serialize)]
+                struct Run<'a> {
+                    #[serde(flatten)]
+                    report: &'a bindspace_dr::ReplicationReport,
+                    lag_ms: Option<u64>,
+                }
+                let out = Run {
+                    report: &report,
+                    lag_ms: lag.ms(now),
+                };
+                emit_serialized(a.json, &out, || {
+                    format!("{report}\nlag: {}", describe_lag(lag.ms(now)))
+                })?;
+                if !a.follow {
+                    anyhow::ensure!(
+                        report.caught_up,
+                        "{} artifacts were not copied (run again)",
+                        report.failed.len()
+                    );
+                    return Ok(());
+                }
+            }
+            // following: a failed run (a store down) is reported and retried; the lag
+            // keeps growing meanwhile
+            Err(e) if a.follow => {
+                eprintln!(
+                    "bindspace: replication run failed: {e}; lag {}",
+                    describe_lag(lag.ms(now))
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // an operator's command, ended by an interrupt: nothing to wake it earlier
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_secs(a.interval_secs.max(1)));
+    }
+}
+
+fn describe_lag(ms: Option<u64>) -> String {
+    match ms {
+        Some(ms) => format!("{ms} ms"),
+        None => "unknown (not caught up yet)".into(),
+    }
+}

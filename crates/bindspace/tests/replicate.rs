@@ -1,0 +1,352 @@
+//! Issue 18: `bindspace_dr::replicate` copies a repository into another store,
+//! incrementally and checked on both ends. On the embedded default: `--must-exist`
+//! refuses an empty target; a first run copies everything and the replica alone
+//! restores every backed-up version and restore point exactly; a repeat run copies
+//! nothing; new backups are copied alone; a run cut off mid-way re-sends nothing it had
+//! stored; another repository is refused; `--prune` follows a dropped restore point.
+//! On the real servers: an S3 repository replicated to PostgreSQL and Redis restores
+//! alone from each, and the lag grows while the target is frozen (SIGSTOP) and returns
+//! once it answers. 256-address spaces.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bindspace::{BackupConfig, Engine};
+use bindspace_catalog::{ArtifactKind, BackupKind, BackupStore};
+use bindspace_core::{Addr, Clock, Digest, Fingerprint, ManualClock};
+use bindspace_dr::{Lag, ReplicateOptions, replicate};
+use bindspace_pitr::Target;
+use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
+use bindspace_testkit::{Fault, FaultyStore, Op, service_env, unique_name};
+
+mod common;
+
+fn local(dir: &Path) -> Arc<dyn BackupStore> {
+    Arc::new(
+        ObjectBackupStore::from_url(
+            &format!("file://{}", dir.display()),
+            StoreOptions::default(),
+        )
+        .unwrap(),
+    )
+}
+
+/// An engine on a 256-address space writing to `urls`.
+fn engine(data: &Path, clock: &Arc<ManualClock>, stores: Vec<Arc<dyn BackupStore>>) -> Engine {
+    let mut b = Engine::builder(data)
+        .config(BackupConfig {
+            fingerprint_words: 4,
+            address_space: 256,
+            background_jobs: false,
+            sync: "never".into(),
+            wal_segment_bytes: 1 << 10,
+            ..BackupConfig::default()
+        })
+        .clock(clock.clone());
+    for s in stores {
+        b = b.store(s);
+    }
+    b.open().unwrap()
+}
+
+/// Writes `n` versions from `from`, with fulls, incrementals and restore points on
+/// the way; returns the digest at every backup version and restore point.
+fn write(
+    engine: &Engine,
+    clock: &ManualClock,
+    from: u64,
+    n: u64,
+    states: &mut BTreeMap<u64, Digest>,
+    points: &mut Vec<(String, Digest)>,
+) {
+    for v in from..from + n {
+        engine
+            .write(
+                Addr((v * 13 % 256) as u16),
+                Fingerprint::from_words(vec![v; 4]),
+            )
+            .unwrap();
+        clock.advance(1_000);
+        let kind = match v % 20 {
+            0 => Some(BackupKind::Full),
+            7 | 14 => Some(BackupKind::Incremental),
+            _ => None,
+        };
+        if let Some(k) = kind
+            && let Some(e) = engine.backup_now(k).unwrap()
+        {
+            states.insert(e.to_version, engine.read(|s| s.digest()));
+        }
+        if v % 20 == 10 {
+            engine.restore_point(&format!("p{v}"), true).unwrap();
+            points.push((format!("p{v}"), engine.read(|s| s.digest())));
+        }
+    }
+    engine.archive_now().unwrap();
+}
+
+fn listed(rt: &tokio::runtime::Runtime, s: &Arc<dyn BackupStore>) -> usize {
+    ArtifactKind::ALL
+        .iter()
+        .map(|k| rt.block_on(s.list(*k, 0, u64::MAX)).unwrap().len())
+        .sum()
+}
+
+/// The replica alone restores every recorded state exactly.
+fn restores_alone(
+    rt: &tokio::runtime::Runtime,
+    replica: &Arc<dyn BackupStore>,
+    states: &BTreeMap<u64, Digest>,
+    points: &[(String, Digest)],
+) {
+    for (v, want) in states {
+        let (space, _) = rt
+            .block_on(bindspace_pitr::restore_to(
+                vec![replica.clone()],
+                &Target::Version(*v),
+            ))
+            .unwrap();
+        assert_eq!(&space.digest(), want, "version {v} from {}", replica.name());
+    }
+    for (name, want) in points {
+        let (space, _) = rt
+            .block_on(bindspace_pitr::restore_to(
+                vec![replica.clone()],
+                &Target::RestorePoint(name.clone()),
+            ))
+            .unwrap();
+        assert_eq!(&space.digest(), want, "{name} from {}", replica.name());
+    }
+}
+
+#[test]
+fn a_replica_is_copied_incrementally_resumes_and_restores_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let a = local(&dir.path().join("a"));
+    let e = engine(&dir.path().join("data"), &clock, vec![a.clone()]);
+    let (mut states, mut points) = (BTreeMap::new(), Vec::new());
+    write(&e, &clock, 1, 60, &mut states, &mut points);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = ReplicateOptions::default();
+
+    // --must-exist: an empty target is refused, nothing copied
+    let b = local(&dir.path().join("b"));
+    let err = rt
+        .block_on(replicate(
+            &a,
+            &b,
+            clock.as_ref(),
+            &ReplicateOptions {
+                must_exist: true,
+                ..ReplicateOptions::default()
+            },
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("--must-exist"), "{err}");
+    assert_eq!(listed(&rt, &b), 0);
+
+    // the first run copies everything; the replica alone restores every state
+    let r = rt
+        .block_on(replicate(&a, &b, clock.as_ref(), &opts))
+        .unwrap();
+    assert!(r.caught_up, "{r}");
+    assert_eq!(r.copied.len(), listed(&rt, &a), "{r}");
+    assert!(r.catalog_added > 0, "{r}");
+    restores_alone(&rt, &b, &states, &points);
+    // nothing new: nothing copied
+    let r = rt
+        .block_on(replicate(&a, &b, clock.as_ref(), &opts))
+        .unwrap();
+    assert!(r.copied.is_empty() && r.caught_up, "{r}");
+    assert_eq!(r.already_held, listed(&rt, &a), "{r}");
+    // new backups: only they (and the new WAL) are copied
+    let before = listed(&rt, &a);
+    write(&e, &clock, 61, 40, &mut states, &mut points);
+    let r = rt
+        .block_on(replicate(&a, &b, clock.as_ref(), &opts))
+        .unwrap();
+    assert_eq!(r.copied.len(), listed(&rt, &a) - before, "{r}");
+    restores_alone(&rt, &b, &states, &points);
+
+    // a run cut off mid-way (the process stopping): the next one re-sends nothing the
+    // first had stored
+    let c = FaultyStore::new(local(&dir.path().join("c")));
+    c.inject(Op::Put, Fault::Delay(Duration::from_millis(40)), None);
+    let target: Arc<dyn BackupStore> = c.clone();
+    let cut = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_millis(150),
+            replicate(&a, &target, clock.as_ref(), &opts),
+        )
+        .await
+    });
+    assert!(cut.is_err(), "the run was not cut off");
+    c.heal();
+    let stored = listed(&rt, &target);
+    assert!(stored > 0 && stored < listed(&rt, &a), "{stored}");
+    let puts = c.calls(Op::Put);
+    let r = rt
+        .block_on(replicate(&a, &target, clock.as_ref(), &opts))
+        .unwrap();
+    assert!(r.caught_up, "{r}");
+    assert_eq!(r.already_held, stored, "{r}");
+    assert_eq!(
+        c.calls(Op::Put) - puts,
+        (listed(&rt, &a) - stored) as u64,
+        "re-sent what the cut-off run had stored"
+    );
+    restores_alone(&rt, &target, &states, &points);
+
+    // another repository's store is refused
+    let other = local(&dir.path().join("other"));
+    let e2 = engine(&dir.path().join("data2"), &clock, vec![other.clone()]);
+    write(&e2, &clock, 1, 25, &mut BTreeMap::new(), &mut Vec::new());
+    let err = rt
+        .block_on(replicate(&a, &other, clock.as_ref(), &opts))
+        .unwrap_err();
+    assert!(err.to_string().contains("another repository"), "{err}");
+
+    // a dropped restore point stays on the replica unless pruning
+    let gone = points.remove(0).0;
+    rt.block_on(e.repository().drop_restore_point(&gone))
+        .unwrap();
+    let names = |s: &Arc<dyn BackupStore>| {
+        let m = rt.block_on(s.read_manifest()).unwrap().unwrap().1;
+        m.restore_points
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
+    rt.block_on(replicate(&a, &b, clock.as_ref(), &opts))
+        .unwrap();
+    assert!(names(&b).contains(&gone));
+    let r = rt
+        .block_on(replicate(
+            &a,
+            &b,
+            clock.as_ref(),
+            &ReplicateOptions {
+                prune: true,
+                ..ReplicateOptions::default()
+            },
+        ))
+        .unwrap();
+    assert!(!names(&b).contains(&gone), "{r}");
+    assert!(r.pruned.iter().any(|p| p.contains(&gone)), "{r}");
+    restores_alone(&rt, &b, &states, &points);
+    e.close().unwrap();
+    e2.close().unwrap();
+}
+
+#[test]
+fn an_s3_repository_replicates_to_postgres_and_redis_and_lag_grows_while_frozen() {
+    let Some(srv) = common::real_servers() else {
+        return;
+    };
+    let Some(moto) = service_env("BINDSPACE_MOTO_SERVER", "moto_server binary") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pg = bindspace_testkit::servers::Server::postgres(srv.pg_bin.as_ref(), dir.path()).unwrap();
+    let (redis, _) = common::own_redis_db(&rt, &srv.redis, 7);
+    let s3_url = format!(
+        "{}/{}",
+        srv.s3.trim_end_matches('/'),
+        unique_name("replicate")
+    );
+    let open = |u: &str| {
+        rt.block_on(bindspace::stores::open_with(u, Duration::from_secs(10)))
+            .unwrap()
+    };
+    let source = open(&s3_url);
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let e = engine(&dir.path().join("data"), &clock, vec![source.clone()]);
+    let (mut states, mut points) = (BTreeMap::new(), Vec::new());
+    write(&e, &clock, 1, 50, &mut states, &mut points);
+    for target in [open(&pg.url), open(&redis)] {
+        let r = rt
+            .block_on(replicate(
+                &source,
+                &target,
+                clock.as_ref(),
+                &ReplicateOptions::default(),
+            ))
+            .unwrap();
+        assert!(r.caught_up && !r.copied.is_empty(), "{r}");
+        restores_alone(&rt, &target, &states, &points);
+    }
+
+    // a second S3 server as another region, frozen: the run fails within the store
+    // timeout and the lag grows; thawed, the next run catches up
+    let region =
+        bindspace_testkit::servers::Server::moto(moto.as_ref(), dir.path(), &["region-b"]).unwrap();
+    let b: Arc<dyn BackupStore> = Arc::new(
+        ObjectBackupStore::from_url(
+            "s3://region-b/repo",
+            StoreOptions {
+                op_timeout: Duration::from_secs(2),
+                max_retries: 0,
+                client_options: vec![
+                    ("aws_endpoint".into(), region.url.clone()),
+                    ("aws_allow_http".into(), "true".into()),
+                    ("aws_access_key_id".into(), "testing".into()),
+                    ("aws_secret_access_key".into(), "testing".into()),
+                    ("aws_region".into(), "us-east-1".into()),
+                ],
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let mut lag = Lag::default();
+    let r = rt
+        .block_on(replicate(
+            &source,
+            &b,
+            clock.as_ref(),
+            &ReplicateOptions::default(),
+        ))
+        .unwrap();
+    lag.record(&r);
+    assert_eq!(lag.ms(clock.now_us()), Some(0), "{r}");
+    write(&e, &clock, 51, 30, &mut states, &mut points);
+    region.freeze();
+    clock.advance(5_000_000);
+    let frozen = rt.block_on(replicate(
+        &source,
+        &b,
+        clock.as_ref(),
+        &ReplicateOptions::default(),
+    ));
+    region.thaw();
+    match &frozen {
+        Ok(r) => {
+            assert!(!r.caught_up, "{r}");
+            lag.record(r);
+        }
+        Err(e) => assert!(e.is_retryable(), "{e}"),
+    }
+    clock.advance(5_000_000);
+    assert!(
+        lag.ms(clock.now_us()).unwrap() >= 10_000,
+        "the lag grows while frozen"
+    );
+    let r = rt
+        .block_on(replicate(
+            &source,
+            &b,
+            clock.as_ref(),
+            &ReplicateOptions::default(),
+        ))
+        .unwrap();
+    lag.record(&r);
+    assert!(r.caught_up, "{r}");
+    assert_eq!(lag.ms(clock.now_us()), Some(0));
+    restores_alone(&rt, &b, &states, &points);
+    e.close().unwrap();
+}
