@@ -552,18 +552,23 @@ impl Engine {
         // validated before it becomes durable: a taken name, an expired timeline or a
         // catalog that cannot take the record (damaged) is refused before the WAL
         // record takes a version
-        self.inner
+        // (every store's catalog: a name or an expiry one of them alone records would
+        // refuse the commit after the WAL record)
+        for m in self
+            .inner
             .rt
-            .block_on(self.inner.repo.writable_catalogs())?;
-        let m = self.inner.rt.block_on(self.inner.repo.manifest())?;
-        m.check_live(self.inner.timeline)?;
-        if m.restore_points.iter().any(|p| p.name == name) {
-            return Err(bindspace_catalog::Error::Invalid {
-                store: self.inner.repo.names().join(", "),
-                detail: format!("restore point {name:?} exists"),
+            .block_on(self.inner.repo.writable_catalogs())?
+        {
+            m.check_live(self.inner.timeline)?;
+            if m.restore_points.iter().any(|p| p.name == name) {
+                return Err(bindspace_catalog::Error::Invalid {
+                    store: self.inner.repo.names().join(", "),
+                    detail: format!("restore point {name:?} exists"),
+                }
+                .into());
             }
-            .into());
         }
+        let m = self.inner.rt.block_on(self.inner.repo.manifest())?;
         // a point needs a full at or below it on this timeline's history: the first
         // point before any full takes one first (it used to be acknowledged and never
         // restorable)

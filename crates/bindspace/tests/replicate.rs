@@ -3,10 +3,12 @@
 //! refuses an empty target; a first run copies everything and the replica alone
 //! restores every backed-up version and restore point exactly; a repeat run copies
 //! nothing; new backups are copied alone; a run cut off mid-way re-sends nothing it had
-//! stored; another repository is refused; `--prune` follows a dropped restore point.
+//! stored; another repository is refused; a restore point made again under its name is
+//! a reported conflict without `--prune`, and with it (a mirror) the source's record
+//! wins and a backup the source removed goes, entry and artifact.
 //! On the real servers: an S3 repository replicated to PostgreSQL and Redis restores
-//! alone from each, and the lag grows while the target is frozen (SIGSTOP) and returns
-//! once it answers. 256-address spaces.
+//! alone from each, and a run into a frozen target (SIGSTOP) ends within its store
+//! timeout while the lag grows, then the next run catches up. 256-address spaces.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeMap;
@@ -214,16 +216,44 @@ fn a_replica_is_copied_incrementally_resumes_and_restores_alone() {
     let gone = points.remove(0).0;
     rt.block_on(e.repository().drop_restore_point(&gone))
         .unwrap();
+    let catalog = |s: &Arc<dyn BackupStore>| rt.block_on(s.read_manifest()).unwrap().unwrap().1;
     let names = |s: &Arc<dyn BackupStore>| {
-        let m = rt.block_on(s.read_manifest()).unwrap().unwrap().1;
-        m.restore_points
+        catalog(s)
+            .restore_points
             .iter()
             .map(|p| p.name.clone())
             .collect::<Vec<_>>()
     };
-    rt.block_on(replicate(&a, &b, clock.as_ref(), &opts))
+    let r = rt
+        .block_on(replicate(&a, &b, clock.as_ref(), &opts))
         .unwrap();
+    assert!(r.caught_up, "{r}");
     assert!(names(&b).contains(&gone));
+    // review: the name made again at another version is a conflict, reported, never
+    // silently the old state (without --prune the replica keeps its record)
+    e.restore_point(&gone, false).unwrap();
+    e.archive_now().unwrap();
+    let remade = e.read(|s| s.digest());
+    let r = rt
+        .block_on(replicate(&a, &b, clock.as_ref(), &opts))
+        .unwrap();
+    assert!(!r.caught_up, "{r}");
+    assert!(r.conflicts.iter().any(|c| c.contains(&gone)), "{r}");
+    // a backup the source's retention removed (entry and artifact): kept unless pruning
+    let m = catalog(&a);
+    let dropped = m
+        .entries
+        .iter()
+        .find(|x| x.kind == BackupKind::Incremental)
+        .unwrap()
+        .clone();
+    rt.block_on(e.repository().update_catalog(|m| {
+        m.entries.retain(|x| x.id != dropped.id);
+        Ok(())
+    }))
+    .unwrap();
+    rt.block_on(a.delete(dropped.artifact)).unwrap();
+    // --prune: a mirror; the source's record of the point wins, the removed backup goes
     let r = rt
         .block_on(replicate(
             &a,
@@ -235,8 +265,29 @@ fn a_replica_is_copied_incrementally_resumes_and_restores_alone() {
             },
         ))
         .unwrap();
-    assert!(!names(&b).contains(&gone), "{r}");
-    assert!(r.pruned.iter().any(|p| p.contains(&gone)), "{r}");
+    assert!(r.caught_up, "{r}");
+    assert!(r.pruned.iter().any(|p| p.contains(&dropped.id)), "{r}");
+    assert!(
+        catalog(&b).entries.iter().all(|x| x.id != dropped.id),
+        "{r}"
+    );
+    let gone_ids: Vec<_> = ArtifactKind::ALL
+        .iter()
+        .flat_map(|k| rt.block_on(b.list(*k, 0, u64::MAX)).unwrap())
+        .filter(|x| x.id == dropped.artifact)
+        .collect();
+    assert!(gone_ids.is_empty(), "{gone_ids:?}");
+    let (space, _) = rt
+        .block_on(bindspace_pitr::restore_to(
+            vec![b.clone()],
+            &Target::RestorePoint(gone.clone()),
+        ))
+        .unwrap();
+    assert_eq!(
+        space.digest(),
+        remade,
+        "the re-made point, from the replica alone"
+    );
     restores_alone(&rt, &b, &states, &points);
     e.close().unwrap();
     e2.close().unwrap();
@@ -317,13 +368,20 @@ fn an_s3_repository_replicates_to_postgres_and_redis_and_lag_grows_while_frozen(
     write(&e, &clock, 51, 30, &mut states, &mut points);
     region.freeze();
     clock.advance(5_000_000);
+    #[allow(clippy::disallowed_methods)] // the run must end within the store's timeout
+    let t = std::time::Instant::now();
     let frozen = rt.block_on(replicate(
         &source,
         &b,
         clock.as_ref(),
         &ReplicateOptions::default(),
     ));
+    let took = t.elapsed();
     region.thaw();
+    assert!(
+        took < Duration::from_secs(10),
+        "a frozen target held the run {took:?}"
+    );
     match &frozen {
         Ok(r) => {
             assert!(!r.caught_up, "{r}");

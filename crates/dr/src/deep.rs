@@ -90,6 +90,11 @@ pub(crate) async fn run(
     let n = targets.len();
     let mut restored = 0u64;
     for (k, (what, target, timeline, artifact)) in targets.into_iter().enumerate() {
+        // paced (and stoppable) before each restore, not only after
+        if !pace(restored) {
+            report.not_reached += n - k;
+            break;
+        }
         let res = match bindspace_pitr::plan_on(sources.clone(), &target, timeline).await {
             Ok(plan) => {
                 restored = restored.saturating_add(plan.estimated_bytes);
@@ -113,10 +118,6 @@ pub(crate) async fn run(
             status,
             detail,
         });
-        if k + 1 < n && !pace(restored) {
-            report.not_reached += n - k - 1;
-            break;
-        }
     }
     ok
 }

@@ -7,23 +7,29 @@
 //! is not sent again, and a put is atomic, so an interrupted run re-sends at most the
 //! artifact it was putting.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use bindspace_catalog::{ArtifactKind, ArtifactRef, BackupStore, Manifest, read_catalog};
+use bindspace_catalog::{
+    ArtifactId, ArtifactKind, ArtifactRef, BackupKind, BackupStore, Manifest, TimelineId,
+    read_catalog,
+};
 use bindspace_core::Clock;
 use serde::Serialize;
 use tracing::Instrument;
 
 use crate::report::Finding;
-use crate::verify::describe;
+use crate::verify::{describe, recorded};
 use crate::{Error, Result};
 
 /// How a replication runs.
 #[derive(Clone, Debug, Default)]
 pub struct ReplicateOptions {
-    /// Also delete from the target what the source no longer has: artifacts, and the
-    /// backups and restore points its catalog records (`--prune`).
+    /// Make the target a mirror (`--prune`): delete from it what the source no longer
+    /// has (artifacts, backups, restore points), and where a record or artifact differs
+    /// under the same name, the source's replaces the target's. Never point it at a
+    /// store an engine writes to. Without it, nothing on the target is deleted or
+    /// replaced: such differences are reported as conflicts.
     pub prune: bool,
     /// Refuse when the target holds no repository yet, so a mistyped URL never starts a
     /// new one (`--must-exist`).
@@ -53,6 +59,10 @@ pub struct ReplicationReport {
     pub pruned: Vec<String>,
     /// Artifacts that could not be copied, and why (the next run tries them again).
     pub failed: Vec<Finding>,
+    /// Records or artifacts that differ between the two under the same name, left as
+    /// the target has them (a re-created restore point, a history branched on both
+    /// sides after a failover): a person decides, or `--prune` makes the source's win.
+    pub conflicts: Vec<String>,
     /// Whether the target now holds everything the source held when the run started.
     pub caught_up: bool,
 }
@@ -73,6 +83,9 @@ impl std::fmt::Display for ReplicationReport {
         }
         for x in &self.failed {
             writeln!(f, "  NOT COPIED: {}: {}", x.artifact, x.detail)?;
+        }
+        for c in &self.conflicts {
+            writeln!(f, "  CONFLICT: {c}")?;
         }
         write!(
             f,
@@ -197,33 +210,56 @@ async fn run(
         .await?
         .ok_or_else(|| Error::Refused(format!("{} holds no repository", from.name())))?;
     if let Some(d) = &source.damage {
-        tracing::warn!(store = %from.name(), damage = %d, "source catalog read past a damaged generation");
+        if opts.prune {
+            return Err(Error::Refused(format!(
+                "{}: the newest catalog generation is damaged ({d}); --prune would delete what only it names (run `bindspace verify --repair` there first)",
+                from.name()
+            )));
+        }
+        // what only the damaged generation names is not replicated: not caught up
+        report.failed.push(Finding {
+            artifact: "the source's catalog".into(),
+            detail: format!("read past a damaged newest generation: {d}"),
+        });
     }
     let target = catalog_for_write(to).await?;
-    match &target {
-        None if opts.must_exist => {
+    let wanted = everything(from).await?;
+    let mut held: BTreeSet<ArtifactRef> = everything(to).await?.into_iter().collect();
+    let target_id = target.as_ref().and_then(|(_, m)| m.repository_id.clone());
+    match (&source.manifest.repository_id, &target_id) {
+        (Some(a), Some(b)) if a != b => {
             return Err(Error::Refused(format!(
-                "{} holds no repository (--must-exist: nothing was copied)",
+                "{} holds another repository ({b}, the source is {a})",
                 to.name()
             )));
         }
-        Some((_, m)) => {
-            if let (Some(a), Some(b)) = (&source.manifest.repository_id, &m.repository_id)
-                && a != b
-            {
-                return Err(Error::Refused(format!(
-                    "{} holds another repository ({b}, the source is {a})",
-                    to.name()
-                )));
-            }
+        _ if target_id.is_none() && held.iter().any(|r| !wanted.contains(r)) => {
+            return Err(Error::Refused(format!(
+                "{} holds artifacts of no repository this one knows (no repository id in its catalog, artifacts the source does not have): not a replica of it",
+                to.name()
+            )));
         }
-        None => {}
+        _ if target.is_none() && opts.must_exist => {
+            return Err(Error::Refused(format!(
+                "{} holds no repository (--must-exist: nothing was copied; run once without it to start the replica)",
+                to.name()
+            )));
+        }
+        _ => {}
     }
-    let wanted = everything(from).await?;
-    let mut held: BTreeSet<ArtifactRef> = everything(to).await?.into_iter().collect();
+    let held_by_id: BTreeMap<ArtifactId, ArtifactRef> = held.iter().map(|r| (r.id, *r)).collect();
     for r in &wanted {
         if held.contains(r) {
             report.already_held += 1;
+            continue;
+        }
+        if let Some(other) = held_by_id.get(&r.id).filter(|_| !opts.prune) {
+            report.conflicts.push(format!(
+                "{}: the target holds other bytes under that name ({} bytes, not the source's {})",
+                describe(&r.id),
+                other.len,
+                r.len
+            ));
             continue;
         }
         match copy_one(from, to, r).await {
@@ -231,6 +267,9 @@ async fn run(
                 tracing::debug!(artifact = %r.id, bytes = n, "replicated");
                 report.copied.push(describe(&r.id));
                 report.bytes_copied += n;
+                if let Some(old) = held_by_id.get(&r.id) {
+                    held.remove(old);
+                }
                 held.insert(*r);
             }
             Err(detail) => report.failed.push(Finding {
@@ -239,46 +278,16 @@ async fn run(
             }),
         }
     }
-    // the catalog: the source's records whose artifacts the target now holds (a
-    // backup whose copy failed is recorded by the run that copies it)
-    let held_ids: BTreeSet<_> = held.iter().map(|r| r.id).collect();
-    let mut add = source.manifest.clone();
-    add.entries
-        .retain(|e| e.kind == bindspace_catalog::BackupKind::Wal || held_ids.contains(&e.artifact));
-    let source_ids: BTreeSet<&str> = source
-        .manifest
-        .entries
-        .iter()
-        .map(|e| e.id.as_str())
-        .collect();
-    let source_points: BTreeSet<&str> = source
-        .manifest
-        .restore_points
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
+    // the catalog: the source's records whose artifacts the target now holds exactly
+    // (a backup whose copy failed is recorded by the run that copies it)
     let mut tries = 0;
     loop {
         let (g, mut m) = catalog_for_write(to).await?.unwrap_or_default();
-        let added = m.merge_from(&add);
-        let mut pruned = Vec::new();
-        if opts.prune {
-            m.entries.retain(|e| {
-                let keep = source_ids.contains(e.id.as_str());
-                if !keep {
-                    pruned.push(format!("backup {}", e.id));
-                }
-                keep
-            });
-            m.restore_points.retain(|p| {
-                let keep = source_points.contains(p.name.as_str());
-                if !keep {
-                    pruned.push(format!("restore point {}", p.name));
-                }
-                keep
-            });
-        }
+        let mut conflicts = Vec::new();
+        let (added, pruned) =
+            merge_into(&mut m, &source.manifest, &held, opts.prune, &mut conflicts);
         if added == 0 && pruned.is_empty() && g > 0 {
+            report.conflicts.extend(conflicts);
             break;
         }
         m.layout = m.layout_needed();
@@ -286,6 +295,7 @@ async fn run(
             Ok(_) => {
                 report.catalog_added = added;
                 report.pruned = pruned;
+                report.conflicts.extend(conflicts);
                 break;
             }
             Err(bindspace_catalog::Error::Conflict { .. }) if tries < 8 => tries += 1,
@@ -293,9 +303,30 @@ async fn run(
         }
     }
     if opts.prune {
-        // after the catalog no longer names them
-        let keep: BTreeSet<_> = wanted.iter().map(|r| r.id).collect();
-        for r in held.iter().filter(|r| !keep.contains(&r.id)) {
+        // after the catalog no longer names them; never what the source's catalog
+        // still names (its copy may be lost at the source: this may be the last), and
+        // WAL only below the oldest full the source keeps on that history
+        let listed: BTreeSet<ArtifactId> = wanted.iter().map(|r| r.id).collect();
+        let named: BTreeSet<ArtifactId> =
+            source.manifest.entries.iter().map(|e| e.artifact).collect();
+        let oldest_full = |t| {
+            source
+                .manifest
+                .entries
+                .iter()
+                .filter(|e| e.kind == BackupKind::Full && e.timeline == t)
+                .map(|e| e.to_version)
+                .min()
+        };
+        for r in held
+            .iter()
+            .filter(|r| !listed.contains(&r.id) && !named.contains(&r.id))
+        {
+            if let ArtifactId::WalSegment { last, timeline, .. } = r.id
+                && oldest_full(timeline).is_none_or(|f| last > f)
+            {
+                continue;
+            }
             match to.delete(r.id).await {
                 Ok(()) => report.pruned.push(describe(&r.id)),
                 Err(e) => report.failed.push(Finding {
@@ -305,7 +336,7 @@ async fn run(
             }
         }
     }
-    report.caught_up = report.failed.is_empty();
+    report.caught_up = report.failed.is_empty() && report.conflicts.is_empty();
     report.finished_us = clock.now_us();
     tracing::info!(
         copied = report.copied.len(),
@@ -314,4 +345,127 @@ async fn run(
         "replication run finished"
     );
     Ok(report)
+}
+
+/// Merges `source`'s records into the target's catalog `m`: histories, backups whose
+/// artifact the target holds exactly (`held`), restore points, expired histories. A
+/// record that differs under the same name (a history with another branch point, a
+/// backup with other bytes, a restore point at another version) is a conflict: kept
+/// as the target has it, with everything on that history left out, unless `mirror`
+/// (then the source's replaces it, and what the source lacks is removed). Returns how
+/// many records were added or replaced, and what was removed.
+fn merge_into(
+    m: &mut Manifest,
+    source: &Manifest,
+    held: &BTreeSet<ArtifactRef>,
+    mirror: bool,
+    conflicts: &mut Vec<String>,
+) -> (usize, Vec<String>) {
+    let mut changed = 0;
+    // histories first: a timeline id the two assigned to different branches
+    let mut apart: BTreeSet<TimelineId> = BTreeSet::new();
+    for t in &source.timelines {
+        match m.timelines.iter_mut().find(|x| x.id == t.id) {
+            Some(x) if x != t && mirror => {
+                *x = t.clone();
+                changed += 1;
+            }
+            Some(x) if x != t => {
+                conflicts.push(format!(
+                    "timeline {}: the target's branches from timeline {} at version {}, the source's from timeline {} at version {}",
+                    t.id, x.parent, x.branch_version, t.parent, t.branch_version
+                ));
+                apart.insert(t.id);
+            }
+            _ => {}
+        }
+    }
+    // and every history that descends from one of those
+    loop {
+        let more: Vec<TimelineId> = source
+            .timelines
+            .iter()
+            .filter(|t| apart.contains(&t.parent) && !apart.contains(&t.id))
+            .map(|t| t.id)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        apart.extend(more);
+    }
+    let mut add = Manifest {
+        repository_id: source.repository_id.clone(),
+        layout: source.layout,
+        timelines: source
+            .timelines
+            .iter()
+            .filter(|t| !apart.contains(&t.id))
+            .cloned()
+            .collect(),
+        expired: source
+            .expired
+            .iter()
+            .filter(|x| !apart.contains(&x.id))
+            .cloned()
+            .collect(),
+        ..Manifest::default()
+    };
+    for e in source
+        .entries
+        .iter()
+        .filter(|e| !apart.contains(&e.timeline))
+    {
+        let exact = e.kind == BackupKind::Wal || recorded(e).is_some_and(|r| held.contains(&r));
+        match m.entries.iter_mut().find(|x| x.id == e.id) {
+            Some(x) if x == e => {}
+            Some(x) if mirror && exact => {
+                *x = e.clone();
+                changed += 1;
+            }
+            Some(_) if !mirror => conflicts.push(format!(
+                "backup {}: the target records it differently",
+                e.id
+            )),
+            Some(_) => {}
+            None if exact => add.entries.push(e.clone()),
+            None => {}
+        }
+    }
+    for p in source
+        .restore_points
+        .iter()
+        .filter(|p| !apart.contains(&p.timeline))
+    {
+        match m.restore_points.iter_mut().find(|x| x.name == p.name) {
+            Some(x) if (x.version, x.timeline, &x.root) == (p.version, p.timeline, &p.root) => {}
+            Some(x) if mirror => {
+                *x = p.clone();
+                changed += 1;
+            }
+            Some(x) => conflicts.push(format!(
+                "restore point {}: the target's is version {} on timeline {}, the source's version {} on timeline {}",
+                p.name, x.version, x.timeline, p.version, p.timeline
+            )),
+            None => add.restore_points.push(p.clone()),
+        }
+    }
+    changed += m.merge_from(&add);
+    let mut removed = Vec::new();
+    if mirror {
+        m.entries.retain(|e| {
+            let keep = source.entries.iter().any(|x| x.id == e.id);
+            if !keep {
+                removed.push(format!("backup {}", e.id));
+            }
+            keep
+        });
+        m.restore_points.retain(|p| {
+            let keep = source.restore_points.iter().any(|x| x.name == p.name);
+            if !keep {
+                removed.push(format!("restore point {}", p.name));
+            }
+            keep
+        });
+    }
+    (changed, removed)
 }

@@ -67,6 +67,20 @@ pub(crate) async fn sync_catalogs(
                     }
                 }
             }
+            // an expiry one store records holds everywhere (restores on that history
+            // are refused with why)
+            for x in &o.manifest.expired {
+                if !s.manifest.expired.iter().any(|y| y.id == x.id)
+                    && !add.expired.iter().any(|y| y.id == x.id)
+                {
+                    add.expired.push(x.clone());
+                    healed.push(format!(
+                        "the expiry of timeline {} recorded from {}'s catalog",
+                        x.id,
+                        o.store.name()
+                    ));
+                }
+            }
             for p in &o.manifest.restore_points {
                 if s.manifest.restore_points.iter().any(|x| x.name == p.name)
                     || add.restore_points.iter().any(|x| x.name == p.name)

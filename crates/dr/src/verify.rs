@@ -522,7 +522,7 @@ pub async fn verify_paced(
     let mut deep_ok: Vec<ArtifactId> = Vec::new();
     // the restores once every read is done (a run cut short by its budget or its pace
     // leaves them to the run that reaches everything)
-    if opts.level >= VerifyLevel::Deep && report.not_reached == 0 {
+    if opts.level >= VerifyLevel::Deep && report.not_reached == 0 && !stopped {
         deep_ok = deep::run(stores, &seen, opts, &mut report, &mut |b| {
             pace(attempted.saturating_add(b))
         })

@@ -80,9 +80,9 @@ pub fn run(a: &Args) -> Result<()> {
                     return Ok(());
                 }
             }
-            // following: a failed run (a store down) is reported and retried; the lag
-            // keeps growing meanwhile
-            Err(e) if a.follow => {
+            // following: a failed run (a store down) is reported and retried, the lag
+            // growing meanwhile; a refusal (no repository, another one) ends it
+            Err(e) if a.follow && e.kind() != bindspace_core::ErrorKind::Invalid => {
                 eprintln!(
                     "bindspace: replication run failed: {e}; lag {}",
                     describe_lag(lag.ms(now))
