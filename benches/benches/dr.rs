@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bindspace::{BackupConfig, Engine};
-use bindspace_benches::build_chain;
+use bindspace::Engine;
+use bindspace_benches::{bench_config as cfg, build_chain};
 use bindspace_catalog::{ArtifactKind, BackupStore, VerifyLevel};
 use bindspace_core::workload::Workload;
 use bindspace_core::{SchemaVersion, SystemClock};
@@ -30,19 +30,6 @@ use bindspace_pitr::Target;
 use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
 use object_store::ObjectStoreExt;
-
-fn cfg(dest: String, background: bool) -> BackupConfig {
-    BackupConfig {
-        destinations: vec![dest],
-        background_jobs: background,
-        sync: "never".into(),
-        delta_interval_ms: 1_000,
-        full_snapshot_interval_ms: 5_000,
-        archive_interval_ms: 250,
-        verify_interval_ms: 0,
-        ..BackupConfig::default()
-    }
-}
 
 fn every_level(level: VerifyLevel) -> VerifyOptions {
     VerifyOptions {

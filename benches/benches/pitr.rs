@@ -12,27 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bindspace::{BackupConfig, Engine};
-use bindspace_benches::build_chain;
-use bindspace_catalog::{ArtifactKind, BackupKind};
+use bindspace::Engine;
+use bindspace_benches::{bench_config as cfg, build_chain};
+use bindspace_catalog::ArtifactKind;
 use bindspace_core::workload::Workload;
 use bindspace_core::{SchemaVersion, snapshot};
 use bindspace_pitr::Target;
 use criterion::{Criterion, criterion_group, criterion_main};
-
-/// Incrementals every second, a full every 5 s, the WAL archived every 250 ms: far
-/// more often than the defaults (60 s / 1 h / 1 s), so a 10 s run sees every job.
-fn cfg(dest: String, background: bool) -> BackupConfig {
-    BackupConfig {
-        destinations: vec![dest],
-        background_jobs: background,
-        sync: "never".into(),
-        delta_interval_ms: 1_000,
-        full_snapshot_interval_ms: 5_000,
-        archive_interval_ms: 250,
-        ..BackupConfig::default()
-    }
-}
 
 fn pitr(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");

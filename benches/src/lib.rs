@@ -1,5 +1,22 @@
 //! Benchmarks only; see `benches/`. Setup the benches share.
 
+/// The engine settings of the PITR and dr benches: incrementals every second, a full
+/// every 5 s, the WAL archived every 250 ms (far more often than the defaults, so a
+/// 10 s run sees every job), no WAL sync, no background verify.
+#[cfg(feature = "pitr")]
+pub fn bench_config(dest: String, background: bool) -> bindspace::BackupConfig {
+    bindspace::BackupConfig {
+        destinations: vec![dest],
+        background_jobs: background,
+        sync: "never".into(),
+        delta_interval_ms: 1_000,
+        full_snapshot_interval_ms: 5_000,
+        archive_interval_ms: 250,
+        verify_interval_ms: 0,
+        ..bindspace::BackupConfig::default()
+    }
+}
+
 /// Fills every address of a fresh engine at `data` (configured by `cfg`, background
 /// jobs off), takes a full, then 24 incrementals of 655 writes each, then 10,000 more
 /// WAL records; returns the final version. The repository of the PITR and dr benches.

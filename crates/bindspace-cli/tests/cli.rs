@@ -7,6 +7,18 @@ fn bindspace() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bindspace"))
 }
 
+/// `bindspace demo` in `dir`, small: two rounds of 100 ops on 8-word fingerprints,
+/// 10 % filled (the repository is `dir/data/repo`).
+fn small_demo(dir: &std::path::Path) -> std::process::Output {
+    bindspace()
+        .args([
+            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn demo_backs_up_through_the_wal_and_restores_points_in_time() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -68,13 +80,7 @@ fn demo_backs_up_through_the_wal_and_restores_points_in_time() {
 #[test]
 fn a_damaged_delta_is_planned_around_or_fails_the_restore_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = bindspace()
-        .args([
-            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = small_demo(dir.path());
     assert!(out.status.success());
     let repo = dir.path().join("data/repo");
     let delta = std::fs::read_dir(repo.join("deltas"))
@@ -228,13 +234,7 @@ fn a_temporary_demo_says_its_repository_is_gone() {
 #[test]
 fn verify_exits_by_what_it_found_and_repairs_from_the_other_store() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = bindspace()
-        .args([
-            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = small_demo(dir.path());
     assert!(out.status.success());
     let a = dir.path().join("data/repo");
     let b = dir.path().join("copy");
@@ -294,13 +294,7 @@ fn verify_exits_by_what_it_found_and_repairs_from_the_other_store() {
 #[test]
 fn a_damaged_newest_catalog_is_read_past_with_a_warning_and_repair_rebuilds_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = bindspace()
-        .args([
-            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = small_demo(dir.path());
     assert!(out.status.success());
     let a = dir.path().join("data/repo");
     let repo = format!("file://{}", a.display());
@@ -371,13 +365,7 @@ fn a_damaged_newest_catalog_is_read_past_with_a_warning_and_repair_rebuilds_it()
 #[test]
 fn dr_drill_measures_and_exits_by_its_targets_and_report_shows_the_history() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = bindspace()
-        .args([
-            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = small_demo(dir.path());
     let demo = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{demo}");
     assert!(
@@ -436,13 +424,7 @@ fn dr_drill_measures_and_exits_by_its_targets_and_report_shows_the_history() {
 #[test]
 fn replicate_copies_a_repository_that_then_restores_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = bindspace()
-        .args([
-            "demo", "--rounds", "2", "--ops", "100", "--words", "8", "--fill", "0.1", "--dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = small_demo(dir.path());
     assert!(
         out.status.success(),
         "{}",

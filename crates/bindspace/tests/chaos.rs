@@ -566,22 +566,7 @@ fn an_s3_server_frozen_during_a_drill_is_reported_unavailable_and_the_others_sti
     let dir = tempfile::tempdir().unwrap();
     // a private server, so freezing it stops no other test
     let server = Server::moto(moto.as_ref(), dir.path(), &["frozen"]).unwrap();
-    let s3 = ObjectBackupStore::from_url(
-        "s3://frozen/repo",
-        StoreOptions {
-            op_timeout: Duration::from_secs(2),
-            max_retries: 0,
-            client_options: vec![
-                ("aws_endpoint".into(), server.url.clone()),
-                ("aws_allow_http".into(), "true".into()),
-                ("aws_access_key_id".into(), "testing".into()),
-                ("aws_secret_access_key".into(), "testing".into()),
-                ("aws_region".into(), "us-east-1".into()),
-            ],
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap();
+    let s3 = common::moto_store(&server.url, "s3://frozen/repo", Duration::from_secs(2));
     let local = dir.path().join("local");
     let clock = Arc::new(SystemClock);
     let engine = Engine::builder(dir.path().join("data"))

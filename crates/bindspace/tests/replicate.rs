@@ -336,24 +336,11 @@ fn an_s3_repository_replicates_to_postgres_and_redis_and_lag_grows_while_frozen(
     // timeout and the lag grows; thawed, the next run catches up
     let region =
         bindspace_testkit::servers::Server::moto(moto.as_ref(), dir.path(), &["region-b"]).unwrap();
-    let b: Arc<dyn BackupStore> = Arc::new(
-        ObjectBackupStore::from_url(
-            "s3://region-b/repo",
-            StoreOptions {
-                op_timeout: Duration::from_secs(2),
-                max_retries: 0,
-                client_options: vec![
-                    ("aws_endpoint".into(), region.url.clone()),
-                    ("aws_allow_http".into(), "true".into()),
-                    ("aws_access_key_id".into(), "testing".into()),
-                    ("aws_secret_access_key".into(), "testing".into()),
-                    ("aws_region".into(), "us-east-1".into()),
-                ],
-                ..StoreOptions::default()
-            },
-        )
-        .unwrap(),
-    );
+    let b: Arc<dyn BackupStore> = Arc::new(common::moto_store(
+        &region.url,
+        "s3://region-b/repo",
+        Duration::from_secs(2),
+    ));
     let mut lag = Lag::default();
     let r = rt
         .block_on(replicate(

@@ -77,3 +77,29 @@ pub fn engine_on(dir: &Path, clock: &Arc<ManualClock>, a: &Path, b: &Path, segme
         .open()
         .unwrap()
 }
+
+/// A store in bucket path `path` (`s3://bucket/prefix`) of a private moto server at
+/// `endpoint`, each request timing out after `op_timeout`, no retries (a frozen server
+/// is noticed within the timeout).
+pub fn moto_store(
+    endpoint: &str,
+    path: &str,
+    op_timeout: std::time::Duration,
+) -> bindspace_store_s3::ObjectBackupStore {
+    bindspace_store_s3::ObjectBackupStore::from_url(
+        path,
+        bindspace_store_s3::StoreOptions {
+            op_timeout,
+            max_retries: 0,
+            client_options: vec![
+                ("aws_endpoint".into(), endpoint.into()),
+                ("aws_allow_http".into(), "true".into()),
+                ("aws_access_key_id".into(), "testing".into()),
+                ("aws_secret_access_key".into(), "testing".into()),
+                ("aws_region".into(), "us-east-1".into()),
+            ],
+            ..bindspace_store_s3::StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
