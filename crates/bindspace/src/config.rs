@@ -78,6 +78,14 @@ pub struct BackupConfig {
     /// The background verify's read rate (bytes per second; 0: no limit). Default
     /// 32 MiB/s.
     pub verify_max_bytes_per_sec: u64,
+    /// Stores the repository is replicated to (issue 18): every
+    /// `replicate_interval_ms` a job copies what the primary destination holds and
+    /// they lack (checked on both ends) and brings their catalogs up to it; the lag
+    /// of each is in [`crate::EngineStatus`]. They are copies, not destinations: a
+    /// backup never waits on them.
+    pub replicas: Vec<String>,
+    /// How often the replicas are brought up to date (ms).
+    pub replicate_interval_ms: u64,
 }
 
 impl Default for BackupConfig {
@@ -101,6 +109,8 @@ impl Default for BackupConfig {
             verify_level: "checksum".into(),
             verify_max_duration_ms: 600_000,
             verify_max_bytes_per_sec: 32 << 20,
+            replicas: Vec::new(),
+            replicate_interval_ms: 5_000,
         }
     }
 }

@@ -49,6 +49,12 @@ pub struct EngineStatus {
     /// The last background verify of each level: level name, when it finished (µs)
     /// and its outcome (`clean`, `damage found: …`).
     pub last_verify: std::collections::BTreeMap<String, (u64, String)>,
+    /// Each replica's lag (ms): the time since it last held everything the primary
+    /// destination did (`None`: not caught up since the engine opened). A replica that
+    /// is down shows it growing.
+    pub replica_lag_ms: std::collections::BTreeMap<String, Option<u64>>,
+    /// Replication runs that failed or left a replica behind (each retried).
+    pub replication_failures: u64,
 }
 
 /// What the engine and its job threads share.
@@ -65,6 +71,8 @@ pub(crate) struct Inner {
     pub status: Mutex<EngineStatus>,
     /// One WAL archiving pass at a time (the archiver thread and a full's checkpoint).
     pub archiving: Mutex<()>,
+    /// The stores the repository is replicated to, each with its lag tracker.
+    pub replicas: Mutex<Vec<(Arc<dyn BackupStore>, bindspace_dr::Lag)>>,
 }
 
 /// The embeddable engine (see the crate docs).
@@ -100,10 +108,18 @@ pub struct EngineBuilder {
     cfg: Option<BackupConfig>,
     clock: Arc<dyn Clock>,
     destinations: Vec<Destination>,
+    replicas: Vec<Arc<dyn BackupStore>>,
     fs: Arc<dyn bindspace_wal::fsio::Fs>,
 }
 
 impl EngineBuilder {
+    /// Adds a replica that is already open (besides `BackupConfig::replicas`' URLs):
+    /// a store the repository is copied to in the background.
+    pub fn replica(mut self, store: Arc<dyn BackupStore>) -> Self {
+        self.replicas.push(store);
+        self
+    }
+
     /// The file system the data directory (the WAL, the checkpoint, the schema and
     /// timeline files) lives on (default: the real one). The power-loss tests give a
     /// simulated disk.
@@ -170,6 +186,24 @@ impl EngineBuilder {
                 ))?,
             });
         }
+        let mut replicas = Vec::with_capacity(cfg.replicas.len());
+        for u in &cfg.replicas {
+            replicas.push(rt.block_on(crate::stores::open_with(
+                u,
+                std::time::Duration::from_millis(cfg.store_timeout_ms.max(1)),
+            ))?);
+        }
+        replicas.extend(self.replicas);
+        let mut replicas_lag = Vec::with_capacity(replicas.len());
+        for store in replicas {
+            if stores.iter().any(|d| d.name() == store.name()) {
+                return Err(Error::Config(format!(
+                    "replica {} is also a destination: a replica is a copy of the repository, not one of its stores",
+                    store.name()
+                )));
+            }
+            replicas_lag.push((store, bindspace_dr::Lag::default()));
+        }
         let repo = Repository::new(
             stores,
             self.clock.clone(),
@@ -231,6 +265,7 @@ impl EngineBuilder {
             state: Mutex::new(state),
             status: Mutex::new(EngineStatus::default()),
             archiving: Mutex::new(()),
+            replicas: Mutex::new(replicas_lag),
         });
         let jobs = if inner.cfg.background_jobs {
             Jobs::start(&inner)?
@@ -512,6 +547,7 @@ impl Engine {
             cfg: None,
             clock: Arc::new(SystemClock),
             destinations: Vec::new(),
+            replicas: Vec::new(),
             fs: bindspace_wal::fsio::RealFs::shared(),
         }
     }
@@ -648,6 +684,13 @@ impl Engine {
         self.inner.archive()
     }
 
+    /// Brings every replica (`BackupConfig::replicas`) up to the primary destination
+    /// now (what the background job does every `replicate_interval_ms`); the lags are
+    /// in [`Engine::status`]. One report per replica, or why its run failed.
+    pub fn replicate_now(&self) -> Vec<Result<bindspace_dr::ReplicationReport>> {
+        self.inner.replicate()
+    }
+
     /// Wakes the background jobs and waits until each has run what its schedule says
     /// is due at the clock's time now (up to 8 jobs back to back per thread), for a
     /// manual clock that was just moved on; with the system clock the jobs wake by
@@ -769,6 +812,42 @@ impl Inner {
         s.last_verify
             .insert(opts.level.to_string(), (report.finished_us, outcome));
         Ok(report)
+    }
+
+    /// One replication run into each replica, from the primary destination; the lags
+    /// and failures go to the status.
+    pub(crate) fn replicate(&self) -> Vec<Result<bindspace_dr::ReplicationReport>> {
+        let from = self.repo.destinations()[0].clone();
+        let opts = bindspace_dr::ReplicateOptions::default();
+        let mut replicas = lock(&self.replicas);
+        let mut out = Vec::with_capacity(replicas.len());
+        for (to, lag) in replicas.iter_mut() {
+            let res = self.rt.block_on(bindspace_dr::replicate(
+                &from,
+                to,
+                self.clock.as_ref(),
+                &opts,
+            ));
+            let now = self.clock.now_us();
+            let mut s = lock(&self.status);
+            match &res {
+                Ok(r) => {
+                    lag.record(r);
+                    if !r.caught_up {
+                        s.replication_failures += 1;
+                        tracing::warn!(replica = %to.name(), report = %r, "replica left behind");
+                    }
+                }
+                Err(e) => {
+                    s.replication_failures += 1;
+                    s.last_error = Some(format!("replicate to {}: {e}", to.name()));
+                    tracing::warn!(replica = %to.name(), error = %e, "replication failed; retrying");
+                }
+            }
+            s.replica_lag_ms.insert(to.name(), lag.ms(now));
+            out.push(res.map_err(Error::from));
+        }
+        out
     }
 
     /// A background job failed: counted, reported in the status, retried by its

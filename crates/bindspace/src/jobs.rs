@@ -65,6 +65,22 @@ impl Jobs {
             jobs.stop(); // the archiver must not outlive a failed open
             return Err(e);
         }
+        if !crate::engine::lock(&inner.replicas).is_empty() {
+            let mut replicate = Every::new(ms(inner.cfg.replicate_interval_ms), now);
+            if let Err(e) = jobs.spawn("bindspace-replicate", inner, move |inner, now, _| {
+                replicate.rebase(now);
+                if replicate.due(now) {
+                    inner.replicate();
+                    // a replica left behind is retried at the next interval (its lag
+                    // in the status grows meanwhile)
+                    replicate.succeeded(now);
+                }
+                replicate.next_us()
+            }) {
+                jobs.stop();
+                return Err(e);
+            }
+        }
         if inner.cfg.verify_interval_ms > 0 {
             // the first run a minute after opening (at most one interval): an engine
             // that restarts more often than the interval still verifies, and a start

@@ -395,3 +395,74 @@ fn an_s3_repository_replicates_to_postgres_and_redis_and_lag_grows_while_frozen(
     restores_alone(&rt, &b, &states, &points);
     e.close().unwrap();
 }
+
+// Issue 18: an engine with a replica copies its repository there in the background
+// every `replicate_interval_ms`; the replica's lag is in the status; a replica that
+// fails is counted and its lag grows until it answers again; the replica alone
+// restores every state.
+#[test]
+fn an_engine_keeps_its_replica_up_to_date_and_reports_the_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let a = local(&dir.path().join("a"));
+    let replica = FaultyStore::new(local(&dir.path().join("replica")));
+    let e = Engine::builder(dir.path().join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 4,
+            address_space: 256,
+            sync: "never".into(),
+            wal_segment_bytes: 1 << 10,
+            // only the replication is due within this test
+            delta_interval_ms: 86_400_000,
+            full_snapshot_interval_ms: 86_400_000,
+            archive_interval_ms: 86_400_000,
+            verify_interval_ms: 0,
+            replicate_interval_ms: 5_000,
+            ..BackupConfig::default()
+        })
+        .clock(clock.clone())
+        .store(a.clone())
+        .replica(replica.clone())
+        .open()
+        .unwrap();
+    let (mut states, mut points) = (BTreeMap::new(), Vec::new());
+    write(&e, &clock, 1, 40, &mut states, &mut points);
+    clock.advance(6_000_000);
+    e.tick();
+    let s = e.status();
+    let name = replica.name();
+    assert_eq!(s.replica_lag_ms.get(&name), Some(&Some(0)), "{s:?}");
+    assert_eq!(s.replication_failures, 0, "{s:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let target: Arc<dyn BackupStore> = replica.clone();
+    restores_alone(&rt, &target, &states, &points);
+    // the replica fails: counted, and the lag grows from the last time it caught up
+    write(&e, &clock, 41, 20, &mut states, &mut points);
+    replica.inject(Op::Put, Fault::Fail, None);
+    clock.advance(6_000_000);
+    e.tick();
+    clock.advance(6_000_000);
+    e.tick();
+    let s = e.status();
+    assert!(s.replication_failures >= 2, "{s:?}");
+    assert!(s.replica_lag_ms[&name].unwrap() >= 12_000, "{s:?}");
+    // back: caught up again
+    replica.heal();
+    clock.advance(6_000_000);
+    e.tick();
+    let s = e.status();
+    assert_eq!(s.replica_lag_ms[&name], Some(0), "{s:?}");
+    restores_alone(&rt, &target, &states, &points);
+    // a replica that is one of the destinations is refused
+    let err = Engine::builder(dir.path().join("data2"))
+        .config(BackupConfig {
+            background_jobs: false,
+            ..BackupConfig::default()
+        })
+        .store(a.clone())
+        .replica(a.clone())
+        .open()
+        .unwrap_err();
+    assert!(err.to_string().contains("also a destination"), "{err}");
+    e.close().unwrap();
+}
