@@ -113,6 +113,11 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
+    /// The data directory it opens.
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Adds a replica that is already open (besides `BackupConfig::replicas`' URLs):
     /// a store the repository is copied to in the background.
     pub fn replica(mut self, store: Arc<dyn BackupStore>) -> Self {

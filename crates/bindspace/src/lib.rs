@@ -43,6 +43,7 @@ mod error;
 mod jobs;
 mod rewind;
 mod schedule;
+mod standby;
 pub mod stores;
 
 pub use config::BackupConfig;
@@ -50,3 +51,4 @@ pub use datadir::{Origin, PendingTimeline};
 pub use engine::{Engine, EngineBuilder, EngineStatus};
 pub use error::{Error, Result};
 pub use rewind::{Rewound, rewind};
+pub use standby::Standby;

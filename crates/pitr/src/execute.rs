@@ -66,7 +66,7 @@ pub(crate) async fn fetch(sources: &Sources, s: &Step) -> Result<Bytes> {
 /// Fetches `steps` in order, up to [`PREFETCH`] ahead on the runtime's other workers,
 /// handing each to `each` as soon as it and all before it are in; `each` returns
 /// `false` to stop early (the rest are abandoned).
-async fn fetch_in_order(
+pub(crate) async fn fetch_in_order(
     sources: &Sources,
     steps: Vec<Step>,
     mut each: impl FnMut(&Step, Bytes) -> Result<bool>,
@@ -153,7 +153,7 @@ impl std::fmt::Display for Verification {
 
 /// Checks `space` against the roots recorded for its version, if any; returns who
 /// recorded the matching one.
-fn check_recorded(
+pub(crate) fn check_recorded(
     space: &BindSpace,
     recorded: &std::collections::BTreeMap<u64, Vec<RecordedRoot>>,
     checked: &mut usize,

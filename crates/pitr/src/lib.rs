@@ -27,6 +27,7 @@
 mod error;
 mod execute;
 mod flashback;
+mod follow;
 mod inventory;
 mod plan;
 mod target;
@@ -34,6 +35,7 @@ mod target;
 pub use error::{Error, Result, StoreFailure};
 pub use execute::{PREFETCH, Verification, restore, restore_to, restore_to_on, restore_verified};
 pub use flashback::{AddrVersion, as_of, versions};
+pub use follow::{Advance, advance};
 pub use inventory::Sources;
 pub use plan::{RecordedRoot, RestorePlan, Step, plan, plan_on};
 pub use target::Target;

@@ -506,7 +506,7 @@ pub(crate) fn plan_from(
 
 /// Every state root the catalogs record for versions of `history`: backup entries whose
 /// artifacts the history uses, restore points on it, its branch points.
-fn recorded_roots(
+pub(crate) fn recorded_roots(
     manifests: &[Manifest],
     timelines: &Manifest,
     history: &History,

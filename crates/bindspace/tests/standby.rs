@@ -1,0 +1,134 @@
+//! Issue 18 (standby, first part): `bindspace::Standby` restores the newest state once,
+//! then follows the archive by applying each WAL record archived after it (no second
+//! restore from a full), serving reads equal to the primary's state at that version;
+//! a standby that cannot reach its store fails the catch-up and its lag grows; a
+//! promotion opens a writing engine on a new timeline that branches where the standby
+//! stood, whose writes restore from the repository, while the old primary's history
+//! stays its own. A 256-address space on the embedded default.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bindspace::{BackupConfig, Engine, Standby};
+use bindspace_catalog::{BackupKind, BackupStore};
+use bindspace_core::{Addr, Digest, Fingerprint, ManualClock};
+use bindspace_pitr::Target;
+use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
+use bindspace_testkit::{Fault, FaultyStore, Op};
+
+fn cfg() -> BackupConfig {
+    BackupConfig {
+        fingerprint_words: 4,
+        address_space: 256,
+        background_jobs: false,
+        sync: "never".into(),
+        wal_segment_bytes: 1 << 10,
+        ..BackupConfig::default()
+    }
+}
+
+#[test]
+fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let repo: Arc<dyn BackupStore> = Arc::new(
+        ObjectBackupStore::from_url(
+            &format!("file://{}", dir.path().join("repo").display()),
+            StoreOptions::default(),
+        )
+        .unwrap(),
+    );
+    let faulty = FaultyStore::new(repo.clone());
+    let primary = Engine::builder(dir.path().join("primary"))
+        .config(cfg())
+        .clock(clock.clone())
+        .store(repo.clone())
+        .open()
+        .unwrap();
+    let mut at: BTreeMap<u64, Digest> = BTreeMap::new();
+    let write = |at: &mut BTreeMap<u64, Digest>, from: u64, n: u64| {
+        for v in from..from + n {
+            primary
+                .write(
+                    Addr((v * 7 % 256) as u16),
+                    Fingerprint::from_words(vec![v; 4]),
+                )
+                .unwrap();
+            clock.advance(1_000);
+            at.insert(primary.version(), primary.read(|s| s.digest()));
+            if v == 10 {
+                primary.backup_now(BackupKind::Full).unwrap();
+            }
+        }
+        primary.archive_now().unwrap();
+    };
+    write(&mut at, 1, 30);
+    let mut standby = Standby::open_with_clock(vec![faulty.clone()], None, clock.clone()).unwrap();
+    let v0 = standby.version();
+    assert!(v0 >= 30, "{v0}");
+    assert_eq!(standby.read(|s| s.digest()), at[&v0]);
+    // follows: new WAL only, no full fetched again
+    write(&mut at, 31, 40);
+    let gets = faulty.calls(Op::Get);
+    let a = standby.catch_up().unwrap();
+    assert!(a.to > a.from && a.segments > 0, "{a:?}");
+    assert_eq!(standby.version(), primary.version());
+    assert_eq!(standby.read(|s| s.digest()), at[&standby.version()]);
+    assert!(
+        faulty.calls(Op::Get) - gets <= a.segments as u64,
+        "only the new segments were read"
+    );
+    // nothing new: nothing applied
+    let a = standby.catch_up().unwrap();
+    assert_eq!((a.from, a.to, a.segments), (a.from, a.from, 0), "{a:?}");
+    assert_eq!(standby.lag_ms(), Some(0));
+    // the store unreachable: the catch-up fails and the lag grows
+    write(&mut at, 71, 10);
+    faulty.inject(Op::List, Fault::Fail, None);
+    clock.advance(30_000_000);
+    assert!(standby.catch_up().is_err());
+    assert!(standby.lag_ms().unwrap() >= 30_000);
+    faulty.heal();
+
+    // promote: a writing engine on a new timeline from where the standby stood
+    let promoted = standby
+        .promote(
+            Engine::builder(dir.path().join("promoted"))
+                .config(cfg())
+                .clock(clock.clone())
+                .store(repo.clone()),
+        )
+        .unwrap();
+    let branch = promoted.version();
+    assert_eq!(branch, primary.version());
+    assert_ne!(promoted.timeline(), primary.timeline());
+    assert_eq!(promoted.read(|s| s.digest()), at[&branch]);
+    promoted
+        .write(Addr(200), Fingerprint::from_words(vec![999; 4]))
+        .unwrap();
+    let mine = promoted.read(|s| s.digest());
+    promoted.backup_now(BackupKind::Full).unwrap();
+    promoted.archive_now().unwrap();
+    // the old primary writes on its own history, never into the new one
+    primary
+        .write(Addr(201), Fingerprint::from_words(vec![777; 4]))
+        .unwrap();
+    primary.archive_now().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (space, plan) = rt
+        .block_on(bindspace_pitr::restore_to_on(
+            vec![repo.clone()],
+            &Target::Latest,
+            Some(promoted.timeline()),
+        ))
+        .unwrap();
+    assert_eq!(plan.timeline, promoted.timeline());
+    assert_eq!(
+        space.digest(),
+        mine,
+        "the promoted history restores as written"
+    );
+    promoted.close().unwrap();
+    primary.close().unwrap();
+}

@@ -1,0 +1,122 @@
+//! Following a repository (a warm standby): a space restored at some version of a
+//! history takes every WAL record archived after it, in order, checked as a restore
+//! checks them (each WAL checkpoint against its root, each catalog-recorded root on
+//! the way), without restoring from a full again.
+
+use std::sync::Arc;
+
+use bindspace_catalog::{ArtifactKind, History, TimelineId};
+use bindspace_core::BindSpace;
+use bindspace_wal::{Record, Replayer};
+
+use crate::execute::{check_recorded, fetch_in_order};
+use crate::inventory::{Inventory, Sources};
+use crate::plan::{merged_timelines, recorded_roots, step};
+use crate::{Error, Result};
+
+/// What [`advance`] applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Advance {
+    /// The version before.
+    pub from: u64,
+    /// The version after (`from` when nothing new was archived).
+    pub to: u64,
+    /// WAL segments read.
+    pub segments: usize,
+    /// Recorded roots the states on the way were checked against.
+    pub checked: usize,
+}
+
+/// Applies to `space` (a state of `timeline`'s history at its version) every WAL
+/// record the stores archived after that version on the history, contiguous from it;
+/// stops at the first record no store holds. The space is changed only by whole
+/// records, each checked; on an error it holds the last state that checked.
+pub async fn advance(
+    space: &mut BindSpace,
+    sources: impl Into<Sources>,
+    timeline: TimelineId,
+) -> Result<Advance> {
+    let sources: Sources = sources.into();
+    let from = space.version();
+    let inv = Inventory::take(&sources).await;
+    if inv.unlisted == sources.stores().len() {
+        return Err(Error::NoStoreReadable {
+            target: format!("the WAL after version {from}"),
+            detail: inv.unavailable.join("; "),
+            retryable: inv.unavailable_retryable,
+        });
+    }
+    let not = |reason: String| Error::NotRestorable {
+        target: format!("the WAL after version {from} on timeline {timeline}"),
+        reason,
+    };
+    let timelines = merged_timelines(&inv.manifests).map_err(not)?;
+    let history = History::of(&timelines, timeline).map_err(not)?;
+    let segments: Vec<_> = inv
+        .of_kind(ArtifactKind::WalSegment)
+        .filter(|(r, _)| history.uses(&r.id))
+        .collect();
+    // contiguous segments from the next record on, as the planner takes them
+    let mut steps = Vec::new();
+    let mut next = from + 1;
+    while let Some(owner) = history.owner_of_record(next) {
+        let Some((r, idx)) = segments
+            .iter()
+            .filter(|(r, _)| {
+                let (a, b) = r.id.versions();
+                r.id.timeline() == owner && a <= next && b >= next
+            })
+            .max_by_key(|(r, _)| r.id.versions().1)
+        else {
+            break;
+        };
+        let mut s = step(&sources, r, idx);
+        let limit = history.wal_limit(&r.id);
+        if limit < r.id.versions().1 {
+            s.until = limit;
+        }
+        next = r.id.versions().1.min(limit) + 1;
+        steps.push(s);
+    }
+    let mut out = Advance {
+        from,
+        to: from,
+        segments: steps.len(),
+        checked: 0,
+    };
+    if steps.is_empty() {
+        return Ok(out);
+    }
+    let recorded = recorded_roots(&inv.manifests, &timelines, &history);
+    let pending = Arc::new(std::sync::Mutex::new(Vec::<Record>::new()));
+    let sink = pending.clone();
+    let mut replayer = Replayer::new(from, (u64::MAX, u64::MAX), move |r: &Record| {
+        sink.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(r.clone());
+        Ok(())
+    });
+    let mut checked = 0usize;
+    fetch_in_order(&sources, steps, |s, bytes| {
+        let path = std::path::PathBuf::from(s.artifact.id.to_string());
+        let more =
+            replayer.feed_sealed_segment_upto(&bytes, s.artifact.id.versions(), &path, s.until)?;
+        let released = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for r in released {
+            // a checkpoint record checks the replayed state against its root here
+            bindspace_wal::apply_record(space, &r)?;
+            check_recorded(space, &recorded, &mut checked)?;
+        }
+        Ok(more)
+    })
+    .await?;
+    out.to = space.version();
+    out.checked = checked;
+    tracing::info!(
+        from,
+        to = out.to,
+        segments = out.segments,
+        "followed the WAL archive"
+    );
+    Ok(out)
+}
