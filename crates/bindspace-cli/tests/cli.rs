@@ -468,3 +468,46 @@ fn replicate_copies_a_repository_that_then_restores_alone() {
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["copied"], serde_json::json!([]), "{r}");
 }
+
+// Issue 18: `bindspace standby run --once` restores the demo's repository and reports
+// where it stands; `standby promote --data DIR` starts a new timeline there, which
+// `timeline list` then shows, and an engine opened on DIR writes on it.
+#[test]
+fn a_standby_runs_once_and_promotes_onto_a_new_timeline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = small_demo(dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = format!("file://{}", dir.path().join("data/repo").display());
+    let run = |args: &[&str]| {
+        let out = bindspace()
+            .args(args)
+            .args(["--repo", &repo, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let s = run(&["standby", "run", "--once"]);
+    let version = s["version"].as_u64().unwrap();
+    assert!(version > 0, "{s}");
+    let promoted = dir.path().join("promoted");
+    let p = run(&["standby", "promote", "--data", promoted.to_str().unwrap()]);
+    assert_eq!(p["version"], version, "{p}");
+    assert_eq!(p["branched_from"], 1, "{p}");
+    let timeline = p["timeline"].as_u64().unwrap();
+    assert!(timeline > 1, "{p}");
+    let out = bindspace()
+        .args(["timeline", "list", "--repo", &repo])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("timeline {timeline}")), "{text}");
+}

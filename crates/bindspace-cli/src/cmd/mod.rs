@@ -1,6 +1,6 @@
 //! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
 //! layout): `init`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
-//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`, `replicate`.
+//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`, `replicate`, `standby run|promote`.
 
 use anyhow::Result;
 
@@ -19,6 +19,7 @@ mod restore_point;
 mod retention;
 mod rewind;
 mod show;
+mod standby;
 mod timeline;
 mod verify;
 mod versions;
@@ -64,6 +65,10 @@ pub enum Op {
     /// Copy the repository into another store (another region, another kind),
     /// incrementally and checked on both ends; `--follow` keeps copying.
     Replicate(replicate::Args),
+    /// A warm standby that follows the archive (`run`), and its promotion into a
+    /// writing engine on a new timeline (`promote`).
+    #[command(subcommand)]
+    Standby(standby::StandbyOp),
 }
 
 /// Runs one repository command.
@@ -85,5 +90,6 @@ pub fn run(op: Op) -> Result<()> {
         Op::Verify(a) => verify::run(&a),
         Op::Dr(d) => dr::run(d),
         Op::Replicate(a) => replicate::run(&a),
+        Op::Standby(s) => standby::run(s),
     }
 }
