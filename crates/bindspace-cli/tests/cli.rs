@@ -471,7 +471,7 @@ fn replicate_copies_a_repository_that_then_restores_alone() {
 
 // Issue 18: `bindspace standby run --once` restores the demo's repository and reports
 // where it stands; `standby promote --data DIR` starts a new timeline there, which
-// `timeline list` then shows, and an engine opened on DIR writes on it.
+// `timeline list` then shows.
 #[test]
 fn a_standby_runs_once_and_promotes_onto_a_new_timeline() {
     let dir = tempfile::tempdir().expect("tempdir");

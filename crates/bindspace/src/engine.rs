@@ -71,8 +71,11 @@ pub(crate) struct Inner {
     pub status: Mutex<EngineStatus>,
     /// One WAL archiving pass at a time (the archiver thread and a full's checkpoint).
     pub archiving: Mutex<()>,
-    /// The stores the repository is replicated to, each with its lag tracker.
-    pub replicas: Mutex<Vec<(Arc<dyn BackupStore>, bindspace_dr::Lag)>>,
+    /// The stores the repository is replicated to.
+    pub replicas: Vec<Arc<dyn BackupStore>>,
+    /// Each replica's lag tracker, by name (the status computes the lag at call time,
+    /// so a run that stalls shows it growing).
+    pub replica_lags: Mutex<std::collections::BTreeMap<String, bindspace_dr::Lag>>,
 }
 
 /// The embeddable engine (see the crate docs).
@@ -199,15 +202,15 @@ impl EngineBuilder {
             ))?);
         }
         replicas.extend(self.replicas);
-        let mut replicas_lag = Vec::with_capacity(replicas.len());
-        for store in replicas {
+        let mut replica_lags = std::collections::BTreeMap::new();
+        for store in &replicas {
             if stores.iter().any(|d| d.name() == store.name()) {
                 return Err(Error::Config(format!(
                     "replica {} is also a destination: a replica is a copy of the repository, not one of its stores",
                     store.name()
                 )));
             }
-            replicas_lag.push((store, bindspace_dr::Lag::default()));
+            replica_lags.insert(store.name(), bindspace_dr::Lag::default());
         }
         let repo = Repository::new(
             stores,
@@ -270,7 +273,8 @@ impl EngineBuilder {
             state: Mutex::new(state),
             status: Mutex::new(EngineStatus::default()),
             archiving: Mutex::new(()),
-            replicas: Mutex::new(replicas_lag),
+            replicas,
+            replica_lags: Mutex::new(replica_lags),
         });
         let jobs = if inner.cfg.background_jobs {
             Jobs::start(&inner)?
@@ -709,6 +713,11 @@ impl Engine {
     pub fn status(&self) -> EngineStatus {
         let mut s = lock(&self.inner.status).clone();
         s.version = self.version();
+        let now = self.inner.clock.now_us();
+        s.replica_lag_ms = lock(&self.inner.replica_lags)
+            .iter()
+            .map(|(name, lag)| (name.clone(), lag.ms(now)))
+            .collect();
         s
     }
 
@@ -824,20 +833,21 @@ impl Inner {
     pub(crate) fn replicate(&self) -> Vec<Result<bindspace_dr::ReplicationReport>> {
         let from = self.repo.destinations()[0].clone();
         let opts = bindspace_dr::ReplicateOptions::default();
-        let mut replicas = lock(&self.replicas);
-        let mut out = Vec::with_capacity(replicas.len());
-        for (to, lag) in replicas.iter_mut() {
+        let mut out = Vec::with_capacity(self.replicas.len());
+        for to in &self.replicas {
+            // no lock held while copying: the status reads the lag meanwhile
             let res = self.rt.block_on(bindspace_dr::replicate(
                 &from,
                 to,
                 self.clock.as_ref(),
                 &opts,
             ));
-            let now = self.clock.now_us();
             let mut s = lock(&self.status);
             match &res {
                 Ok(r) => {
-                    lag.record(r);
+                    if let Some(lag) = lock(&self.replica_lags).get_mut(&to.name()) {
+                        lag.record(r);
+                    }
                     if !r.caught_up {
                         s.replication_failures += 1;
                         tracing::warn!(replica = %to.name(), report = %r, "replica left behind");
@@ -849,7 +859,6 @@ impl Inner {
                     tracing::warn!(replica = %to.name(), error = %e, "replication failed; retrying");
                 }
             }
-            s.replica_lag_ms.insert(to.name(), lag.ms(now));
             out.push(res.map_err(Error::from));
         }
         out

@@ -65,7 +65,7 @@ impl Jobs {
             jobs.stop(); // the archiver must not outlive a failed open
             return Err(e);
         }
-        if !crate::engine::lock(&inner.replicas).is_empty() {
+        if !inner.replicas.is_empty() {
             let mut replicate = Every::new(ms(inner.cfg.replicate_interval_ms), now);
             if let Err(e) = jobs.spawn("bindspace-replicate", inner, move |inner, now, _| {
                 replicate.rebase(now);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bindspace_catalog::{BackupStore, TimelineId};
 use bindspace_core::{BindSpace, Clock, SystemClock, snapshot};
 use bindspace_pitr::{Advance, Sources, Target};
+use bindspace_wal::fsio::Fs;
 
 use crate::datadir::Origin;
 use crate::error::io;
@@ -23,8 +24,11 @@ pub struct Standby {
     rt: tokio::runtime::Runtime,
     clock: Arc<dyn Clock>,
     /// When the standby last held everything archived (µs): the start of the last
-    /// catch-up that found nothing more to apply.
+    /// catch-up that read every store and found nothing archived beyond what it applied.
     caught_up_at: Option<u64>,
+    /// Why the space can no longer be served: a catch-up failed after applying part of
+    /// what it read (a record whose state did not check, a batch cut short).
+    broken: Option<String>,
 }
 
 impl Standby {
@@ -74,20 +78,45 @@ impl Standby {
             rt,
             clock,
             caught_up_at: Some(started),
+            broken: None,
         })
     }
 
-    /// Applies what the repository archived since the last call.
+    /// Applies what the repository archived since the last call. An error that
+    /// struck after part of it was applied leaves the standby broken: it refuses to
+    /// serve or promote that state (reopen it).
     pub fn catch_up(&mut self) -> Result<Advance> {
+        if let Some(why) = &self.broken {
+            return Err(Error::Config(format!(
+                "the standby is broken: {why}; reopen it"
+            )));
+        }
         let started = self.clock.now_us();
-        let a = self.rt.block_on(bindspace_pitr::advance(
+        let before = self.space.version();
+        let res = self.rt.block_on(bindspace_pitr::advance(
             &mut self.space,
             self.sources.clone(),
             self.timeline,
-        ))?;
-        // nothing left to apply that was archived when this call started
-        self.caught_up_at = Some(started);
-        Ok(a)
+        ));
+        match res {
+            Ok(a) => {
+                // everything archived when this call started is applied (every store
+                // read, no gap): the lag restarts from then
+                if a.complete {
+                    self.caught_up_at = Some(started);
+                }
+                Ok(a)
+            }
+            Err(e) => {
+                if self.space.version() != before {
+                    self.broken = Some(format!(
+                        "a catch-up failed at version {} after applying from {before}: {e}",
+                        self.space.version()
+                    ));
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// The version the standby stands at.
@@ -107,37 +136,57 @@ impl Standby {
             .map(|t| self.clock.now_us().saturating_sub(t) / 1_000)
     }
 
-    /// Reads the standby's space (the newest archived state it applied).
-    pub fn read<R>(&self, f: impl FnOnce(&BindSpace) -> R) -> R {
-        f(&self.space)
+    /// Reads the standby's space (the newest archived state it applied); refused once
+    /// it is broken.
+    pub fn read<R>(&self, f: impl FnOnce(&BindSpace) -> R) -> Result<R> {
+        match &self.broken {
+            Some(why) => Err(Error::Config(format!(
+                "the standby is broken: {why}; reopen it"
+            ))),
+            None => Ok(f(&self.space)),
+        }
     }
 
     /// Catches up once more, then turns the standby into a writing engine: its space
-    /// becomes the checkpoint of `builder`'s data directory (which must not hold one),
-    /// with where it came from, so the engine opens on a new timeline branching at the
-    /// standby's version; what the old primary wrote on its own history is never
-    /// mixed into it.
+    /// becomes the checkpoint of `builder`'s data directory (which must be absent or
+    /// empty), with where it came from and its state root, so the engine opens on a new
+    /// timeline branching at the standby's version; what the old primary wrote on its
+    /// own history is never mixed into it. The directory appears whole or not at all
+    /// (built beside it, then renamed).
     pub fn promote(mut self, builder: EngineBuilder) -> Result<Engine> {
         self.catch_up()?;
         let dir = builder.data_dir().to_path_buf();
-        let snap = dir.join("checkpoint.snap");
-        if snap.exists() || dir.join("wal").exists() {
+        // None: absent; Some(false): an empty directory
+        let occupied = std::fs::read_dir(&dir).ok().map(|mut d| d.next().is_some());
+        if occupied == Some(true) {
             return Err(Error::Config(format!(
-                "{} already holds an engine's data: promote into a new directory",
+                "{} is not empty: promote into a new directory",
                 dir.display()
             )));
         }
-        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let mut tmp = dir.as_os_str().to_owned();
+        tmp.push(".promoting");
+        let tmp = std::path::PathBuf::from(tmp);
+        let _ = std::fs::remove_dir_all(&tmp); // a promotion interrupted before
+        std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+        let snap = tmp.join("checkpoint.snap");
         write_checkpoint(&snap, &self.space, self.clock.now_us())?;
         Origin {
             repository_id: self.repository_id.clone(),
             timeline: self.timeline,
             version: self.space.version(),
-            // no root: a replayed state is certified by the roots it was checked
-            // against on the way, not by its own (as `Origin::of_restore`)
-            root: None,
+            // the branch point's root: a restore of the new history checks the base
+            // it rebuilds against it
+            root: Some(self.space.state_root().root().to_string()),
         }
         .write(&snap)?;
+        if occupied.is_some() {
+            std::fs::remove_dir(&dir).map_err(io(format!("replacing {}", dir.display())))?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(io(format!("renaming {}", tmp.display())))?;
+        bindspace_wal::fsio::RealFs
+            .sync_dir(bindspace_wal::fsio::parent_of(&dir))
+            .map_err(io(format!("syncing {}", dir.display())))?;
         tracing::info!(
             version = self.space.version(),
             from = self.timeline,

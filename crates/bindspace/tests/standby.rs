@@ -39,7 +39,10 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
         )
         .unwrap(),
     );
+    // the standby reads the repository through two stores (both the same directory):
+    // one of them failing leaves it not caught up, not "lag 0"
     let faulty = FaultyStore::new(repo.clone());
+    let second = FaultyStore::new(repo.clone());
     let primary = Engine::builder(dir.path().join("primary"))
         .config(cfg())
         .clock(clock.clone())
@@ -64,32 +67,48 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
         primary.archive_now().unwrap();
     };
     write(&mut at, 1, 30);
-    let mut standby = Standby::open_with_clock(vec![faulty.clone()], None, clock.clone()).unwrap();
+    let mut standby =
+        Standby::open_with_clock(vec![faulty.clone(), second.clone()], None, clock.clone())
+            .unwrap();
     let v0 = standby.version();
     assert!(v0 >= 30, "{v0}");
-    assert_eq!(standby.read(|s| s.digest()), at[&v0]);
+    assert_eq!(standby.read(|s| s.digest()).unwrap(), at[&v0]);
     // follows: new WAL only, no full fetched again
     write(&mut at, 31, 40);
     let gets = faulty.calls(Op::Get);
     let a = standby.catch_up().unwrap();
     assert!(a.to > a.from && a.segments > 0, "{a:?}");
     assert_eq!(standby.version(), primary.version());
-    assert_eq!(standby.read(|s| s.digest()), at[&standby.version()]);
+    assert_eq!(
+        standby.read(|s| s.digest()).unwrap(),
+        at[&standby.version()]
+    );
     assert!(
         faulty.calls(Op::Get) - gets <= a.segments as u64,
         "only the new segments were read"
     );
-    // nothing new: nothing applied
+    // nothing new: nothing applied; the lag counts from the last complete catch-up
+    clock.advance(2_000_000);
+    assert_eq!(standby.lag_ms(), Some(2_000));
     let a = standby.catch_up().unwrap();
     assert_eq!((a.from, a.to, a.segments), (a.from, a.from, 0), "{a:?}");
+    assert!(a.complete, "{a:?}");
     assert_eq!(standby.lag_ms(), Some(0));
-    // the store unreachable: the catch-up fails and the lag grows
+    // one store unreachable: the other serves the new WAL, but the standby cannot know
+    // it holds everything: not complete, and the lag grows (review: it read 0)
     write(&mut at, 71, 10);
     faulty.inject(Op::List, Fault::Fail, None);
-    clock.advance(30_000_000);
+    clock.advance(10_000_000);
+    let a = standby.catch_up().unwrap();
+    assert!(!a.complete && a.to > a.from, "{a:?}");
+    assert!(standby.lag_ms().unwrap() >= 10_000);
+    // both unreachable: the catch-up fails, the lag grows on
+    second.inject(Op::List, Fault::Fail, None);
+    clock.advance(20_000_000);
     assert!(standby.catch_up().is_err());
     assert!(standby.lag_ms().unwrap() >= 30_000);
     faulty.heal();
+    second.heal();
 
     // promote: a writing engine on a new timeline from where the standby stood
     let promoted = standby
@@ -129,6 +148,44 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
         mine,
         "the promoted history restores as written"
     );
+    // its branch point restores from the first history's artifacts, checked against
+    // the root the promotion recorded
+    let (space, _) = rt
+        .block_on(bindspace_pitr::restore_to_on(
+            vec![repo.clone()],
+            &Target::Version(branch),
+            Some(promoted.timeline()),
+        ))
+        .unwrap();
+    assert_eq!(space.digest(), at[&branch], "the branch point");
+    // and the old primary's own history restores with its later write, not the
+    // promoted one's
+    let (space, _) = rt
+        .block_on(bindspace_pitr::restore_to_on(
+            vec![repo.clone()],
+            &Target::Latest,
+            Some(primary.timeline()),
+        ))
+        .unwrap();
+    assert_eq!(
+        space.digest(),
+        primary.read(|s| s.digest()),
+        "the old history"
+    );
+    assert_ne!(space.digest(), mine);
+    // a promotion into a directory that holds something is refused
+    std::fs::create_dir_all(dir.path().join("busy")).unwrap();
+    std::fs::write(dir.path().join("busy/timeline"), "timeline 1\n").unwrap();
+    let standby = Standby::open_with_clock(vec![repo.clone()], Some(1), clock.clone()).unwrap();
+    let err = standby
+        .promote(
+            Engine::builder(dir.path().join("busy"))
+                .config(cfg())
+                .store(repo.clone()),
+        )
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("not empty"), "{err}");
     promoted.close().unwrap();
     primary.close().unwrap();
 }

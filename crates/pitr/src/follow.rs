@@ -25,12 +25,17 @@ pub struct Advance {
     pub segments: usize,
     /// Recorded roots the states on the way were checked against.
     pub checked: usize,
+    /// Whether the space now holds everything archived on the history: every store
+    /// was listed and no segment past `to` is archived (a gap stops it short).
+    pub complete: bool,
 }
 
 /// Applies to `space` (a state of `timeline`'s history at its version) every WAL
 /// record the stores archived after that version on the history, contiguous from it;
-/// stops at the first record no store holds. The space is changed only by whole
-/// records, each checked; on an error it holds the last state that checked.
+/// stops at the first record no store holds. Records are applied whole, each state
+/// checked after it; on an error the space may hold records applied before the error
+/// (and the state that failed its check): the caller must not serve it (the
+/// [`Advance`] is not returned then, and the version may have moved).
 pub async fn advance(
     space: &mut BindSpace,
     sources: impl Into<Sources>,
@@ -78,11 +83,18 @@ pub async fn advance(
         next = r.id.versions().1.min(limit) + 1;
         steps.push(s);
     }
+    // archived past where the contiguous run ends (a gap), or stores not listed: the
+    // space cannot be said to hold everything
+    let beyond = segments.iter().any(|(r, _)| {
+        let (_, last) = r.id.versions();
+        last.min(history.wal_limit(&r.id)) >= next
+    });
     let mut out = Advance {
         from,
         to: from,
         segments: steps.len(),
         checked: 0,
+        complete: !beyond && inv.unavailable.is_empty(),
     };
     if steps.is_empty() {
         return Ok(out);

@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Catch up once and stop (a check, or a cron job).
     #[arg(long)]
     once: bool,
+    /// The history to follow (default the newest live one: after a rehearsal
+    /// promotion, name the primary's).
+    #[arg(long)]
+    timeline: Option<u32>,
 }
 
 /// `bindspace standby promote`.
@@ -42,9 +46,12 @@ pub struct RunArgs {
 pub struct PromoteArgs {
     #[command(flatten)]
     repo: RepoArgs,
-    /// The new engine's data directory (must not hold one yet).
+    /// The new engine's data directory (absent or empty).
     #[arg(long)]
     data: PathBuf,
+    /// The history to take over (default the newest live one).
+    #[arg(long)]
+    timeline: Option<u32>,
 }
 
 pub fn run(op: StandbyOp) -> Result<()> {
@@ -54,14 +61,14 @@ pub fn run(op: StandbyOp) -> Result<()> {
     }
 }
 
-fn open(repo: &RepoArgs) -> Result<Standby> {
+fn open(repo: &RepoArgs, timeline: Option<u32>) -> Result<Standby> {
     let rt = runtime()?;
     let stores = repo.sources(&rt)?.stores().to_vec();
-    Ok(Standby::open(stores, None)?)
+    Ok(Standby::open(stores, timeline)?)
 }
 
 fn follow(a: &RunArgs) -> Result<()> {
-    let mut standby = open(&a.repo)?;
+    let mut standby = open(&a.repo, a.timeline)?;
     loop {
         let res = standby.catch_up();
         let lag = standby.lag_ms();
@@ -74,6 +81,7 @@ fn follow(a: &RunArgs) -> Result<()> {
                     "applied_from": adv.from,
                     "segments": adv.segments,
                     "lag_ms": lag,
+                    "complete": adv.complete,
                 }),
                 || {
                     format!(
@@ -102,7 +110,7 @@ fn follow(a: &RunArgs) -> Result<()> {
 }
 
 fn promote(a: &PromoteArgs) -> Result<()> {
-    let standby = open(&a.repo)?;
+    let standby = open(&a.repo, a.timeline)?;
     let from = standby.timeline();
     let cfg = BackupConfig {
         destinations: a.repo.repo.clone(),
