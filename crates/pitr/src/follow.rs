@@ -11,7 +11,7 @@ use bindspace_wal::{Record, Replayer};
 
 use crate::execute::{check_recorded, fetch_in_order};
 use crate::inventory::{Inventory, Sources};
-use crate::plan::{merged_timelines, recorded_roots, step};
+use crate::plan::{merged_timelines, recorded_roots, wal_chain};
 use crate::{Error, Result};
 
 /// What [`advance`] applied.
@@ -62,27 +62,8 @@ pub async fn advance(
         .filter(|(r, _)| history.uses(&r.id))
         .collect();
     // contiguous segments from the next record on, as the planner takes them
-    let mut steps = Vec::new();
-    let mut next = from + 1;
-    while let Some(owner) = history.owner_of_record(next) {
-        let Some((r, idx)) = segments
-            .iter()
-            .filter(|(r, _)| {
-                let (a, b) = r.id.versions();
-                r.id.timeline() == owner && a <= next && b >= next
-            })
-            .max_by_key(|(r, _)| r.id.versions().1)
-        else {
-            break;
-        };
-        let mut s = step(&sources, r, idx);
-        let limit = history.wal_limit(&r.id);
-        if limit < r.id.versions().1 {
-            s.until = limit;
-        }
-        next = r.id.versions().1.min(limit) + 1;
-        steps.push(s);
-    }
+    let (steps, covered) = wal_chain(&sources, &history, &segments, from, u64::MAX);
+    let next = covered + 1;
     // archived past where the contiguous run ends (a gap), or stores not listed: the
     // space cannot be said to hold everything
     let beyond = segments.iter().any(|(r, _)| {

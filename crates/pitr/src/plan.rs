@@ -274,6 +274,46 @@ pub(crate) fn merged_timelines(manifests: &[Manifest]) -> std::result::Result<Ma
     Ok(out)
 }
 
+/// The WAL segments of `history` that continue a state at version `reached`, contiguous
+/// record by record up to `max_version` (an ancestor's segment cut at the branch
+/// point), and the last version they cover (`reached` when none does).
+pub(crate) fn wal_chain(
+    sources: &Sources,
+    history: &History,
+    segments: &[(&ArtifactRef, &Vec<usize>)],
+    reached: u64,
+    max_version: u64,
+) -> (Vec<Step>, u64) {
+    let mut wal = Vec::new();
+    let mut next = reached + 1;
+    let mut covered = reached;
+    while covered < max_version {
+        // record `next` belongs to the timeline that holds state `next - 1` and `next`
+        let Some(owner) = history.owner_of_record(next) else {
+            break;
+        };
+        let Some((r, idx)) = segments
+            .iter()
+            .filter(|(r, _)| {
+                let (a, b) = r.id.versions();
+                r.id.timeline() == owner && a <= next && b >= next
+            })
+            .max_by_key(|(r, _)| r.id.versions().1)
+        else {
+            break;
+        };
+        let mut s = step(sources, r, idx);
+        let limit = history.wal_limit(&r.id);
+        if limit < r.id.versions().1 {
+            s.until = limit;
+        }
+        covered = r.id.versions().1.min(limit);
+        wal.push(s);
+        next = covered + 1;
+    }
+    (wal, covered)
+}
+
 /// The planner proper, on an inventory already taken.
 pub(crate) fn plan_from(
     sources: Sources,
@@ -437,33 +477,8 @@ pub(crate) fn plan_from(
     let (reached, _, bi, path) = best.expect("bases is not empty (checked above)");
     let (base_ref, base_idx) = bases[bi];
     // WAL: contiguous segments from reached + 1 on.
-    let mut wal = Vec::new();
-    let mut next = reached + 1;
-    let mut covered = reached;
-    while covered < max_version {
-        // record `next` belongs to the timeline that holds state `next - 1` and `next`
-        let Some(owner) = history.owner_of_record(next) else {
-            break;
-        };
-        let Some((r, idx)) = segments
-            .iter()
-            .filter(|(r, _)| {
-                let (a, b) = r.id.versions();
-                r.id.timeline() == owner && a <= next && b >= next
-            })
-            .max_by_key(|(r, _)| r.id.versions().1)
-        else {
-            break;
-        };
-        let mut s = step(&sources, r, idx);
-        let limit = history.wal_limit(&r.id);
-        if limit < r.id.versions().1 {
-            s.until = limit;
-        }
-        covered = r.id.versions().1.min(limit);
-        wal.push(s);
-        next = covered + 1;
-    }
+    let (wal, covered) = wal_chain(&sources, &history, &segments, reached, max_version);
+    let next = covered + 1;
     let version = match target {
         Target::Version(_) | Target::RestorePoint(_) => {
             if covered < max_version {
