@@ -5,7 +5,8 @@
 //! (a retry after it is done can succeed); 4 the target cannot be restored from what
 //! the stores hold; 5 `verify` found damage (or a store it could not check); 6 `verify`
 //! found damage and repaired all of it; 7 `dr drill` missed a target or a store could
-//! not restore alone.
+//! not restore alone; 8 fenced: a standby was promoted over this history, this writer
+//! must stop.
 
 use bindspace_core::ErrorKind;
 
@@ -21,6 +22,9 @@ pub const EXIT_REPAIRED: u8 = 6;
 
 /// Exit code: a restore drill missed a target, or a store could not restore alone.
 pub const EXIT_DRILL_FAILED: u8 = 7;
+
+/// Exit code: fenced (a newer writer took over this history).
+pub const EXIT_FENCED: u8 = 8;
 
 /// A drill that did not pass (the report was printed already).
 #[derive(Debug)]
@@ -88,6 +92,7 @@ pub fn code(e: &anyhow::Error) -> u8 {
     match kind_of(e) {
         Some(ErrorKind::Busy) => EXIT_BUSY,
         Some(ErrorKind::NotRestorable) => EXIT_NOT_RESTORABLE,
+        Some(ErrorKind::Fenced) => EXIT_FENCED,
         _ => 1,
     }
 }

@@ -28,6 +28,9 @@ pub enum ErrorKind {
     Invalid,
     /// A bug or a broken invariant inside bindspace.
     Internal,
+    /// A newer writer took over this history (a standby was promoted): this writer
+    /// must stop. Retrying will not help.
+    Fenced,
 }
 
 impl ErrorKind {
@@ -45,6 +48,7 @@ impl ErrorKind {
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::Invalid => "invalid",
             ErrorKind::Internal => "internal",
+            ErrorKind::Fenced => "fenced",
         }
     }
 }

@@ -43,8 +43,14 @@ impl Inner {
     /// is too long); `None` when nothing changed since the last one. A failure that a
     /// retry cannot cure breaks the chain, so the next backup is a full.
     pub(crate) fn backup(&self, asked: BackupKind) -> Result<Option<BackupEntry>> {
+        self.check_fenced()?;
         let mut st = lock(&self.state);
         let res = self.backup_locked(&mut st, asked);
+        if let Err(e) = &res
+            && e.kind() == bindspace_core::ErrorKind::Fenced
+        {
+            self.fence_if_superseded();
+        }
         if let Err(e) = &res
             && !e.kind().is_retryable()
         {

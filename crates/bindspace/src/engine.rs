@@ -71,6 +71,8 @@ pub(crate) struct Inner {
     pub status: Mutex<EngineStatus>,
     /// One WAL archiving pass at a time (the archiver thread and a full's checkpoint).
     pub archiving: Mutex<()>,
+    /// Why the engine is fenced, once a promoted standby took its history over.
+    pub fenced: Mutex<Option<String>>,
     /// The stores the repository is replicated to.
     pub replicas: Vec<Arc<dyn BackupStore>>,
     /// Each replica's lag tracker, by name (the status computes the lag at call time,
@@ -273,6 +275,7 @@ impl EngineBuilder {
             state: Mutex::new(state),
             status: Mutex::new(EngineStatus::default()),
             archiving: Mutex::new(()),
+            fenced: Mutex::new(None),
             replicas,
             replica_lags: Mutex::new(replica_lags),
         });
@@ -318,8 +321,9 @@ fn settle_timeline(
     let cuts = dir.unsettled_cuts()?;
     let mut after_cut = None;
     if let Some(t) = dir.timeline()? {
-        // a timeline retention expired takes nothing more (see `docs/OPERATIONS.md`)
-        m.check_live(t)?;
+        // a timeline retention expired, or a promoted standby took over, takes nothing
+        // more (see `docs/OPERATIONS.md`)
+        m.check_writable(t)?;
         if t != FIRST_TIMELINE && m.timeline(t).is_none() {
             return Err(Error::Config(format!(
                 "{} writes timeline {t}, which the repository {} does not record: is this the repository it was created with?",
@@ -576,18 +580,22 @@ impl Engine {
         Self::builder(data_dir).config(cfg).clock(clock).open()
     }
 
-    /// Writes a fingerprint; returns its version once durable.
+    /// Writes a fingerprint; returns its version once durable. Refused once the engine
+    /// is fenced (a standby was promoted over its history).
     pub fn write(&self, addr: Addr, fp: Fingerprint) -> Result<u64> {
+        self.inner.check_fenced()?;
         Ok(self.inner.ds.write(addr, fp)?)
     }
 
     /// Empties an address.
     pub fn delete(&self, addr: Addr) -> Result<u64> {
+        self.inner.check_fenced()?;
         Ok(self.inner.ds.delete(addr)?)
     }
 
     /// Several writes and deletes as one atomic batch.
     pub fn apply(&self, ops: Vec<bindspace_wal::Op>) -> Result<u64> {
+        self.inner.check_fenced()?;
         Ok(self.inner.ds.apply(ops)?)
     }
 
@@ -604,7 +612,7 @@ impl Engine {
             .rt
             .block_on(self.inner.repo.writable_catalogs())?
         {
-            m.check_live(self.inner.timeline)?;
+            m.check_writable(self.inner.timeline)?;
             if m.restore_points.iter().any(|p| p.name == name) {
                 return Err(bindspace_catalog::Error::Invalid {
                     store: self.inner.repo.names().join(", "),
@@ -770,6 +778,28 @@ impl Inner {
             .on_timeline(self.timeline)
     }
 
+    /// Refuses once the engine is fenced.
+    pub(crate) fn check_fenced(&self) -> Result<()> {
+        match &*lock(&self.fenced) {
+            Some(why) => Err(Error::Fenced(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// After a failed archive or backup: if a promoted standby took this timeline over,
+    /// the engine is fenced from now on (every write refused, said why).
+    pub(crate) fn fence_if_superseded(&self) {
+        let Ok(m) = self.rt.block_on(self.repo.manifest()) else {
+            return;
+        };
+        if let Err(e @ bindspace_catalog::Error::TimelineSuperseded { .. }) =
+            m.check_writable(self.timeline)
+        {
+            tracing::error!(error = %e, "fenced: a promoted standby took this history over");
+            *lock(&self.fenced) = Some(e.to_string());
+        }
+    }
+
     /// Seals the active segment and archives every sealed one.
     pub(crate) fn archive(&self) -> Result<usize> {
         let _one = lock(&self.archiving);
@@ -777,7 +807,14 @@ impl Inner {
         // a log that cannot roll (poisoned) still archives what is sealed: those
         // segments hold acknowledged writes
         let rolled = wal.roll();
-        let n = wal.archive_sealed(&self.archiver())?;
+        let n = match wal.archive_sealed(&self.archiver()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.fence_if_superseded();
+                self.check_fenced()?;
+                return Err(e.into());
+            }
+        };
         rolled?;
         let last = wal.sealed_segments().last().map(|s| s.1).unwrap_or(0);
         let mut s = lock(&self.status);

@@ -27,6 +27,10 @@ pub enum Error {
     /// A drill or verification could not run.
     #[error(transparent)]
     Dr(#[from] bindspace_dr::Error),
+    /// A standby was promoted over this engine's history: it is fenced and takes no
+    /// more writes (reopen on the promoted engine's repository, not here).
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// Local file I/O.
     #[error("{what}: {source}")]
     Io {
@@ -50,6 +54,7 @@ impl Error {
             Error::Delta(e) => e.kind(),
             Error::Dr(e) => e.kind(),
             Error::Io { .. } => ErrorKind::Unavailable,
+            Error::Fenced(_) => ErrorKind::Fenced,
         }
     }
 }

@@ -152,7 +152,10 @@ impl Standby {
     /// empty), with where it came from and its state root, so the engine opens on a new
     /// timeline branching at the standby's version; what the old primary wrote on its
     /// own history is never mixed into it. The directory appears whole or not at all
-    /// (built beside it, then renamed).
+    /// (built beside it, then renamed). The old primary is fenced: the catalog records
+    /// its timeline as taken over, so its next archive or backup is refused and every
+    /// write after that fails with `Fenced` (promote on failover; a rehearsal is a
+    /// restore drill).
     pub fn promote(mut self, builder: EngineBuilder) -> Result<Engine> {
         self.catch_up()?;
         let dir = builder.data_dir().to_path_buf();
@@ -187,12 +190,28 @@ impl Standby {
         bindspace_wal::fsio::RealFs
             .sync_dir(bindspace_wal::fsio::parent_of(&dir))
             .map_err(io(format!("syncing {}", dir.display())))?;
+        let engine = builder.open()?;
+        // the old primary is fenced: its next archive or backup on the history it wrote
+        // is refused, and from then on every write (nothing more of it reaches the
+        // repository)
+        let (old, new, at_us) = (self.timeline, engine.timeline(), self.clock.now_us());
+        self.rt.block_on(engine.repository().update_catalog(|m| {
+            if m.supersession(old).is_none() {
+                m.superseded.push(bindspace_catalog::Superseded {
+                    id: old,
+                    by: new,
+                    at_us,
+                });
+            }
+            Ok(())
+        }))?;
         tracing::info!(
             version = self.space.version(),
-            from = self.timeline,
-            "standby promoted"
+            from = old,
+            timeline = new,
+            "standby promoted; the old primary is fenced"
         );
-        builder.open()
+        Ok(engine)
     }
 }
 

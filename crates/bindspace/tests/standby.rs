@@ -3,8 +3,10 @@
 //! restore from a full), serving reads equal to the primary's state at that version;
 //! a standby that cannot reach its store fails the catch-up and its lag grows; a
 //! promotion opens a writing engine on a new timeline that branches where the standby
-//! stood, whose writes restore from the repository, while the old primary's history
-//! stays its own. A 256-address space on the embedded default.
+//! stood, whose writes restore from the repository; the old primary is fenced (a write
+//! it acknowledged after the promotion never reaches the repository, every later write
+//! and a reopen fail with `Fenced`), its history restoring up to the takeover. A
+//! 256-address space on the embedded default.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::BTreeMap;
@@ -129,11 +131,19 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
     let mine = promoted.read(|s| s.digest());
     promoted.backup_now(BackupKind::Full).unwrap();
     promoted.archive_now().unwrap();
-    // the old primary writes on its own history, never into the new one
+    // the old primary is fenced: a write it acknowledges locally never reaches the
+    // repository (its archive is refused), and from then on every write fails
+    let before_fence = primary.read(|s| s.digest());
     primary
         .write(Addr(201), Fingerprint::from_words(vec![777; 4]))
         .unwrap();
-    primary.archive_now().unwrap();
+    let err = primary.archive_now().unwrap_err();
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
+    let err = primary
+        .write(Addr(202), Fingerprint::from_words(vec![778; 4]))
+        .unwrap_err();
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
+    assert!(primary.backup_now(BackupKind::Full).is_err());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (space, plan) = rt
         .block_on(bindspace_pitr::restore_to_on(
@@ -158,8 +168,8 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
         ))
         .unwrap();
     assert_eq!(space.digest(), at[&branch], "the branch point");
-    // and the old primary's own history restores with its later write, not the
-    // promoted one's
+    // the old primary's history still restores, up to where it was taken over: its
+    // write after the promotion is not in the repository
     let (space, _) = rt
         .block_on(bindspace_pitr::restore_to_on(
             vec![repo.clone()],
@@ -169,10 +179,20 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
         .unwrap();
     assert_eq!(
         space.digest(),
-        primary.read(|s| s.digest()),
-        "the old history"
+        before_fence,
+        "the old history, without its fenced write"
     );
     assert_ne!(space.digest(), mine);
+    // reopening the old primary's directory is refused too
+    primary.close().ok();
+    let err = Engine::builder(dir.path().join("primary"))
+        .config(cfg())
+        .clock(clock.clone())
+        .store(repo.clone())
+        .open()
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
     // a promotion into a directory that holds something is refused
     std::fs::create_dir_all(dir.path().join("busy")).unwrap();
     std::fs::write(dir.path().join("busy/timeline"), "timeline 1\n").unwrap();
@@ -187,5 +207,4 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
         .unwrap();
     assert!(err.to_string().contains("not empty"), "{err}");
     promoted.close().unwrap();
-    primary.close().unwrap();
 }

@@ -60,7 +60,7 @@ impl Archiver for StoreArchiver {
             // past a damaged newest generation: WAL keeps reaching every store while
             // the catalog waits for a repair
             if let Some(r) = self.rt.block_on(crate::read_catalog(store.as_ref()))? {
-                r.manifest.check_live(self.timeline)?;
+                r.manifest.check_writable(self.timeline)?;
             }
         }
         for store in &self.stores {

@@ -113,6 +113,19 @@ pub enum Error {
         after_ms: u64,
     },
     /// A timeline a retention policy expired: backups, WAL archiving, restore points,
+    /// A standby was promoted over this timeline: its old writer must stop (what it
+    /// writes is never archived or backed up).
+    #[error(
+        "timeline {timeline} was taken over by timeline {by} (a standby promoted at {at_us} µs): this writer is fenced and must stop; its writes since are not in the repository"
+    )]
+    TimelineSuperseded {
+        /// The timeline.
+        timeline: crate::TimelineId,
+        /// The timeline that took over.
+        by: crate::TimelineId,
+        /// When, µs since the epoch.
+        at_us: u64,
+    },
     /// branches and restores on it are refused.
     #[error(
         "timeline {timeline} was expired by the retention policy at {expired_us} µs since the epoch ({reason}): backups, WAL archiving, restore points, branches and restores on it are refused; restore another timeline (`bindspace timeline list`)"
@@ -168,6 +181,7 @@ impl Error {
                 ErrorKind::Corrupt
             }
             Error::NotFound { .. } | Error::TimelineExpired { .. } => ErrorKind::NotRestorable,
+            Error::TimelineSuperseded { .. } => ErrorKind::Fenced,
             Error::Invalid { .. } | Error::UnknownLayout { .. } => ErrorKind::Invalid,
         }
     }

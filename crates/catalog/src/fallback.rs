@@ -118,8 +118,8 @@ pub(crate) fn damaged(store: &dyn BackupStore, read: &CatalogRead) -> Error {
 
 impl Manifest {
     /// Adds what `other` names and this catalog lacks: its repository id (when this has
-    /// none), timelines, expired timelines, backups (by id) and restore points (by
-    /// name). Nothing here is removed or changed; returns how many records were added.
+    /// none), timelines, expired and superseded timelines, backups (by id) and restore
+    /// points (by name). Nothing here is removed or changed; returns how many records were added.
     pub fn merge_from(&mut self, other: &Manifest) -> usize {
         let mut added = 0;
         if self.repository_id.is_none() && other.repository_id.is_some() {
@@ -150,6 +150,12 @@ impl Manifest {
         for p in &other.restore_points {
             if !self.restore_points.iter().any(|x| x.name == p.name) {
                 self.restore_points.push(p.clone());
+                added += 1;
+            }
+        }
+        for x in &other.superseded {
+            if !self.superseded.iter().any(|y| y.id == x.id) {
+                self.superseded.push(x.clone());
                 added += 1;
             }
         }

@@ -58,7 +58,7 @@ pub use fallback::{CatalogRead, read_catalog};
 pub use lease::Lease;
 pub use manifest::{
     BackupEntry, BackupKind, BackupStatus, DRILLS_KEPT, DrillRecord, ExpiredTimeline, LAYOUT,
-    Manifest, NEWEST_LAYOUT, RestorePoint,
+    Manifest, NEWEST_LAYOUT, RestorePoint, Superseded,
 };
 pub use repo::{LEASE_TTL_US, NewBackup, Repository};
 pub use retention::RetentionPolicy;

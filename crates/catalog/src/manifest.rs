@@ -202,6 +202,22 @@ pub struct Manifest {
     /// `bindspace dr report`). Older builds drop them when they rewrite the catalog.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drills: Vec<DrillRecord>,
+    /// Timelines a promoted standby took over: their old writers are fenced (nothing
+    /// more of theirs is archived or backed up); restores of them still work. Older
+    /// builds ignore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<Superseded>,
+}
+
+/// A timeline a promoted standby took over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    /// The timeline.
+    pub id: crate::TimelineId,
+    /// The timeline that took over.
+    pub by: crate::TimelineId,
+    /// When, µs since the epoch.
+    pub at_us: u64,
 }
 
 /// How many drill reports a catalog keeps.
@@ -250,6 +266,7 @@ impl Default for Manifest {
             expired: Vec::new(),
             verified: crate::VerifyLog::default(),
             drills: Vec::new(),
+            superseded: Vec::new(),
         }
     }
 }

@@ -621,7 +621,7 @@ impl Repository {
         for (i, d) in self.dests.iter().enumerate() {
             let read = crate::fallback::read_for_write(d.as_ref()).await?;
             if let Some((_, m)) = read.filter(|_| i == 0) {
-                m.check_live(b.artifact.timeline())?;
+                m.check_writable(b.artifact.timeline())?;
             }
         }
         let mut stored: Option<ArtifactRef> = None;
@@ -671,7 +671,7 @@ impl Repository {
         };
         let e = entry.clone();
         self.update_catalog(move |m| {
-            m.check_live(e.timeline)?;
+            m.check_writable(e.timeline)?;
             if !m.entries.iter().any(|x| x.id == e.id) {
                 m.entries.push(e.clone());
             }
@@ -715,7 +715,7 @@ impl Repository {
         let p = rp.clone();
         let store = self.dests[0].name();
         self.update_catalog(move |m| {
-            m.check_live(p.timeline)?;
+            m.check_writable(p.timeline)?;
             if m.restore_points.iter().any(|x| x.name == p.name) {
                 return Err(Error::Invalid {
                     store: store.clone(),

@@ -194,6 +194,26 @@ impl Manifest {
         }
     }
 
+    /// Whether (by which timeline, when) a promoted standby took timeline `t` over.
+    pub fn supersession(&self, t: TimelineId) -> Option<&crate::Superseded> {
+        self.superseded.iter().find(|x| x.id == t)
+    }
+
+    /// Refuses a write (a backup, a WAL segment, a restore point) on timeline `t` when
+    /// it expired ([`Manifest::check_live`]) or a promoted standby took it over (the
+    /// old writer is fenced).
+    pub fn check_writable(&self, t: TimelineId) -> crate::Result<()> {
+        self.check_live(t)?;
+        match self.supersession(t) {
+            None => Ok(()),
+            Some(x) => Err(crate::Error::TimelineSuperseded {
+                timeline: t,
+                by: x.by,
+                at_us: x.at_us,
+            }),
+        }
+    }
+
     /// The record of timeline `t` (none for timeline 1).
     pub fn timeline(&self, t: TimelineId) -> Option<&TimelineRecord> {
         self.timelines.iter().find(|r| r.id == t)

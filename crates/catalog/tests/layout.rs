@@ -60,6 +60,7 @@ fn layout2() -> Manifest {
         expired: vec![],
         verified: Default::default(),
         drills: Vec::new(),
+        superseded: Vec::new(),
         restore_points: vec![RestorePoint {
             name: "before-deploy".into(),
             version: 90,
