@@ -49,7 +49,7 @@ impl Inner {
         if let Err(e) = &res
             && e.kind() == bindspace_core::ErrorKind::Fenced
         {
-            self.fence_if_superseded();
+            self.fence(e);
         }
         if let Err(e) = &res
             && !e.kind().is_retryable()

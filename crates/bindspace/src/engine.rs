@@ -322,8 +322,14 @@ fn settle_timeline(
     let mut after_cut = None;
     if let Some(t) = dir.timeline()? {
         // a timeline retention expired, or a promoted standby took over, takes nothing
-        // more (see `docs/OPERATIONS.md`)
+        // more (see `docs/OPERATIONS.md`); a takeover recorded in any store's catalog
+        // counts (a promotion may have reached only the stores that survived)
         m.check_writable(t)?;
+        for d in repo.destinations() {
+            if let Ok(Some(r)) = rt.block_on(bindspace_catalog::read_catalog(d.as_ref())) {
+                r.manifest.check_writable(t)?;
+            }
+        }
         if t != FIRST_TIMELINE && m.timeline(t).is_none() {
             return Err(Error::Config(format!(
                 "{} writes timeline {t}, which the repository {} does not record: is this the repository it was created with?",
@@ -607,12 +613,18 @@ impl Engine {
         // record takes a version
         // (every store's catalog: a name or an expiry one of them alone records would
         // refuse the commit after the WAL record)
+        self.inner.check_fenced()?;
         for m in self
             .inner
             .rt
             .block_on(self.inner.repo.writable_catalogs())?
         {
-            m.check_writable(self.inner.timeline)?;
+            if let Err(e) = m.check_writable(self.inner.timeline) {
+                if e.kind() == bindspace_core::ErrorKind::Fenced {
+                    self.inner.fence(&e);
+                }
+                return Err(e.into());
+            }
             if m.restore_points.iter().any(|p| p.name == name) {
                 return Err(bindspace_catalog::Error::Invalid {
                     store: self.inner.repo.names().join(", "),
@@ -786,18 +798,11 @@ impl Inner {
         }
     }
 
-    /// After a failed archive or backup: if a promoted standby took this timeline over,
-    /// the engine is fenced from now on (every write refused, said why).
-    pub(crate) fn fence_if_superseded(&self) {
-        let Ok(m) = self.rt.block_on(self.repo.manifest()) else {
-            return;
-        };
-        if let Err(e @ bindspace_catalog::Error::TimelineSuperseded { .. }) =
-            m.check_writable(self.timeline)
-        {
-            tracing::error!(error = %e, "fenced: a promoted standby took this history over");
-            *lock(&self.fenced) = Some(e.to_string());
-        }
+    /// After a refusal because a promoted standby took this timeline over: the engine
+    /// is fenced from now on (every write refused, said why).
+    pub(crate) fn fence(&self, why: &dyn std::fmt::Display) {
+        tracing::error!(error = %why, "fenced: a promoted standby took this history over");
+        lock(&self.fenced).get_or_insert_with(|| why.to_string());
     }
 
     /// Seals the active segment and archives every sealed one.
@@ -809,11 +814,18 @@ impl Inner {
         let rolled = wal.roll();
         let n = match wal.archive_sealed(&self.archiver()) {
             Ok(n) => n,
-            Err(e) => {
-                self.fence_if_superseded();
+            Err(bindspace_wal::Error::Archive { source, .. })
+                if matches!(
+                    source.downcast_ref::<bindspace_catalog::Error>(),
+                    Some(bindspace_catalog::Error::TimelineSuperseded { .. })
+                ) =>
+            {
+                // a store's catalog records the takeover (the archiver checks each)
+                self.fence(&source);
                 self.check_fenced()?;
-                return Err(e.into());
+                return Err(Error::Fenced(source.to_string()));
             }
+            Err(e) => return Err(e.into()),
         };
         rolled?;
         let last = wal.sealed_segments().last().map(|s| s.1).unwrap_or(0);

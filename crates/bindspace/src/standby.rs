@@ -167,6 +167,37 @@ impl Standby {
                 dir.display()
             )));
         }
+        let old = self.timeline;
+        // the old writer is fenced first, in every store's catalog, so that whatever
+        // happens below there are never two writers; a history already taken over is
+        // not promoted over again (two promotions would be two writers)
+        let at_us = self.clock.now_us();
+        let repo = bindspace_catalog::Repository::new(
+            self.sources.stores().to_vec(),
+            self.clock.clone(),
+            "standby promotion",
+        )?;
+        self.rt.block_on(repo.update_catalog(|m| {
+            match m.supersession(old) {
+                // this promotion's own record (a store that aliases another, a commit
+                // retried after its answer was lost)
+                Some(x) if x.at_us == at_us && x.by.is_none() => return Ok(()),
+                Some(x) => {
+                    return Err(bindspace_catalog::Error::TimelineSuperseded {
+                        timeline: old,
+                        by: x.by,
+                        at_us: x.at_us,
+                    });
+                }
+                None => {}
+            }
+            m.superseded.push(bindspace_catalog::Superseded {
+                id: old,
+                by: None,
+                at_us,
+            });
+            Ok(())
+        }))?;
         let mut tmp = dir.as_os_str().to_owned();
         tmp.push(".promoting");
         let tmp = std::path::PathBuf::from(tmp);
@@ -191,20 +222,21 @@ impl Standby {
             .sync_dir(bindspace_wal::fsio::parent_of(&dir))
             .map_err(io(format!("syncing {}", dir.display())))?;
         let engine = builder.open()?;
-        // the old primary is fenced: its next archive or backup on the history it wrote
-        // is refused, and from then on every write (nothing more of it reaches the
-        // repository)
-        let (old, new, at_us) = (self.timeline, engine.timeline(), self.clock.now_us());
-        self.rt.block_on(engine.repository().update_catalog(|m| {
-            if m.supersession(old).is_none() {
-                m.superseded.push(bindspace_catalog::Superseded {
-                    id: old,
-                    by: new,
-                    at_us,
-                });
+        // the takeover names the history that took over (best effort: the old writer is
+        // fenced either way)
+        let new = engine.timeline();
+        if let Err(e) = self.rt.block_on(engine.repository().update_catalog(|m| {
+            for x in m
+                .superseded
+                .iter_mut()
+                .filter(|x| x.id == old && x.by.is_none())
+            {
+                x.by = Some(new);
             }
             Ok(())
-        }))?;
+        })) {
+            tracing::warn!(error = %e, "the takeover record does not name the new timeline yet");
+        }
         tracing::info!(
             version = self.space.version(),
             from = old,

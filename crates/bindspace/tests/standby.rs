@@ -143,7 +143,12 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
         .write(Addr(202), Fingerprint::from_words(vec![778; 4]))
         .unwrap_err();
     assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
-    assert!(primary.backup_now(BackupKind::Full).is_err());
+    let err = primary.backup_now(BackupKind::Full).unwrap_err();
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
+    // the promoted engine writes on
+    promoted
+        .write(Addr(203), Fingerprint::from_words(vec![1; 4]))
+        .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (space, plan) = rt
         .block_on(bindspace_pitr::restore_to_on(
@@ -206,5 +211,18 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("not empty"), "{err}");
+    // and a second promotion over the history already taken over is refused (two
+    // promotions would be two writers)
+    let standby = Standby::open_with_clock(vec![repo.clone()], Some(1), clock.clone()).unwrap();
+    let err = standby
+        .promote(
+            Engine::builder(dir.path().join("second"))
+                .config(cfg())
+                .store(repo.clone()),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
+    assert!(!dir.path().join("second").exists(), "nothing was built");
     promoted.close().unwrap();
 }

@@ -116,13 +116,13 @@ pub enum Error {
     /// A standby was promoted over this timeline: its old writer must stop (what it
     /// writes is never archived or backed up).
     #[error(
-        "timeline {timeline} was taken over by timeline {by} (a standby promoted at {at_us} µs): this writer is fenced and must stop; its writes since are not in the repository"
+        "timeline {timeline} was taken over by {} (a standby promoted at {at_us} µs): this writer is fenced and must stop; its writes since are not in the repository", by.map_or("a promoted standby".to_owned(), |t| format!("timeline {t}"))
     )]
     TimelineSuperseded {
         /// The timeline.
         timeline: crate::TimelineId,
-        /// The timeline that took over.
-        by: crate::TimelineId,
+        /// The timeline that took over, once known.
+        by: Option<crate::TimelineId>,
         /// When, µs since the epoch.
         at_us: u64,
     },

@@ -214,8 +214,10 @@ pub struct Manifest {
 pub struct Superseded {
     /// The timeline.
     pub id: crate::TimelineId,
-    /// The timeline that took over.
-    pub by: crate::TimelineId,
+    /// The timeline that took over (`None` while the promotion that fenced it is
+    /// still opening its engine: the old writer is fenced first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<crate::TimelineId>,
     /// When, µs since the epoch.
     pub at_us: u64,
 }

@@ -618,9 +618,9 @@ impl Repository {
         // a catalog that cannot take the entry is found before anything is uploaded
         // (the artifacts would be orphans); refused too, before anything is stored: a
         // timeline retention expired (the primary's catalog, read once here)
-        for (i, d) in self.dests.iter().enumerate() {
-            let read = crate::fallback::read_for_write(d.as_ref()).await?;
-            if let Some((_, m)) = read.filter(|_| i == 0) {
+        // (every store's: a takeover recorded in one of them fences this writer)
+        for d in &self.dests {
+            if let Some((_, m)) = crate::fallback::read_for_write(d.as_ref()).await? {
                 m.check_writable(b.artifact.timeline())?;
             }
         }

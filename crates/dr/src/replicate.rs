@@ -408,6 +408,12 @@ fn merge_into(
             .filter(|x| !apart.contains(&x.id))
             .cloned()
             .collect(),
+        superseded: source
+            .superseded
+            .iter()
+            .filter(|x| !apart.contains(&x.id) && x.by.is_none_or(|b| !apart.contains(&b)))
+            .cloned()
+            .collect(),
         ..Manifest::default()
     };
     for e in source

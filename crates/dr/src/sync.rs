@@ -81,6 +81,19 @@ pub(crate) async fn sync_catalogs(
                     ));
                 }
             }
+            // a takeover one store records fences the old writer everywhere
+            for x in &o.manifest.superseded {
+                if s.manifest.supersession(x.id).is_none()
+                    && !add.superseded.iter().any(|y| y.id == x.id)
+                {
+                    add.superseded.push(x.clone());
+                    healed.push(format!(
+                        "the takeover of timeline {} recorded from {}'s catalog",
+                        x.id,
+                        o.store.name()
+                    ));
+                }
+            }
             for p in &o.manifest.restore_points {
                 if s.manifest.restore_points.iter().any(|x| x.name == p.name)
                     || add.restore_points.iter().any(|x| x.name == p.name)

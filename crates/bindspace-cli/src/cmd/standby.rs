@@ -35,8 +35,8 @@ pub struct RunArgs {
     /// Catch up once and stop (a check, or a cron job).
     #[arg(long)]
     once: bool,
-    /// The history to follow (default the newest live one: after a rehearsal
-    /// promotion, name the primary's).
+    /// The history to follow (default the newest live one: with several, name the
+    /// primary's).
     #[arg(long)]
     timeline: Option<u32>,
 }
