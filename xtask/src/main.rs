@@ -291,6 +291,18 @@ fn test() -> Result<()> {
         ])
         .envs(build_env.iter().map(|(k, v)| (k, v))))?;
     phases.done("build + clippy -D warnings (all targets)");
+    // Test executables of earlier builds (every clone, every change leaves its own):
+    // they filled this machine's disk once. Those this build did not produce go.
+    match current_test_executables(&build_env)
+        .and_then(|keep| prune_test_executables(&target_dir().join("debug").join("deps"), &keep))
+    {
+        Ok((n, bytes)) if n > 0 => eprintln!(
+            "xtask: removed {n} stale test executables ({:.1} GB)",
+            bytes as f64 / 1e9
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("xtask: could not prune stale test executables: {e}"),
+    }
 
     // Real servers for the tests; stopped afterwards by pid, also when tests fail.
     let env = match services::up() {
@@ -367,6 +379,62 @@ fn test() -> Result<()> {
     );
     println!("{} passed, {} failed", p1 + p2 + p3, f1 + f2 + f3);
     Ok(())
+}
+
+/// The test executables the workspace build produces (what cargo reports for a build
+/// that is already fresh: a second or two).
+fn current_test_executables(build_env: &[(String, String)]) -> Result<Vec<PathBuf>> {
+    let out = cargo()
+        .args([
+            "test",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--no-run",
+            "--message-format=json",
+        ])
+        .envs(build_env.iter().map(|(k, v)| (k, v)))
+        .stderr(std::process::Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let keep: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split_once("\"executable\":\"")?.1;
+            let path = rest.split_once('"')?.0;
+            Some(PathBuf::from(path))
+        })
+        .collect();
+    if !out.status.success() || keep.is_empty() {
+        bail!("cargo did not list the test executables");
+    }
+    Ok(keep)
+}
+
+/// Removes the executables in `deps` (`<stem>-<16 hex>`, no extension) that are not in
+/// `keep`. Returns how many went and their bytes.
+fn prune_test_executables(deps: &Path, keep: &[PathBuf]) -> Result<(usize, u64)> {
+    let (mut n, mut bytes) = (0, 0);
+    for e in std::fs::read_dir(deps)? {
+        let path = e?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let is_exe = name
+            .rsplit_once('-')
+            .is_some_and(|(_, h)| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            && path.extension().is_none();
+        if !is_exe || keep.iter().any(|k| k == &path) {
+            continue;
+        }
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if std::fs::remove_file(&path).is_ok() {
+            let _ = std::fs::remove_file(path.with_extension("d"));
+            n += 1;
+            bytes += len;
+        }
+    }
+    Ok((n, bytes))
 }
 
 /// Every published crate packages for crates.io (`cargo publish --dry-run`, all of
