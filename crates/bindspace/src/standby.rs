@@ -247,6 +247,31 @@ impl Standby {
     }
 }
 
+impl Standby {
+    /// A planned switchover: closes `primary` cleanly (its WAL archived to the end),
+    /// catches up to its last version, checks that the standby holds exactly the
+    /// primary's final state (nothing lost), then promotes (the old primary's history
+    /// is fenced). Refused, with the primary closed and nothing promoted, when the
+    /// standby cannot reach that state.
+    pub fn switchover(mut self, primary: Engine, builder: EngineBuilder) -> Result<Engine> {
+        let (last, digest) = (primary.version(), primary.read(|s| s.digest()));
+        primary.close()?;
+        self.catch_up()?;
+        if self.space.version() != last || self.space.digest() != digest {
+            return Err(Error::Config(format!(
+                "switchover refused: the primary stopped at version {last}, the standby reached version {} with {}: nothing was promoted",
+                self.space.version(),
+                if self.space.digest() == digest {
+                    "the same state"
+                } else {
+                    "another state"
+                }
+            )));
+        }
+        self.promote(builder)
+    }
+}
+
 fn write_checkpoint(path: &Path, space: &BindSpace, now_us: u64) -> Result<()> {
     bindspace_wal::fsio::write_atomic_bytes(path, &snapshot::encode(space, now_us))
         .map_err(io(format!("writing {}", path.display())))

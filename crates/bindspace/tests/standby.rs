@@ -226,3 +226,72 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
     assert!(!dir.path().join("second").exists(), "nothing was built");
     promoted.close().unwrap();
 }
+
+// Issue 18: a switchover stops the primary cleanly, lets the standby catch up to its
+// last version and promotes: 0 versions lost (the promoted engine starts from exactly
+// the primary's final state), and the old history is fenced.
+#[test]
+fn a_switchover_loses_no_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let repo: Arc<dyn BackupStore> = Arc::new(
+        ObjectBackupStore::from_url(
+            &format!("file://{}", dir.path().join("repo").display()),
+            StoreOptions::default(),
+        )
+        .unwrap(),
+    );
+    let primary = Engine::builder(dir.path().join("primary"))
+        .config(cfg())
+        .clock(clock.clone())
+        .store(repo.clone())
+        .open()
+        .unwrap();
+    for v in 1..=40u64 {
+        primary
+            .write(
+                Addr((v * 3 % 256) as u16),
+                Fingerprint::from_words(vec![v; 4]),
+            )
+            .unwrap();
+        clock.advance(1_000);
+        if v == 10 {
+            primary.backup_now(BackupKind::Full).unwrap();
+        }
+    }
+    primary.archive_now().unwrap();
+    let standby = Standby::open_with_clock(vec![repo.clone()], None, clock.clone()).unwrap();
+    // more writes the standby has not seen, not yet archived when the switchover starts
+    for v in 41..=55u64 {
+        primary
+            .write(Addr(v as u16), Fingerprint::from_words(vec![v; 4]))
+            .unwrap();
+    }
+    let (last, state) = (primary.version(), primary.read(|s| s.digest()));
+    assert!(standby.version() < last);
+    let promoted = standby
+        .switchover(
+            primary,
+            Engine::builder(dir.path().join("promoted"))
+                .config(cfg())
+                .clock(clock.clone())
+                .store(repo.clone()),
+        )
+        .unwrap();
+    assert_eq!(promoted.version(), last, "0 versions lost");
+    assert_eq!(promoted.read(|s| s.digest()), state);
+    assert_ne!(promoted.timeline(), 1);
+    promoted
+        .write(Addr(250), Fingerprint::from_words(vec![1; 4]))
+        .unwrap();
+    // the old primary's directory is fenced
+    let err = Engine::builder(dir.path().join("primary"))
+        .config(cfg())
+        .clock(clock.clone())
+        .store(repo.clone())
+        .open()
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
+    promoted.close().unwrap();
+}
