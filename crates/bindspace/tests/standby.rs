@@ -30,27 +30,40 @@ fn cfg() -> BackupConfig {
     }
 }
 
-#[test]
-fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
-    let repo: Arc<dyn BackupStore> = Arc::new(
+/// A repository in `dir/repo`.
+fn local_repo(dir: &std::path::Path) -> Arc<dyn BackupStore> {
+    Arc::new(
         ObjectBackupStore::from_url(
-            &format!("file://{}", dir.path().join("repo").display()),
+            &format!("file://{}", dir.join("repo").display()),
             StoreOptions::default(),
         )
         .unwrap(),
-    );
-    // the standby reads the repository through two stores (both the same directory):
-    // one of them failing leaves it not caught up, not "lag 0"
-    let faulty = FaultyStore::new(repo.clone());
-    let second = FaultyStore::new(repo.clone());
-    let primary = Engine::builder(dir.path().join("primary"))
+    )
+}
+
+/// An engine in `data` on `repo`.
+fn open(
+    data: std::path::PathBuf,
+    clock: &Arc<ManualClock>,
+    repo: &Arc<dyn BackupStore>,
+) -> bindspace::Result<Engine> {
+    Engine::builder(data)
         .config(cfg())
         .clock(clock.clone())
         .store(repo.clone())
         .open()
-        .unwrap();
+}
+
+#[test]
+fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let repo = local_repo(dir.path());
+    // the standby reads the repository through two stores (both the same directory):
+    // one of them failing leaves it not caught up, not "lag 0"
+    let faulty = FaultyStore::new(repo.clone());
+    let second = FaultyStore::new(repo.clone());
+    let primary = open(dir.path().join("primary"), &clock, &repo).unwrap();
     let mut at: BTreeMap<u64, Digest> = BTreeMap::new();
     let write = |at: &mut BTreeMap<u64, Digest>, from: u64, n: u64| {
         for v in from..from + n {
@@ -190,11 +203,7 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
     assert_ne!(space.digest(), mine);
     // reopening the old primary's directory is refused too
     primary.close().ok();
-    let err = Engine::builder(dir.path().join("primary"))
-        .config(cfg())
-        .clock(clock.clone())
-        .store(repo.clone())
-        .open()
+    let err = open(dir.path().join("primary"), &clock, &repo)
         .err()
         .unwrap();
     assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
@@ -234,19 +243,8 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
 fn a_switchover_loses_no_version() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
-    let repo: Arc<dyn BackupStore> = Arc::new(
-        ObjectBackupStore::from_url(
-            &format!("file://{}", dir.path().join("repo").display()),
-            StoreOptions::default(),
-        )
-        .unwrap(),
-    );
-    let primary = Engine::builder(dir.path().join("primary"))
-        .config(cfg())
-        .clock(clock.clone())
-        .store(repo.clone())
-        .open()
-        .unwrap();
+    let repo = local_repo(dir.path());
+    let primary = open(dir.path().join("primary"), &clock, &repo).unwrap();
     for v in 1..=40u64 {
         primary
             .write(
@@ -285,11 +283,7 @@ fn a_switchover_loses_no_version() {
         .write(Addr(250), Fingerprint::from_words(vec![1; 4]))
         .unwrap();
     // the old primary's directory is fenced
-    let err = Engine::builder(dir.path().join("primary"))
-        .config(cfg())
-        .clock(clock.clone())
-        .store(repo.clone())
-        .open()
+    let err = open(dir.path().join("primary"), &clock, &repo)
         .err()
         .unwrap();
     assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
