@@ -717,7 +717,7 @@ impl Engine {
     /// now (what the background job does every `replicate_interval_ms`); the lags are
     /// in [`Engine::status`]. One report per replica, or why its run failed.
     pub fn replicate_now(&self) -> Vec<Result<bindspace_dr::ReplicationReport>> {
-        self.inner.replicate()
+        self.inner.replicate(&mut || true)
     }
 
     /// Wakes the background jobs and waits until each has run what its schedule says
@@ -879,17 +879,21 @@ impl Inner {
 
     /// One replication run into each replica, from the primary destination; the lags
     /// and failures go to the status.
-    pub(crate) fn replicate(&self) -> Vec<Result<bindspace_dr::ReplicationReport>> {
+    pub(crate) fn replicate(
+        &self,
+        go: &mut dyn FnMut() -> bool,
+    ) -> Vec<Result<bindspace_dr::ReplicationReport>> {
         let from = self.repo.destinations()[0].clone();
         let opts = bindspace_dr::ReplicateOptions::default();
         let mut out = Vec::with_capacity(self.replicas.len());
         for to in &self.replicas {
             // no lock held while copying: the status reads the lag meanwhile
-            let res = self.rt.block_on(bindspace_dr::replicate(
+            let res = self.rt.block_on(bindspace_dr::replicate_until(
                 &from,
                 to,
                 self.clock.as_ref(),
                 &opts,
+                go,
             ));
             let mut s = lock(&self.status);
             match &res {

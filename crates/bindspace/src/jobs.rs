@@ -67,10 +67,11 @@ impl Jobs {
         }
         if !inner.replicas.is_empty() {
             let mut replicate = Every::new(ms(inner.cfg.replicate_interval_ms), now);
-            if let Err(e) = jobs.spawn("bindspace-replicate", inner, move |inner, now, _| {
+            if let Err(e) = jobs.spawn("bindspace-replicate", inner, move |inner, now, wait| {
                 replicate.rebase(now);
                 if replicate.due(now) {
-                    inner.replicate();
+                    // a close stops the copying between artifacts
+                    inner.replicate(&mut || wait.until(inner, 0));
                     // a replica left behind is retried at the next interval (its lag
                     // in the status grows meanwhile)
                     replicate.succeeded(now);

@@ -466,3 +466,62 @@ fn an_engine_keeps_its_replica_up_to_date_and_reports_the_lag() {
     assert!(err.to_string().contains("also a destination"), "{err}");
     e.close().unwrap();
 }
+
+// Review of issue 18: closing an engine does not wait for a replication run in
+// progress to copy everything: the run stops between artifacts (what it copied is
+// recorded; the replica is not caught up). Each put here takes 300 ms.
+#[test]
+fn closing_an_engine_stops_its_replication_between_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let a = local(&dir.path().join("a"));
+    let replica = FaultyStore::new(local(&dir.path().join("replica")));
+    let e = Engine::builder(dir.path().join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 4,
+            address_space: 256,
+            sync: "never".into(),
+            wal_segment_bytes: 1 << 10,
+            delta_interval_ms: 86_400_000,
+            full_snapshot_interval_ms: 86_400_000,
+            archive_interval_ms: 86_400_000,
+            verify_interval_ms: 0,
+            replicate_interval_ms: 5_000,
+            ..BackupConfig::default()
+        })
+        .clock(clock.clone())
+        .store(a.clone())
+        .replica(replica.clone())
+        .open()
+        .unwrap();
+    let (mut states, mut points) = (BTreeMap::new(), Vec::new());
+    write(&e, &clock, 1, 60, &mut states, &mut points);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let total = listed(&rt, &a);
+    assert!(total >= 10, "{total}");
+    replica.inject(Op::Put, Fault::Delay(Duration::from_millis(300)), None);
+    // the job notices the clock within its wait (no tick: a tick waits for the run)
+    clock.advance(6_000_000);
+    #[allow(clippy::disallowed_methods)] // a real run in progress, bounded in real time
+    {
+        let t = std::time::Instant::now();
+        while replica.calls(Op::Put) == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the run did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let t = std::time::Instant::now();
+        e.close().unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "close waited {:?} for a run of {total} artifacts at 300 ms each",
+            t.elapsed()
+        );
+    }
+    assert!(
+        (replica.calls(Op::Put) as usize) < total,
+        "the run copied everything before the close"
+    );
+}

@@ -188,8 +188,21 @@ pub async fn replicate(
     clock: &dyn Clock,
     opts: &ReplicateOptions,
 ) -> Result<ReplicationReport> {
+    replicate_until(from, to, clock, opts, &mut || true).await
+}
+
+/// [`replicate`], asking `go` before each artifact it copies: `false` stops the copying
+/// there (what was copied is still recorded in the target's catalog; the run is not
+/// caught up). An engine's replication job stops this way when the engine closes.
+pub async fn replicate_until(
+    from: &Arc<dyn BackupStore>,
+    to: &Arc<dyn BackupStore>,
+    clock: &dyn Clock,
+    opts: &ReplicateOptions,
+    go: &mut dyn FnMut() -> bool,
+) -> Result<ReplicationReport> {
     let span = tracing::info_span!("replicate", from = %from.name(), to = %to.name());
-    run(from, to, clock, opts).instrument(span).await
+    run(from, to, clock, opts, go).instrument(span).await
 }
 
 async fn run(
@@ -197,6 +210,7 @@ async fn run(
     to: &Arc<dyn BackupStore>,
     clock: &dyn Clock,
     opts: &ReplicateOptions,
+    go: &mut dyn FnMut() -> bool,
 ) -> Result<ReplicationReport> {
     let started_us = clock.now_us();
     let mut report = ReplicationReport {
@@ -248,11 +262,20 @@ async fn run(
         _ => {}
     }
     let held_by_id: BTreeMap<ArtifactId, ArtifactRef> = held.iter().map(|r| (r.id, *r)).collect();
+    let mut left = wanted.iter().filter(|r| !held.contains(r)).count();
     for r in &wanted {
         if held.contains(r) {
             report.already_held += 1;
             continue;
         }
+        if !go() {
+            report.failed.push(Finding {
+                artifact: format!("{left} artifacts"),
+                detail: "not copied: the run was stopped".into(),
+            });
+            break;
+        }
+        left -= 1;
         if let Some(other) = held_by_id.get(&r.id).filter(|_| !opts.prune) {
             report.conflicts.push(format!(
                 "{}: the target holds other bytes under that name ({} bytes, not the source's {})",
