@@ -54,6 +54,34 @@ fn engine(data: &Path, clock: &Arc<ManualClock>, stores: Vec<Arc<dyn BackupStore
     b.open().unwrap()
 }
 
+/// An engine with background jobs on `a`, replicating to `replica` every 5 s (the only
+/// job due within a test: the others wait a day).
+fn with_replica(
+    data: &Path,
+    clock: &Arc<ManualClock>,
+    a: &Arc<dyn BackupStore>,
+    replica: &Arc<FaultyStore>,
+) -> Engine {
+    Engine::builder(data)
+        .config(BackupConfig {
+            fingerprint_words: 4,
+            address_space: 256,
+            sync: "never".into(),
+            wal_segment_bytes: 1 << 10,
+            delta_interval_ms: 86_400_000,
+            full_snapshot_interval_ms: 86_400_000,
+            archive_interval_ms: 86_400_000,
+            verify_interval_ms: 0,
+            replicate_interval_ms: 5_000,
+            ..BackupConfig::default()
+        })
+        .clock(clock.clone())
+        .store(a.clone())
+        .replica(replica.clone())
+        .open()
+        .unwrap()
+}
+
 /// Writes `n` versions from `from`, with fulls, incrementals and restore points on
 /// the way; returns the digest at every backup version and restore point.
 fn write(
@@ -406,25 +434,7 @@ fn an_engine_keeps_its_replica_up_to_date_and_reports_the_lag() {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
     let a = local(&dir.path().join("a"));
     let replica = FaultyStore::new(local(&dir.path().join("replica")));
-    let e = Engine::builder(dir.path().join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 4,
-            address_space: 256,
-            sync: "never".into(),
-            wal_segment_bytes: 1 << 10,
-            // only the replication is due within this test
-            delta_interval_ms: 86_400_000,
-            full_snapshot_interval_ms: 86_400_000,
-            archive_interval_ms: 86_400_000,
-            verify_interval_ms: 0,
-            replicate_interval_ms: 5_000,
-            ..BackupConfig::default()
-        })
-        .clock(clock.clone())
-        .store(a.clone())
-        .replica(replica.clone())
-        .open()
-        .unwrap();
+    let e = with_replica(&dir.path().join("data"), &clock, &a, &replica);
     let (mut states, mut points) = (BTreeMap::new(), Vec::new());
     write(&e, &clock, 1, 40, &mut states, &mut points);
     clock.advance(6_000_000);
@@ -476,24 +486,7 @@ fn closing_an_engine_stops_its_replication_between_artifacts() {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
     let a = local(&dir.path().join("a"));
     let replica = FaultyStore::new(local(&dir.path().join("replica")));
-    let e = Engine::builder(dir.path().join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 4,
-            address_space: 256,
-            sync: "never".into(),
-            wal_segment_bytes: 1 << 10,
-            delta_interval_ms: 86_400_000,
-            full_snapshot_interval_ms: 86_400_000,
-            archive_interval_ms: 86_400_000,
-            verify_interval_ms: 0,
-            replicate_interval_ms: 5_000,
-            ..BackupConfig::default()
-        })
-        .clock(clock.clone())
-        .store(a.clone())
-        .replica(replica.clone())
-        .open()
-        .unwrap();
+    let e = with_replica(&dir.path().join("data"), &clock, &a, &replica);
     let (mut states, mut points) = (BTreeMap::new(), Vec::new());
     write(&e, &clock, 1, 60, &mut states, &mut points);
     let rt = tokio::runtime::Runtime::new().unwrap();
