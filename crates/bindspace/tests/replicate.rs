@@ -119,10 +119,7 @@ fn write(
 }
 
 fn listed(rt: &tokio::runtime::Runtime, s: &Arc<dyn BackupStore>) -> usize {
-    ArtifactKind::ALL
-        .iter()
-        .map(|k| rt.block_on(s.list(*k, 0, u64::MAX)).unwrap().len())
-        .sum()
+    common::all_artifacts(rt, s).len()
 }
 
 /// The replica alone restores every recorded state exactly.

@@ -568,14 +568,7 @@ fn the_background_verify_is_paced_and_a_close_does_not_wait_for_it() {
     engine.archive_now().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = engine.repository().destinations()[0].clone();
-    let mut refs = Vec::new();
-    for kind in [
-        bindspace_catalog::ArtifactKind::Snapshot,
-        bindspace_catalog::ArtifactKind::Delta,
-        bindspace_catalog::ArtifactKind::WalSegment,
-    ] {
-        refs.extend(rt.block_on(store.list(kind, 0, u64::MAX)).unwrap());
-    }
+    let refs = common::all_artifacts(&rt, &store);
     assert!(refs.len() >= 4, "{refs:?}");
     let gets = || counted.calls(bindspace_testkit::Op::Get);
     let verified = || {

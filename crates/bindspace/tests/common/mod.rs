@@ -103,3 +103,14 @@ pub fn moto_store(
     )
     .unwrap()
 }
+
+/// Everything `store` lists, of every artifact kind.
+pub fn all_artifacts(
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<dyn bindspace_catalog::BackupStore>,
+) -> Vec<bindspace_catalog::ArtifactRef> {
+    bindspace_catalog::ArtifactKind::ALL
+        .iter()
+        .flat_map(|k| rt.block_on(store.list(*k, 0, u64::MAX)).unwrap())
+        .collect()
+}
