@@ -415,3 +415,56 @@ async fn an_upload_longer_than_the_staging_expiry_commits() {
         .unwrap();
     assert_eq!(fast.get(&r).await.unwrap(), bytes);
 }
+
+/// Review of issue 17: a put with another chunk size stages under other chunk names, so
+/// it never takes a committed copy's intact chunks for damaged ones and overwrites
+/// them (an interrupted re-send would have corrupted the live copy); the committed copy
+/// reads back intact throughout, and the re-sent one replaces it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_with_another_chunk_size_never_touches_the_live_copys_chunks() {
+    let Some(url) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let prefix = unique_prefix("chunksize");
+    let small = RedisBackupStore::connect(&url, small_chunks(prefix.clone()))
+        .await
+        .unwrap();
+    let id = ArtifactId::delta(5, 6);
+    let bytes: Bytes = (0..3u32 << 20).map(|i| (i % 253) as u8).collect();
+    let r = small.put(id, bytes.clone()).await.unwrap();
+    let mut c = raw(&url).await;
+    let chunk_prefix = |c: &mut redis::aio::MultiplexedConnection| {
+        let key = small.meta_key(id);
+        let mut c = c.clone();
+        async move {
+            redis::cmd("HGET")
+                .arg(key)
+                .arg("chunk_prefix")
+                .query_async::<String>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    let live = chunk_prefix(&mut c).await;
+    let large = RedisBackupStore::connect(
+        &url,
+        RedisOptions {
+            prefix,
+            ..RedisOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(large.put(id, bytes.clone()).await.unwrap(), r);
+    let resent = chunk_prefix(&mut c).await;
+    assert_ne!(
+        live, resent,
+        "the two chunk sizes stage under the same names"
+    );
+    assert!(
+        live.contains(&format!(":c{}:", 1 << 20)),
+        "{live}: the non-default size is in the name"
+    );
+    assert_eq!(small.get(&r).await.unwrap(), bytes);
+    assert_eq!(large.get(&r).await.unwrap(), bytes);
+}
