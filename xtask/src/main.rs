@@ -292,7 +292,8 @@ fn test() -> Result<()> {
         .envs(build_env.iter().map(|(k, v)| (k, v))))?;
     phases.done("build + clippy -D warnings (all targets)");
     // Test executables of earlier builds (every clone, every change leaves its own):
-    // they filled this machine's disk once. Those this build did not produce go.
+    // they filled this machine's disk once. Those this build did not produce, a day
+    // old or more, go.
     match current_test_executables(&build_env)
         .and_then(|keep| prune_test_executables(&target_dir().join("debug").join("deps"), &keep))
     {
@@ -412,11 +413,17 @@ fn current_test_executables(build_env: &[(String, String)]) -> Result<Vec<PathBu
 }
 
 /// Removes the executables in `deps` (`<stem>-<16 hex>`, no extension) that are not in
-/// `keep`. Returns how many went and their bytes.
+/// `keep`, are not linked elsewhere (a binary cargo copied up to `debug/`) and were not
+/// written within the last day (another run sharing the target directory may be using
+/// its own). Returns how many went and their bytes.
 fn prune_test_executables(deps: &Path, keep: &[PathBuf]) -> Result<(usize, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let keep: Vec<PathBuf> = keep.iter().map(|k| canon(k)).collect();
+    let day = std::time::Duration::from_secs(86_400);
     let (mut n, mut bytes) = (0, 0);
     for e in std::fs::read_dir(deps)? {
-        let path = e?.path();
+        let path = canon(&e?.path());
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
@@ -427,7 +434,18 @@ fn prune_test_executables(deps: &Path, keep: &[PathBuf]) -> Result<(usize, u64)>
         if !is_exe || keep.iter().any(|k| k == &path) {
             continue;
         }
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let recent = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < day);
+        if meta.nlink() > 1 || recent {
+            continue;
+        }
+        let len = meta.len();
         if std::fs::remove_file(&path).is_ok() {
             let _ = std::fs::remove_file(path.with_extension("d"));
             n += 1;
