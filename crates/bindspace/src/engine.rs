@@ -73,8 +73,9 @@ pub(crate) struct Inner {
     pub archiving: Mutex<()>,
     /// Why the engine is fenced, once a promoted standby took its history over.
     pub fenced: Mutex<Option<String>>,
-    /// The stores the repository is replicated to.
-    pub replicas: Vec<Arc<dyn BackupStore>>,
+    /// The replications of the repository (from the primary destination), one per
+    /// replica, each remembering what it found so its runs list only what is new.
+    pub replicas: Vec<Mutex<bindspace_dr::Follower>>,
     /// Each replica's lag tracker, by name (the status computes the lag at call time,
     /// so a run that stalls shows it growing).
     pub replica_lags: Mutex<std::collections::BTreeMap<String, bindspace_dr::Lag>>,
@@ -214,6 +215,16 @@ impl EngineBuilder {
             }
             replica_lags.insert(store.name(), bindspace_dr::Lag::default());
         }
+        let replicas: Vec<_> = replicas
+            .into_iter()
+            .map(|to| {
+                Mutex::new(bindspace_dr::Follower::new(
+                    stores[0].clone(),
+                    to,
+                    bindspace_dr::ReplicateOptions::default(),
+                ))
+            })
+            .collect();
         let repo = Repository::new(
             stores,
             self.clock.clone(),
@@ -885,21 +896,16 @@ impl Inner {
         &self,
         go: &mut dyn FnMut() -> bool,
     ) -> Vec<Result<bindspace_dr::ReplicationReport>> {
-        let from = self.repo.destinations()[0].clone();
-        let opts = bindspace_dr::ReplicateOptions::default();
         let mut out = Vec::with_capacity(self.replicas.len());
-        for to in &self.replicas {
+        for follower in &self.replicas {
             if !go() {
                 break; // the engine is closing
             }
-            // no lock held while copying: the status reads the lag meanwhile
-            let res = self.rt.block_on(bindspace_dr::replicate_until(
-                &from,
-                to,
-                self.clock.as_ref(),
-                &opts,
-                go,
-            ));
+            // only the follower is locked while copying: the status reads the lag
+            // meanwhile (a `replicate_now` beside the job waits for its run)
+            let mut follower = lock(follower);
+            let to = follower.target().clone();
+            let res = self.rt.block_on(follower.run(self.clock.as_ref(), go));
             let mut s = lock(&self.status);
             match &res {
                 Ok(r) => {

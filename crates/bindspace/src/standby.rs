@@ -29,7 +29,15 @@ pub struct Standby {
     /// Why the space can no longer be served: a catch-up failed after applying part of
     /// what it read (a record whose state did not check, a batch cut short).
     broken: Option<String>,
+    /// Where the next catch-up lists the WAL from (`None`: it lists everything).
+    since: Option<u64>,
+    /// Catch-ups since the last one that listed everything.
+    since_full: u32,
 }
+
+/// A catch-up lists everything the stores hold once in this many (the others list
+/// only the followed history's WAL from where the last one stood).
+const FULL_LISTING_EVERY: u32 = 16;
 
 impl Standby {
     /// Restores the newest state of the newest history (or of `timeline`) from
@@ -79,6 +87,8 @@ impl Standby {
             clock,
             caught_up_at: Some(started),
             broken: None,
+            since: None,
+            since_full: 0,
         })
     }
 
@@ -93,13 +103,23 @@ impl Standby {
         }
         let started = self.clock.now_us();
         let before = self.space.version();
-        let res = self.rt.block_on(bindspace_pitr::advance(
+        if self.since_full >= FULL_LISTING_EVERY {
+            self.since = None;
+        }
+        let res = self.rt.block_on(bindspace_pitr::advance_since(
             &mut self.space,
             self.sources.clone(),
             self.timeline,
+            self.since,
         ));
         match res {
             Ok(a) => {
+                self.since_full = if self.since.is_none() {
+                    0
+                } else {
+                    self.since_full + 1
+                };
+                self.since = Some(a.next_since);
                 // everything archived when this call started is applied (every store
                 // read, no gap): the lag restarts from then
                 if a.complete {
@@ -108,6 +128,7 @@ impl Standby {
                 Ok(a)
             }
             Err(e) => {
+                self.since = None;
                 if self.space.version() != before {
                     self.broken = Some(format!(
                         "a catch-up failed at version {} after applying from {before}: {e}",

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bindspace::{BackupConfig, Engine};
 use bindspace_catalog::{ArtifactKind, BackupKind, BackupStore};
 use bindspace_core::{Addr, Clock, Digest, Fingerprint, ManualClock};
-use bindspace_dr::{Lag, ReplicateOptions, replicate};
+use bindspace_dr::{Follower, Lag, ReplicateOptions, replicate};
 use bindspace_pitr::Target;
 use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
 use bindspace_testkit::{Fault, FaultyStore, Op, service_env, unique_name};
@@ -514,4 +514,74 @@ fn closing_an_engine_stops_its_replication_between_artifacts() {
         (replica.calls(Op::Put) as usize) < total,
         "the run copied everything before the close"
     );
+}
+
+// Issue 18: a follower's runs after its first find what is new without listing whole
+// prefixes (the backups from the source's catalog, the WAL from each history's newest
+// segment on), and still copy everything: the replica alone restores every state. What
+// it cannot see that way is found by a run that lists everything: an artifact deleted
+// from the target behind its back (within `LIST_EVERYTHING_EVERY` runs), and whatever a
+// failed run left (the next run lists everything).
+#[test]
+fn a_follower_lists_only_what_is_new_after_its_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    // the follower's own view of the source, so only its calls are counted
+    let a = FaultyStore::new(local(&dir.path().join("a")));
+    let b = FaultyStore::new(local(&dir.path().join("b")));
+    let (src, dst): (Arc<dyn BackupStore>, Arc<dyn BackupStore>) = (a.clone(), b.clone());
+    let e = engine(
+        &dir.path().join("data"),
+        &clock,
+        vec![local(&dir.path().join("a"))],
+    );
+    let (mut states, mut points) = (BTreeMap::new(), Vec::new());
+    write(&e, &clock, 1, 40, &mut states, &mut points);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut f = Follower::new(src.clone(), dst.clone(), ReplicateOptions::default());
+    let run = |f: &mut Follower| rt.block_on(f.run(clock.as_ref(), &mut || true)).unwrap();
+    let r = run(&mut f);
+    assert!(r.caught_up && r.listed_everything, "{r}");
+    let (la, lb) = (a.calls(Op::List), b.calls(Op::List));
+    let since = a.calls(Op::ListSince);
+    let mut next = 41;
+    for _ in 0..5 {
+        write(&e, &clock, next, 20, &mut states, &mut points);
+        next += 20;
+        let r = run(&mut f);
+        assert!(r.caught_up && !r.listed_everything, "{r}");
+        assert!(r.copied.iter().any(|c| c.contains("delta")), "{r}");
+        assert!(r.copied.iter().any(|c| c.contains("wal segment")), "{r}");
+    }
+    assert_eq!(a.calls(Op::List), la, "the source was listed whole");
+    assert_eq!(b.calls(Op::List), lb, "the target was listed whole");
+    assert!(a.calls(Op::ListSince) > since);
+    restores_alone(&rt, &dst, &states, &points);
+
+    // a delta deleted from the target behind its back: put back by the run that lists
+    // everything, at most LIST_EVERYTHING_EVERY runs later
+    let gone = rt
+        .block_on(dst.list(ArtifactKind::Delta, 0, u64::MAX))
+        .unwrap()[0];
+    rt.block_on(dst.delete(gone.id)).unwrap();
+    let mut back = None;
+    for i in 0..Follower::LIST_EVERYTHING_EVERY {
+        let r = run(&mut f);
+        if r.listed_everything {
+            back = Some((i, r));
+            break;
+        }
+        assert!(r.copied.is_empty(), "{r}");
+    }
+    let (_, r) = back.expect("no run listed everything");
+    assert!(r.copied.contains(&gone.id.to_string()), "{r}");
+    // a run that fails part way: the next lists everything and catches up
+    write(&e, &clock, next, 20, &mut states, &mut points);
+    b.inject(Op::Put, Fault::Fail, Some(1));
+    let r = run(&mut f);
+    assert!(!r.caught_up && !r.listed_everything, "{r}");
+    let r = run(&mut f);
+    assert!(r.caught_up && r.listed_everything, "{r}");
+    restores_alone(&rt, &dst, &states, &points);
+    e.close().unwrap();
 }

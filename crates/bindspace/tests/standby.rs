@@ -105,7 +105,15 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
     // nothing new: nothing applied; the lag counts from the last complete catch-up
     clock.advance(2_000_000);
     assert_eq!(standby.lag_ms(), Some(2_000));
+    // and, after its first catch-up, without listing whole prefixes
+    let (lists, since) = (faulty.calls(Op::List), faulty.calls(Op::ListSince));
     let a = standby.catch_up().unwrap();
+    assert_eq!(
+        faulty.calls(Op::List),
+        lists,
+        "a catch-up listed whole prefixes"
+    );
+    assert!(faulty.calls(Op::ListSince) > since);
     assert_eq!((a.from, a.to, a.segments), (a.from, a.from, 0), "{a:?}");
     assert!(a.complete, "{a:?}");
     assert_eq!(standby.lag_ms(), Some(0));
@@ -113,12 +121,14 @@ fn a_standby_follows_the_archive_and_promotes_onto_a_new_timeline() {
     // it holds everything: not complete, and the lag grows (review: it read 0)
     write(&mut at, 71, 10);
     faulty.inject(Op::List, Fault::Fail, None);
+    faulty.inject(Op::ListSince, Fault::Fail, None);
     clock.advance(10_000_000);
     let a = standby.catch_up().unwrap();
     assert!(!a.complete && a.to > a.from, "{a:?}");
     assert!(standby.lag_ms().unwrap() >= 10_000);
     // both unreachable: the catch-up fails, the lag grows on
     second.inject(Op::List, Fault::Fail, None);
+    second.inject(Op::ListSince, Fault::Fail, None);
     clock.advance(20_000_000);
     assert!(standby.catch_up().is_err());
     assert!(standby.lag_ms().unwrap() >= 30_000);

@@ -54,6 +54,7 @@ pub async fn run(store: Arc<dyn BackupStore>, tamper: &dyn Tamper, big: usize) {
     let name = store.name();
     round_trips(&*store, big).await;
     list_by_range(&*store).await;
+    list_since(&*store).await;
     delete(&*store).await;
     manifest_commits(store.clone()).await;
     lease(&*store).await;
@@ -148,6 +149,71 @@ pub async fn list_by_range(store: &dyn BackupStore) {
             .await
             .expect("delete");
         store.delete(ArtifactId::snapshot(v)).await.expect("delete");
+    }
+}
+
+/// `list_since` returns exactly one history's artifacts from a first version on, in
+/// key order, whatever other histories hold around them.
+pub async fn list_since(store: &dyn BackupStore) {
+    let ids = [
+        ArtifactId::wal(1, 10),
+        ArtifactId::wal(11, 20),
+        ArtifactId::wal(21, 30),
+        ArtifactId::wal(11, 15).on(2),
+        ArtifactId::wal(16, 40).on(2),
+        ArtifactId::wal(30, 31).on(3),
+        ArtifactId::wal(5, 9).on(12),
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        store.put(*id, payload(i as u8, 10)).await.expect("put");
+    }
+    let since = |t, first| async move {
+        store
+            .list_since(ArtifactKind::WalSegment, t, first)
+            .await
+            .expect("list_since")
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        since(1, 11).await,
+        vec![ArtifactId::wal(11, 20), ArtifactId::wal(21, 30)],
+        "{}: timeline 1 from 11",
+        store.name()
+    );
+    assert_eq!(
+        since(1, 0).await,
+        ids[..3].to_vec(),
+        "{}: timeline 1 whole",
+        store.name()
+    );
+    assert_eq!(
+        since(2, 12).await,
+        vec![ArtifactId::wal(16, 40).on(2)],
+        "{}: timeline 2 from 12",
+        store.name()
+    );
+    assert_eq!(
+        since(3, 31).await,
+        vec![],
+        "{}: timeline 3 past its end",
+        store.name()
+    );
+    assert_eq!(
+        since(12, 1).await,
+        vec![ArtifactId::wal(5, 9).on(12)],
+        "{}: timeline 12",
+        store.name()
+    );
+    assert_eq!(
+        since(4, 0).await,
+        vec![],
+        "{}: no such timeline",
+        store.name()
+    );
+    for id in ids {
+        store.delete(id).await.expect("delete");
     }
 }
 

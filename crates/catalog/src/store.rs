@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{ArtifactId, ArtifactKind, ArtifactRef, Lease, Manifest, Result};
+use crate::{ArtifactId, ArtifactKind, ArtifactRef, Lease, Manifest, Result, TimelineId};
 
 /// A place backups live: an object store, Redis, PostgreSQL.
 ///
@@ -26,6 +26,27 @@ pub trait BackupStore: Send + Sync + Debug {
 
     /// Artifacts of `kind` whose versions overlap `lo..=hi`, ascending.
     async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>>;
+
+    /// The artifacts of `kind` on `timeline` whose first version is at least `first`,
+    /// in key order: what a follower (replication, a standby) asks for what landed after
+    /// the last one it saw. A store that lists in key order answers it with a listing
+    /// that starts there, so its cost grows with what is new, not with the archive;
+    /// the default filters [`BackupStore::list`].
+    async fn list_since(
+        &self,
+        kind: ArtifactKind,
+        timeline: TimelineId,
+        first: u64,
+    ) -> Result<Vec<ArtifactRef>> {
+        let mut v: Vec<ArtifactRef> = self
+            .list(kind, first, u64::MAX)
+            .await?
+            .into_iter()
+            .filter(|r| r.id.timeline() == timeline && r.id.versions().0 >= first)
+            .collect();
+        v.sort_by_key(|r| r.id);
+        Ok(v)
+    }
 
     /// Whether the store holds exactly `r` (same id, length and blake3), without reading
     /// its bytes. The archiver asks this of every segment, so a store answers it with one

@@ -71,6 +71,8 @@ pub use drill::{
     Sentinel, drill, history,
 };
 pub use error::{Error, Result};
-pub use replicate::{Lag, ReplicateOptions, ReplicationReport, replicate, replicate_until};
+pub use replicate::{
+    Follower, Lag, ReplicateOptions, ReplicationReport, replicate, replicate_until,
+};
 pub use report::{DeepCheck, Finding, Outcome, Report, StoreReport, WalGap};
 pub use verify::{VerifyOptions, verify, verify_paced};

@@ -65,6 +65,9 @@ pub struct ReplicationReport {
     pub conflicts: Vec<String>,
     /// Whether the target now holds everything the source held when the run started.
     pub caught_up: bool,
+    /// Whether the run listed both stores whole; a [`Follower`]'s other runs list only
+    /// the WAL archived since its last run, and take the rest from the catalog.
+    pub listed_everything: bool,
 }
 
 impl std::fmt::Display for ReplicationReport {
@@ -201,17 +204,122 @@ pub async fn replicate_until(
     opts: &ReplicateOptions,
     go: &mut dyn FnMut() -> bool,
 ) -> Result<ReplicationReport> {
-    let span = tracing::info_span!("replicate", from = %from.name(), to = %to.name());
-    run(from, to, clock, opts, go).instrument(span).await
+    Follower::new(from.clone(), to.clone(), opts.clone())
+        .run(clock, go)
+        .await
+}
+
+/// A replication that keeps running (`--follow`, an engine's replicas): its first run
+/// lists both stores whole; the runs after it find what is new without listing whole
+/// prefixes: the backups from the source's catalog, the WAL from each history's
+/// newest segment on ([`BackupStore::list_since`]), the target's holdings from what
+/// the runs before found and copied. A run that did not catch up, every
+/// [`Follower::LIST_EVERYTHING_EVERY`]th run, and every run with `--prune` list
+/// everything again (so an artifact that appeared out of order, or one deleted from
+/// the target behind its back, is found within that many runs).
+#[derive(Debug)]
+pub struct Follower {
+    from: Arc<dyn BackupStore>,
+    to: Arc<dyn BackupStore>,
+    opts: ReplicateOptions,
+    /// what the target holds, as the last run left it (`None`: list it)
+    held: Option<BTreeSet<ArtifactRef>>,
+    /// per history, the first version of the newest WAL segment the source listed
+    wal_since: BTreeMap<TimelineId, u64>,
+    /// runs since the last that listed everything
+    runs_since_listing: u32,
+}
+
+impl Follower {
+    /// Every this many runs, a run lists everything.
+    pub const LIST_EVERYTHING_EVERY: u32 = 16;
+
+    /// A follower of `from` into `to`; nothing is read until [`Follower::run`].
+    pub fn new(
+        from: Arc<dyn BackupStore>,
+        to: Arc<dyn BackupStore>,
+        opts: ReplicateOptions,
+    ) -> Follower {
+        Follower {
+            from,
+            to,
+            opts,
+            held: None,
+            wal_since: BTreeMap::new(),
+            runs_since_listing: 0,
+        }
+    }
+
+    /// The store it copies into.
+    pub fn target(&self) -> &Arc<dyn BackupStore> {
+        &self.to
+    }
+
+    /// One run (see [`replicate_until`] for `go`).
+    pub async fn run(
+        &mut self,
+        clock: &dyn Clock,
+        go: &mut dyn FnMut() -> bool,
+    ) -> Result<ReplicationReport> {
+        let span = tracing::info_span!("replicate", from = %self.from.name(), to = %self.to.name());
+        let everything = self.opts.prune
+            || self.held.is_none()
+            || self.runs_since_listing + 1 >= Follower::LIST_EVERYTHING_EVERY;
+        let res = run(self, clock, go, everything).instrument(span).await;
+        match &res {
+            Ok(r) if r.caught_up => {
+                self.runs_since_listing = if everything {
+                    0
+                } else {
+                    self.runs_since_listing + 1
+                };
+            }
+            // what it missed is found by listing everything
+            _ => self.held = None,
+        }
+        res
+    }
+}
+
+/// What a run copies from: the WAL segments `from` archived on each history since the
+/// follower's last run, and the artifacts its catalog names.
+async fn news(f: &Follower, source: &Manifest) -> bindspace_catalog::Result<Vec<ArtifactRef>> {
+    let mut out: Vec<ArtifactRef> = source
+        .entries
+        .iter()
+        .filter(|e| e.kind != BackupKind::Wal)
+        .filter_map(recorded)
+        .collect();
+    out.sort_by_key(|r| {
+        (
+            r.id.kind() != ArtifactKind::Snapshot,
+            r.id.versions(),
+            r.id.timeline(),
+        )
+    });
+    out.dedup();
+    let histories: BTreeSet<TimelineId> = std::iter::once(bindspace_catalog::FIRST_TIMELINE)
+        .chain(source.timelines.iter().map(|t| t.id))
+        .chain(f.wal_since.keys().copied())
+        .collect();
+    for t in histories {
+        let since = f.wal_since.get(&t).copied().unwrap_or(0);
+        out.extend(
+            f.from
+                .list_since(ArtifactKind::WalSegment, t, since)
+                .await?,
+        );
+    }
+    Ok(out)
 }
 
 async fn run(
-    from: &Arc<dyn BackupStore>,
-    to: &Arc<dyn BackupStore>,
+    f: &mut Follower,
     clock: &dyn Clock,
-    opts: &ReplicateOptions,
     go: &mut dyn FnMut() -> bool,
+    list_everything: bool,
 ) -> Result<ReplicationReport> {
+    let (from, to, opts) = (&f.from.clone(), &f.to.clone(), &f.opts.clone());
     let started_us = clock.now_us();
     let mut report = ReplicationReport {
         from: from.name(),
@@ -237,8 +345,15 @@ async fn run(
         });
     }
     let target = catalog_for_write(to).await?;
-    let wanted = everything(from).await?;
-    let mut held: BTreeSet<ArtifactRef> = everything(to).await?.into_iter().collect();
+    report.listed_everything = list_everything;
+    // taken: a run that fails part way leaves the next one to list everything
+    let (wanted, mut held) = match (f.held.take(), list_everything) {
+        (Some(held), false) => (news(f, &source.manifest).await?, held),
+        _ => (
+            everything(from).await?,
+            everything(to).await?.into_iter().collect(),
+        ),
+    };
     let target_id = target.as_ref().and_then(|(_, m)| m.repository_id.clone());
     match (&source.manifest.repository_id, &target_id) {
         (Some(a), Some(b)) if a != b => {
@@ -247,7 +362,7 @@ async fn run(
                 to.name()
             )));
         }
-        _ if target_id.is_none() && held.iter().any(|r| !wanted.contains(r)) => {
+        _ if list_everything && target_id.is_none() && held.iter().any(|r| !wanted.contains(r)) => {
             return Err(Error::Refused(format!(
                 "{} holds artifacts of no repository this one knows (no repository id in its catalog, artifacts the source does not have): not a replica of it",
                 to.name()
@@ -361,6 +476,17 @@ async fn run(
     }
     report.caught_up = report.failed.is_empty() && report.conflicts.is_empty();
     report.finished_us = clock.now_us();
+    // where the next run lists each history's WAL from
+    for r in wanted
+        .iter()
+        .filter(|r| r.id.kind() == ArtifactKind::WalSegment)
+    {
+        let first = r.id.versions().0;
+        let e = f.wal_since.entry(r.id.timeline()).or_insert(first);
+        *e = (*e).max(first);
+    }
+    // after pruning, the next run lists again
+    f.held = (!opts.prune).then_some(held);
     tracing::info!(
         copied = report.copied.len(),
         bytes = report.bytes_copied,

@@ -10,7 +10,7 @@ use bindspace_core::BindSpace;
 use bindspace_wal::{Record, Replayer};
 
 use crate::execute::{check_recorded, fetch_in_order};
-use crate::inventory::{Inventory, Sources};
+use crate::inventory::{Inventory, Listing, Sources};
 use crate::plan::{merged_timelines, recorded_roots, wal_chain};
 use crate::{Error, Result};
 
@@ -28,6 +28,10 @@ pub struct Advance {
     /// Whether the space now holds everything archived on the history: every store
     /// was listed and no segment past `to` is archived (a gap stops it short).
     pub complete: bool,
+    /// Where the next step may list from ([`advance_since`]): the first version of
+    /// the newest segment that starts at or before the next record (`to + 1` when
+    /// none does).
+    pub next_since: u64,
 }
 
 /// Applies to `space` (a state of `timeline`'s history at its version) every WAL
@@ -41,9 +45,29 @@ pub async fn advance(
     sources: impl Into<Sources>,
     timeline: TimelineId,
 ) -> Result<Advance> {
+    advance_since(space, sources, timeline, None).await
+}
+
+/// [`advance`], listing only the history's WAL segments that start at `since` or later
+/// (the [`Advance::next_since`] of the step before; `None` lists everything): a step
+/// of a follower whose cost grows with what was archived since, not with the archive.
+/// A segment that starts before `since` and was archived after the step before (none
+/// does while one writer archives its WAL in order) is found by the next step that
+/// lists everything, so a follower lists everything now and then.
+pub async fn advance_since(
+    space: &mut BindSpace,
+    sources: impl Into<Sources>,
+    timeline: TimelineId,
+    since: Option<u64>,
+) -> Result<Advance> {
     let sources: Sources = sources.into();
     let from = space.version();
-    let inv = Inventory::take(&sources).await;
+    let inv = match since {
+        None => Inventory::take(&sources).await,
+        Some(first) => {
+            Inventory::take_listing(&sources, Listing::WalSince { timeline, first }).await
+        }
+    };
     if inv.unlisted == sources.stores().len() {
         return Err(Error::NoStoreReadable {
             target: format!("the WAL after version {from}"),
@@ -70,12 +94,22 @@ pub async fn advance(
         let (_, last) = r.id.versions();
         last.min(history.wal_limit(&r.id)) >= next
     });
+    let next_since = |to: u64| {
+        segments
+            .iter()
+            .filter(|(r, _)| r.id.timeline() == timeline && r.id.versions().0 <= to + 1)
+            .map(|(r, _)| r.id.versions().0)
+            .max()
+            .or(since)
+            .unwrap_or(to + 1)
+    };
     let mut out = Advance {
         from,
         to: from,
         segments: steps.len(),
         checked: 0,
         complete: !beyond && inv.unavailable.is_empty(),
+        next_since: next_since(from),
     };
     if steps.is_empty() {
         return Ok(out);
@@ -105,6 +139,7 @@ pub async fn advance(
     .await?;
     out.to = space.version();
     out.checked = checked;
+    out.next_since = next_since(out.to);
     tracing::info!(
         from,
         to = out.to,

@@ -74,6 +74,18 @@ impl From<&Sources> for Sources {
     }
 }
 
+/// What an inventory lists.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Listing {
+    /// Every artifact of every kind.
+    All,
+    /// The WAL segments of one history from a first version on (a follower's step).
+    WalSince {
+        timeline: bindspace_catalog::TimelineId,
+        first: u64,
+    },
+}
+
 /// Everything the stores hold, merged.
 pub(crate) struct Inventory {
     /// artifact → indices of the stores holding it, in priority order
@@ -97,6 +109,11 @@ impl Inventory {
     /// Lists every store (each artifact kind, then its catalog). A store that fails to
     /// list is reported in `unavailable` and contributes nothing.
     pub async fn take(sources: &Sources) -> Inventory {
+        Inventory::take_listing(sources, Listing::All).await
+    }
+
+    /// Lists what `listing` asks of every store (then its catalog), as [`Inventory::take`].
+    pub async fn take_listing(sources: &Sources, listing: Listing) -> Inventory {
         let mut inv = Inventory {
             artifacts: BTreeMap::new(),
             manifests: Vec::new(),
@@ -108,12 +125,25 @@ impl Inventory {
         for (i, s) in sources.stores().iter().enumerate() {
             let mut listed = Vec::new();
             let mut failed = None;
-            for kind in ArtifactKind::ALL {
-                match s.list(kind, 0, u64::MAX).await {
-                    Ok(v) => listed.extend(v),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
+            match listing {
+                Listing::All => {
+                    for kind in ArtifactKind::ALL {
+                        match s.list(kind, 0, u64::MAX).await {
+                            Ok(v) => listed.extend(v),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+                Listing::WalSince { timeline, first } => {
+                    match s
+                        .list_since(ArtifactKind::WalSegment, timeline, first)
+                        .await
+                    {
+                        Ok(v) => listed.extend(v),
+                        Err(e) => failed = Some(e),
                     }
                 }
             }

@@ -35,7 +35,7 @@ mod target;
 pub use error::{Error, Result, StoreFailure};
 pub use execute::{PREFETCH, Verification, restore, restore_to, restore_to_on, restore_verified};
 pub use flashback::{AddrVersion, as_of, versions};
-pub use follow::{Advance, advance};
+pub use follow::{Advance, advance, advance_since};
 pub use inventory::Sources;
 pub use plan::{RecordedRoot, RestorePlan, Step, plan, plan_on};
 pub use target::Target;

@@ -12,7 +12,7 @@
 
 use async_trait::async_trait;
 use bindspace_catalog::{
-    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result,
+    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, TimelineId,
 };
 use bindspace_core::{BindSpace, snapshot};
 use bytes::Bytes;
@@ -231,6 +231,25 @@ impl BackupStore for LanceBackupStore {
         self.inner
             .commit_manifest(expected_generation, manifest)
             .await
+    }
+
+    async fn list_since(
+        &self,
+        kind: ArtifactKind,
+        timeline: TimelineId,
+        first: u64,
+    ) -> Result<Vec<ArtifactRef>> {
+        if kind != ArtifactKind::Snapshot {
+            return self.inner.list_since(kind, timeline, first).await;
+        }
+        let mut v: Vec<ArtifactRef> = self
+            .list(kind, first, u64::MAX)
+            .await?
+            .into_iter()
+            .filter(|r| r.id.timeline() == timeline)
+            .collect();
+        v.sort_by_key(|r| r.id);
+        Ok(v)
     }
 
     async fn holds(&self, r: &ArtifactRef) -> Result<bool> {

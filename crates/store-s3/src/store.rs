@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bindspace_catalog::{
-    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, blake3_hex,
-    parse_blake3_hex,
+    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, TimelineId,
+    blake3_hex, parse_blake3_hex,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{TryFutureExt, TryStreamExt};
@@ -89,7 +89,8 @@ impl ObjectBackupStore {
     }
 
     /// A store from a URL: `s3://bucket/prefix` (with `AWS_*` from the environment and
-    /// `opts.client_options`), `file:///absolute/dir` (created if missing),
+    /// `opts.client_options`; `?endpoint=…&region=…&allow_http=true` name the server per
+    /// URL, over the environment), `file:///absolute/dir` (created if missing),
     /// `memory://`, and `gs://` / `az://` when built with those features.
     pub fn from_url(url: &str, opts: StoreOptions) -> Result<Self> {
         let invalid = |detail: String| Error::Invalid {
@@ -109,10 +110,31 @@ impl ObjectBackupStore {
             // from_env reads AWS_*; explicit options win.
             // each HTTP request under the store's timeout unless the options say
             // otherwise (Lance writes through this client too)
-            let mut b = AmazonS3Builder::from_env().with_url(url).with_config(
-                AmazonS3ConfigKey::Client(object_store::ClientConfigKey::Timeout),
-                format!("{}ms", opts.op_timeout.as_millis().max(1)),
-            );
+            let mut bare = parsed.clone();
+            bare.set_query(None);
+            let mut b = AmazonS3Builder::from_env()
+                .with_url(bare.as_str())
+                .with_config(
+                    AmazonS3ConfigKey::Client(object_store::ClientConfigKey::Timeout),
+                    format!("{}ms", opts.op_timeout.as_millis().max(1)),
+                );
+            // where the bucket is, per URL (two regions or servers in one command);
+            // never credentials: a URL is printed in messages
+            for (k, v) in parsed.query_pairs() {
+                let key = match k.as_ref() {
+                    "endpoint" => AmazonS3ConfigKey::Endpoint,
+                    "region" => AmazonS3ConfigKey::Region,
+                    "allow_http" => {
+                        AmazonS3ConfigKey::Client(object_store::ClientConfigKey::AllowHttp)
+                    }
+                    other => {
+                        return Err(invalid(format!(
+                            "unknown URL option {other:?} (s3:// URLs take endpoint, region and allow_http; credentials come from AWS_* variables)"
+                        )));
+                    }
+                };
+                b = b.with_config(key, v.into_owned());
+            }
             for (k, v) in &opts.client_options {
                 let key: AmazonS3ConfigKey = k
                     .parse()
@@ -543,6 +565,56 @@ impl BackupStore for ObjectBackupStore {
                 .into_iter()
                 .filter(|r| r.id.overlaps(lo, hi))
                 .collect())
+        })
+        .await
+    }
+
+    async fn list_since(
+        &self,
+        kind: ArtifactKind,
+        timeline: TimelineId,
+        first: u64,
+    ) -> Result<Vec<ArtifactRef>> {
+        self.timed("list since", async {
+            // one listing that starts at the first name the answer can hold: on a
+            // store that lists in key order it stops at the first name of another
+            // history, so its cost grows with what is new, not with the archive
+            let start = ArtifactId::snapshot(first).on(timeline).key_name();
+            let dir = self.path(dir_of(kind));
+            let from = dir.clone().join(start.as_str());
+            let sorted = self.list_is_lexically_ordered();
+            let mut listing = self.os.list_with_offset(Some(&dir), &from);
+            let mut out = Vec::new();
+            while let Some(m) = listing
+                .try_next()
+                .await
+                .map_err(|e| unavailable(&self.url, "list since", e))?
+            {
+                let Some(name) = m.location.filename() else {
+                    continue;
+                };
+                let parsed = name.split_once('.').and_then(|(key, hex)| {
+                    Some((
+                        ArtifactId::parse_key_name(kind, key)?,
+                        parse_blake3_hex(hex)?,
+                    ))
+                });
+                match parsed {
+                    Some((id, blake3)) if id.timeline() == timeline && id.versions().0 >= first => {
+                        out.push(ArtifactRef {
+                            id,
+                            len: m.size,
+                            blake3,
+                        });
+                    }
+                    Some((id, _)) if id.timeline() == timeline => {}
+                    // another history's names follow this one's in key order
+                    Some(_) if sorted => break,
+                    _ => {}
+                }
+            }
+            out.sort_by_key(|r| r.id);
+            Ok(out)
         })
         .await
     }

@@ -172,3 +172,22 @@ fn wal_segments_archive_into_the_store_and_replay_from_it() {
     .unwrap();
     assert_eq!(n + rest, 60);
 }
+
+// Issue 18: an `s3://` URL names its server itself (two regions or servers in one
+// command); an option it does not know, or a credential, is refused, not ignored.
+#[test]
+fn an_s3_url_names_its_endpoint_and_refuses_unknown_options() {
+    let ok = ObjectBackupStore::from_url(
+        "s3://bucket/prefix?endpoint=http://127.0.0.1:9&allow_http=true&region=eu-west-1",
+        StoreOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(ok.root().as_ref(), "prefix");
+    for bad in [
+        "s3://bucket/prefix?secret_access_key=x",
+        "s3://bucket/prefix?endpont=http://127.0.0.1:9",
+    ] {
+        let e = ObjectBackupStore::from_url(bad, StoreOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("unknown URL option"), "{bad}: {e}");
+    }
+}

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bindspace_catalog::{
-    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result,
+    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, TimelineId,
 };
 use bytes::Bytes;
 
@@ -51,11 +51,13 @@ pub enum Op {
     ReleaseLease,
     /// [`BackupStore::renew_lease`].
     RenewLease,
+    /// [`BackupStore::list_since`].
+    ListSince,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::Put,
         Op::Get,
         Op::List,
@@ -66,6 +68,7 @@ impl Op {
         Op::AcquireLease,
         Op::ReleaseLease,
         Op::RenewLease,
+        Op::ListSince,
     ];
 
     fn index(self) -> usize {
@@ -108,7 +111,7 @@ struct Rule {
 pub struct FaultyStore {
     inner: Arc<dyn BackupStore>,
     rules: Mutex<Vec<Rule>>,
-    calls: [AtomicU64; 10],
+    calls: [AtomicU64; 11],
     injected: AtomicU64,
 }
 
@@ -273,6 +276,16 @@ impl BackupStore for FaultyStore {
         self.inner
             .commit_manifest(expected_generation, manifest)
             .await
+    }
+
+    async fn list_since(
+        &self,
+        kind: ArtifactKind,
+        timeline: TimelineId,
+        first: u64,
+    ) -> Result<Vec<ArtifactRef>> {
+        self.before(Op::ListSince).await?;
+        self.inner.list_since(kind, timeline, first).await
     }
 
     async fn holds(&self, r: &ArtifactRef) -> Result<bool> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use bindspace_core::{Clock, SystemClock};
-use bindspace_dr::{Lag, ReplicateOptions, replicate};
+use bindspace_dr::{Follower, Lag, ReplicateOptions};
 
 use crate::args::runtime;
 use crate::output::emit_serialized;
@@ -23,9 +23,9 @@ pub struct Args {
     /// Keep copying: a run every `--interval-secs`, until interrupted.
     #[arg(long)]
     pub follow: bool,
-    /// Seconds between runs with `--follow`.
-    #[arg(long, default_value_t = 5)]
-    pub interval_secs: u64,
+    /// Seconds between runs with `--follow` (fractions allowed, at least 0.01).
+    #[arg(long, default_value_t = 5.0)]
+    pub interval_secs: f64,
     /// Also delete from the target what the source no longer has.
     #[arg(long)]
     pub prune: bool,
@@ -52,8 +52,10 @@ pub fn run(a: &Args) -> Result<()> {
     };
     let clock = SystemClock;
     let mut lag = Lag::default();
+    // its runs after the first list only what is new
+    let mut follower = Follower::new(from, to, opts);
     loop {
-        let res = rt.block_on(replicate(&from, &to, &clock, &opts));
+        let res = rt.block_on(follower.run(&clock, &mut || true));
         let now = clock.now_us();
         match res {
             Ok(report) => {
@@ -92,7 +94,9 @@ pub fn run(a: &Args) -> Result<()> {
         }
         // an operator's command, ended by an interrupt: nothing to wake it earlier
         #[allow(clippy::disallowed_methods)]
-        std::thread::sleep(Duration::from_secs(a.interval_secs.max(1)));
+        std::thread::sleep(Duration::from_secs_f64(
+            a.interval_secs.clamp(0.01, 86_400.0),
+        ));
     }
 }
 

@@ -29,9 +29,9 @@ pub enum StandbyOp {
 pub struct RunArgs {
     #[command(flatten)]
     repo: RepoArgs,
-    /// Seconds between catch-ups.
-    #[arg(long, default_value_t = 1)]
-    interval_secs: u64,
+    /// Seconds between catch-ups (fractions allowed, at least 0.01).
+    #[arg(long, default_value_t = 1.0)]
+    interval_secs: f64,
     /// Catch up once and stop (a check, or a cron job).
     #[arg(long)]
     once: bool,
@@ -105,7 +105,9 @@ fn follow(a: &RunArgs) -> Result<()> {
         }
         // an operator's command, ended by an interrupt: nothing to wake it earlier
         #[allow(clippy::disallowed_methods)]
-        std::thread::sleep(Duration::from_secs(a.interval_secs.max(1)));
+        std::thread::sleep(Duration::from_secs_f64(
+            a.interval_secs.clamp(0.01, 86_400.0),
+        ));
     }
 }
 
