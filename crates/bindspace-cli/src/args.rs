@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bindspace_catalog::Repository;
-use bindspace_core::{Addr, SystemClock};
+use bindspace_core::{Addr, Clock, SystemClock};
 use bindspace_pitr::{Sources, Target};
 
 /// Where the repository lives.
@@ -126,7 +126,7 @@ pub struct TargetArgs {
     pub to_version: Option<u64>,
     /// The last state at or before this time: µs since the epoch, or seconds with an
     /// `s` suffix.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = parse_time, allow_hyphen_values = true)]
     pub to_time: Option<u64>,
     /// A named restore point.
     #[arg(long)]
@@ -134,13 +134,37 @@ pub struct TargetArgs {
 }
 
 fn parse_time(s: &str) -> Result<u64, String> {
+    parse_time_at(s, bindspace_core::SystemClock.now_us())
+}
+
+/// A time as people type it, in µs since the epoch: RFC 3339 with `Z` or an offset
+/// (`2025-12-24T15:30:00Z`, `2025-12-24T16:30:00+01:00`), a time before `now_us`
+/// (`-15m`, `-2h`, `-1day`, `-90s`), µs since the epoch (`1795000000000000`) or seconds
+/// with an `s` suffix (`1795000000s`).
+pub fn parse_time_at(s: &str, now_us: u64) -> Result<u64, String> {
+    let s = s.trim();
+    let bad = |why: &str| {
+        format!(
+            "{s:?} is not a time ({why}): use RFC 3339 like 2025-12-24T15:30:00Z, a time ago like -15m or -2h, or µs since the epoch"
+        )
+    };
+    if let Some(ago) = s.strip_prefix('-') {
+        let d = humantime::parse_duration(ago).map_err(|e| bad(&e.to_string()))?;
+        let us = u64::try_from(d.as_micros()).map_err(|_| bad("too long ago"))?;
+        return now_us.checked_sub(us).ok_or_else(|| bad("before 1970"));
+    }
+    if s.contains('T') || s.contains('t') {
+        let t: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| bad(&e.to_string()))?;
+        return u64::try_from(t.as_microsecond()).map_err(|_| bad("before 1970"));
+    }
     let (num, mul) = match s.strip_suffix('s') {
-        Some(n) => (n, 1_000_000),
+        Some(n) => (n, 1_000_000u64),
         None => (s, 1),
     };
     num.parse::<u64>()
-        .map(|n| n * mul)
-        .map_err(|_| format!("{s:?} is not µs since the epoch (or seconds with an s suffix)"))
+        .map_err(|_| bad("not a number"))?
+        .checked_mul(mul)
+        .ok_or_else(|| bad("too large"))
 }
 
 impl TargetArgs {
@@ -191,12 +215,34 @@ pub async fn repository(urls: &[String], request_timeout: Duration) -> Result<Re
 }
 
 /// An address as `pp:ss` or a number.
+/// An address as people type it: `0a:01` (prefix:slot in hex), `0a01` or `0x0a01`
+/// (four hex digits, as the hex forms are printed), or a decimal (`2561`, written
+/// without leading zeros: a four-digit form starting with 0 is hex).
 pub fn parse_addr(s: &str) -> Result<Addr> {
-    if let Ok(n) = s.parse::<u16>() {
+    let s = s.trim();
+    let hex4 = |h: &str| {
+        (h.len() == 4 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u16::from_str_radix(h, 16).ok())
+            .flatten()
+    };
+    if let Some(n) = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .and_then(hex4)
+    {
         return Ok(Addr(n));
     }
-    s.parse::<Addr>()
-        .map_err(|e| anyhow::anyhow!("address {s:?}: {e}"))
+    if (!s.starts_with('0') || s == "0")
+        && let Ok(n) = s.parse::<u16>()
+    {
+        return Ok(Addr(n));
+    }
+    if let Some(n) = hex4(s) {
+        return Ok(Addr(n));
+    }
+    s.parse::<Addr>().map_err(|e| {
+        anyhow::anyhow!("address {s:?}: {e} (write 0a:01, 0a01, 0x0a01 or the decimal 2561)")
+    })
 }
 
 /// A spinner on stderr for work that takes a while.
@@ -205,4 +251,60 @@ pub fn spinner(msg: &str) -> indicatif::ProgressBar {
     p.set_message(msg.to_owned());
     p.enable_steady_tick(Duration::from_millis(120));
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_766_590_200_000_000; // 2025-12-24T15:30:00Z
+
+    #[test]
+    fn times_people_type() {
+        for (s, want) in [
+            ("2025-12-24T15:30:00Z", NOW),
+            ("2025-12-24T16:30:00+01:00", NOW),
+            ("2025-12-24t15:30:00.5z", NOW + 500_000),
+            ("-15m", NOW - 15 * 60_000_000),
+            ("-2h", NOW - 2 * 3_600_000_000),
+            ("-1day", NOW - 86_400_000_000),
+            ("-90s", NOW - 90_000_000),
+            ("1766590200000000", NOW),
+            ("1766590200s", NOW),
+        ] {
+            assert_eq!(parse_time_at(s, NOW), Ok(want), "{s}");
+        }
+        for s in [
+            "yesterday",
+            "2025-13-01T00:00:00Z",
+            "-15 parsecs",
+            "1969-12-31T23:59:59Z",
+            "",
+            "18446744073709551615s",
+        ] {
+            let e = parse_time_at(s, NOW).unwrap_err();
+            assert!(e.contains("RFC 3339"), "{s}: {e}");
+        }
+        assert!(parse_time_at("-100000days", NOW).is_err());
+    }
+
+    #[test]
+    fn addresses_people_type() {
+        for (s, want) in [
+            ("0a:01", 0x0a01),
+            ("0a01", 0x0a01),
+            ("0x0a01", 0x0a01),
+            ("2561", 2561),
+            ("0", 0),
+            ("7", 7),
+            ("1234", 1234),
+            ("0101", 0x0101),
+            ("ff:ff", 0xffff),
+        ] {
+            assert_eq!(parse_addr(s).map(|a| a.0).ok(), Some(want), "{s}");
+        }
+        for s in ["0a:1", "65536", "zz:01", "0x1", ""] {
+            assert!(parse_addr(s).is_err(), "{s}");
+        }
+    }
 }

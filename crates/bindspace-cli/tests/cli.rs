@@ -463,6 +463,20 @@ fn replicate_copies_a_repository_that_then_restores_alone() {
         serde_json::from_str::<serde_json::Value>(&out).unwrap()["digest"].clone()
     };
     assert_eq!(digest(&replica), digest(&repo));
+    // issue 21: times people type; now, as a time ago, is the latest state
+    let (code, out, err) = run(&["restore", "--to-time", "-0s", "--json", "--repo", &replica]);
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["digest"], digest(&repo), "{r}");
+    let (code, _, err) = run(&[
+        "restore",
+        "--to-time",
+        "2025-13-01T00:00:00Z",
+        "--repo",
+        &replica,
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("RFC 3339"), "{err}");
     let (code, out, err) = run(&["replicate", "--from", &repo, "--to", &replica, "--json"]);
     assert_eq!(code, Some(0), "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();

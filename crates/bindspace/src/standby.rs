@@ -119,7 +119,7 @@ impl Standby {
                 } else {
                     self.since_full + 1
                 };
-                self.since = Some(a.next_since);
+                self.since = a.next_since;
                 // everything archived when this call started is applied (every store
                 // read, no gap): the lag restarts from then
                 if a.complete {
@@ -178,6 +178,8 @@ impl Standby {
     /// write after that fails with `Fenced` (promote on failover; a rehearsal is a
     /// restore drill).
     pub fn promote(mut self, builder: EngineBuilder) -> Result<Engine> {
+        // the last catch-up before promotion lists everything
+        self.since = None;
         self.catch_up()?;
         let dir = builder.data_dir().to_path_buf();
         // None: absent; Some(false): an empty directory
@@ -277,6 +279,7 @@ impl Standby {
     pub fn switchover(mut self, primary: Engine, builder: EngineBuilder) -> Result<Engine> {
         let (last, digest) = (primary.version(), primary.read(|s| s.digest()));
         primary.close()?;
+        self.since = None;
         self.catch_up()?;
         if self.space.version() != last || self.space.digest() != digest {
             return Err(Error::Config(format!(

@@ -228,6 +228,9 @@ pub struct Follower {
     wal_since: BTreeMap<TimelineId, u64>,
     /// runs since the last that listed everything
     runs_since_listing: u32,
+    /// the target's catalog generation as the last run left it: one that went back
+    /// or vanished (the bucket wiped, the replica re-created) makes a run list everything
+    target_generation: Option<u64>,
 }
 
 impl Follower {
@@ -247,6 +250,7 @@ impl Follower {
             held: None,
             wal_since: BTreeMap::new(),
             runs_since_listing: 0,
+            target_generation: None,
         }
     }
 
@@ -317,7 +321,7 @@ async fn run(
     f: &mut Follower,
     clock: &dyn Clock,
     go: &mut dyn FnMut() -> bool,
-    list_everything: bool,
+    mut list_everything: bool,
 ) -> Result<ReplicationReport> {
     let (from, to, opts) = (&f.from.clone(), &f.to.clone(), &f.opts.clone());
     let started_us = clock.now_us();
@@ -345,6 +349,13 @@ async fn run(
         });
     }
     let target = catalog_for_write(to).await?;
+    // a target whose catalog went back or vanished since the last run was changed
+    // behind the follower's back: what it remembers holding may be gone
+    let generation = target.as_ref().map(|(g, _)| *g);
+    if generation.unwrap_or(0) < f.target_generation.unwrap_or(0) {
+        tracing::warn!(target = %to.name(), "the target's catalog went back: listing everything");
+        list_everything = true;
+    }
     report.listed_everything = list_everything;
     // taken: a run that fails part way leaves the next one to list everything
     let (wanted, mut held) = match (f.held.take(), list_everything) {
@@ -410,6 +421,11 @@ async fn run(
                 }
                 held.insert(*r);
             }
+            // taken from the source's catalog, not its listing: one the source does
+            // not hold is left out, as a run that lists everything leaves it out
+            Err(_) if !list_everything && matches!(from.holds(r).await, Ok(false)) => {
+                tracing::debug!(artifact = %r.id, "named by the source's catalog, not held there");
+            }
             Err(detail) => report.failed.push(Finding {
                 artifact: describe(&r.id),
                 detail,
@@ -425,12 +441,14 @@ async fn run(
         let (added, pruned) =
             merge_into(&mut m, &source.manifest, &held, opts.prune, &mut conflicts);
         if added == 0 && pruned.is_empty() && g > 0 {
+            f.target_generation = Some(g);
             report.conflicts.extend(conflicts);
             break;
         }
         m.layout = m.layout_needed();
         match to.commit_manifest(g, &m).await {
-            Ok(_) => {
+            Ok(committed) => {
+                f.target_generation = Some(committed);
                 report.catalog_added = added;
                 report.pruned = pruned;
                 report.conflicts.extend(conflicts);
@@ -476,14 +494,38 @@ async fn run(
     }
     report.caught_up = report.failed.is_empty() && report.conflicts.is_empty();
     report.finished_us = clock.now_us();
-    // where the next run lists each history's WAL from
-    for r in wanted
+    // where the next run lists each history's WAL from: the last segment of the
+    // contiguous run the target holds from where this run listed (a segment that
+    // lands out of order, after one past it, is still found)
+    let mut by_timeline: BTreeMap<TimelineId, BTreeMap<u64, u64>> = BTreeMap::new();
+    for r in held
         .iter()
         .filter(|r| r.id.kind() == ArtifactKind::WalSegment)
     {
-        let first = r.id.versions().0;
-        let e = f.wal_since.entry(r.id.timeline()).or_insert(first);
-        *e = (*e).max(first);
+        let (first, last) = r.id.versions();
+        let e = by_timeline
+            .entry(r.id.timeline())
+            .or_default()
+            .entry(first)
+            .or_insert(last);
+        *e = (*e).max(last);
+    }
+    for (t, segs) in by_timeline {
+        let start = f
+            .wal_since
+            .get(&t)
+            .copied()
+            .filter(|_| !list_everything)
+            .unwrap_or(0);
+        let Some((&first, &last)) = segs.range(start..).next() else {
+            continue;
+        };
+        let (mut cursor, mut end) = (first, last);
+        while let Some(&next_last) = segs.get(&(end + 1)) {
+            cursor = end + 1;
+            end = next_last;
+        }
+        f.wal_since.insert(t, cursor);
     }
     // after pruning, the next run lists again
     f.held = (!opts.prune).then_some(held);

@@ -29,9 +29,11 @@ pub struct Advance {
     /// was listed and no segment past `to` is archived (a gap stops it short).
     pub complete: bool,
     /// Where the next step may list from ([`advance_since`]): the first version of
-    /// the newest segment that starts at or before the next record (`to + 1` when
-    /// none does).
-    pub next_since: u64,
+    /// the archived segment that holds the next record, or else the version after the
+    /// newest archived segment before it (where the segment that will hold it starts:
+    /// a history's WAL is contiguous); `None` (list everything) when this history has
+    /// no such segment yet, or does not own the next record.
+    pub next_since: Option<u64>,
 }
 
 /// Applies to `space` (a state of `timeline`'s history at its version) every WAL
@@ -95,13 +97,20 @@ pub async fn advance_since(
         last.min(history.wal_limit(&r.id)) >= next
     });
     let next_since = |to: u64| {
-        segments
+        if history.owner_of_record(to + 1) != Some(timeline) {
+            return None;
+        }
+        let newest = segments
             .iter()
             .filter(|(r, _)| r.id.timeline() == timeline && r.id.versions().0 <= to + 1)
-            .map(|(r, _)| r.id.versions().0)
-            .max()
-            .or(since)
-            .unwrap_or(to + 1)
+            .map(|(r, _)| r.id.versions())
+            .max();
+        match newest {
+            Some((first, last)) if last > to => Some(first),
+            Some((_, last)) => Some(last + 1),
+            // nothing listed from `since` on: it still holds
+            None => since,
+        }
     };
     let mut out = Advance {
         from,
