@@ -364,3 +364,93 @@ fn a_standby_restored_mid_segment_finds_the_segment_that_started_before_it() {
     );
     primary.close().unwrap();
 }
+
+// Issue 18 on a real server: a standby follows an S3 repository (moto) under writes,
+// each catch-up after the first listing only the new WAL, and is promoted; the old
+// primary is fenced there, and the promoted engine's history restores from S3 alone.
+#[test]
+fn a_standby_follows_an_s3_repository_and_is_promoted_there() {
+    let Some(s3) = bindspace_testkit::service_env("BINDSPACE_TEST_S3_URL", "an S3 server") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "{}/{}",
+        s3.trim_end_matches('/'),
+        bindspace_testkit::unique_name("standby")
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let repo = rt
+        .block_on(bindspace::stores::open_with(
+            &url,
+            std::time::Duration::from_secs(10),
+        ))
+        .unwrap();
+    let counted = FaultyStore::new(repo.clone());
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let primary = open(dir.path().join("primary"), &clock, &repo).unwrap();
+    let write = |from: u64, n: u64| {
+        for v in from..from + n {
+            primary
+                .write(
+                    Addr((v * 5 % 256) as u16),
+                    Fingerprint::from_words(vec![v; 4]),
+                )
+                .unwrap();
+            clock.advance(1_000);
+            if v == 10 {
+                primary.backup_now(BackupKind::Full).unwrap();
+            }
+        }
+        primary.archive_now().unwrap();
+    };
+    write(1, 30);
+    let mut standby = Standby::open_with_clock(vec![counted.clone()], None, clock.clone()).unwrap();
+    assert_eq!(standby.version(), primary.version());
+    standby.catch_up().unwrap();
+    let lists = counted.calls(Op::List);
+    for round in 0..3 {
+        write(31 + round * 20, 20);
+        let a = standby.catch_up().unwrap();
+        assert!(a.complete && a.segments > 0, "{a:?}");
+        assert_eq!(standby.version(), primary.version());
+        assert_eq!(
+            standby.read(|s| s.digest()).unwrap(),
+            primary.read(|s| s.digest())
+        );
+    }
+    assert_eq!(
+        counted.calls(Op::List),
+        lists,
+        "a catch-up listed whole prefixes"
+    );
+    let promoted = standby
+        .promote(
+            Engine::builder(dir.path().join("promoted"))
+                .config(cfg())
+                .clock(clock.clone())
+                .store(repo.clone()),
+        )
+        .unwrap();
+    assert_eq!(promoted.read(|s| s.digest()), primary.read(|s| s.digest()));
+    promoted
+        .write(Addr(7), Fingerprint::from_words(vec![4242; 4]))
+        .unwrap();
+    promoted.backup_now(BackupKind::Full).unwrap();
+    let mine = promoted.read(|s| s.digest());
+    // the old primary's next archive is refused there
+    primary
+        .write(Addr(8), Fingerprint::from_words(vec![777; 4]))
+        .unwrap();
+    let err = primary.archive_now().unwrap_err();
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::Fenced, "{err}");
+    let (space, _) = rt
+        .block_on(bindspace_pitr::restore_to(
+            vec![repo.clone()],
+            &Target::Latest,
+        ))
+        .unwrap();
+    assert_eq!(space.digest(), mine);
+    promoted.close().unwrap();
+    drop(primary);
+}
