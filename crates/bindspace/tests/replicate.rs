@@ -634,4 +634,22 @@ fn a_follower_finds_a_segment_that_lands_out_of_order_and_a_wiped_target() {
     assert!(r.listed_everything && r.caught_up, "{r}");
     assert_eq!(r.copied.len(), listed(&rt, &src), "{r}");
     restores_alone(&rt, &dst, &states, &points);
+
+    // a backup the source's catalog names but the source no longer holds (its copy
+    // lost there): a run that lists only what is new leaves it out as a run that
+    // lists everything does, rather than failing on it run after run
+    let delta = rt
+        .block_on(src.list(ArtifactKind::Delta, 0, u64::MAX))
+        .unwrap()[0];
+    rt.block_on(src.delete(delta.id)).unwrap();
+    let mut f = Follower::new(
+        src.clone(),
+        local(&dir.path().join("c")),
+        ReplicateOptions::default(),
+    );
+    let r = run(&mut f);
+    assert!(r.listed_everything && r.caught_up, "{r}");
+    let r = run(&mut f);
+    assert!(!r.listed_everything, "{r}");
+    assert!(r.failed.is_empty() && r.caught_up, "{r}");
 }

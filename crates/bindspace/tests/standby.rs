@@ -432,6 +432,11 @@ fn a_standby_follows_an_s3_repository_and_is_promoted_there() {
                 .store(repo.clone()),
         )
         .unwrap();
+    // the last catch-up before a promotion lists everything
+    assert!(
+        counted.calls(Op::List) > lists,
+        "the promotion's catch-up listed only the new WAL"
+    );
     assert_eq!(promoted.read(|s| s.digest()), primary.read(|s| s.digest()));
     promoted
         .write(Addr(7), Fingerprint::from_words(vec![4242; 4]))
