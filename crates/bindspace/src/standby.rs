@@ -35,6 +35,9 @@ pub struct Standby {
     since_full: u32,
 }
 
+/// The file in a promotion's directory-to-be that holds its fence record's time.
+const FENCE_TOKEN: &str = "promotion.fence";
+
 /// A catch-up lists everything the stores hold once in this many (the others list
 /// only the followed history's WAL from where the last one stood).
 const FULL_LISTING_EVERY: u32 = 16;
@@ -176,10 +179,14 @@ impl Standby {
     /// (built beside it, then renamed). The old primary is fenced: the catalog records
     /// its timeline as taken over, so its next archive or backup is refused and every
     /// write after that fails with `Fenced` (promote on failover; a rehearsal is a
-    /// restore drill).
+    /// restore drill). The fence comes first, then a catch-up listing everything, so
+    /// what the old primary archived up to the fence is in the promoted state. A
+    /// promotion into the same directory that failed after fencing (a store down for
+    /// that catch-up) resumes under its own fence record; any other promotion of the
+    /// history is refused.
     pub fn promote(mut self, builder: EngineBuilder) -> Result<Engine> {
-        // the last catch-up before promotion lists everything
-        self.since = None;
+        // what the repository holds now (the catch-up after the fence below lists
+        // everything again)
         self.catch_up()?;
         let dir = builder.data_dir().to_path_buf();
         // None: absent; Some(false): an empty directory
@@ -191,10 +198,30 @@ impl Standby {
             )));
         }
         let old = self.timeline;
+        // built beside the directory; it holds this promotion's fence token first, so
+        // a promotion into this directory that fenced the old writer and then failed
+        // (a store down for the catch-up, a crash) resumes under its own record
+        let mut tmp = dir.as_os_str().to_owned();
+        tmp.push(".promoting");
+        let tmp = std::path::PathBuf::from(tmp);
+        let token = tmp.join(FENCE_TOKEN);
+        let resumed = std::fs::read_to_string(&token)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        let at_us = match resumed {
+            Some(t) => t,
+            None => {
+                let _ = std::fs::remove_dir_all(&tmp); // a promotion that never fenced
+                std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+                let t = self.clock.now_us();
+                bindspace_wal::fsio::write_atomic_bytes(&token, t.to_string().as_bytes())
+                    .map_err(io(format!("writing {}", token.display())))?;
+                t
+            }
+        };
         // the old writer is fenced first, in every store's catalog, so that whatever
         // happens below there are never two writers; a history already taken over is
         // not promoted over again (two promotions would be two writers)
-        let at_us = self.clock.now_us();
         let repo = bindspace_catalog::Repository::new(
             self.sources.stores().to_vec(),
             self.clock.clone(),
@@ -203,7 +230,7 @@ impl Standby {
         self.rt.block_on(repo.update_catalog(|m| {
             match m.supersession(old) {
                 // this promotion's own record (a store that aliases another, a commit
-                // retried after its answer was lost)
+                // retried after its answer was lost, a promotion resumed)
                 Some(x) if x.at_us == at_us && x.by.is_none() => return Ok(()),
                 Some(x) => {
                     return Err(bindspace_catalog::Error::TimelineSuperseded {
@@ -221,11 +248,10 @@ impl Standby {
             });
             Ok(())
         }))?;
-        let mut tmp = dir.as_os_str().to_owned();
-        tmp.push(".promoting");
-        let tmp = std::path::PathBuf::from(tmp);
-        let _ = std::fs::remove_dir_all(&tmp); // a promotion interrupted before
-        std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+        // fenced: the old writer archives nothing more, so what it archived before
+        // the fence (while the catch-up above ran) is taken now, listing everything
+        self.since = None;
+        self.catch_up()?;
         let snap = tmp.join("checkpoint.snap");
         write_checkpoint(&snap, &self.space, self.clock.now_us())?;
         Origin {
@@ -244,6 +270,7 @@ impl Standby {
         bindspace_wal::fsio::RealFs
             .sync_dir(bindspace_wal::fsio::parent_of(&dir))
             .map_err(io(format!("syncing {}", dir.display())))?;
+        let _ = std::fs::remove_file(dir.join(FENCE_TOKEN));
         let engine = builder.open()?;
         // the takeover names the history that took over (best effort: the old writer is
         // fenced either way)

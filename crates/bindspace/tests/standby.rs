@@ -459,3 +459,65 @@ fn a_standby_follows_an_s3_repository_and_is_promoted_there() {
     promoted.close().unwrap();
     drop(primary);
 }
+
+// Review of the promotion: the old writer is fenced before the last catch-up (which
+// lists everything), so a promotion that fails after fencing (the stores unlistable
+// for that catch-up) must be resumable: the same directory resumes under its own
+// fence record, while a promotion into another directory is refused (two writers).
+#[test]
+fn a_promotion_that_fails_after_fencing_resumes_into_the_same_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let repo = local_repo(dir.path());
+    let faulty = FaultyStore::new(repo.clone());
+    let primary = open(dir.path().join("primary"), &clock, &repo).unwrap();
+    for v in 1..40u64 {
+        primary
+            .write(Addr((v % 256) as u16), Fingerprint::from_words(vec![v; 4]))
+            .unwrap();
+        clock.advance(1_000);
+        if v == 10 {
+            primary.backup_now(BackupKind::Full).unwrap();
+        }
+    }
+    primary.archive_now().unwrap();
+    let want = primary.read(|s| s.digest());
+    let builder = |name: &str| {
+        Engine::builder(dir.path().join(name))
+            .config(cfg())
+            .clock(clock.clone())
+            .store(repo.clone())
+    };
+    let mut standby = Standby::open_with_clock(vec![faulty.clone()], None, clock.clone()).unwrap();
+    standby.catch_up().unwrap();
+    // the first catch-up lists only the new WAL; the one after the fence lists
+    // everything and fails
+    faulty.inject(Op::List, Fault::Fail, None);
+    let err = standby.promote(builder("promoted")).unwrap_err();
+    assert_eq!(err.kind(), bindspace_core::ErrorKind::Unavailable, "{err}");
+    faulty.heal();
+    // fenced already
+    primary
+        .write(Addr(9), Fingerprint::from_words(vec![1; 4]))
+        .unwrap();
+    let e = primary.archive_now().unwrap_err();
+    assert_eq!(e.kind(), bindspace_core::ErrorKind::Fenced, "{e}");
+    // another directory: refused (its fence record would be another; the record's
+    // time tells promotions apart); the same one: resumed
+    clock.advance(1_000);
+    let other = Standby::open_with_clock(vec![repo.clone()], None, clock.clone()).unwrap();
+    let e = other.promote(builder("elsewhere")).unwrap_err();
+    assert!(
+        e.to_string().contains("taken over") || e.to_string().contains("superseded"),
+        "{e}"
+    );
+    let again = Standby::open_with_clock(vec![repo.clone()], None, clock.clone()).unwrap();
+    let promoted = again.promote(builder("promoted")).unwrap();
+    assert_eq!(promoted.read(|s| s.digest()), want);
+    assert_ne!(promoted.timeline(), primary.timeline());
+    assert!(!dir.path().join("promoted").join("promotion.fence").exists());
+    promoted
+        .write(Addr(3), Fingerprint::from_words(vec![3; 4]))
+        .unwrap();
+    promoted.close().unwrap();
+}
