@@ -33,6 +33,11 @@ pub struct Standby {
     since: Option<u64>,
     /// Catch-ups since the last one that listed everything.
     since_full: u32,
+    /// When it was opened (µs): a history that branches from the followed one after
+    /// this is where the primary may have moved.
+    opened_us: u64,
+    /// Such a history, described, once a catch-up saw one.
+    moved: Option<String>,
 }
 
 /// The file in a promotion's directory-to-be that holds its fence record's time.
@@ -92,6 +97,8 @@ impl Standby {
             broken: None,
             since: None,
             since_full: 0,
+            opened_us: started,
+            moved: None,
         })
     }
 
@@ -116,13 +123,28 @@ impl Standby {
             self.since,
         ));
         match res {
-            Ok(a) => {
+            Ok(mut a) => {
                 self.since_full = if self.since.is_none() {
                     0
                 } else {
                     self.since_full + 1
                 };
                 self.since = a.next_since;
+                // a history branched from this one since it opened: the primary may
+                // write there now (a rewind, a restart past a WAL cut); this standby
+                // does not follow it, so it is not caught up and is not promoted
+                if let Some(t) = a.branched.iter().find(|t| t.created_us > self.opened_us) {
+                    let why = format!(
+                        "timeline {} branched from the followed timeline {} at version {} ({}) after this standby opened: the primary may write there now; reopen the standby (it follows the newest history)",
+                        t.id, self.timeline, t.branch_version, t.reason
+                    );
+                    if self.moved.is_none() {
+                        tracing::warn!(%why, "the followed history has a newer branch");
+                    }
+                    self.moved = Some(why);
+                    a.complete = false;
+                    return Ok(a);
+                }
                 // everything archived when this call started is applied (every store
                 // read, no gap): the lag restarts from then
                 if a.complete {
@@ -188,6 +210,9 @@ impl Standby {
         // what the repository holds now (the catch-up after the fence below lists
         // everything again)
         self.catch_up()?;
+        if let Some(why) = &self.moved {
+            return Err(Error::Config(format!("not promoted: {why}")));
+        }
         let dir = builder.data_dir().to_path_buf();
         // None: absent; Some(false): an empty directory
         let occupied = std::fs::read_dir(&dir).ok().map(|mut d| d.next().is_some());

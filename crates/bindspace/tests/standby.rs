@@ -521,3 +521,69 @@ fn a_promotion_that_fails_after_fencing_resumes_into_the_same_directory() {
         .unwrap();
     promoted.close().unwrap();
 }
+
+// Review of the standby: a primary that moves to a new history (a rewind) is no
+// longer followed by a standby on the old one; the standby must say so (not caught
+// up, its lag growing) and refuse to promote (which would fence a history nobody
+// writes and leave the real writer unfenced), naming the new history.
+#[test]
+fn a_standby_whose_primary_moved_to_a_new_history_is_not_caught_up_and_not_promoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let repo = local_repo(dir.path());
+    let primary = open(dir.path().join("primary"), &clock, &repo).unwrap();
+    for v in 1..30u64 {
+        primary
+            .write(Addr((v % 256) as u16), Fingerprint::from_words(vec![v; 4]))
+            .unwrap();
+        clock.advance(1_000);
+        if v == 10 {
+            primary.backup_now(BackupKind::Full).unwrap();
+        }
+    }
+    primary.archive_now().unwrap();
+    let mut standby = Standby::open_with_clock(vec![repo.clone()], None, clock.clone()).unwrap();
+    assert!(standby.catch_up().unwrap().complete);
+    primary.close().unwrap();
+    clock.advance(1_000_000);
+    let rewound = bindspace::rewind(
+        &dir.path().join("primary"),
+        BackupConfig {
+            destinations: vec![format!("file://{}", dir.path().join("repo").display())],
+            ..cfg()
+        },
+        clock.clone(),
+        &Target::Version(20),
+        None,
+    )
+    .unwrap();
+    let primary = open(dir.path().join("primary"), &clock, &repo).unwrap();
+    assert_eq!(primary.timeline(), rewound.timeline);
+    primary
+        .write(Addr(1), Fingerprint::from_words(vec![5_000; 4]))
+        .unwrap();
+    primary.archive_now().unwrap();
+    clock.advance(5_000_000);
+    let a = standby.catch_up().unwrap();
+    assert!(!a.complete, "{a:?}");
+    assert!(standby.lag_ms().unwrap() >= 5_000);
+    let e = standby
+        .promote(
+            Engine::builder(dir.path().join("promoted"))
+                .config(cfg())
+                .clock(clock.clone())
+                .store(repo.clone()),
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("timeline {} branched", rewound.timeline)),
+        "{e}"
+    );
+    // nothing was fenced: the primary on its new history archives on
+    primary
+        .write(Addr(2), Fingerprint::from_words(vec![5_001; 4]))
+        .unwrap();
+    primary.archive_now().unwrap();
+    primary.close().unwrap();
+}

@@ -34,6 +34,11 @@ pub struct Advance {
     /// a history's WAL is contiguous); `None` (list everything) when this history has
     /// no such segment yet, or does not own the next record.
     pub next_since: Option<u64>,
+    /// Live histories that branch from the followed one (not expired, not taken
+    /// over), as the catalogs record them: where the primary writes after a rewind or
+    /// a restart past a WAL cut, or an investigation. A follower that stays on its
+    /// history no longer follows a writer that moved there.
+    pub branched: Vec<bindspace_catalog::TimelineRecord>,
 }
 
 /// Applies to `space` (a state of `timeline`'s history at its version) every WAL
@@ -112,7 +117,20 @@ pub async fn advance_since(
             None => since,
         }
     };
+    let branched: Vec<bindspace_catalog::TimelineRecord> = timelines
+        .timelines
+        .iter()
+        .filter(|t| t.parent == timeline)
+        .filter(|t| {
+            inv.manifests.iter().all(|m| {
+                !m.expired.iter().any(|x| x.id == t.id)
+                    && !m.superseded.iter().any(|x| x.id == t.id)
+            })
+        })
+        .cloned()
+        .collect();
     let mut out = Advance {
+        branched,
         from,
         to: from,
         segments: steps.len(),
