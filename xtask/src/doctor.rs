@@ -244,6 +244,40 @@ pub fn all() -> Vec<Prereq> {
             install: Install::Pip("moto[server]"),
         },
         Prereq {
+            name: "schemathesis",
+            why: "tests the HTTP API against its own OpenAPI document (every check)",
+            check: || {
+                version_of(
+                    Command::new("python3").args([
+                        "-c",
+                        "import schemathesis; print('schemathesis', schemathesis.__version__)",
+                    ]),
+                    "schemathesis",
+                )
+            },
+            install: Install::Pip("schemathesis>=4,<5"),
+        },
+        Prereq {
+            name: "pyarrow",
+            why: "reads the exports back (CSV and Parquet) independently of our writers",
+            check: || {
+                version_of(
+                    Command::new("python3").args([
+                        "-c",
+                        "import pyarrow, pyarrow.parquet, pyarrow.csv; print('pyarrow', pyarrow.__version__)",
+                    ]),
+                    "pyarrow",
+                )
+            },
+            install: Install::Pip("pyarrow"),
+        },
+        Prereq {
+            name: "curl",
+            why: "the runbook test runs the curl lines of docs/OPERATIONS.md as written",
+            check: || version_of(Command::new("curl").arg("--version"), "curl"),
+            install: Install::Apt(&["curl"]),
+        },
+        Prereq {
             name: "cargo-nextest",
             why: "runs the workspace tests",
             check: || {

@@ -137,35 +137,7 @@ fn parse_time(s: &str) -> Result<u64, String> {
     parse_time_at(s, bindspace_core::SystemClock.now_us())
 }
 
-/// A time as people type it, in µs since the epoch: RFC 3339 with `Z` or an offset
-/// (`2025-12-24T15:30:00Z`, `2025-12-24T16:30:00+01:00`), a time before `now_us`
-/// (`-15m`, `-2h`, `-1day`, `-90s`), µs since the epoch (`1795000000000000`) or seconds
-/// with an `s` suffix (`1795000000s`).
-pub fn parse_time_at(s: &str, now_us: u64) -> Result<u64, String> {
-    let s = s.trim();
-    let bad = |why: &str| {
-        format!(
-            "{s:?} is not a time ({why}): use RFC 3339 like 2025-12-24T15:30:00Z, a time ago like -15m or -2h, or µs since the epoch"
-        )
-    };
-    if let Some(ago) = s.strip_prefix('-') {
-        let d = humantime::parse_duration(ago).map_err(|e| bad(&e.to_string()))?;
-        let us = u64::try_from(d.as_micros()).map_err(|_| bad("too long ago"))?;
-        return now_us.checked_sub(us).ok_or_else(|| bad("before 1970"));
-    }
-    if s.contains('T') || s.contains('t') {
-        let t: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| bad(&e.to_string()))?;
-        return u64::try_from(t.as_microsecond()).map_err(|_| bad("before 1970"));
-    }
-    let (num, mul) = match s.strip_suffix('s') {
-        Some(n) => (n, 1_000_000u64),
-        None => (s, 1),
-    };
-    num.parse::<u64>()
-        .map_err(|_| bad("not a number"))?
-        .checked_mul(mul)
-        .ok_or_else(|| bad("too large"))
-}
+pub use bindspace_http::time::parse_time_at;
 
 impl TargetArgs {
     /// The target asked for.
@@ -214,35 +186,9 @@ pub async fn repository(urls: &[String], request_timeout: Duration) -> Result<Re
     )?)
 }
 
-/// An address as `pp:ss` or a number.
-/// An address as people type it: `0a:01` (prefix:slot in hex), `0a01` or `0x0a01`
-/// (four hex digits, as the hex forms are printed), or a decimal (`2561`, written
-/// without leading zeros: a four-digit form starting with 0 is hex).
+/// An address as people type it (see [`bindspace_http::parse_addr`]).
 pub fn parse_addr(s: &str) -> Result<Addr> {
-    let s = s.trim();
-    let hex4 = |h: &str| {
-        (h.len() == 4 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| u16::from_str_radix(h, 16).ok())
-            .flatten()
-    };
-    if let Some(n) = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .and_then(hex4)
-    {
-        return Ok(Addr(n));
-    }
-    if (!s.starts_with('0') || s == "0")
-        && let Ok(n) = s.parse::<u16>()
-    {
-        return Ok(Addr(n));
-    }
-    if let Some(n) = hex4(s) {
-        return Ok(Addr(n));
-    }
-    s.parse::<Addr>().map_err(|e| {
-        anyhow::anyhow!("address {s:?}: {e} (write 0a:01, 0a01, 0x0a01 or the decimal 2561)")
-    })
+    bindspace_http::parse_addr(s).map_err(anyhow::Error::msg)
 }
 
 /// A spinner on stderr for work that takes a while.

@@ -179,6 +179,7 @@ impl Inner {
             Ok(e) => e,
             Err(e) => {
                 st.break_chain();
+                self.store_failed(&e);
                 return Err(e.into());
             }
         };
@@ -193,7 +194,7 @@ impl Inner {
             st.resume = None;
         }
         st.last = Some(entry.clone());
-        self.counted_backup(version);
+        self.counted_backup(version, &entry);
         self.wal_checkpoint();
         if kind == BackupKind::Full {
             // Still under the state lock: no other backup interleaves. The full has
@@ -256,6 +257,7 @@ impl Inner {
             Err(e) => {
                 // the mark moved on: nothing continues from the last backup now
                 st.break_chain();
+                self.store_failed(&e);
                 return Err(e.into());
             }
         };
@@ -266,7 +268,7 @@ impl Inner {
         };
         st.last = Some(entry.clone());
         st.last_full = Some(full);
-        self.counted_backup(d.to_version);
+        self.counted_backup(d.to_version, &entry);
         self.wal_checkpoint();
         Ok(entry)
     }
@@ -280,9 +282,24 @@ impl Inner {
         }
     }
 
-    fn counted_backup(&self, version: u64) {
+    /// A backup that a store refused, counted by the store the error names.
+    fn store_failed(&self, e: &bindspace_catalog::Error) {
+        let store = e.store().unwrap_or("all").to_owned();
+        *lock(&self.status)
+            .backup_failures_by_store
+            .entry(store)
+            .or_default() += 1;
+    }
+
+    fn counted_backup(&self, version: u64, entry: &BackupEntry) {
         let mut s = lock(&self.status);
         s.backups_ok += 1;
+        for store in &entry.locations {
+            let kind = entry.kind.name().to_owned();
+            let t = s.last_backup_us.entry((kind, store.clone())).or_default();
+            *t = (*t).max(entry.end_us);
+            *s.backup_bytes_by_store.entry(store.clone()).or_default() += entry.size;
+        }
         s.last_backup_version = s.last_backup_version.max(version);
         s.last_error = None;
     }

@@ -4,6 +4,7 @@
 
 use bindspace_dr::{DrillOptions, DrillReport, Sentinel};
 
+use crate::engine::lock;
 use crate::{Engine, Result};
 
 impl Engine {
@@ -24,6 +25,14 @@ impl Engine {
             .block_on(self.repository().drop_restore_point(&name))
         {
             tracing::warn!(point = %name, error = %e, "drill sentinel not dropped");
+        }
+        if let Ok(r) = &report {
+            lock(self.inner_status()).last_drill = Some(crate::engine::DrillSummary {
+                finished_us: self.clock().now_us(),
+                rto_ms: r.runs.iter().map(|x| x.rto_ms).max().unwrap_or(0),
+                rpo_ms: r.runs.iter().filter_map(|x| x.rpo_ms).max(),
+                passed: r.passed(),
+            });
         }
         report
     }

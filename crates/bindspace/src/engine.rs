@@ -55,6 +55,46 @@ pub struct EngineStatus {
     pub replica_lag_ms: std::collections::BTreeMap<String, Option<u64>>,
     /// Replication runs that failed or left a replica behind (each retried).
     pub replication_failures: u64,
+    /// When each kind of backup last landed in each store: (kind name, store name) →
+    /// the backup's end time (µs).
+    pub last_backup_us: std::collections::BTreeMap<(String, String), u64>,
+    /// Backup attempts that failed, by the store the error named (`all` when it named
+    /// none).
+    pub backup_failures_by_store: std::collections::BTreeMap<String, u64>,
+    /// Bytes of backup artifacts written to each store (WAL segments not counted).
+    pub backup_bytes_by_store: std::collections::BTreeMap<String, u64>,
+    /// When the last archive pass that succeeded started (µs): every write
+    /// acknowledged before it is in the WAL archive of every destination.
+    pub archived_through_us: Option<u64>,
+    /// The last drill run through [`Engine::drill`]: when it finished (µs), the worst
+    /// RTO and RPO of its runs (ms) and whether it passed.
+    pub last_drill: Option<DrillSummary>,
+}
+
+/// The last drill, in [`EngineStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DrillSummary {
+    /// When it finished (µs since the epoch).
+    pub finished_us: u64,
+    /// The worst RTO of its runs (ms).
+    pub rto_ms: u64,
+    /// The worst RPO of its runs (ms), when one was measured.
+    pub rpo_ms: Option<u64>,
+    /// Whether every run met its targets.
+    pub passed: bool,
+}
+
+impl EngineStatus {
+    /// How far the WAL archive is behind at `now_us` (µs): 0 when it holds every
+    /// acknowledged write, else the time since the last archive pass that succeeded
+    /// started (an upper bound on the age of the oldest write not yet archived), or
+    /// `None` when no pass succeeded since the engine opened.
+    pub fn archive_lag_us(&self, now_us: u64) -> Option<u64> {
+        if self.version <= self.last_archived_version {
+            return Some(0);
+        }
+        self.archived_through_us.map(|t| now_us.saturating_sub(t))
+    }
 }
 
 /// What the engine and its job threads share.
@@ -688,6 +728,46 @@ impl Engine {
         &self.inner.rt
     }
 
+    /// The engine's counters (for crate-internal updates).
+    pub(crate) fn inner_status(&self) -> &Mutex<EngineStatus> {
+        &self.inner.status
+    }
+
+    /// A handle on the engine's I/O runtime, for an embedding server (the HTTP API
+    /// serves on it). Engine methods block on this runtime: call them from
+    /// `spawn_blocking`, never from a task running on it.
+    pub fn runtime_handle(&self) -> tokio::runtime::Handle {
+        self.inner.rt.handle().clone()
+    }
+
+    /// The engine's clock.
+    pub fn clock_ref(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Why the engine takes no writes, if it does not: fenced (a promoted standby took
+    /// its history over) or its WAL failed (a failed sync poisons it until a restart).
+    pub fn unwritable(&self) -> Option<String> {
+        if let Some(why) = lock(&self.inner.fenced).clone() {
+            return Some(format!("fenced: {why}"));
+        }
+        self.inner
+            .ds
+            .wal()
+            .poisoned()
+            .map(|why| format!("the WAL failed: {why}"))
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &BackupConfig {
+        &self.inner.cfg
+    }
+
+    /// The engine's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.inner.dir.path()
+    }
+
     /// The engine's clock (for crate-internal timing).
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
@@ -709,8 +789,22 @@ impl Engine {
     /// not an error.
     pub fn verify_now(&self) -> Result<bindspace_dr::Report> {
         let budget = std::time::Duration::from_millis(self.inner.cfg.verify_max_duration_ms);
+        self.inner.verify(
+            self.inner.cfg.verify_level()?,
+            Some(budget.as_micros() as u64),
+            &mut |_| true,
+        )
+    }
+
+    /// [`Engine::verify_now`] at `level` within `budget` (none: until everything due is
+    /// read), recorded in [`Engine::status`] like the background verifies.
+    pub fn verify_at(
+        &self,
+        level: bindspace_dr::VerifyLevel,
+        budget: Option<std::time::Duration>,
+    ) -> Result<bindspace_dr::Report> {
         self.inner
-            .verify(Some(budget.as_micros() as u64), &mut |_| true)
+            .verify(level, budget.map(|b| b.as_micros() as u64), &mut |_| true)
     }
 
     /// A backup now (a full instead when there is no chain to extend or it is too
@@ -819,6 +913,7 @@ impl Inner {
     /// Seals the active segment and archives every sealed one.
     pub(crate) fn archive(&self) -> Result<usize> {
         let _one = lock(&self.archiving);
+        let started_us = self.clock.now_us();
         let wal = self.ds.wal();
         // a log that cannot roll (poisoned) still archives what is sealed: those
         // segments hold acknowledged writes
@@ -845,6 +940,7 @@ impl Inner {
         let mut s = lock(&self.status);
         s.segments_archived += n as u64;
         s.last_archived_version = s.last_archived_version.max(last);
+        s.archived_through_us = Some(started_us);
         if n > 0 {
             s.last_error = None;
         }
@@ -856,11 +952,12 @@ impl Inner {
     /// status (the background job; [`Engine::verify_now`]).
     pub(crate) fn verify(
         &self,
+        level: bindspace_dr::VerifyLevel,
         budget_us: Option<u64>,
         pace: &mut dyn FnMut(u64) -> bool,
     ) -> Result<bindspace_dr::Report> {
         let opts = bindspace_dr::VerifyOptions {
-            level: self.cfg.verify_level()?,
+            level,
             max_duration: budget_us.map(std::time::Duration::from_micros),
             // what it finds is reported; repairs are an operator's decision
             repair: false,

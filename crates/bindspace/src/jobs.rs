@@ -275,7 +275,11 @@ fn verify_step(inner: &Inner, every: &mut Every, now: u64, wait: &mut Waiter<'_>
         };
         due < budget_end && wait.until(inner, due)
     };
-    match inner.verify(Some(budget_end.saturating_sub(now)), &mut pace) {
+    let res = inner
+        .cfg
+        .verify_level()
+        .and_then(|level| inner.verify(level, Some(budget_end.saturating_sub(now)), &mut pace));
+    match res {
         Ok(_) => every.succeeded(now),
         Err(e) => {
             every.failed(inner.clock.now_us());

@@ -18,7 +18,8 @@
 //! [`Engine::tick`]) or destinations that are already open stores. Every error has a
 //! [`kind`](Error::kind) that says whether a retry can help.
 //!
-//! What it is not: no network server; embed it.
+//! What it is not: a network server; embed it, or serve its admin API with
+//! `bindspace-http` (`bindspace serve`).
 //!
 //! ```
 //! use bindspace::{BackupConfig, Engine};
@@ -48,7 +49,7 @@ pub mod stores;
 
 pub use config::BackupConfig;
 pub use datadir::{Origin, PendingTimeline};
-pub use engine::{Engine, EngineBuilder, EngineStatus};
+pub use engine::{DrillSummary, Engine, EngineBuilder, EngineStatus};
 pub use error::{Error, Result};
 pub use rewind::{Rewound, rewind};
 pub use standby::Standby;

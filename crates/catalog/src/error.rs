@@ -190,6 +190,25 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })
     }
+    /// The store the error happened on, when it names one (metrics label failures with
+    /// it).
+    pub fn store(&self) -> Option<&str> {
+        match self {
+            Error::NotFound { store, .. }
+            | Error::Conflict { store, .. }
+            | Error::BackupInProgress { store, .. }
+            | Error::Corrupt { store, .. }
+            | Error::UnknownLayout { store, .. }
+            | Error::CatalogDamaged { store, .. }
+            | Error::BadManifest { store, .. }
+            | Error::Unavailable { store, .. }
+            | Error::Timeout { store, .. }
+            | Error::LeaseLost { store, .. }
+            | Error::Invalid { store, .. } => Some(store),
+            Error::TimelineSuperseded { .. } | Error::TimelineExpired { .. } => None,
+        }
+    }
+
     /// Whether stored bytes are damaged (another copy might serve; a retry will not).
     pub fn is_corruption(&self) -> bool {
         matches!(

@@ -83,6 +83,16 @@ pub enum KeepReason {
     Dependency(String),
 }
 
+impl std::fmt::Display for KeepReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeepReason::Recent => f.write_str("recent"),
+            KeepReason::Bucket(rule) => write!(f, "newest {rule}"),
+            KeepReason::Dependency(id) => write!(f, "needed by {id}"),
+        }
+    }
+}
+
 /// The outcome: what stays, what goes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RetentionPlan {

@@ -1,6 +1,6 @@
 //! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
 //! layout): `init`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
-//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`, `replicate`, `standby run|promote`.
+//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`, `replicate`, `standby run|promote`, `export`, `serve`.
 
 use anyhow::Result;
 
@@ -11,6 +11,7 @@ mod backup;
 mod compact;
 mod dr;
 mod explain;
+mod export;
 mod init;
 mod list;
 mod replicate;
@@ -18,6 +19,7 @@ mod restore;
 mod restore_point;
 mod retention;
 mod rewind;
+mod serve;
 mod show;
 mod standby;
 mod timeline;
@@ -62,6 +64,12 @@ pub enum Op {
     /// Restore drills that measure RTO and RPO (`drill`), and their history (`report`).
     #[command(subcommand)]
     Dr(dr::DrOp),
+    /// A restored target as JSON, NDJSON, CSV or Parquet (one row per occupied
+    /// address), to stdout or --out.
+    Export(export::Args),
+    /// Run the engine on a data directory with its HTTP admin API (auth, OpenAPI,
+    /// metrics); see docs/OPERATIONS.md.
+    Serve(serve::Args),
     /// Copy the repository into another store (another region, another kind),
     /// incrementally and checked on both ends; `--follow` keeps copying.
     Replicate(replicate::Args),
@@ -90,6 +98,8 @@ pub fn run(op: Op) -> Result<()> {
         Op::Verify(a) => verify::run(&a),
         Op::Dr(d) => dr::run(d),
         Op::Replicate(a) => replicate::run(&a),
+        Op::Export(a) => export::run(&a),
+        Op::Serve(a) => serve::run(&a),
         Op::Standby(s) => standby::run(s),
     }
 }

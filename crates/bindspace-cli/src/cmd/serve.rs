@@ -1,0 +1,135 @@
+//! `bindspace serve`: runs the engine on a data directory and its HTTP admin API
+//! (`bindspace-http`) on the engine's runtime, until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use bindspace::{BackupConfig, Engine};
+use bindspace_http::{Listen, Shared, Tokens};
+
+/// `bindspace serve`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The engine's data directory (created if missing).
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to listen. Off loopback it needs --tls-cert and --tls-key, or
+    /// --insecure-http.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer tokens, one per line: `admin TOKEN` or `read TOKEN`. Without it a random
+    /// admin token is written to DATA/serve.token (mode 0600) at each start.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// The engine's configuration (TOML; `BINDSPACE_*` variables override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Backup destination URL (repeatable; replaces the config's). Default: DATA/repo.
+    #[arg(long = "repo", env = "BINDSPACE_REPO", value_delimiter = ',')]
+    repo: Vec<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address that is not loopback (tokens cross the network
+    /// in the clear).
+    #[arg(long)]
+    insecure_http: bool,
+}
+
+pub fn run(a: &Args) -> Result<()> {
+    let listen = Listen {
+        addr: a.listen,
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+        insecure_http: a.insecure_http,
+    };
+    // refused before anything is opened or written
+    listen.check()?;
+    let mut cfg = BackupConfig::load(a.config.as_deref())?;
+    if !a.repo.is_empty() {
+        cfg.destinations = a.repo.clone();
+    }
+    let engine = Engine::open(&a.data, cfg)
+        .with_context(|| format!("opening the engine data directory {}", a.data.display()))?;
+    let tokens = match &a.token_file {
+        Some(f) => Tokens::load(f)?,
+        None => {
+            let (t, path) = Tokens::generate(&a.data)?;
+            eprintln!("bindspace serve: the admin token is in {}", path.display());
+            t
+        }
+    };
+    let engine = Arc::new(engine);
+    let rt = engine.runtime_handle();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(a.listen))
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if listen.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    // the first line on stdout says where (a test or a script started on port 0 reads it)
+    println!("listening on {scheme}://{addr}");
+    eprintln!(
+        "bindspace serve: engine at version {} on timeline {}; API at {scheme}://{addr}/api/v1/openapi.json",
+        engine.version(),
+        engine.timeline()
+    );
+    let state = Shared::new(engine.clone(), tokens);
+    let res = rt.block_on(bindspace_http::serve(
+        state,
+        listener,
+        &listen,
+        stop_signal(),
+    ));
+    // jobs still running hold the engine: wait for them (up to a minute), then close
+    // it (a last WAL archive)
+    let clock = engine.clock_ref().clone();
+    let deadline = clock.now_us() + 60_000_000;
+    let mut engine = engine;
+    loop {
+        match Arc::try_unwrap(engine) {
+            Ok(e) => {
+                e.close().context("closing the engine")?;
+                break;
+            }
+            Err(still) if clock.now_us() < deadline => {
+                engine = still;
+                #[allow(clippy::disallowed_methods)] // the process is stopping
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(_) => {
+                eprintln!(
+                    "bindspace serve: jobs still running after a minute; stopping without the last archive (the WAL keeps every write)"
+                );
+                break;
+            }
+        }
+    }
+    res?;
+    eprintln!("bindspace serve: stopped");
+    Ok(())
+}
+
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,146 @@
+//! `GET /export`: the live space or a restored target, streamed as JSON, NDJSON, CSV
+//! or Parquet (see [`crate::export`]); the version and digest are also in the
+//! `x-bindspace-version` and `x-bindspace-digest` headers.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{AppState, Query, TargetQuery};
+use crate::error::{ApiError, ErrorBody};
+use crate::export::{Format, Meta};
+
+/// `GET /export` options.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// `json` (default), `ndjson`, `csv` or `parquet`.
+    pub format: Option<Format>,
+    /// Exactly this version (restored from the stores).
+    pub version: Option<u64>,
+    /// The last state at or before this time (restored): RFC 3339, `-15m`, or µs.
+    pub time: Option<String>,
+    /// A named restore point (restored).
+    pub point: Option<String>,
+    /// The timeline of the target.
+    pub timeline: Option<u32>,
+}
+
+/// Bytes handed to the response as they are written, 64 KiB at a time.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}
+
+/// One row per occupied address of the live space (no target given) or of a restored
+/// target, streamed in constant memory.
+#[utoipa::path(get, path = "/api/v1/admin/export", tag = "restores",
+    security(("bearer" = [])),
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The rows; the version and digest are in the file's metadata and the x-bindspace-version and x-bindspace-digest headers",
+            content(
+                (String = "application/json"),
+                (String = "application/x-ndjson"),
+                (String = "text/csv"),
+                (Vec<u8> = "application/vnd.apache.parquet"))),
+        (status = 400, description = "A bad format or target", body = ErrorBody),
+        (status = 401, description = "No or an unknown token", body = ErrorBody),
+        (status = 422, description = "The stores cannot restore that target", body = ErrorBody),
+        (status = 503, description = "No store could be read", body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let format = q.format.unwrap_or(Format::Json);
+    let tq = TargetQuery {
+        version: q.version,
+        time: q.time,
+        point: q.point,
+        timeline: q.timeline,
+    };
+    let live = tq.version.is_none() && tq.time.is_none() && tq.point.is_none();
+    let target = tq.target(state.now_us())?;
+    let timeline = tq.timeline(&target, &state.engine);
+    let rt = state.rt.clone();
+    let (space, meta) = state
+        .blocking(move |e| {
+            if live {
+                let space = e.read(|s| s.clone());
+                let meta = Meta::of(&space, e.timeline());
+                return Ok((space, meta));
+            }
+            let (space, plan) = rt.block_on(async {
+                let plan =
+                    bindspace_pitr::plan_on(e.repository().destinations(), &target, timeline)
+                        .await?;
+                let (space, _) = bindspace_pitr::restore_verified(&plan).await?;
+                Ok::<_, bindspace_pitr::Error>((space, plan))
+            })?;
+            let meta = Meta::of(&space, plan.timeline);
+            Ok((space, meta))
+        })
+        .await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let headers = [
+        (header::CONTENT_TYPE, format.content_type().to_owned()),
+        (
+            header::HeaderName::from_static("x-bindspace-version"),
+            meta.version.to_string(),
+        ),
+        (
+            header::HeaderName::from_static("x-bindspace-digest"),
+            meta.digest.clone(),
+        ),
+    ];
+    tokio::task::spawn_blocking(move || {
+        let w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        if let Err(e) = crate::export::write(&space, &meta, format, w) {
+            tracing::warn!(error = %e, "export stopped");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok((headers, Body::from_stream(stream)).into_response())
+}

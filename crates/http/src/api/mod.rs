@@ -1,0 +1,306 @@
+//! The router: public probes, read routes and admin routes (each behind the bearer
+//! check for its role), JSON errors for everything axum refuses, and the OpenAPI
+//! document generated from the handlers' annotations.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bindspace::Engine;
+use bindspace_pitr::Target;
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::auth::{Role, Tokens};
+use crate::error::{ApiError, ErrorBody};
+use crate::jobs::Jobs;
+use crate::time::parse_time_at;
+
+mod backups;
+mod export;
+mod health;
+mod ops;
+mod restores;
+
+/// Largest request body accepted (bytes): every request is a small JSON object.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What the handlers share.
+pub struct Shared {
+    /// The engine served.
+    pub engine: Arc<Engine>,
+    /// The tokens accepted.
+    pub tokens: Tokens,
+    /// Long operations.
+    pub jobs: Arc<Jobs>,
+    /// The engine's runtime (jobs block on it from the blocking pool).
+    pub rt: tokio::runtime::Handle,
+    /// One deep health check at a time (each runs a small drill).
+    pub deep: tokio::sync::Mutex<()>,
+}
+
+/// The handlers' state.
+pub type AppState = Arc<Shared>;
+
+impl Shared {
+    /// State for serving `engine` to holders of `tokens`.
+    pub fn new(engine: Arc<Engine>, tokens: Tokens) -> AppState {
+        Arc::new(Shared {
+            rt: engine.runtime_handle(),
+            jobs: Jobs::new(engine.clock_ref().clone()),
+            engine,
+            tokens,
+            deep: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The engine's clock now (µs).
+    pub fn now_us(&self) -> u64 {
+        self.engine.clock_ref().now_us()
+    }
+
+    /// Runs `f` on the blocking pool (engine calls block on the engine's runtime, which
+    /// must not happen on one of its own tasks).
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("the request stopped: {e}"),
+                )
+            })?
+    }
+}
+
+/// A JSON body, refused as a JSON error.
+pub struct Json<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(v)| Json(v))
+            .map_err(ApiError::from)
+    }
+}
+
+/// A query string, refused as a JSON error.
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(ApiError::from)
+    }
+}
+
+/// A path parameter, refused as a JSON error.
+pub struct Path<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(ApiError::from)
+    }
+}
+
+/// What to restore to: at most one of `version`, `time`, `point` (none: the newest
+/// state).
+#[derive(Debug, Default, Deserialize, serde::Serialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct TargetQuery {
+    /// Exactly this version.
+    pub version: Option<u64>,
+    /// The last state at or before this time: RFC 3339 (`2025-12-24T15:30:00Z`), a
+    /// time ago (`-15m`), or µs since the epoch.
+    pub time: Option<String>,
+    /// A named restore point.
+    pub point: Option<String>,
+    /// The timeline (history): default the engine's own, or a restore point's.
+    pub timeline: Option<u32>,
+}
+
+impl TargetQuery {
+    /// The target asked for.
+    pub fn target(&self, now_us: u64) -> Result<Target, ApiError> {
+        let given = usize::from(self.version.is_some())
+            + usize::from(self.time.is_some())
+            + usize::from(self.point.is_some());
+        if given > 1 {
+            return Err(ApiError::bad_request(
+                "give at most one of version, time and point",
+            ));
+        }
+        Ok(if let Some(v) = self.version {
+            Target::Version(v)
+        } else if let Some(t) = &self.time {
+            Target::Time(parse_time_at(t, now_us).map_err(ApiError::bad_request)?)
+        } else if let Some(p) = &self.point {
+            Target::RestorePoint(p.clone())
+        } else {
+            Target::Latest
+        })
+    }
+
+    /// The timeline the target is on: the one asked for, a restore point's own, else
+    /// the engine's.
+    pub fn timeline(&self, target: &Target, engine: &Engine) -> Option<u32> {
+        match (self.timeline, target) {
+            (Some(t), _) => Some(t),
+            (None, Target::RestorePoint(_)) => None,
+            (None, _) => Some(engine.timeline()),
+        }
+    }
+}
+
+/// Checks the bearer token of every request to the routes it guards.
+async fn authorize(
+    State((state, need)): State<(AppState, Role)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let presented = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs `Authorization: Bearer TOKEN`",
+        )
+        .into_response();
+    };
+    match state.tokens.check(presented.as_bytes()) {
+        None => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token").into_response()
+        }
+        Some(role) if role < need => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a read-only token cannot do this: it needs an admin token",
+        )
+        .into_response(),
+        Some(_) => next.run(req).await,
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint: see /api/v1/openapi.json")
+}
+
+/// The API's router over `state`.
+pub fn router(state: AppState) -> Router {
+    const A: &str = "/api/v1/admin";
+    let read = Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/api/v1/health/deep", get(health::deep))
+        .route(&format!("{A}/status"), get(ops::status))
+        .route(&format!("{A}/backup/list"), get(backups::list))
+        .route(&format!("{A}/backup/{{id}}"), get(backups::show))
+        .route(&format!("{A}/jobs"), get(backups::jobs))
+        .route(&format!("{A}/jobs/{{id}}"), get(backups::job))
+        .route(
+            &format!("{A}/restore/{{id}}/status"),
+            get(backups::restore_status),
+        )
+        .route(&format!("{A}/restore-points"), get(ops::points))
+        .route(&format!("{A}/explain"), get(restores::explain))
+        .route(&format!("{A}/as-of"), get(restores::as_of))
+        .route(&format!("{A}/drill/report"), get(ops::drill_report))
+        .route(&format!("{A}/replication"), get(ops::replication))
+        .route(&format!("{A}/wal"), get(ops::wal))
+        .route(&format!("{A}/migrate/plan"), post(ops::migrate_plan))
+        .route(&format!("{A}/export"), get(export::export))
+        .route_layer(from_fn_with_state((state.clone(), Role::Read), authorize));
+    let admin = Router::new()
+        .route(&format!("{A}/backup"), post(backups::full))
+        .route(
+            &format!("{A}/backup/incremental"),
+            post(backups::incremental),
+        )
+        .route(
+            &format!("{A}/backup/differential"),
+            post(backups::differential),
+        )
+        .route(&format!("{A}/backup/verify"), post(backups::verify))
+        .route(&format!("{A}/restore"), post(restores::restore))
+        .route(&format!("{A}/restore-points"), post(ops::create_point))
+        .route(&format!("{A}/retention"), post(ops::retention))
+        .route(&format!("{A}/drill"), post(ops::drill))
+        .route(&format!("{A}/migrate/apply"), post(ops::migrate_apply))
+        .route_layer(from_fn_with_state((state.clone(), Role::Admin), authorize));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .merge(read)
+        .merge(admin)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "bindspace admin API", description = "Backups, restores, verification, drills and exports of a running bindspace engine."),
+    modifiers(&BearerAuth),
+    paths(
+        health::healthz, health::readyz, health::deep, health::metrics,
+        ops::status,
+        backups::full, backups::incremental, backups::differential, backups::list,
+        backups::show, backups::verify, backups::jobs, backups::job, backups::restore_status,
+        restores::restore, restores::explain, restores::as_of,
+        ops::points, ops::create_point, ops::retention, ops::drill, ops::drill_report,
+        ops::replication, ops::wal, ops::migrate_plan, ops::migrate_apply,
+        export::export,
+    ),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;

@@ -1,0 +1,128 @@
+//! Serving: where to listen (loopback by default; anywhere else only over TLS or with
+//! an explicit `insecure_http`), TLS from PEM files (rustls), and a graceful stop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::{AppState, Error, Result, router};
+
+/// Where and how to listen.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    /// The address (default `127.0.0.1:8080`).
+    pub addr: SocketAddr,
+    /// TLS: a PEM certificate chain and its PEM private key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Plain HTTP on an address that is not loopback (tokens cross the network in
+    /// the clear): refused unless set.
+    pub insecure_http: bool,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
+            insecure_http: false,
+        }
+    }
+}
+
+impl Listen {
+    /// Refuses plain HTTP off loopback unless asked for.
+    pub fn check(&self) -> Result<()> {
+        if !self.addr.ip().is_loopback() && self.tls.is_none() && !self.insecure_http {
+            return Err(Error::Config(format!(
+                "{} is not a loopback address: serve it over TLS (--tls-cert, --tls-key) or say --insecure-http (bearer tokens would cross the network in the clear)",
+                self.addr
+            )));
+        }
+        Ok(())
+    }
+
+    fn acceptor(&self) -> Result<Option<tokio_rustls::TlsAcceptor>> {
+        let Some((cert, key)) = &self.tls else {
+            return Ok(None);
+        };
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &PathBuf, e: &dyn std::fmt::Display| {
+            Error::Config(format!("TLS: {}: {e}", what.display()))
+        };
+        let certs = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| bad(cert, &e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad(cert, &e))?;
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("TLS: {e}")))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+        Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+}
+
+/// TLS connections on a TCP listener (a failed handshake drops that connection only).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, addr) = axum::serve::Listener::accept(&mut self.tcp).await;
+            // the handshake is bounded: a client that stalls it does not stall others
+            // for longer than this (accepts are sequential)
+            let hs = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                self.acceptor.accept(stream),
+            )
+            .await;
+            match hs {
+                Ok(Ok(tls)) => return (tls, addr),
+                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Serves the API of `state` on `listener` until `stop` completes, then waits for the
+/// requests in flight. Call it on the engine's runtime.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    listen: &Listen,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    listen.check()?;
+    let app = router(state);
+    match listen.acceptor()? {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .map_err(Error::Io),
+        Some(acceptor) => axum::serve(
+            TlsListener {
+                tcp: listener,
+                acceptor,
+            },
+            app,
+        )
+        .with_graceful_shutdown(stop)
+        .await
+        .map_err(Error::Io),
+    }
+}
