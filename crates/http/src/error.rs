@@ -71,7 +71,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `not_restorable`, `conflict`, `busy`, `fenced`, `corrupt`, `unavailable`,
+    /// `not_restorable`, `conflict`, `migration_refused`, `busy`, `fenced`, `corrupt`,
+    /// `unavailable`,
     /// `payload_too_large`, `internal`.
     pub code: String,
     /// What went wrong, for people.
@@ -111,7 +112,8 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         let (status, code) = match e.kind() {
             ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "bad_request"),
-            ErrorKind::NotRestorable => (StatusCode::UNPROCESSABLE_ENTITY, "not_restorable"),
+            // the state named is not in the repository
+            ErrorKind::NotRestorable => (StatusCode::NOT_FOUND, "not_restorable"),
             ErrorKind::Busy => (StatusCode::CONFLICT, "busy"),
             ErrorKind::Fenced => (StatusCode::CONFLICT, "fenced"),
             ErrorKind::Corrupt => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt"),
@@ -171,8 +173,15 @@ macro_rules! rejection {
                 } else {
                     "bad_request"
                 };
-                // a 415 or 422 from axum is still the client's input
-                let status = if status.is_client_error() { status } else { StatusCode::BAD_REQUEST };
+                // a body that is not JSON at all is a 415; every other refusal of the
+                // client's input (syntax, types, a 422 from axum) is a 400
+                let status = if status == StatusCode::PAYLOAD_TOO_LARGE
+                    || status == StatusCode::UNSUPPORTED_MEDIA_TYPE
+                {
+                    status
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
                 ApiError::new(status, code, r.body_text())
             }
         }

@@ -7,6 +7,41 @@ use utoipa::ToSchema;
 use crate::error::ErrorDetail;
 use crate::time::rfc3339;
 
+/// An optional integer as JSON Schema counts them: `652.0` is the integer 652 (serde
+/// alone refuses it); a fraction, or a value out of the type's range, is refused.
+pub fn integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error as _;
+    // a query string gives text, a JSON body a number
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Number(serde_json::Number),
+        Text(String),
+    }
+    let n = match Option::<Given>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Given::Number(n)) => n,
+        Some(Given::Text(t)) => t
+            .parse::<serde_json::Number>()
+            .map_err(|_| D::Error::custom(format!("{t:?} is not a number")))?,
+    };
+    let whole = match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => Some(u),
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => {
+            Some(f as u64)
+        }
+        _ => None,
+    };
+    whole
+        .and_then(|u| T::try_from(u).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{n} is not an integer in range")))
+}
+
 /// `GET /healthz`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
@@ -289,6 +324,7 @@ impl From<&bindspace_catalog::RestorePoint> for RestorePoint {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewRestorePoint {
     /// Its name (1–128 characters, letters, digits and `._:-`).
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub name: String,
     /// Keep what restoring it needs safe from retention.
     #[serde(default)]
@@ -485,17 +521,39 @@ pub struct DrillSummary {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct MigrateRequest {
     /// Target schema version `MAJOR.MINOR.PATCH`.
+    #[schema(pattern = r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$")]
     pub to: Option<String>,
     /// Words per fingerprint (1–1024).
+    #[schema(minimum = 1, maximum = 1024)]
+    #[serde(default, deserialize_with = "integer")]
     pub words: Option<u16>,
     /// Address-space size (1–65536).
+    #[schema(minimum = 1, maximum = 65536)]
+    #[serde(default, deserialize_with = "integer")]
     pub address_space: Option<u32>,
     /// Features to turn on, by name.
     #[serde(default)]
-    pub features: Vec<String>,
+    pub features: Vec<Feature>,
     /// Allow steps that lose data (apply only).
     #[serde(default)]
     pub allow_truncate: bool,
+}
+
+/// A schema feature, by name.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum Feature {
+    /// An all-zero fingerprint reads as an empty address.
+    #[serde(rename = "zero-is-empty")]
+    ZeroIsEmpty,
+}
+
+impl Feature {
+    /// Its name in the registry of `bindspace-schema-migrate`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::ZeroIsEmpty => "zero-is-empty",
+        }
+    }
 }
 
 /// A migration warning.
@@ -530,4 +588,34 @@ pub struct MigratePlan {
     pub lossy: bool,
     /// Warnings.
     pub warnings: Vec<MigrateWarning>,
+}
+
+/// One row of an export.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExportRow {
+    /// The address (`0a:01`).
+    pub addr: String,
+    /// Its prefix byte.
+    pub prefix: u8,
+    /// Its slot byte.
+    pub slot: u8,
+    /// The fingerprint: hex of its little-endian words.
+    pub fingerprint: String,
+}
+
+/// An export as JSON.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExportJson {
+    /// The state's version.
+    pub version: u64,
+    /// Its timeline.
+    pub timeline: u32,
+    /// Its digest.
+    pub digest: String,
+    /// Occupied addresses (rows).
+    pub addresses: u64,
+    /// Words per fingerprint.
+    pub words: u16,
+    /// One row per occupied address.
+    pub rows: Vec<ExportRow>,
 }

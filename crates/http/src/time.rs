@@ -4,7 +4,8 @@
 /// A time as people type it, in µs since the epoch: RFC 3339 with `Z` or an offset
 /// (`2025-12-24T15:30:00Z`, `2025-12-24T16:30:00+01:00`), a time before `now_us`
 /// (`-15m`, `-2h`, `-1day`, `-90s`), µs since the epoch (`1795000000000000`) or seconds
-/// with an `s` suffix (`1795000000s`).
+/// with an `s` suffix (`1795000000s`). A time before 1970 is 1970 (nothing is
+/// restorable then; the restore says what is nearest).
 pub fn parse_time_at(s: &str, now_us: u64) -> Result<u64, String> {
     let s = s.trim();
     let bad = |why: &str| {
@@ -14,12 +15,12 @@ pub fn parse_time_at(s: &str, now_us: u64) -> Result<u64, String> {
     };
     if let Some(ago) = s.strip_prefix('-') {
         let d = humantime::parse_duration(ago).map_err(|e| bad(&e.to_string()))?;
-        let us = u64::try_from(d.as_micros()).map_err(|_| bad("too long ago"))?;
-        return now_us.checked_sub(us).ok_or_else(|| bad("before 1970"));
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        return Ok(now_us.saturating_sub(us));
     }
     if s.contains('T') || s.contains('t') {
         let t: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| bad(&e.to_string()))?;
-        return u64::try_from(t.as_microsecond()).map_err(|_| bad("before 1970"));
+        return Ok(u64::try_from(t.as_microsecond()).unwrap_or(0));
     }
     let (num, mul) = match s.strip_suffix('s') {
         Some(n) => (n, 1_000_000u64),
@@ -72,6 +73,11 @@ mod tests {
         assert_eq!(parse_time_at("-2h", NOW), Ok(NOW - 7_200_000_000));
         assert_eq!(parse_time_at("1766590200s", 0), Ok(NOW));
         assert_eq!(parse_time_at(&NOW.to_string(), 0), Ok(NOW));
+        assert_eq!(
+            parse_time_at("2025-12-24t15:30:00.5z", 0),
+            Ok(NOW + 500_000)
+        );
+        assert_eq!(parse_time_at("-1day", NOW), Ok(NOW - 86_400_000_000));
         for bad in [
             "yesterday",
             "2025-13-01T00:00:00Z",
@@ -81,7 +87,8 @@ mod tests {
         ] {
             assert!(parse_time_at(bad, NOW).is_err(), "{bad}");
         }
-        assert!(parse_time_at("-100000days", 1).is_err());
+        assert_eq!(parse_time_at("-100000days", 1), Ok(0));
+        assert_eq!(parse_time_at("1900-01-01T00:00:00Z", NOW), Ok(0));
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub enum Level {
 #[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
     /// `checksum`, `standard` (default) or `deep`.
+    #[param(inline)]
     pub level: Option<Level>,
     /// Stop reading new artifacts after this many seconds (1–86400).
     #[param(minimum = 1, maximum = 86400)]

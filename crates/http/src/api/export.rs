@@ -19,14 +19,15 @@ use crate::export::{Format, Meta};
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `json` (default), `ndjson`, `csv` or `parquet`.
+    #[param(inline)]
     pub format: Option<Format>,
-    /// Exactly this version (restored from the stores).
-    pub version: Option<u64>,
-    /// The last state at or before this time (restored): RFC 3339, `-15m`, or µs.
-    pub time: Option<String>,
-    /// A named restore point (restored).
-    pub point: Option<String>,
+    /// As in `TargetQuery` (none: the live space now, not a restore).
+    #[param(
+        pattern = r"^(latest|version:(0|[1-9][0-9]{0,18})|time:([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])|-[1-9][0-9]{0,5}[smhd]|0|[1-9][0-9]{0,17})|point:[A-Za-z0-9._:-]{1,128})$"
+    )]
+    pub target: Option<String>,
     /// The timeline of the target.
+    #[param(minimum = 1, maximum = 2147483647)]
     pub timeline: Option<u32>,
 }
 
@@ -78,13 +79,13 @@ impl Drop for ChannelWriter {
     responses(
         (status = 200, description = "The rows; the version and digest are in the file's metadata and the x-bindspace-version and x-bindspace-digest headers",
             content(
-                (String = "application/json"),
+                (crate::model::ExportJson = "application/json"),
                 (String = "application/x-ndjson"),
                 (String = "text/csv"),
                 (Vec<u8> = "application/vnd.apache.parquet"))),
         (status = 400, description = "A bad format or target", body = ErrorBody),
         (status = 401, description = "No or an unknown token", body = ErrorBody),
-        (status = 422, description = "The stores cannot restore that target", body = ErrorBody),
+        (status = 404, description = "The stores cannot restore that target", body = ErrorBody),
         (status = 503, description = "No store could be read", body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
@@ -92,14 +93,12 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let format = q.format.unwrap_or(Format::Json);
     let tq = TargetQuery {
-        version: q.version,
-        time: q.time,
-        point: q.point,
+        target: q.target,
         timeline: q.timeline,
     };
-    let live = tq.version.is_none() && tq.time.is_none() && tq.point.is_none();
+    let live = !tq.named();
     let target = tq.target(state.now_us())?;
-    let timeline = tq.timeline(&target, &state.engine);
+    let timeline = tq.timeline(&target, &state.engine)?;
     let rt = state.rt.clone();
     let (space, meta) = state
         .blocking(move |e| {

@@ -89,10 +89,16 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> 
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state)
+        // every body is a JSON object (serde would also take a struct from an array)
+        let axum::Json(v) = axum::Json::<serde_json::Value>::from_request(req, state)
             .await
-            .map(|axum::Json(v)| Json(v))
-            .map_err(ApiError::from)
+            .map_err(ApiError::from)?;
+        if !v.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        serde_json::from_value(v)
+            .map(Json)
+            .map_err(|e| ApiError::bad_request(format!("the body: {e}")))
     }
 }
 
@@ -130,52 +136,77 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> 
     }
 }
 
-/// What to restore to: at most one of `version`, `time`, `point` (none: the newest
-/// state).
+/// What to restore to, and on which history.
 #[derive(Debug, Default, Deserialize, serde::Serialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct TargetQuery {
-    /// Exactly this version.
-    pub version: Option<u64>,
-    /// The last state at or before this time: RFC 3339 (`2025-12-24T15:30:00Z`), a
-    /// time ago (`-15m`), or µs since the epoch.
-    pub time: Option<String>,
-    /// A named restore point.
-    pub point: Option<String>,
+    /// `latest` (the default), `version:N`, `time:T` (T in RFC 3339 such as
+    /// `2025-12-24T15:30:00Z`, a time ago such as `-15m`, or µs since the epoch), or
+    /// `point:NAME`. In a query string, URL-encode it (`+` in an offset is `%2B`).
+    #[param(
+        pattern = r"^(latest|version:(0|[1-9][0-9]{0,18})|time:([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])|-[1-9][0-9]{0,5}[smhd]|0|[1-9][0-9]{0,17})|point:[A-Za-z0-9._:-]{1,128})$"
+    )]
+    #[schema(
+        pattern = r"^(latest|version:(0|[1-9][0-9]{0,18})|time:([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])|-[1-9][0-9]{0,5}[smhd]|0|[1-9][0-9]{0,17})|point:[A-Za-z0-9._:-]{1,128})$"
+    )]
+    pub target: Option<String>,
     /// The timeline (history): default the engine's own, or a restore point's.
+    #[param(minimum = 1, maximum = 2147483647)]
+    #[schema(minimum = 1, maximum = 2147483647)]
+    #[serde(default, deserialize_with = "crate::model::integer")]
     pub timeline: Option<u32>,
 }
 
+/// Parses a target (see [`TargetQuery::target`]); a time before 1970 is 1970.
+pub fn parse_target(s: &str, now_us: u64) -> Result<Target, String> {
+    let s = s.trim();
+    if s == "latest" {
+        return Ok(Target::Latest);
+    }
+    if let Some(v) = s.strip_prefix("version:") {
+        return v
+            .parse()
+            .map(Target::Version)
+            .map_err(|_| format!("target {s:?}: the version is not a number"));
+    }
+    if let Some(t) = s.strip_prefix("time:") {
+        return parse_time_at(t, now_us).map(Target::Time);
+    }
+    if let Some(p) = s.strip_prefix("point:") {
+        return Ok(Target::RestorePoint(p.to_owned()));
+    }
+    Err(format!(
+        "target {s:?}: expected latest, version:N, time:T (RFC 3339, -15m or µs) or point:NAME"
+    ))
+}
+
 impl TargetQuery {
-    /// The target asked for.
+    /// The target asked for (`latest` when none).
     pub fn target(&self, now_us: u64) -> Result<Target, ApiError> {
-        let given = usize::from(self.version.is_some())
-            + usize::from(self.time.is_some())
-            + usize::from(self.point.is_some());
-        if given > 1 {
-            return Err(ApiError::bad_request(
-                "give at most one of version, time and point",
-            ));
+        match &self.target {
+            None => Ok(Target::Latest),
+            Some(s) => parse_target(s, now_us).map_err(ApiError::bad_request),
         }
-        Ok(if let Some(v) = self.version {
-            Target::Version(v)
-        } else if let Some(t) = &self.time {
-            Target::Time(parse_time_at(t, now_us).map_err(ApiError::bad_request)?)
-        } else if let Some(p) = &self.point {
-            Target::RestorePoint(p.clone())
-        } else {
-            Target::Latest
-        })
+    }
+
+    /// Whether a target was named (an export without one is of the live space).
+    pub fn named(&self) -> bool {
+        self.target.is_some()
     }
 
     /// The timeline the target is on: the one asked for, a restore point's own, else
     /// the engine's.
-    pub fn timeline(&self, target: &Target, engine: &Engine) -> Option<u32> {
-        match (self.timeline, target) {
+    pub fn timeline(&self, target: &Target, engine: &Engine) -> Result<Option<u32>, ApiError> {
+        Ok(match (self.timeline, target) {
+            (Some(t), _) if t == 0 || t > i32::MAX as u32 => {
+                return Err(ApiError::bad_request(
+                    "timeline is 1 to 2147483647 (bindspace timeline list names them)",
+                ));
+            }
             (Some(t), _) => Some(t),
             (None, Target::RestorePoint(_)) => None,
             (None, _) => Some(engine.timeline()),
-        }
+        })
     }
 }
 

@@ -124,10 +124,10 @@ fn valid_point_name(name: &str) -> bool {
     request_body = NewRestorePoint,
     responses(
         (status = 201, description = "Made", body = RestorePoint),
-        (status = 400, description = "A bad name, or one already taken", body = ErrorBody),
+        (status = 400, description = "A bad name", body = ErrorBody),
         (status = 401, description = "No or an unknown token", body = ErrorBody),
         (status = 403, description = "A read-only token", body = ErrorBody),
-        (status = 409, description = "Fenced", body = ErrorBody),
+        (status = 409, description = "The name is taken, or the engine is fenced", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody),
         (status = 503, description = "A store is down", body = ErrorBody)))]
@@ -138,6 +138,14 @@ pub async fn create_point(
     if !valid_point_name(&p.name) {
         return Err(ApiError::bad_request(
             "a restore point name is 1 to 128 letters, digits and ._:-",
+        ));
+    }
+    let (m, _) = state.engine.repository().read_catalog().await?;
+    if m.restore_points.iter().any(|r| r.name == p.name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("restore point {:?} exists", p.name),
         ));
     }
     let name = p.name.clone();
@@ -230,6 +238,7 @@ pub async fn retention(
 #[into_params(parameter_in = Query)]
 pub struct DrillQuery {
     /// `latest` (default), `random` or `point:NAME`.
+    #[param(pattern = r"^(latest|random|point:[A-Za-z0-9._:-]{1,128})$")]
     pub target: Option<String>,
     /// The RTO target in seconds (1–86400).
     #[param(minimum = 1, maximum = 86400)]
@@ -346,7 +355,7 @@ fn target_schema(from: SchemaVersion, req: &MigrateRequest) -> Result<SchemaVers
         }
         to.address_space = n;
     }
-    for name in &req.features {
+    for name in req.features.iter().map(|f| f.name()) {
         let Some(f) = features::by_name(name) else {
             let known: Vec<&str> = features::REGISTRY.iter().map(|f| f.name).collect();
             return Err(ApiError::bad_request(format!(
@@ -359,8 +368,10 @@ fn target_schema(from: SchemaVersion, req: &MigrateRequest) -> Result<SchemaVers
     Ok(to)
 }
 
+/// A migration the schemas refuse (an incompatible target, a lossy plan without
+/// consent): the request is well formed, the space's state refuses it.
 fn migrate_error(e: bindspace_schema_migrate::Error) -> ApiError {
-    ApiError::bad_request(e.to_string())
+    ApiError::new(StatusCode::CONFLICT, "migration_refused", e.to_string())
 }
 
 fn plan_view(p: &bindspace_schema_migrate::Plan) -> MigratePlan {
@@ -392,7 +403,8 @@ fn plan_view(p: &bindspace_schema_migrate::Plan) -> MigratePlan {
     request_body = MigrateRequest,
     responses(
         (status = 200, description = "The plan", body = MigratePlan),
-        (status = 400, description = "A bad target schema", body = ErrorBody),
+        (status = 400, description = "A bad request", body = ErrorBody),
+        (status = 409, description = "The space's schema refuses that migration", body = ErrorBody),
         (status = 401, description = "No or an unknown token", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody)))]
@@ -423,7 +435,8 @@ pub const MIGRATIONS: &str = "migrations";
     request_body = MigrateRequest,
     responses(
         (status = 202, description = "Accepted: follow the job", body = Job),
-        (status = 400, description = "A bad target schema, or a lossy plan without allow_truncate", body = ErrorBody),
+        (status = 400, description = "A bad request", body = ErrorBody),
+        (status = 409, description = "The space's schema refuses that migration, or it loses data without allow_truncate", body = ErrorBody),
         (status = 401, description = "No or an unknown token", body = ErrorBody),
         (status = 403, description = "A read-only token", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),

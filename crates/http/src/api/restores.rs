@@ -22,7 +22,7 @@ async fn plan(
     q: &TargetQuery,
 ) -> Result<(Target, bindspace_pitr::RestorePlan), ApiError> {
     let target = q.target(state.now_us())?;
-    let timeline = q.timeline(&target, &state.engine);
+    let timeline = q.timeline(&target, &state.engine)?;
     let plan = bindspace_pitr::plan_on(state.engine.repository().destinations(), &target, timeline)
         .await?;
     Ok((target, plan))
@@ -45,7 +45,7 @@ pub const RESTORES: &str = "restores";
         (status = 403, description = "A read-only token", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody),
-        (status = 422, description = "The stores cannot restore that target: the message says why and what is nearest", body = ErrorBody),
+        (status = 404, description = "The stores cannot restore that target: the message says why and what is nearest", body = ErrorBody),
         (status = 503, description = "No store could be read", body = ErrorBody)))]
 pub async fn restore(
     State(state): State<AppState>,
@@ -112,7 +112,7 @@ fn step(s: &bindspace_pitr::Step) -> Step {
         (status = 200, description = "The plan", body = Explain),
         (status = 400, description = "A bad target", body = ErrorBody),
         (status = 401, description = "No or an unknown token", body = ErrorBody),
-        (status = 422, description = "The stores cannot restore that target", body = ErrorBody),
+        (status = 404, description = "The stores cannot restore that target: the message says why and what is nearest", body = ErrorBody),
         (status = 503, description = "No store could be read", body = ErrorBody)))]
 pub async fn explain(
     State(state): State<AppState>,
@@ -137,15 +137,17 @@ pub async fn explain(
 #[into_params(parameter_in = Query)]
 pub struct AsOfQuery {
     /// The address: `0a:01`, `0a01`, `0x0a01` or decimal `2561`.
+    #[param(
+        pattern = r"^([0-9a-fA-F]{2}:[0-9a-fA-F]{2}|0[xX][0-9a-fA-F]{4}|0[0-9a-fA-F]{3}|[a-fA-F][0-9a-fA-F]{3}|0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+    )]
     pub addr: String,
-    /// Exactly this version.
-    pub version: Option<u64>,
-    /// The last state at or before this time: RFC 3339, a time ago (`-15m`), or µs
-    /// since the epoch.
-    pub time: Option<String>,
-    /// A named restore point.
-    pub point: Option<String>,
+    /// As in [`TargetQuery`].
+    #[param(
+        pattern = r"^(latest|version:(0|[1-9][0-9]{0,18})|time:([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])|-[1-9][0-9]{0,5}[smhd]|0|[1-9][0-9]{0,17})|point:[A-Za-z0-9._:-]{1,128})$"
+    )]
+    pub target: Option<String>,
     /// The timeline (history).
+    #[param(minimum = 1, maximum = 2147483647)]
     pub timeline: Option<u32>,
 }
 
@@ -157,7 +159,7 @@ pub struct AsOfQuery {
         (status = 200, description = "The address then", body = AsOf),
         (status = 400, description = "A bad address or target", body = ErrorBody),
         (status = 401, description = "No or an unknown token", body = ErrorBody),
-        (status = 422, description = "The stores cannot restore that target", body = ErrorBody),
+        (status = 404, description = "The stores cannot restore that target: the message says why and what is nearest", body = ErrorBody),
         (status = 503, description = "No store could be read", body = ErrorBody)))]
 pub async fn as_of(
     State(state): State<AppState>,
@@ -165,13 +167,11 @@ pub async fn as_of(
 ) -> Result<axum::Json<AsOf>, ApiError> {
     let addr = crate::addr::parse_addr(&q.addr).map_err(ApiError::bad_request)?;
     let tq = TargetQuery {
-        version: q.version,
-        time: q.time,
-        point: q.point,
+        target: q.target,
         timeline: q.timeline,
     };
     let target = tq.target(state.now_us())?;
-    let timeline = tq.timeline(&target, &state.engine);
+    let timeline = tq.timeline(&target, &state.engine)?;
     let v = bindspace_pitr::as_of(
         state.engine.repository().destinations(),
         addr,
