@@ -93,6 +93,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         &["object_store", "lance", "redis"],
         "one tier per store crate",
     ),
+    (
+        "bindspace",
+        &["axum", "utoipa"],
+        "the engine serves nothing: its HTTP API is bindspace-http, a layer above it",
+    ),
 ];
 
 fn packages_reached(root: &Path, krate: &str) -> Result<BTreeSet<String>> {
@@ -133,7 +138,7 @@ pub fn check(root: &Path) -> Result<()> {
     for krate in RULES
         .iter()
         .map(|r| r.0)
-        .chain(["bindspace", "bindspace-cli"])
+        .chain(["bindspace-http", "bindspace-cli"])
     {
         checked += 1;
         if packages_reached(root, krate)?.contains("bindspace-testkit") {

@@ -241,4 +241,41 @@ mod tests {
         st.last_archived_version = 7;
         assert!(render(&st, 9_000_000, false).contains("bindspace_wal_archive_lag_seconds 0\n"));
     }
+
+    #[test]
+    fn every_metric_the_example_alerts_name_is_exported() {
+        let mut st = EngineStatus {
+            version: 9,
+            archived_through_us: Some(1),
+            last_drill: Some(bindspace::DrillSummary {
+                finished_us: 1,
+                rto_ms: 5,
+                rpo_ms: Some(5),
+                passed: true,
+            }),
+            ..EngineStatus::default()
+        };
+        st.last_backup_us.insert(("full".into(), "s".into()), 1);
+        st.backup_failures_by_store.insert("s".into(), 1);
+        st.backup_bytes_by_store.insert("s".into(), 1);
+        st.last_verify
+            .insert("standard".into(), (1, "clean".into()));
+        st.replica_lag_ms.insert("r".into(), Some(1));
+        let text = render(&st, 2, false);
+        let rules = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/alerts.yml"),
+        )
+        .expect("docs/alerts.yml");
+        let mut named = 0;
+        for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("bindspace_") {
+                named += 1;
+                assert!(
+                    text.contains(&format!("# TYPE {word} ")),
+                    "docs/alerts.yml names {word}, which /metrics does not export"
+                );
+            }
+        }
+        assert!(named >= 8, "{named}");
+    }
 }

@@ -118,7 +118,8 @@ fn valid_point_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
-/// Names the current version (in the WAL and every store's catalog).
+/// Names the current version (in the WAL and every store's catalog), archived before
+/// the answer: a `201` point restores at once.
 #[utoipa::path(post, path = "/api/v1/admin/restore-points", tag = "restore points",
     security(("bearer" = [])),
     request_body = NewRestorePoint,
@@ -149,8 +150,21 @@ pub async fn create_point(
         ));
     }
     let name = p.name.clone();
+    // archived before the answer: a point is restorable once the answer says it exists
     let version = state
-        .blocking(move |e| Ok(e.restore_point(&name, p.guaranteed)?))
+        .blocking(move |e| {
+            let v = e.restore_point(&name, p.guaranteed)?;
+            e.archive_now().map_err(|err| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!(
+                        "restore point {name:?} was made at version {v}, but the WAL holding it is not archived yet (retried in the background; it is restorable once archived): {err}"
+                    ),
+                )
+            })?;
+            Ok(v)
+        })
         .await?;
     let (m, _) = state.engine.repository().read_catalog().await?;
     let point = m
