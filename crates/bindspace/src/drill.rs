@@ -26,14 +26,23 @@ impl Engine {
         {
             tracing::warn!(point = %name, error = %e, "drill sentinel not dropped");
         }
-        if let Ok(r) = &report {
-            lock(self.inner_status()).last_drill = Some(crate::engine::DrillSummary {
+        // a drill that could not run counts as failed (an alert on the last drill
+        // must not keep reading an older pass)
+        let summary = match &report {
+            Ok(r) => crate::engine::DrillSummary {
                 finished_us: self.clock().now_us(),
                 rto_ms: r.runs.iter().map(|x| x.rto_ms).max().unwrap_or(0),
                 rpo_ms: r.runs.iter().filter_map(|x| x.rpo_ms).max(),
                 passed: r.passed(),
-            });
-        }
+            },
+            Err(_) => crate::engine::DrillSummary {
+                finished_us: self.clock().now_us(),
+                rto_ms: 0,
+                rpo_ms: None,
+                passed: false,
+            },
+        };
+        lock(self.inner_status()).last_drill = Some(summary);
         report
     }
 

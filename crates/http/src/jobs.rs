@@ -24,6 +24,8 @@ pub struct Jobs {
     next: std::sync::atomic::AtomicU64,
     permits: Arc<Semaphore>,
     clock: Arc<dyn Clock>,
+    started_us: u64,
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// What a running job reports its progress through.
@@ -36,6 +38,12 @@ impl Reporter {
     /// The job's id (`job-N`).
     pub fn id(&self) -> String {
         format!("job-{}", self.id)
+    }
+
+    /// A name no other job of any server run has: the server's start (µs) and the id,
+    /// for files the job writes (ids start at 1 again after a restart).
+    pub fn unique(&self) -> String {
+        format!("{}-job-{}", self.jobs.started_us, self.id)
     }
 
     /// The job is at `step`, `done` of `total`.
@@ -61,7 +69,9 @@ impl Jobs {
             all: Mutex::new(BTreeMap::new()),
             next: std::sync::atomic::AtomicU64::new(1),
             permits: Arc::new(Semaphore::new(RUNNING)),
+            started_us: clock.now_us(),
             clock,
+            closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -123,6 +133,22 @@ impl Jobs {
         let inner = rt.clone();
         rt.spawn(async move {
             let permit = jobs.permits.clone().acquire_owned().await;
+            if jobs.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                let now = rfc3339(jobs.clock.now_us());
+                jobs.update(n, |j| {
+                    j.state = "failed".into();
+                    j.finished = Some(now);
+                    j.error = Some(
+                        ApiError::new(
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "unavailable",
+                            "the server stopped before the job started",
+                        )
+                        .detail(),
+                    );
+                });
+                return;
+            }
             jobs.update(n, |j| j.state = "running".into());
             let reporter = Reporter {
                 jobs: jobs.clone(),
@@ -160,6 +186,12 @@ impl Jobs {
             });
         });
         job
+    }
+
+    /// Queued jobs do not start any more (the server is stopping).
+    pub fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether any job is queued or running.

@@ -41,7 +41,9 @@ impl Listen {
         Ok(())
     }
 
-    fn acceptor(&self) -> Result<Option<tokio_rustls::TlsAcceptor>> {
+    /// The TLS acceptor from the PEM files (none without TLS): read at once, so a bad
+    /// certificate or key is refused before anything else starts.
+    pub fn acceptor(&self) -> Result<Option<tokio_rustls::TlsAcceptor>> {
         let Some((cert, key)) = &self.tls else {
             return Ok(None);
         };
@@ -66,10 +68,46 @@ impl Listen {
     }
 }
 
-/// TLS connections on a TCP listener (a failed handshake drops that connection only).
+/// TLS connections on a TCP listener: each handshake runs in a task of its own
+/// (bounded to 10 s), so a client that stalls one holds up nobody else.
 struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(tcp: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> Result<Self> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut tcp = tcp;
+            loop {
+                let (stream, addr) = axum::serve::Listener::accept(&mut tcp).await;
+                if tx.is_closed() {
+                    return;
+                }
+                let (tx, acceptor) = (tx.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let hs = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    match hs {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { ready, local })
+    }
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -77,30 +115,25 @@ impl axum::serve::Listener for TlsListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (stream, addr) = axum::serve::Listener::accept(&mut self.tcp).await;
-            // the handshake is bounded: a client that stalls it does not stall others
-            // for longer than this (accepts are sequential)
-            let hs = tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                self.acceptor.accept(stream),
-            )
-            .await;
-            match hs {
-                Ok(Ok(tls)) => return (tls, addr),
-                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-            }
+        match self.ready.recv().await {
+            Some(c) => c,
+            // the accepting task ended (it does not while the listener lives)
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(self.local)
     }
 }
 
-/// Serves the API of `state` on `listener` until `stop` completes, then waits for the
-/// requests in flight. Call it on the engine's runtime.
+/// How long requests in flight get once a stop is asked for (a slow export client
+/// does not keep the server up).
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves the API of `state` on `listener` until `stop` completes, then lets the
+/// requests in flight finish (at most [`DRAIN`]); queued jobs do not start any more.
+/// Call it on the engine's runtime.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -108,21 +141,37 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     listen.check()?;
+    let acceptor = listen.acceptor()?;
+    let jobs = state.jobs.clone();
+    let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
+        stop.await;
+        jobs.close();
+        let _ = stopped_tx.send(true);
+    };
     let app = router(state);
-    match listen.acceptor()? {
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-            .map_err(Error::Io),
-        Some(acceptor) => axum::serve(
-            TlsListener {
-                tcp: listener,
-                acceptor,
-            },
-            app,
-        )
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(Error::Io),
+    let served = async move {
+        match acceptor {
+            None => axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(Error::Io),
+            Some(acceptor) => axum::serve(TlsListener::new(listener, acceptor)?, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(Error::Io),
+        }
+    };
+    let mut stopped = stopped_rx;
+    let deadline = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN).await;
+    };
+    tokio::select! {
+        r = served => r,
+        () = deadline => {
+            tracing::warn!("requests still in flight {DRAIN:?} after the stop: stopping anyway");
+            Ok(())
+        }
     }
 }

@@ -46,19 +46,27 @@ pub fn run(a: &Args) -> Result<()> {
             export::write(&space, &meta, format, out)?
         }
         Some(path) => {
-            let tmp = path.with_extension("partial");
-            let f = std::fs::File::create(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
-            let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
-            let rows = export::write(&space, &meta, format, &mut w)?;
-            w.flush()?;
-            w.into_inner()
-                .map_err(|e| e.into_error())?
-                .sync_all()
-                .with_context(|| format!("syncing {}", tmp.display()))?;
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("renaming into {}", path.display()))?;
-            rows
+            let mut tmp = path.clone().into_os_string();
+            tmp.push(".partial");
+            let tmp = PathBuf::from(tmp);
+            let written = (|| -> Result<u64> {
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("creating {}", tmp.display()))?;
+                let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
+                let rows = export::write(&space, &meta, format, &mut w)?;
+                w.flush()?;
+                w.into_inner()
+                    .map_err(|e| e.into_error())?
+                    .sync_all()
+                    .with_context(|| format!("syncing {}", tmp.display()))?;
+                std::fs::rename(&tmp, path)
+                    .with_context(|| format!("renaming into {}", path.display()))?;
+                Ok(rows)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written?
         }
     };
     eprintln!(

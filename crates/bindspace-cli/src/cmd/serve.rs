@@ -47,16 +47,18 @@ pub fn run(a: &Args) -> Result<()> {
         tls: a.tls_cert.clone().zip(a.tls_key.clone()),
         insecure_http: a.insecure_http,
     };
-    // refused before anything is opened or written
+    // refused before anything is opened or written: the address, TLS files, tokens
     listen.check()?;
+    listen.acceptor()?;
+    let loaded = a.token_file.as_deref().map(Tokens::load).transpose()?;
     let mut cfg = BackupConfig::load(a.config.as_deref())?;
     if !a.repo.is_empty() {
         cfg.destinations = a.repo.clone();
     }
     let engine = Engine::open(&a.data, cfg)
         .with_context(|| format!("opening the engine data directory {}", a.data.display()))?;
-    let tokens = match &a.token_file {
-        Some(f) => Tokens::load(f)?,
+    let tokens = match loaded {
+        Some(t) => t,
         None => {
             let (t, path) = Tokens::generate(&a.data)?;
             eprintln!("bindspace serve: the admin token is in {}", path.display());
@@ -65,6 +67,8 @@ pub fn run(a: &Args) -> Result<()> {
     };
     let engine = Arc::new(engine);
     let rt = engine.runtime_handle();
+    // the handlers are in place before anyone is told where to connect
+    let stop = rt.block_on(async { stop_signal() })?;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(a.listen))
         .with_context(|| format!("listening on {}", a.listen))?;
@@ -82,12 +86,7 @@ pub fn run(a: &Args) -> Result<()> {
         engine.timeline()
     );
     let state = Shared::new(engine.clone(), tokens);
-    let res = rt.block_on(bindspace_http::serve(
-        state,
-        listener,
-        &listen,
-        stop_signal(),
-    ));
+    let res = rt.block_on(bindspace_http::serve(state, listener, &listen, stop));
     // jobs still running hold the engine: wait for them (up to a minute), then close
     // it (a last WAL archive)
     let clock = engine.clock_ref().clone();
@@ -117,19 +116,15 @@ pub fn run(a: &Args) -> Result<()> {
     Ok(())
 }
 
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+/// SIGINT or SIGTERM, with both handlers installed now (called on the runtime).
+fn stop_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    })
 }

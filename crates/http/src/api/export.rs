@@ -84,9 +84,10 @@ impl Drop for ChannelWriter {
                 (String = "text/csv"),
                 (Vec<u8> = "application/vnd.apache.parquet"))),
         (status = 400, description = "A bad format or target", body = ErrorBody),
+        (status = 503, description = "Two exports are running, or no store could be read", body = ErrorBody),
         (status = 401, description = "No or an unknown token", body = ErrorBody),
         (status = 404, description = "The stores cannot restore that target", body = ErrorBody),
-        (status = 503, description = "No store could be read", body = ErrorBody)))]
+))]
 pub async fn export(
     State(state): State<AppState>,
     Query(q): Query<ExportQuery>,
@@ -96,26 +97,43 @@ pub async fn export(
         target: q.target,
         timeline: q.timeline,
     };
-    let live = !tq.named();
+    // live only when nothing names a state: a timeline alone restores its newest
+    let live = !tq.named() && tq.timeline.is_none();
+    let permit = state.exports.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "two exports are running (each holds a copy of a space): retry when one ends",
+        )
+    })?;
     let target = tq.target(state.now_us())?;
     let timeline = tq.timeline(&target, &state.engine)?;
     let rt = state.rt.clone();
-    let (space, meta) = state
+    let (space, meta, verified) = state
         .blocking(move |e| {
             if live {
                 let space = e.read(|s| s.clone());
                 let meta = Meta::of(&space, e.timeline());
-                return Ok((space, meta));
+                return Ok((space, meta, "live".to_owned()));
             }
-            let (space, plan) = rt.block_on(async {
-                let plan =
-                    bindspace_pitr::plan_on(e.repository().destinations(), &target, timeline)
-                        .await?;
-                let (space, _) = bindspace_pitr::restore_verified(&plan).await?;
-                Ok::<_, bindspace_pitr::Error>((space, plan))
-            })?;
+            let (space, plan, verified) = rt
+                .block_on(async {
+                    let plan =
+                        bindspace_pitr::plan_on(e.repository().destinations(), &target, timeline)
+                            .await?;
+                    let (space, v) = bindspace_pitr::restore_verified(&plan).await?;
+                    Ok::<_, bindspace_pitr::Error>((space, plan, v))
+                })
+                .map(|(space, plan, v)| {
+                    let verified = if v.is_verified() {
+                        "verified"
+                    } else {
+                        "unverified"
+                    };
+                    (space, plan, verified.to_owned())
+                })?;
             let meta = Meta::of(&space, plan.timeline);
-            Ok((space, meta))
+            Ok((space, meta, verified))
         })
         .await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
@@ -129,8 +147,14 @@ pub async fn export(
             header::HeaderName::from_static("x-bindspace-digest"),
             meta.digest.clone(),
         ),
+        // `live`, or whether the restored state's root matched one recorded for it
+        (
+            header::HeaderName::from_static("x-bindspace-verified"),
+            verified,
+        ),
     ];
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let w = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),

@@ -20,18 +20,28 @@ pub async fn healthz() -> axum::Json<Health> {
     })
 }
 
-/// Newest backup end (µs) the engine recorded, else the catalog's.
-async fn last_backup_us(state: &AppState) -> Option<u64> {
-    let st = state.engine.status();
-    if let Some(t) = st.last_backup_us.values().max() {
-        return Some(*t);
+/// The engine's status, with the last backup of each kind in each store taken from
+/// the catalog when the engine recorded none since it opened (after a restart).
+pub async fn status_with_backups(state: &AppState) -> Result<bindspace::EngineStatus, ApiError> {
+    let mut st = state.blocking(|e| Ok(e.status())).await?;
+    if st.last_backup_us.is_empty()
+        && let Ok((m, _)) = state.engine.repository().read_catalog().await
+    {
+        for e in m
+            .entries
+            .iter()
+            .filter(|e| e.timeline == state.engine.timeline())
+        {
+            for store in &e.locations {
+                let t = st
+                    .last_backup_us
+                    .entry((e.kind.name().to_owned(), store.clone()))
+                    .or_default();
+                *t = (*t).max(e.end_us);
+            }
+        }
     }
-    let (m, _) = state.engine.repository().read_catalog().await.ok()?;
-    m.entries
-        .iter()
-        .filter(|e| e.timeline == state.engine.timeline())
-        .map(|e| e.end_us)
-        .max()
+    Ok(st)
 }
 
 /// How old the newest backup may be before the engine is not ready: twice the
@@ -56,19 +66,19 @@ pub fn archive_target_us(cfg: &bindspace::BackupConfig) -> u64 {
     responses(
         (status = 200, description = "Ready", body = Ready),
         (status = 503, description = "Not ready: the checks say why", body = Ready)))]
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let now = state.now_us();
     let cfg = state.engine.config();
-    let st = state.engine.status();
+    let st = status_with_backups(&state).await?;
     let mut checks = Vec::new();
-    let unwritable = state.engine.unwritable();
+    let unwritable = state.blocking(|e| Ok(e.unwritable())).await?;
     checks.push(Check {
         name: "wal".into(),
         ok: unwritable.is_none(),
         detail: unwritable.unwrap_or_else(|| "writable and durable".into()),
     });
     let target = backup_target_us(cfg);
-    checks.push(match last_backup_us(&state).await {
+    checks.push(match st.last_backup_us.values().max().copied() {
         Some(t) if now.saturating_sub(t) <= target => Check {
             name: "backup".into(),
             ok: true,
@@ -118,7 +128,13 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             .saturating_mul(2)
             .saturating_add(cfg.verify_max_duration_ms)
             .saturating_mul(1_000);
-        match st.last_verify.values().max_by_key(|(t, _)| *t) {
+        // the configured level's last run (a quick checksum run does not hide what a
+        // standard one found)
+        let level = cfg
+            .verify_level()
+            .map(|l| l.to_string())
+            .unwrap_or_default();
+        match st.last_verify.get(&level) {
             None => Check {
                 name: "verify".into(),
                 ok: true,
@@ -137,7 +153,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, axum::Json(Ready { ready, checks }))
+    Ok((status, axum::Json(Ready { ready, checks })))
 }
 
 /// A small drill: a canary restore point restored from every store alone and from all
@@ -148,6 +164,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         (status = 200, description = "Every store restored the canary", body = Drill),
         (status = 503, description = "A store could not", body = Drill),
         (status = 401, description = "No or an unknown token", body = ErrorBody),
+        (status = 403, description = "A read-only token (a drill writes a canary restore point)", body = ErrorBody),
         (status = 409, description = "The engine is fenced", body = ErrorBody)))]
 pub async fn deep(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let _one = state.deep.lock().await;

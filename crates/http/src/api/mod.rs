@@ -41,6 +41,8 @@ pub struct Shared {
     pub rt: tokio::runtime::Handle,
     /// One deep health check at a time (each runs a small drill).
     pub deep: tokio::sync::Mutex<()>,
+    /// Exports at once (each holds a copy of a space): more are refused with 503.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 /// The handlers' state.
@@ -55,6 +57,7 @@ impl Shared {
             engine,
             tokens,
             deep: tokio::sync::Mutex::new(()),
+            exports: Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
 
@@ -253,7 +256,6 @@ pub fn router(state: AppState) -> Router {
     const A: &str = "/api/v1/admin";
     let read = Router::new()
         .route("/metrics", get(health::metrics))
-        .route("/api/v1/health/deep", get(health::deep))
         .route(&format!("{A}/status"), get(ops::status))
         .route(&format!("{A}/backup/list"), get(backups::list))
         .route(&format!("{A}/backup/{{id}}"), get(backups::show))
@@ -273,6 +275,8 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{A}/export"), get(export::export))
         .route_layer(from_fn_with_state((state.clone(), Role::Read), authorize));
     let admin = Router::new()
+        // a drill writes a canary restore point and a report into every catalog
+        .route("/api/v1/health/deep", get(health::deep))
         .route(&format!("{A}/backup"), post(backups::full))
         .route(
             &format!("{A}/backup/incremental"),

@@ -50,15 +50,17 @@ fn replication_view(st: &bindspace::EngineStatus) -> Replication {
     responses(
         (status = 200, description = "The engine's state", body = Status),
         (status = 401, description = "No or an unknown token", body = ErrorBody)))]
-pub async fn status(State(state): State<AppState>) -> axum::Json<Status> {
+pub async fn status(State(state): State<AppState>) -> Result<axum::Json<Status>, ApiError> {
     let now = state.now_us();
-    let st = state.engine.status();
-    let addresses = state.engine.read(|s| s.len() as u64);
-    axum::Json(Status {
+    let st = super::health::status_with_backups(&state).await?;
+    let (addresses, fenced) = state
+        .blocking(|e| Ok((e.read(|s| s.len() as u64), e.unwritable())))
+        .await?;
+    Ok(axum::Json(Status {
         version: st.version,
         timeline: state.engine.timeline(),
         addresses,
-        fenced: state.engine.unwritable(),
+        fenced,
         backups_ok: st.backups_ok,
         backups_failed: st.backups_failed,
         last_backup_version: st.last_backup_version,
@@ -91,7 +93,7 @@ pub async fn status(State(state): State<AppState>) -> axum::Json<Status> {
         replication: replication_view(&st),
         retention_deleted: st.retention_deleted,
         last_error: st.last_error.clone(),
-    })
+    }))
 }
 
 /// The named restore points.
@@ -327,8 +329,11 @@ pub async fn drill_report(
     responses(
         (status = 200, description = "The replicas", body = Replication),
         (status = 401, description = "No or an unknown token", body = ErrorBody)))]
-pub async fn replication(State(state): State<AppState>) -> axum::Json<Replication> {
-    axum::Json(replication_view(&state.engine.status()))
+pub async fn replication(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Replication>, ApiError> {
+    let st = state.blocking(|e| Ok(e.status())).await?;
+    Ok(axum::Json(replication_view(&st)))
 }
 
 /// The WAL archive: how far behind it is.
@@ -337,8 +342,9 @@ pub async fn replication(State(state): State<AppState>) -> axum::Json<Replicatio
     responses(
         (status = 200, description = "The WAL archive", body = WalArchive),
         (status = 401, description = "No or an unknown token", body = ErrorBody)))]
-pub async fn wal(State(state): State<AppState>) -> axum::Json<WalArchive> {
-    axum::Json(wal_view(&state.engine.status(), state.now_us()))
+pub async fn wal(State(state): State<AppState>) -> Result<axum::Json<WalArchive>, ApiError> {
+    let st = state.blocking(|e| Ok(e.status())).await?;
+    Ok(axum::Json(wal_view(&st, state.now_us())))
 }
 
 /// The schema `req` asks for, from `from`.
@@ -428,10 +434,10 @@ pub async fn migrate_plan(
 ) -> Result<axum::Json<MigratePlan>, ApiError> {
     let p = state
         .blocking(move |e| {
-            e.read(|s| {
-                let to = target_schema(s.schema(), &req)?;
-                bindspace_schema_migrate::plan(s, to).map_err(migrate_error)
-            })
+            // planned on a copy: writers wait for a memcpy, not for the plan
+            let space = e.read(|s| s.clone());
+            let to = target_schema(space.schema(), &req)?;
+            bindspace_schema_migrate::plan(&space, to).map_err(migrate_error)
         })
         .await?;
     Ok(axum::Json(plan_view(&p)))
@@ -479,7 +485,7 @@ pub async fn migrate_apply(
         .map_err(migrate_error)?;
         let io = |e: std::io::Error| ApiError::from(crate::Error::Export(e.to_string()));
         std::fs::create_dir_all(&dir).map_err(io)?;
-        let path = dir.join(format!("{}.snap", r.id()));
+        let path = dir.join(format!("{}.snap", r.unique()));
         let bytes = snapshot::encode(&migrated, 0);
         bindspace_wal::fsio::write_atomic_bytes(&path, &bytes).map_err(io)?;
         Ok(JobResult {

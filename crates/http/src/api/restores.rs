@@ -62,7 +62,7 @@ pub async fn restore(
         r.step("writing the snapshot", 1, 2);
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::from(crate::Error::Export(format!("{}: {e}", dir.display()))))?;
-        let path = dir.join(format!("{}.snap", r.id()));
+        let path = dir.join(format!("{}.snap", r.unique()));
         let bytes = snapshot::encode(&space, 0);
         bindspace_wal::fsio::write_atomic_bytes(&path, &bytes).map_err(|e| {
             ApiError::from(crate::Error::Export(format!("{}: {e}", path.display())))
@@ -172,13 +172,19 @@ pub async fn as_of(
     };
     let target = tq.target(state.now_us())?;
     let timeline = tq.timeline(&target, &state.engine)?;
-    let v = bindspace_pitr::as_of(
-        state.engine.repository().destinations(),
-        addr,
-        &target,
-        timeline,
-    )
-    .await?;
+    // a base, its deltas and the WAL are decoded: on the blocking pool
+    let rt = state.rt.clone();
+    let t = target.clone();
+    let v = state
+        .blocking(move |e| {
+            Ok(rt.block_on(bindspace_pitr::as_of(
+                e.repository().destinations(),
+                addr,
+                &t,
+                timeline,
+            ))?)
+        })
+        .await?;
     Ok(axum::Json(AsOf {
         addr: addr.to_string(),
         target: target.to_string(),
