@@ -203,7 +203,6 @@ pub fn spinner(msg: &str) -> indicatif::ProgressBar {
 mod tests {
     use super::*;
 
-    const NOW: u64 = 1_766_590_200_000_000; // 2025-12-24T15:30:00Z
 
     #[test]
     fn addresses_people_type() {
