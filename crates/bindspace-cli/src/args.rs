@@ -203,7 +203,6 @@ pub fn spinner(msg: &str) -> indicatif::ProgressBar {
 mod tests {
     use super::*;
 
-
     #[test]
     fn addresses_people_type() {
         for (s, want) in [
