@@ -209,6 +209,14 @@ fn every_command_as_a_process_with_json() {
     let ret = json(&repo, &["retention", "apply", "--dry-run"]);
     assert_eq!(ret["delete"].as_array().unwrap().len(), 0);
     assert_eq!(ret["keep"].as_array().unwrap().len(), 3);
+    // in words, not Rust debug values
+    let human = bindspace(&repo, &["retention", "apply", "--dry-run"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("keep") && text.contains("recent"), "{text}");
+    assert!(
+        !text.contains("Recent") && !text.contains("Bucket(") && !text.contains("[\""),
+        "{text}"
+    );
 
     // compact: a new full at the latest version
     let c = json(&repo, &["compact"]);

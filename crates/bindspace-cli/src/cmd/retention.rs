@@ -138,7 +138,8 @@ pub fn run(op: RetentionOp) -> Result<()> {
         || {
             let mut s = String::new();
             for (id, why) in &plan.keep {
-                let _ = writeln!(s, "keep   {id:<24} {why:?}");
+                let why: Vec<String> = why.iter().map(ToString::to_string).collect();
+                let _ = writeln!(s, "keep   {id:<24} {}", why.join(", "));
             }
             for id in &plan.delete {
                 let _ = writeln!(
