@@ -740,11 +740,6 @@ impl Engine {
         self.inner.rt.handle().clone()
     }
 
-    /// The engine's clock.
-    pub fn clock_ref(&self) -> &Arc<dyn Clock> {
-        &self.inner.clock
-    }
-
     /// Why the engine takes no writes, if it does not: fenced (a promoted standby took
     /// its history over) or its WAL failed (a failed sync poisons it until a restart).
     pub fn unwritable(&self) -> Option<String> {
@@ -768,8 +763,8 @@ impl Engine {
         self.inner.dir.path()
     }
 
-    /// The engine's clock (for crate-internal timing).
-    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+    /// The engine's clock (the one its WAL records and schedule follow).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
 

@@ -35,11 +35,6 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// The job's id (`job-N`).
-    pub fn id(&self) -> String {
-        format!("job-{}", self.id)
-    }
-
     /// A name no other job of any server run has: the server's start (µs) and the id,
     /// for files the job writes (ids start at 1 again after a restart).
     pub fn unique(&self) -> String {
@@ -192,10 +187,5 @@ impl Jobs {
     pub fn close(&self) {
         self.closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Whether any job is queued or running.
-    pub fn busy(&self) -> bool {
-        lock(&self.all).values().any(|j| j.finished.is_none())
     }
 }

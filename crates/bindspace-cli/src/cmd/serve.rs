@@ -89,7 +89,7 @@ pub fn run(a: &Args) -> Result<()> {
     let res = rt.block_on(bindspace_http::serve(state, listener, &listen, stop));
     // jobs still running hold the engine: wait for them (up to a minute), then close
     // it (a last WAL archive)
-    let clock = engine.clock_ref().clone();
+    let clock = engine.clock().clone();
     let deadline = clock.now_us() + 60_000_000;
     let mut engine = engine;
     loop {

@@ -53,7 +53,7 @@ impl Shared {
     pub fn new(engine: Arc<Engine>, tokens: Tokens) -> AppState {
         Arc::new(Shared {
             rt: engine.runtime_handle(),
-            jobs: Jobs::new(engine.clock_ref().clone()),
+            jobs: Jobs::new(engine.clock().clone()),
             engine,
             tokens,
             deep: tokio::sync::Mutex::new(()),
@@ -63,7 +63,7 @@ impl Shared {
 
     /// The engine's clock now (µs).
     pub fn now_us(&self) -> u64 {
-        self.engine.clock_ref().now_us()
+        self.engine.clock().now_us()
     }
 
     /// Runs `f` on the blocking pool (engine calls block on the engine's runtime, which
@@ -339,3 +339,55 @@ impl utoipa::Modify for BearerAuth {
     components(schemas(ErrorBody))
 )]
 pub struct ApiDoc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The target pattern is written out in each parameter (utoipa takes only a
+    /// literal): every copy in the document is the same, and the strings it admits
+    /// parse.
+    #[test]
+    fn every_target_pattern_is_one_and_admits_what_parses() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("a document");
+        let mut patterns = std::collections::BTreeSet::new();
+        fn walk(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    let is_target = m.get("name").and_then(|n| n.as_str()) == Some("target");
+                    if is_target
+                        && let Some(p) = v.pointer("/schema/pattern").and_then(|p| p.as_str())
+                    {
+                        out.insert(p.to_owned());
+                    }
+                    if let Some(p) = m
+                        .get("properties")
+                        .and_then(|p| p.pointer("/target/pattern"))
+                        .and_then(|p| p.as_str())
+                    {
+                        out.insert(p.to_owned());
+                    }
+                    m.values().for_each(|v| walk(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        walk(&doc, &mut patterns);
+        // the drill's own target (latest|random|point:) is another language
+        patterns.retain(|p| p.contains("version:"));
+        assert_eq!(patterns.len(), 1, "{patterns:#?}");
+        for t in [
+            "latest",
+            "version:0",
+            "version:18446744073",
+            "time:2025-12-24T15:30:00Z",
+            "time:2025-12-24T16:30:00.5+01:00",
+            "time:-15m",
+            "time:1766590200000000",
+            "point:before-deploy",
+        ] {
+            assert!(parse_target(t, 1_766_590_200_000_000).is_ok(), "{t}");
+        }
+    }
+}

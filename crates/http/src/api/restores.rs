@@ -54,7 +54,7 @@ pub async fn restore(
     let (target, plan) = plan(&state, &q).await?;
     let rt = state.rt.clone();
     let dir = state.engine.data_dir().join(RESTORES);
-    let clock = state.engine.clock_ref().clone();
+    let clock = state.engine.clock().clone();
     let job = state.jobs.start(&state.rt, "restore", move |r| {
         let started = clock.now_us();
         r.step("fetching and replaying", 0, 2);
