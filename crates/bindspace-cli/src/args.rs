@@ -124,8 +124,9 @@ pub struct TargetArgs {
     /// Exactly this version.
     #[arg(long)]
     pub to_version: Option<u64>,
-    /// The last state at or before this time: µs since the epoch, or seconds with an
-    /// `s` suffix.
+    /// The last state at or before this time: RFC 3339 (`2025-12-24T15:30:00Z`, or
+    /// with an offset), a time ago (`-15m`, `-2h`), µs since the epoch, or seconds
+    /// with an `s` suffix.
     #[arg(long, value_parser = parse_time, allow_hyphen_values = true)]
     pub to_time: Option<u64>,
     /// A named restore point.

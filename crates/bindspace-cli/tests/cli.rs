@@ -525,3 +525,118 @@ fn a_standby_runs_once_and_promotes_onto_a_new_timeline() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("timeline {timeline}")), "{text}");
 }
+
+/// A regex-free check for an RFC 3339 time to the second (`2025-12-24T15:30:00Z`).
+fn has_rfc3339(s: &str) -> bool {
+    s.as_bytes().windows(20).any(|w| {
+        w.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+    })
+}
+
+// Issue 21: human output reads like pgBackRest's `info`: `list` in aligned columns with
+// times, ages and sizes; `show` in words, not JSON; restore points and drills with
+// times; a time before the first full names the first restorable time, and one after
+// the newest state says the restore is that state.
+#[test]
+fn human_output_has_times_ages_and_sizes_and_times_out_of_range_name_the_nearest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = small_demo(dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = format!("file://{}", dir.path().join("data/repo").display());
+    let run = |args: &[&str]| {
+        let out = bindspace()
+            .args(args)
+            .args(["--repo", &repo])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), text, err)
+    };
+    let (code, list, err) = run(&["list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut lines = list.lines();
+    let header = lines.next().unwrap();
+    for col in [
+        "id", "kind", "versions", "finished", "age", "size", "status",
+    ] {
+        assert!(header.split_whitespace().any(|c| c == col), "{header}");
+    }
+    let age_at = header.find("age").unwrap();
+    let rows: Vec<&str> = lines.take_while(|l| !l.contains("backups (")).collect();
+    assert!(rows.len() >= 3, "{list}");
+    for r in &rows {
+        assert!(has_rfc3339(r), "{r}");
+        assert!(r.contains(" ago") || r.contains("just now"), "{r}");
+        assert!(
+            r.contains(" B") || r.contains(" KB") || r.contains(" MB"),
+            "{r}"
+        );
+        // aligned: every row's age starts under the header's
+        assert!(
+            r.get(age_at..).is_some_and(
+                |a| a.starts_with(|c: char| c.is_ascii_digit()) || a.starts_with("just")
+            ),
+            "{header}\n{r}"
+        );
+    }
+    let (_, json, _) = run(&["list", "--json"]);
+    let entries: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let first = &entries[0];
+    let id = first["id"].as_str().unwrap();
+    let (code, show, err) = run(&["show", id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!show.trim_start().starts_with('{'), "{show}");
+    for want in [
+        format!("backup       {id}"),
+        format!("({} bytes)", first["size"]),
+        format!(
+            "versions     {}..={}",
+            first["from_version"], first["to_version"]
+        ),
+    ] {
+        assert!(show.contains(&want), "{want:?} in\n{show}");
+    }
+    assert!(show.contains("finished") && has_rfc3339(&show), "{show}");
+    let (code, points, err) = run(&["restore-point", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        points.starts_with("name") && has_rfc3339(&points),
+        "{points}"
+    );
+    let (code, report, err) = run(&["dr", "report"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        report.starts_with("started") && has_rfc3339(&report),
+        "{report}"
+    );
+
+    // before the first full: no restore, and the first restorable time is named
+    let (code, _, err) = run(&["restore", "--to-time", "2001-01-01T00:00:00Z"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("2001-01-01T00:00:00Z is before the first restorable time")
+            && err.contains(&format!("(full {id} at version")),
+        "{err}"
+    );
+    // after the newest: the newest state, said so
+    let (code, text, err) = run(&["restore", "--to-time", "2999-01-01T00:00:00+01:00"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, latest, _) = run(&["restore", "--latest", "--json"]);
+    let latest: serde_json::Value = serde_json::from_str(&latest).unwrap();
+    assert!(
+        text.contains("note: 2998-12-31T23:00:00Z is after the newest state the repository holds")
+            && text.contains(&format!("digest {}", latest["digest"].as_str().unwrap())),
+        "{text}"
+    );
+}

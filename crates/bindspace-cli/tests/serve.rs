@@ -63,7 +63,14 @@ struct Served {
 impl Served {
     fn start(dir: &Path, extra: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bindspace"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg("serve")
+            .args(
+                (!extra.contains(&"--listen"))
+                    .then_some(["--listen", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
+            .arg("--data")
             .arg(dir.join("data"))
             .arg("--config")
             .arg(config(dir))
@@ -218,6 +225,31 @@ fn the_api_runbook_runs_as_written() {
                 assert_eq!(j["state"], "succeeded", "{j}");
             }
             assert!(dir.path().join("space.parquet").exists());
+            // `bindspace status` shows the full from before the server started beside
+            // the incremental, verify and drill the runbook ran
+            let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+                .args(["status", "--json", "--url", &s.url])
+                .env("BINDSPACE_TOKEN", READ)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let kinds: Vec<&str> = st["last_backups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["kind"].as_str().unwrap())
+                .collect();
+            assert!(
+                kinds.contains(&"full") && kinds.contains(&"incremental"),
+                "{st}"
+            );
+            assert_eq!(st["last_verify"][0]["level"], "standard", "{st}");
+            assert_eq!(st["last_drill"]["passed"], true, "{st}");
             s.stop();
             return;
         }
@@ -267,7 +299,45 @@ fn a_generated_token_is_private_and_plain_http_stays_on_loopback() {
         &status,
     ]);
     assert!(!ok, "an unknown token is refused");
+    // `bindspace status --data DIR` finds the server and its token in DIR
+    let status = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+            .args(["status", "--data"])
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env_remove("BINDSPACE_URL")
+            .env_remove("BINDSPACE_TOKEN")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = status(&[]);
+    assert!(ok, "{text}");
+    for want in [
+        format!("engine       version {} on timeline 1", v["version"]),
+        "writable".into(),
+        "WAL archive  holds up to version".into(),
+        "backups      ".into(),
+        "drill        ".into(),
+    ] {
+        assert!(text.contains(&want), "{want:?} in\n{text}");
+    }
+    let (ok, text) = status(&["--json"]);
+    assert!(ok, "{text}");
+    let js: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(js["timeline"], 1);
     s.stop();
+    assert!(
+        !dir.path().join("data/serve.url").exists(),
+        "removed at stop"
+    );
+    let (ok, text) = status(&[]);
+    assert!(!ok && text.contains("no engine is serving"), "{text}");
     // stopped cleanly: the directory opens again at once
     let cfg = BackupConfig {
         fingerprint_words: 8,
@@ -279,6 +349,65 @@ fn a_generated_token_is_private_and_plain_http_stays_on_loopback() {
         .unwrap()
         .close()
         .unwrap();
+}
+
+/// A test CA and a server certificate it signed for `localhost` and 127.0.0.1, valid
+/// until 2126 (made once with openssl; the CA's key was thrown away).
+fn tls_file(name: &str) -> String {
+    format!("{}/tests/data/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+// Off loopback with TLS: allowed; https answers with the certificate, plain HTTP on the
+// same port gets nothing, and `bindspace status` trusts a private CA it is given (and
+// refuses the certificate without it).
+#[test]
+fn tls_serves_off_loopback_and_status_trusts_a_given_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = token_file(dir.path());
+    let s = Served::start(
+        dir.path(),
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--tls-cert",
+            &tls_file("server.pem"),
+            "--tls-key",
+            &tls_file("server.key"),
+            "--token-file",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    let port = s.url.rsplit(':').next().unwrap().to_owned();
+    assert!(s.url.starts_with("https://0.0.0.0:"), "{}", s.url);
+    let https = format!("https://localhost:{port}");
+    let (ok, body) = curl(&[
+        "-f",
+        "--cacert",
+        &tls_file("ca.pem"),
+        &format!("{https}/healthz"),
+    ]);
+    assert!(ok, "{body}");
+    let (ok, _) = curl(&["-f", &format!("http://127.0.0.1:{port}/healthz")]);
+    assert!(!ok, "plain HTTP to the TLS port");
+    let status = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+            .args(["status", "--url", &https, "--token-file"])
+            .arg(&tokens)
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = status(&["--cacert", &tls_file("ca.pem")]);
+    assert!(ok && text.contains("engine       version"), "{text}");
+    let (ok, text) = status(&[]);
+    assert!(!ok && text.to_lowercase().contains("certificate"), "{text}");
+    s.stop();
 }
 
 /// What python (pyarrow for CSV and Parquet, the json module for JSON and NDJSON)

@@ -54,3 +54,28 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// µs since the epoch as RFC 3339 in UTC, to the second (`2025-12-24T15:30:00Z`): how
+/// every message and human output names a time.
+///
+/// ```
+/// assert_eq!(bindspace_core::clock::rfc3339(1_766_590_200_000_000), "2025-12-24T15:30:00Z");
+/// ```
+pub fn rfc3339(us: u64) -> String {
+    i64::try_from(us)
+        .ok()
+        .and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
+        .map_or_else(
+            || format!("{us} µs since the epoch"),
+            |t| t.round(jiff::Unit::Second).unwrap_or(t).to_string(),
+        )
+}
+
+/// µs since the epoch as RFC 3339 in UTC to the µs, for a time that must not be
+/// rounded (a restore target): `2025-12-24T15:30:00.25Z`.
+pub fn rfc3339_exact(us: u64) -> String {
+    i64::try_from(us)
+        .ok()
+        .and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
+        .map_or_else(|| format!("{us} µs since the epoch"), |t| t.to_string())
+}

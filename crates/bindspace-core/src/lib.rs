@@ -34,7 +34,7 @@
 mod addr;
 mod arrow;
 mod bitmap;
-mod clock;
+pub mod clock;
 mod error;
 mod fingerprint;
 pub mod header;

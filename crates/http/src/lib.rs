@@ -45,6 +45,6 @@ pub mod time;
 
 pub use addr::parse_addr;
 pub use api::{ApiDoc, AppState, MAX_BODY, Shared, TargetQuery, router};
-pub use auth::{Role, Tokens};
+pub use auth::{GENERATED_TOKEN_FILE, Role, Tokens};
 pub use error::{ApiError, Error, ErrorBody, ErrorDetail, Result};
-pub use serve::{Listen, serve};
+pub use serve::{Listen, SERVE_URL_FILE, serve};

@@ -431,6 +431,8 @@ pub struct LastVerify {
     pub level: String,
     /// When it finished (RFC 3339).
     pub time: String,
+    /// How long ago.
+    pub age: String,
     /// `clean` or what it found.
     pub outcome: String,
 }
@@ -508,6 +510,8 @@ pub struct Status {
 pub struct DrillSummary {
     /// When it finished (RFC 3339).
     pub time: String,
+    /// How long ago.
+    pub age: String,
     /// Worst RTO (ms).
     pub rto_ms: u64,
     /// Worst RPO (ms).

@@ -127,6 +127,10 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// The file `bindspace serve` writes its base URL to, in the data directory, while it
+/// runs (`bindspace status --data DIR` reads it).
+pub const SERVE_URL_FILE: &str = "serve.url";
+
 /// How long requests in flight get once a stop is asked for (a slow export client
 /// does not keep the server up).
 pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);

@@ -32,16 +32,7 @@ pub fn parse_time_at(s: &str, now_us: u64) -> Result<u64, String> {
         .ok_or_else(|| bad("too large"))
 }
 
-/// µs since the epoch as RFC 3339 in UTC, to the second (`2025-12-24T15:30:00Z`).
-pub fn rfc3339(us: u64) -> String {
-    i64::try_from(us)
-        .ok()
-        .and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
-        .map_or_else(
-            || format!("{us}µs"),
-            |t| t.round(jiff::Unit::Second).unwrap_or(t).to_string(),
-        )
-}
+pub use bindspace_core::clock::rfc3339;
 
 /// How long before `now_us` the time `us` was, in words: `just now`, `42 s ago`,
 /// `3 min ago`, `5 h ago`, `2 days ago` (`in the future` for a later time).

@@ -88,7 +88,8 @@ impl RestorePlan {
             Some((b, child, parent, created)) if version == b => Err(Error::NotRestorable {
                 target: self.target.to_string(),
                 reason: format!(
-                    "timeline {child} did not exist yet then (created at {created} µs since the epoch); its history reaches version {b}, its branch point on timeline {parent}, by that time, but whether timeline {parent} had already gone past {b} cannot be told from timeline {child}'s history: restore with --timeline {parent} for what the repository held then"
+                    "timeline {child} did not exist yet then (created {}); its history reaches version {b}, its branch point on timeline {parent}, by that time, but whether timeline {parent} had already gone past {b} cannot be told from timeline {child}'s history: restore with --timeline {parent} for what the repository held then",
+                    bindspace_core::clock::rfc3339(created)
                 ),
             }),
             _ => Ok(()),
@@ -440,6 +441,9 @@ pub(crate) fn plan_from(
             "no full snapshot at or before it on timeline {timeline}'s history in {}",
             sources.names().join(", ")
         );
+        if let Some(t) = time_limit {
+            reason.push_str(&nearest_to_time(&inv, &history, t));
+        }
         if !inv.unavailable.is_empty() {
             reason.push_str(&format!(
                 " (could not read: {})",
@@ -517,6 +521,49 @@ pub(crate) fn plan_from(
         recorded,
         sources,
     })
+}
+
+/// For a time with no full at or before it: the first restorable time of the history
+/// and the restore point nearest after it, in words (litestream #564: "no backup
+/// found" alone leaves the operator guessing).
+fn nearest_to_time(inv: &Inventory, history: &History, t: u64) -> String {
+    use bindspace_core::clock::rfc3339;
+    let first = inv
+        .manifests
+        .iter()
+        .flat_map(|m| &m.entries)
+        .filter(|e| {
+            e.artifact.kind() == ArtifactKind::Snapshot
+                && history.uses(&e.artifact)
+                && inv.artifacts.keys().any(|r| r.id == e.artifact)
+        })
+        .min_by_key(|e| e.start_us);
+    let mut s = match first {
+        Some(e) if e.start_us > t => format!(
+            ": {} is before the first restorable time, {} (full {} at version {})",
+            bindspace_core::clock::rfc3339_exact(t),
+            rfc3339(e.start_us),
+            e.id,
+            e.to_version
+        ),
+        Some(_) => String::new(),
+        None => ": the history has no full yet (a backup must run first)".into(),
+    };
+    if let Some(p) = inv
+        .manifests
+        .iter()
+        .flat_map(|m| &m.restore_points)
+        .filter(|p| p.created_us > t && history.stretches.iter().any(|s| s.timeline == p.timeline))
+        .min_by_key(|p| p.created_us)
+    {
+        s.push_str(&format!(
+            "; the nearest restore point after it is {:?} (version {}, made {})",
+            p.name,
+            p.version,
+            rfc3339(p.created_us)
+        ));
+    }
+    s
 }
 
 /// Every state root the catalogs record for versions of `history`: backup entries whose

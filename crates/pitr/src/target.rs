@@ -20,7 +20,7 @@ impl fmt::Display for Target {
         match self {
             Target::Latest => write!(f, "latest"),
             Target::Version(v) => write!(f, "version {v}"),
-            Target::Time(t) => write!(f, "time {t} µs"),
+            Target::Time(t) => write!(f, "time {}", bindspace_core::clock::rfc3339_exact(*t)),
             Target::RestorePoint(n) => write!(f, "restore point {n:?}"),
         }
     }

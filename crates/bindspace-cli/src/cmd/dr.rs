@@ -138,23 +138,34 @@ fn report(r: &RepoArgs) -> Result<()> {
     let drills = bindspace_dr::history(&m);
     emit_serialized(r.json, &drills, || {
         use std::fmt::Write as _;
-        let mut s = format!(
-            "{:<26} {:<7} {:>12} {:>12}  target\n",
-            "started (µs)", "result", "worst RTO ms", "worst RPO ms"
+        let now = crate::output::now_us();
+        let rows: Vec<Vec<String>> = drills
+            .iter()
+            .map(|d| {
+                let rto = d.runs.iter().map(|x| x.rto_ms).max().unwrap_or(0);
+                let rpo = d.runs.iter().filter_map(|x| x.rpo_ms).max();
+                vec![
+                    bindspace_http::time::rfc3339(d.started_us),
+                    bindspace_http::time::ago(d.started_us, now),
+                    if d.passed() { "passed" } else { "FAILED" }.to_owned(),
+                    format!("{rto} ms"),
+                    rpo.map_or("-".into(), |v| format!("{v} ms")),
+                    d.target.to_string(),
+                ]
+            })
+            .collect();
+        let mut s = crate::output::table(
+            &[
+                "started",
+                "age",
+                "result",
+                "worst RTO",
+                "worst RPO",
+                "target",
+            ],
+            &rows,
+            &[3, 4],
         );
-        for d in &drills {
-            let rto = d.runs.iter().map(|x| x.rto_ms).max().unwrap_or(0);
-            let rpo = d.runs.iter().filter_map(|x| x.rpo_ms).max();
-            let _ = writeln!(
-                s,
-                "{:<26} {:<7} {:>12} {:>12}  {}",
-                d.started_us,
-                if d.passed() { "passed" } else { "FAILED" },
-                rto,
-                rpo.map_or("-".into(), |v| v.to_string()),
-                d.target
-            );
-        }
         // trends: the newest half against the older half
         let worst = |d: &bindspace_dr::DrillReport| d.runs.iter().map(|x| x.rto_ms).max();
         let rtos: Vec<u64> = drills.iter().filter_map(worst).collect();

@@ -1,6 +1,6 @@
 //! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
 //! layout): `init`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
-//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`, `replicate`, `standby run|promote`, `export`, `serve`.
+//! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`, `replicate`, `standby run|promote`, `export`, `serve`, `status`.
 
 use anyhow::Result;
 
@@ -22,6 +22,7 @@ mod rewind;
 mod serve;
 mod show;
 mod standby;
+mod status;
 mod timeline;
 mod verify;
 mod versions;
@@ -70,6 +71,9 @@ pub enum Op {
     /// Run the engine on a data directory with its HTTP admin API (auth, OpenAPI,
     /// metrics); see docs/OPERATIONS.md.
     Serve(serve::Args),
+    /// A running engine's state, lags, and last backup, verify and drill (asked of
+    /// `bindspace serve` over its API).
+    Status(status::Args),
     /// Copy the repository into another store (another region, another kind),
     /// incrementally and checked on both ends; `--follow` keeps copying.
     Replicate(replicate::Args),
@@ -100,6 +104,7 @@ pub fn run(op: Op) -> Result<()> {
         Op::Replicate(a) => replicate::run(&a),
         Op::Export(a) => export::run(&a),
         Op::Serve(a) => serve::run(&a),
+        Op::Status(a) => status::run(&a),
         Op::Standby(s) => standby::run(s),
     }
 }

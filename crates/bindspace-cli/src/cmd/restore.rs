@@ -109,6 +109,18 @@ pub fn run(a: &Args) -> Result<()> {
                 space.digest()
             );
             let _ = write!(s, "\n{verification}");
+            if let bindspace_pitr::Target::Time(at) = t
+                && space.version() == plan.version
+                && verification.state_time_us <= at
+            {
+                let _ = write!(
+                    s,
+                    "\nnote: {} is after the newest state the repository holds (version {}, written {}): this is that state; writes after it were not archived",
+                    bindspace_core::clock::rfc3339_exact(at),
+                    space.version(),
+                    crate::output::when(verification.state_time_us, crate::output::now_us())
+                );
+            }
 
             if let Some(p) = &a.out {
                 let _ = write!(s, "\nwrote {}", p.display());

@@ -1,7 +1,5 @@
 //! `bindspace restore-point create|list|drop`: named versions in the catalog.
 
-use std::fmt::Write as _;
-
 use anyhow::{Result, bail};
 use bindspace_pitr::Target;
 use serde_json::json;
@@ -88,19 +86,42 @@ pub fn run(p: PointOp) -> Result<()> {
             let repo = r.repository(&rt)?;
             let m = crate::args::catalog(&rt, &repo)?;
             emit_serialized(r.json, &m.restore_points, || {
-                let mut s = String::new();
-                for p in &m.restore_points {
-                    let _ = writeln!(
-                        s,
-                        "{:<24} timeline {:>4} version {:>10} root {}{}",
-                        p.name,
-                        p.timeline,
-                        p.version,
-                        p.root.as_deref().map_or("-", |r| r.get(..16).unwrap_or(r)),
-                        if p.guaranteed { "  guaranteed" } else { "" }
-                    );
+                let now = crate::output::now_us();
+                let rows: Vec<Vec<String>> = m
+                    .restore_points
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.timeline.to_string(),
+                            p.version.to_string(),
+                            bindspace_http::time::rfc3339(p.created_us),
+                            bindspace_http::time::ago(p.created_us, now),
+                            if p.guaranteed { "yes" } else { "no" }.to_owned(),
+                            p.root
+                                .as_deref()
+                                .map_or("-", |r| r.get(..16).unwrap_or(r))
+                                .to_owned(),
+                        ]
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    return "no restore points: `bindspace restore-point create NAME` makes one"
+                        .to_owned();
                 }
-                s
+                crate::output::table(
+                    &[
+                        "name",
+                        "timeline",
+                        "version",
+                        "created",
+                        "age",
+                        "guaranteed",
+                        "root",
+                    ],
+                    &rows,
+                    &[1, 2],
+                )
             })
         }
         PointOp::Drop { repo: r, name } => {

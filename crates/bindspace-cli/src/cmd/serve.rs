@@ -78,6 +78,11 @@ pub fn run(a: &Args) -> Result<()> {
     } else {
         "http"
     };
+    // where `bindspace status --data DIR` finds it (removed at stop; left by a crash,
+    // it names a port nothing answers on, which status says)
+    let url_file = a.data.join(bindspace_http::SERVE_URL_FILE);
+    std::fs::write(&url_file, format!("{scheme}://{addr}\n"))
+        .with_context(|| format!("writing {}", url_file.display()))?;
     // the first line on stdout says where (a test or a script started on port 0 reads it)
     println!("listening on {scheme}://{addr}");
     eprintln!(
@@ -87,6 +92,7 @@ pub fn run(a: &Args) -> Result<()> {
     );
     let state = Shared::new(engine.clone(), tokens);
     let res = rt.block_on(bindspace_http::serve(state, listener, &listen, stop));
+    let _ = std::fs::remove_file(&url_file);
     // jobs still running hold the engine: wait for them (up to a minute), then close
     // it (a last WAL archive)
     let clock = engine.clock().clone();

@@ -58,8 +58,11 @@ fn tree(m: &Manifest, t: TimelineId, depth: usize, out: &mut String) {
     let from = match rec {
         None => "the first history".to_string(),
         Some(r) => format!(
-            "branched from {} at version {} ({})",
-            r.parent, r.branch_version, r.reason
+            "branched from {} at version {} on {} ({})",
+            r.parent,
+            r.branch_version,
+            crate::output::when(r.created_us, crate::output::now_us()),
+            r.reason
         ),
     };
     let end = m.timeline_end(t).map_or("no backups yet".to_string(), |v| {

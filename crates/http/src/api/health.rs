@@ -20,25 +20,32 @@ pub async fn healthz() -> axum::Json<Health> {
     })
 }
 
-/// The engine's status, with the last backup of each kind in each store taken from
-/// the catalog when the engine recorded none since it opened (after a restart).
+/// The engine's status, with the last backup of each kind in each store completed from
+/// the catalog (backups from before the engine opened; read once, then cached).
 pub async fn status_with_backups(state: &AppState) -> Result<bindspace::EngineStatus, ApiError> {
     let mut st = state.blocking(|e| Ok(e.status())).await?;
-    if st.last_backup_us.is_empty()
-        && let Ok((m, _)) = state.engine.repository().read_catalog().await
-    {
-        for e in m
-            .entries
-            .iter()
-            .filter(|e| e.timeline == state.engine.timeline())
-        {
-            for store in &e.locations {
-                let t = st
-                    .last_backup_us
-                    .entry((e.kind.name().to_owned(), store.clone()))
-                    .or_default();
-                *t = (*t).max(e.end_us);
+    let timeline = state.engine.timeline();
+    let before = state
+        .catalog_backups
+        .get_or_try_init(|| async {
+            let (m, _) = state.engine.repository().read_catalog().await?;
+            let mut last = super::LastBackups::new();
+            for e in m.entries.iter().filter(|e| e.timeline == timeline) {
+                for store in &e.locations {
+                    let t = last
+                        .entry((e.kind.name().to_owned(), store.clone()))
+                        .or_default();
+                    *t = (*t).max(e.end_us);
+                }
             }
+            Ok::<_, bindspace_catalog::Error>(last)
+        })
+        .await;
+    // an unreadable catalog leaves the engine's own record (and is read again next time)
+    if let Ok(before) = before {
+        for (k, t) in before {
+            let e = st.last_backup_us.entry(k.clone()).or_default();
+            *e = (*e).max(*t);
         }
     }
     Ok(st)

@@ -81,11 +81,13 @@ pub async fn status(State(state): State<AppState>) -> Result<axum::Json<Status>,
             .map(|(level, (t, outcome))| LastVerify {
                 level: level.clone(),
                 time: rfc3339(*t),
+                age: ago(*t, now),
                 outcome: outcome.clone(),
             })
             .collect(),
         last_drill: st.last_drill.as_ref().map(|d| DrillSummary {
             time: rfc3339(d.finished_us),
+            age: ago(d.finished_us, now),
             rto_ms: d.rto_ms,
             rpo_ms: d.rpo_ms,
             passed: d.passed,
