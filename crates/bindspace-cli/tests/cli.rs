@@ -640,3 +640,94 @@ fn human_output_has_times_ages_and_sizes_and_times_out_of_range_name_the_nearest
         "{text}"
     );
 }
+
+/// Runs `bindspace ARGS` and returns whether it succeeded and its peak RSS in bytes
+/// (wait4's ru_maxrss, of that process alone).
+fn peak_rss(args: &[&str]) -> (bool, u64) {
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reads rusage
+    let child = bindspace()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: wait4 on our own child with valid out-pointers; rusage is plain data
+    #[allow(unsafe_code)]
+    let (pid, ru) = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru);
+        (pid, ru)
+    };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, ru.ru_maxrss as u64 * 1024)
+}
+
+// Issue 21: an export streams what it writes. Its peak RSS is at most 16 MB above a
+// restore's of the same state (a restore holds the space, an export the space and its
+// writer's buffers), on a full 65,536-address space of 156 words (82 MB: size is the
+// point here).
+#[test]
+fn an_export_peaks_at_most_16_mb_above_a_restore() {
+    use bindspace::{BackupConfig, Engine};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let e = Engine::open(
+        &data,
+        BackupConfig {
+            background_jobs: false,
+            ..BackupConfig::default()
+        },
+    )
+    .unwrap();
+    let words = bindspace_core::FINGERPRINT_WORDS;
+    for batch in (0..=u16::MAX).collect::<Vec<u16>>().chunks(4096) {
+        let ops = batch
+            .iter()
+            .map(|&a| {
+                let w: Vec<u64> = (0..words as u64)
+                    .map(|i| (u64::from(a) << 32 | i).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .collect();
+                bindspace_wal::Op::Write(
+                    bindspace_core::Addr(a),
+                    bindspace_core::Fingerprint::from_words(w),
+                )
+            })
+            .collect();
+        e.apply(ops).unwrap();
+    }
+    e.backup_now(bindspace_catalog::BackupKind::Full).unwrap();
+    e.close().unwrap();
+    let repo = format!("file://{}", data.join("repo").display());
+    let (ok, restore) = peak_rss(&["restore", "--latest", "--repo", &repo]);
+    assert!(ok);
+    let space = 65_536 * words as u64 * 8;
+    assert!(restore > space, "a restore holds the space: {restore} B");
+    let mut report = format!("restore {:.1} MB", restore as f64 / 1e6);
+    for format in ["json", "ndjson", "csv", "parquet"] {
+        let out = dir.path().join(format!("space.{format}"));
+        let (ok, peak) = peak_rss(&[
+            "export",
+            "--latest",
+            "--format",
+            format,
+            "--repo",
+            &repo,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{format}");
+        // the file holds every address: far larger than what the export may add
+        assert!(
+            std::fs::metadata(&out).unwrap().len() > space / 2,
+            "{format}"
+        );
+        report.push_str(&format!(", {format} {:.1} MB", peak as f64 / 1e6));
+        assert!(
+            peak <= restore + 16_000_000,
+            "{format} export peaked at {peak} B, restore at {restore} B: {report}"
+        );
+    }
+    println!("peak RSS: {report}");
+}

@@ -119,8 +119,10 @@ impl Drop for Served {
 }
 
 fn token_file(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let p = dir.join("tokens");
     std::fs::write(&p, format!("admin {ADMIN}\nread {READ}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     p
 }
 
@@ -275,6 +277,19 @@ fn a_generated_token_is_private_and_plain_http_stays_on_loopback() {
         err.contains("--insecure-http") && err.contains("TLS"),
         "{err}"
     );
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+    // a token file others may read: refused, before anything is created
+    let tokens = token_file(dir.path());
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&tokens)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("chmod 600"), "{err}");
     assert!(!dir.path().join("data").exists(), "nothing was created");
     // no token file: a random admin token, 0600, that works
     let s = Served::start(dir.path(), &[]);

@@ -363,11 +363,16 @@ impl Inner {
     }
 
     fn apply_retention(&self) -> Result<()> {
-        let (_, n) = self.rt.block_on(
+        self.retention().map(|_| ())
+    }
+
+    /// Applies the retention policy now, counted in the status.
+    pub(crate) fn retention(&self) -> Result<(bindspace_catalog::retention::RetentionPlan, usize)> {
+        let (plan, n) = self.rt.block_on(
             self.repo
                 .apply_retention(&self.cfg.retention, self.clock.now_us()),
         )?;
         lock(&self.status).retention_deleted += n as u64;
-        Ok(())
+        Ok((plan, n))
     }
 }

@@ -804,8 +804,20 @@ impl Engine {
 
     /// A backup now (a full instead when there is no chain to extend or it is too
     /// long); `None` when nothing changed since the last one.
+    /// A failure counts in [`EngineStatus::backups_failed`], as the background job's do.
     pub fn backup_now(&self, kind: BackupKind) -> Result<Option<BackupEntry>> {
-        self.inner.backup(kind)
+        self.inner.backup(kind).inspect_err(|e| {
+            let mut s = lock(&self.inner.status);
+            s.backups_failed += 1;
+            s.last_error = Some(format!("backup: {e}"));
+        })
+    }
+
+    /// Applies the configured retention policy now (what follows every full), under
+    /// the repository's lease; what it deletes counts in
+    /// [`EngineStatus::retention_deleted`]. Returns the plan and the entries removed.
+    pub fn retention_now(&self) -> Result<(bindspace_catalog::retention::RetentionPlan, usize)> {
+        self.inner.retention()
     }
 
     /// Seals the WAL's active segment and archives every sealed one.

@@ -173,6 +173,13 @@ fn a_restart_then_a_full_then_a_failed_incremental_leaves_no_gap() {
     store.inject(Op::Put, Fault::Fail, Some(1));
     let err = engine.backup_now(BackupKind::Incremental).unwrap_err();
     assert!(err.kind().is_retryable(), "{err}");
+    // a failed backup asked for (by the CLI or the API) counts like a background one
+    let s = engine.status();
+    assert_eq!((s.backups_ok, s.backups_failed), (1, 1), "{s:?}");
+    assert!(
+        s.last_error.as_deref().unwrap().starts_with("backup: "),
+        "{s:?}"
+    );
     let v = write(&engine, 5, 5);
     let want = digest(&engine);
     let next = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
@@ -500,4 +507,34 @@ fn retention_removes_the_archived_wal_no_kept_full_needs_and_the_rest_restores()
     // an older one says it cannot, rather than returning something else
     let (&early, _) = states.iter().next().unwrap();
     assert!(engine.restore(&Target::Version(early)).is_err());
+}
+
+// Retention asked for now (the API's `POST /retention?confirm=true`) deletes under the
+// lease and counts in the status like the retention after each full.
+#[test]
+fn retention_now_counts_what_it_deletes() {
+    let (dir, clock, store, first) = setup();
+    write(&first, 1, 1);
+    first.backup_now(BackupKind::Full).unwrap();
+    write(&first, 2, 2);
+    first.backup_now(BackupKind::Incremental).unwrap();
+    clock.advance(1_000 * MS);
+    write(&first, 3, 3);
+    first.backup_now(BackupKind::Full).unwrap();
+    first.close().unwrap();
+    let mut cfg = config();
+    cfg.retention.max_count = Some(1);
+    cfg.retention.keep_all_within_us = 0;
+    let engine = Engine::builder(dir.path())
+        .config(cfg)
+        .clock(clock.clone())
+        .store(store.clone())
+        .open()
+        .unwrap();
+    let want = digest(&engine);
+    let (plan, n) = engine.retention_now().unwrap();
+    assert!(n >= 2 && plan.delete.len() >= 2, "{plan:?} {n}");
+    assert_eq!(engine.status().retention_deleted, n as u64);
+    let (space, _) = engine.restore(&Target::Latest).unwrap();
+    assert_eq!(space.digest(), want, "what stays restores the latest state");
 }

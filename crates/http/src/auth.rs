@@ -83,10 +83,27 @@ impl Tokens {
         Ok(Tokens { entries })
     }
 
-    /// Reads a token file.
+    /// Reads a token file, which only its owner may read (as ssh holds private keys):
+    /// tokens readable by group or others are refused.
     pub fn load(path: &Path) -> Result<Tokens> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(Error::Config(format!(
+                    "the token file {} may be read by group or others (mode {:o}): `chmod 600 {}`",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                )));
+            }
+        }
         Tokens::parse(&text)
     }
 

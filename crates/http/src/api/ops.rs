@@ -218,7 +218,7 @@ pub async fn retention(
     let repo = state.engine.repository();
     let confirm = q.confirm.unwrap_or(false);
     let (plan, deleted) = if confirm {
-        repo.apply_retention(&policy, now).await?
+        state.blocking(|e| Ok(e.retention_now()?)).await?
     } else {
         let (m, _) = repo.read_catalog().await?;
         let evidence = retention::Evidence {
