@@ -592,18 +592,28 @@ fn human_output_has_times_ages_and_sizes_and_times_out_of_range_name_the_nearest
     }
     let (_, json, _) = run(&["list", "--json"]);
     let entries: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let first = &entries[0];
-    let id = first["id"].as_str().unwrap();
-    let (code, show, err) = run(&["show", id]);
+    let id = entries[0]["id"].as_str().unwrap();
+    let (_, show_full, _) = run(&["show", id]);
+    assert!(
+        show_full.contains(&format!(
+            "versions     the state at version {}",
+            entries[0]["to_version"]
+        )),
+        "{show_full}"
+    );
+    let delta = &entries[1];
+    let delta_id = delta["id"].as_str().unwrap();
+    let (code, show, err) = run(&["show", delta_id]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!show.trim_start().starts_with('{'), "{show}");
     for want in [
-        format!("backup       {id}"),
-        format!("({} bytes)", first["size"]),
+        format!("backup       {delta_id}"),
+        format!("({} bytes)", delta["size"]),
         format!(
             "versions     {}..={}",
-            first["from_version"], first["to_version"]
+            delta["from_version"], delta["to_version"]
         ),
+        format!("builds on    {id}"),
     ] {
         assert!(show.contains(&want), "{want:?} in\n{show}");
     }
@@ -626,16 +636,31 @@ fn human_output_has_times_ages_and_sizes_and_times_out_of_range_name_the_nearest
     assert_ne!(code, Some(0));
     assert!(
         err.contains("2001-01-01T00:00:00Z is before the first restorable time")
-            && err.contains(&format!("(full {id} at version")),
+            && err.contains(&format!("(full {id} at version"))
+            && err.contains("the nearest restore point after it is \"demo-point\""),
         "{err}"
     );
+    // the time it names restores (exactly: not rounded down to a refused second)
+    let first = err
+        .split("the first restorable time, ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .trim_end_matches(',');
+    let (code, _, err) = run(&["restore", "--to-time", first]);
+    assert_eq!(code, Some(0), "{first}: {err}");
+    // between two states: no note
+    let (code, text, err) = run(&["restore", "--to-time", first, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["after_newest_state"], false, "{v}");
     // after the newest: the newest state, said so
     let (code, text, err) = run(&["restore", "--to-time", "2999-01-01T00:00:00+01:00"]);
     assert_eq!(code, Some(0), "{err}");
     let (_, latest, _) = run(&["restore", "--latest", "--json"]);
     let latest: serde_json::Value = serde_json::from_str(&latest).unwrap();
     assert!(
-        text.contains("note: 2998-12-31T23:00:00Z is after the newest state the repository holds")
+        text.contains("note: 2998-12-31T23:00:00Z is after the newest state timeline 1 holds")
             && text.contains(&format!("digest {}", latest["digest"].as_str().unwrap())),
         "{text}"
     );

@@ -346,6 +346,20 @@ fn a_generated_token_is_private_and_plain_http_stays_on_loopback() {
     assert!(ok, "{text}");
     let js: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(js["timeline"], 1);
+    // --data wins over $BINDSPACE_URL and $BINDSPACE_TOKEN (a directory's token never
+    // goes to another server, nor another token to it)
+    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+        .args(["status", "--data"])
+        .arg(dir.path().join("data"))
+        .env("BINDSPACE_URL", "http://127.0.0.1:9")
+        .env("BINDSPACE_TOKEN", "someone-elses-token-0123")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     s.stop();
     assert!(
         !dir.path().join("data/serve.url").exists(),
@@ -420,6 +434,22 @@ fn tls_serves_off_loopback_and_status_trusts_a_given_ca() {
     };
     let (ok, text) = status(&["--cacert", &tls_file("ca.pem")]);
     assert!(ok && text.contains("engine       version"), "{text}");
+    // DATA/serve.url names loopback, not 0.0.0.0, so --data reaches it and the
+    // certificate's name matches
+    let url = std::fs::read_to_string(dir.path().join("data/serve.url")).unwrap();
+    assert_eq!(url.trim(), format!("https://127.0.0.1:{port}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_bindspace"))
+        .args(["status", "--cacert", &tls_file("ca.pem"), "--token-file"])
+        .arg(&tokens)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (ok, text) = status(&[]);
     assert!(!ok && text.to_lowercase().contains("certificate"), "{text}");
     s.stop();

@@ -86,8 +86,6 @@ impl Tokens {
     /// Reads a token file, which only its owner may read (as ssh holds private keys):
     /// tokens readable by group or others are refused.
     pub fn load(path: &Path) -> Result<Tokens> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -97,13 +95,15 @@ impl Tokens {
                 .mode();
             if mode & 0o077 != 0 {
                 return Err(Error::Config(format!(
-                    "the token file {} may be read by group or others (mode {:o}): `chmod 600 {}`",
+                    "the token file {} is open to group or others (mode {:o}): `chmod 600 {}`",
                     path.display(),
                     mode & 0o777,
                     path.display()
                 )));
             }
         }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
         Tokens::parse(&text)
     }
 

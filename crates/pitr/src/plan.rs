@@ -542,19 +542,28 @@ fn nearest_to_time(inv: &Inventory, history: &History, t: u64) -> String {
         Some(e) if e.start_us > t => format!(
             ": {} is before the first restorable time, {} (full {} at version {})",
             bindspace_core::clock::rfc3339_exact(t),
-            rfc3339(e.start_us),
+            bindspace_core::clock::rfc3339_exact(e.start_us),
             e.id,
             e.to_version
         ),
         Some(_) => String::new(),
         None => ": the history has no full yet (a backup must run first)".into(),
     };
-    if let Some(p) = inv
-        .manifests
-        .iter()
-        .flat_map(|m| &m.restore_points)
-        .filter(|p| p.created_us > t && history.stretches.iter().any(|s| s.timeline == p.timeline))
-        .min_by_key(|p| p.created_us)
+    // a restore point that can be restored: on this history, at or after the first full
+    if let Some(first) = first
+        && let Some(p) = inv
+            .manifests
+            .iter()
+            .flat_map(|m| &m.restore_points)
+            .filter(|p| {
+                p.created_us > t
+                    && p.version >= first.to_version
+                    && history
+                        .stretches
+                        .iter()
+                        .any(|s| s.timeline == p.timeline && (s.lo..=s.hi).contains(&p.version))
+            })
+            .min_by_key(|p| p.created_us)
     {
         s.push_str(&format!(
             "; the nearest restore point after it is {:?} (version {}, made {})",

@@ -53,8 +53,9 @@ pub fn run(a: &Args) -> Result<()> {
         );
     }
     let took = started.elapsed();
-    let bytes = snapshot::encode(&space, 0);
     if let Some(path) = &a.out {
+        // encoded only here: a restore that writes nothing holds only the space
+        let bytes = snapshot::encode(&space, 0);
         bindspace_wal::fsio::write_atomic_bytes(path, &bytes)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         let repository_id = plan
@@ -81,6 +82,28 @@ pub fn run(a: &Args) -> Result<()> {
         rt.block_on(dst.adopt_descriptor(&source))?;
         rt.block_on(dst.write_backup(NewBackup::full(&space, 0).on(plan.timeline)))?;
     }
+    // a time after the newest state: said so, only when nothing newer is recorded
+    // anywhere (a missing WAL segment or an unread store is not "the newest")
+    let after_newest = match t {
+        bindspace_pitr::Target::Time(at)
+            if space.version() == plan.version
+                && verification.state_time_us <= at
+                && plan.unavailable.is_empty() =>
+        {
+            let newer = plan.sources().stores().iter().any(|s| {
+                rt.block_on(s.read_manifest())
+                    .ok()
+                    .flatten()
+                    .is_none_or(|(_, m)| {
+                        m.entries.iter().any(|e| {
+                            plan.history.uses(&e.artifact) && e.to_version > space.version()
+                        })
+                    })
+            });
+            (!newer).then_some(at)
+        }
+        _ => None,
+    };
     emit(
         a.repo.json,
         json!({
@@ -99,6 +122,7 @@ pub fn run(a: &Args) -> Result<()> {
             "out": a.out.as_ref().map(|p| p.display().to_string()),
             "to": a.to,
             "unavailable": plan.unavailable,
+            "after_newest_state": after_newest.is_some(),
         }),
         || {
             let mut s = format!(
@@ -109,19 +133,22 @@ pub fn run(a: &Args) -> Result<()> {
                 space.digest()
             );
             let _ = write!(s, "\n{verification}");
-            if let bindspace_pitr::Target::Time(at) = t
-                && space.version() == plan.version
-                && verification.state_time_us <= at
-            {
+            if let Some(at) = after_newest {
                 let _ = write!(
                     s,
-                    "\nnote: {} is after the newest state the repository holds (version {}, written {}): this is that state; writes after it were not archived",
+                    "\nnote: {} is after the newest state timeline {} holds (version {}{}): this is that state; any writes after it were not archived",
                     bindspace_core::clock::rfc3339_exact(at),
+                    plan.timeline,
                     space.version(),
-                    crate::output::when(verification.state_time_us, crate::output::now_us())
+                    match verification.state_time_us {
+                        0 => String::new(),
+                        us => format!(
+                            ", written {}",
+                            crate::output::when(us, crate::output::now_us())
+                        ),
+                    }
                 );
             }
-
             if let Some(p) = &a.out {
                 let _ = write!(s, "\nwrote {}", p.display());
             }

@@ -81,7 +81,17 @@ pub fn run(a: &Args) -> Result<()> {
     // where `bindspace status --data DIR` finds it (removed at stop; left by a crash,
     // it names a port nothing answers on, which status says)
     let url_file = a.data.join(bindspace_http::SERVE_URL_FILE);
-    std::fs::write(&url_file, format!("{scheme}://{addr}\n"))
+    // listening everywhere: this machine reaches it on loopback
+    let reach = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    };
+    std::fs::write(&url_file, format!("{scheme}://{reach}\n"))
         .with_context(|| format!("writing {}", url_file.display()))?;
     // the first line on stdout says where (a test or a script started on port 0 reads it)
     println!("listening on {scheme}://{addr}");

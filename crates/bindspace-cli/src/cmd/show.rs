@@ -40,12 +40,14 @@ pub fn run(a: &Args) -> Result<()> {
             ("timeline", e.timeline.to_string()),
             (
                 "versions",
-                format!(
-                    "{}..={} ({} versions)",
-                    e.from_version,
-                    e.to_version,
-                    e.to_version.saturating_sub(e.from_version)
-                ),
+                if e.from_version == e.to_version {
+                    format!("the state at version {}", e.to_version)
+                } else {
+                    format!(
+                        "{}..={} (brings version {} to {})",
+                        e.from_version, e.to_version, e.from_version, e.to_version
+                    )
+                },
             ),
             ("started", at(e.start_us)),
             ("finished", at(e.end_us)),

@@ -16,11 +16,13 @@ pub struct Args {
     /// are read from DATA/serve.url and DATA/serve.token.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// The API's base URL (instead of DATA/serve.url).
-    #[arg(long, env = "BINDSPACE_URL")]
+    /// The API's base URL (instead of DATA/serve.url); default $BINDSPACE_URL when
+    /// there is no --data.
+    #[arg(long)]
     url: Option<String>,
-    /// A file holding the token (alone, or as an `admin TOKEN` / `read TOKEN` line);
-    /// default $BINDSPACE_TOKEN, else DATA/serve.token.
+    /// A file holding the token (alone, or as an `admin TOKEN` / `read TOKEN` line).
+    /// Default: DATA/serve.token when the URL came from --data, else $BINDSPACE_TOKEN
+    /// (a token found in a data directory never goes to another server).
     #[arg(long)]
     token_file: Option<PathBuf>,
     /// A CA certificate (PEM) to trust for an https URL with a private certificate.
@@ -31,56 +33,66 @@ pub struct Args {
     json: bool,
 }
 
+/// Where the URL came from decides where the token may come from.
+enum UrlFrom {
+    Flag,
+    Data(PathBuf),
+    Env,
+}
+
 pub fn run(a: &Args) -> Result<()> {
-    let url = match (&a.url, &a.data) {
-        (Some(u), _) => u.trim_end_matches('/').to_owned(),
-        (None, Some(d)) => {
+    let env_url = std::env::var("BINDSPACE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let (url, from) = match (&a.url, &a.data, env_url) {
+        (Some(u), _, _) => (u.clone(), UrlFrom::Flag),
+        (None, Some(d), _) => {
             let f = d.join(bindspace_http::SERVE_URL_FILE);
-            std::fs::read_to_string(&f)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "no engine is serving {} ({}: {e}): start `bindspace serve --data {}`, or give --url",
-                        d.display(),
-                        f.display(),
-                        d.display()
-                    )
-                })?
-                .trim()
-                .to_owned()
+            let u = std::fs::read_to_string(&f).map_err(|e| {
+                anyhow::anyhow!(
+                    "no engine is serving {} ({}: {e}): start `bindspace serve --data {}`, or give --url",
+                    d.display(),
+                    f.display(),
+                    d.display()
+                )
+            })?;
+            (u.trim().to_owned(), UrlFrom::Data(d.clone()))
         }
-        (None, None) => {
-            bail!("which engine? give --data DIR (of a running `bindspace serve`) or --url")
-        }
+        (None, None, Some(u)) => (u, UrlFrom::Env),
+        (None, None, None) => bail!(
+            "which engine? give --data DIR (of a running `bindspace serve`), --url, or $BINDSPACE_URL"
+        ),
     };
-    let token = token(a)?;
+    let url = url.trim_end_matches('/').to_owned();
+    let token = token(a.token_file.as_deref(), &from)?;
     let rt = crate::args::runtime()?;
     let status: Status = rt.block_on(fetch(&url, &token, a.cacert.as_deref()))?;
     emit_serialized(a.json, &status, || render(&status, &url))
 }
 
-fn token(a: &Args) -> Result<String> {
-    let (text, from) = if let Some(f) = &a.token_file {
-        (
+fn token(file: Option<&Path>, from: &UrlFrom) -> Result<String> {
+    let (text, source) = match (file, from) {
+        (Some(f), _) => (
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
             f.display().to_string(),
-        )
-    } else if let Ok(t) = std::env::var("BINDSPACE_TOKEN") {
-        (t, "$BINDSPACE_TOKEN".into())
-    } else if let Some(d) = &a.data {
-        let f = d.join(bindspace_http::GENERATED_TOKEN_FILE);
-        (
-            std::fs::read_to_string(&f).with_context(|| {
-                format!(
-                    "reading {} (serve writes it when started without --token-file; else give --token-file or $BINDSPACE_TOKEN)",
-                    f.display()
-                )
-            })?,
-            f.display().to_string(),
-        )
-    } else {
-        bail!(
-            "no token: give --token-file, $BINDSPACE_TOKEN, or --data of a server that generated one"
-        );
+        ),
+        (None, UrlFrom::Data(d)) => {
+            let f = d.join(bindspace_http::GENERATED_TOKEN_FILE);
+            (
+                std::fs::read_to_string(&f).with_context(|| {
+                    format!(
+                        "reading {} (serve writes it when started without --token-file; else give --token-file)",
+                        f.display()
+                    )
+                })?,
+                f.display().to_string(),
+            )
+        }
+        (None, UrlFrom::Flag | UrlFrom::Env) => (
+            std::env::var("BINDSPACE_TOKEN")
+                .context("no token: give --token-file or $BINDSPACE_TOKEN")?,
+            "$BINDSPACE_TOKEN".into(),
+        ),
     };
     // the token alone, or the first `ROLE TOKEN` line of a server's token file
     text.lines()
@@ -88,7 +100,7 @@ fn token(a: &Args) -> Result<String> {
         .find(|l| !l.is_empty())
         .and_then(|l| l.split_whitespace().last())
         .map(str::to_owned)
-        .with_context(|| format!("{from} holds no token"))
+        .with_context(|| format!("{source} holds no token"))
 }
 
 async fn fetch(url: &str, token: &str, cacert: Option<&Path>) -> Result<Status> {

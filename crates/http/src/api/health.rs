@@ -20,15 +20,21 @@ pub async fn healthz() -> axum::Json<Health> {
     })
 }
 
+/// How long the catalog's record of backups is reused by status, probes and metrics.
+const CATALOG_TTL_US: u64 = 60_000_000;
+
 /// The engine's status, with the last backup of each kind in each store completed from
-/// the catalog (backups from before the engine opened; read once, then cached).
+/// the catalog (backups from before the engine opened, and by other processes), read
+/// at most once a minute.
 pub async fn status_with_backups(state: &AppState) -> Result<bindspace::EngineStatus, ApiError> {
     let mut st = state.blocking(|e| Ok(e.status())).await?;
     let timeline = state.engine.timeline();
-    let before = state
-        .catalog_backups
-        .get_or_try_init(|| async {
-            let (m, _) = state.engine.repository().read_catalog().await?;
+    let now = state.now_us();
+    let mut cached = state.catalog_backups.lock().await;
+    let fresh = matches!(&*cached, Some((at, _)) if now.saturating_sub(*at) < CATALOG_TTL_US);
+    if !fresh {
+        // an unreadable catalog keeps the last reading (or none) and is read again next time
+        if let Ok((m, _)) = state.engine.repository().read_catalog().await {
             let mut last = super::LastBackups::new();
             for e in m.entries.iter().filter(|e| e.timeline == timeline) {
                 for store in &e.locations {
@@ -38,11 +44,10 @@ pub async fn status_with_backups(state: &AppState) -> Result<bindspace::EngineSt
                     *t = (*t).max(e.end_us);
                 }
             }
-            Ok::<_, bindspace_catalog::Error>(last)
-        })
-        .await;
-    // an unreadable catalog leaves the engine's own record (and is read again next time)
-    if let Ok(before) = before {
+            *cached = Some((now, last));
+        }
+    }
+    if let Some((_, before)) = &*cached {
         for (k, t) in before {
             let e = st.last_backup_us.entry(k.clone()).or_default();
             *e = (*e).max(*t);

@@ -43,9 +43,10 @@ pub struct Shared {
     pub deep: tokio::sync::Mutex<()>,
     /// Exports at once (each holds a copy of a space): more are refused with 503.
     pub exports: Arc<tokio::sync::Semaphore>,
-    /// The last backup of each kind in each store as the catalog had it when first
-    /// asked (backups since are in the engine's own status): read once, not per probe.
-    pub catalog_backups: tokio::sync::OnceCell<LastBackups>,
+    /// The last backup of each kind in each store as the catalog has it (backups by
+    /// others too: a replication, a compact), read at most once a minute and when it
+    /// was read (µs), not per probe.
+    pub catalog_backups: tokio::sync::Mutex<Option<(u64, LastBackups)>>,
 }
 
 /// When each store last finished a backup of each kind: (kind, store) → µs.
@@ -64,7 +65,7 @@ impl Shared {
             tokens,
             deep: tokio::sync::Mutex::new(()),
             exports: Arc::new(tokio::sync::Semaphore::new(2)),
-            catalog_backups: tokio::sync::OnceCell::new(),
+            catalog_backups: tokio::sync::Mutex::new(None),
         })
     }
 
