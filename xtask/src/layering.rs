@@ -36,6 +36,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "the log is synchronous file I/O; archivers for remote stores live in the store crates",
     ),
     (
+        "bindspace-crypt",
+        NO_IO_NO_ASYNC,
+        "encryption is pure: keys and bytes in, bytes out; stores and the engine call it",
+    ),
+    (
         "bindspace-schema-migrate",
         NO_IO_NO_ASYNC,
         "algorithms build on core only",
