@@ -1,13 +1,19 @@
 //! 256-bit keys (wiped when dropped, never printed) and where randomness comes from
 //! (the operating system, or a seed in tests: injected, like the clock).
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::Zeroize;
 
 use crate::{Error, Result};
 
 /// A 256-bit key: the master key, an epoch's data key, or a key-encryption key.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Key([u8; 32]);
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 impl Key {
     /// A key of these bytes.
