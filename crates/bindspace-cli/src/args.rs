@@ -56,6 +56,7 @@ impl RepoArgs {
         self.check_local_paths()?;
         let stores = rt.block_on(bindspace::stores::open_all_with(&self.repo, self.timeout()))?;
         check_exists(rt, &stores, &self.repo)?;
+        let stores = rt.block_on(unlock(stores))?;
         Ok(Sources::new(stores))
     }
 
@@ -180,11 +181,22 @@ pub fn catalog(
 /// The repository over `urls`, primary first.
 pub async fn repository(urls: &[String], request_timeout: Duration) -> Result<Repository> {
     let stores = bindspace::stores::open_all_with(urls, request_timeout).await?;
+    let stores = unlock(stores).await?;
     Ok(Repository::new(
         stores,
         Arc::new(SystemClock),
         format!("bindspace cli pid {}", std::process::id()),
     )?)
+}
+
+/// The stores of an encrypted repository sealed with the secret from the environment
+/// (`BINDSPACE_PASSPHRASE`, `_FILE`, `BINDSPACE_KEY_FILE`), or locked without one (the
+/// catalog and listings still read); a plain repository's as they are.
+pub async fn unlock(
+    stores: Vec<Arc<dyn bindspace_catalog::BackupStore>>,
+) -> Result<Vec<Arc<dyn bindspace_catalog::BackupStore>>> {
+    let secret = bindspace::keys::secret_from_env()?;
+    Ok(bindspace::keys::unlock(stores, secret.as_ref()).await?)
 }
 
 /// An address as people type it (see [`bindspace_http::parse_addr`]).

@@ -6,7 +6,8 @@
 //! the stores hold; 5 `verify` found damage (or a store it could not check); 6 `verify`
 //! found damage and repaired all of it; 7 `dr drill` missed a target or a store could
 //! not restore alone; 8 fenced: a standby was promoted over this history, this writer
-//! must stop.
+//! must stop; 9 the passphrase or key file opens no key slot of the encrypted
+//! repository.
 
 use bindspace_core::ErrorKind;
 
@@ -25,6 +26,9 @@ pub const EXIT_DRILL_FAILED: u8 = 7;
 
 /// Exit code: fenced (a newer writer took over this history).
 pub const EXIT_FENCED: u8 = 8;
+/// Exit code: the passphrase or key file opens no key slot of the encrypted
+/// repository.
+pub const EXIT_WRONG_KEY: u8 = 9;
 
 /// A drill that did not pass (the report was printed already).
 #[derive(Debug)]
@@ -88,6 +92,14 @@ pub fn code(e: &anyhow::Error) -> u8 {
     }
     if e.downcast_ref::<DrillFailed>().is_some() {
         return EXIT_DRILL_FAILED;
+    }
+    if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<bindspace::Error>(),
+            Some(bindspace::Error::WrongKey(_))
+        )
+    }) {
+        return EXIT_WRONG_KEY;
     }
     match kind_of(e) {
         Some(ErrorKind::Busy) => EXIT_BUSY,

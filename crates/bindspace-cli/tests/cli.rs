@@ -756,3 +756,96 @@ fn an_export_peaks_at_most_16_mb_above_a_restore() {
     }
     println!("peak RSS: {report}");
 }
+
+// Issue 20: `bindspace init --encrypt` makes an encrypted repository (the passphrase
+// from the environment); an engine with the passphrase backs up into it; the CLI
+// restores it exactly with the passphrase, lists without one, refuses a restore
+// without one (saying what to set) and a wrong one with its own exit code (9), and a
+// plaintext init with a passphrase set is refused.
+#[test]
+fn an_encrypted_repository_through_the_cli() {
+    use bindspace::{BackupConfig, Engine};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo_dir = dir.path().join("repo");
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    let repo = format!("file://{}", repo_dir.display());
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = bindspace();
+        c.args(args).args(["--repo", &repo]);
+        for k in [
+            "BINDSPACE_PASSPHRASE",
+            "BINDSPACE_PASSPHRASE_FILE",
+            "BINDSPACE_KEY_FILE",
+        ] {
+            c.env_remove(k);
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let pw = [("BINDSPACE_PASSPHRASE", "a long passphrase for tests")];
+    let (code, _, err) = run(&[], &["init", "--encrypt"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("BINDSPACE_PASSPHRASE"), "{err}");
+    let (code, _, err) = run(&pw, &["init"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("refusing to make a plaintext repository"),
+        "{err}"
+    );
+    let (code, out, err) = run(&pw, &["init", "--encrypt"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("encrypted"), "{out}");
+    let e = Engine::builder(dir.path().join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 8,
+            address_space: 256,
+            background_jobs: false,
+            destinations: vec![repo.clone()],
+            ..BackupConfig::default()
+        })
+        .secret(bindspace_crypt::SlotSecret::Passphrase(pw[0].1.into()))
+        .open()
+        .unwrap();
+    for a in 0..100u16 {
+        let words: Vec<u64> = (0..8).map(|w| u64::from(a) * 0x9e37_79b9 + w).collect();
+        e.write(
+            bindspace_core::Addr(a),
+            bindspace_core::Fingerprint::from_words(words),
+        )
+        .unwrap();
+    }
+    e.backup_now(bindspace_catalog::BackupKind::Full).unwrap();
+    e.delete(bindspace_core::Addr(5)).unwrap();
+    e.archive_now().unwrap();
+    let digest = e.read(|s| s.digest().to_string());
+    e.close().unwrap();
+    let (code, out, err) = run(&pw, &["restore", "--latest", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["digest"], digest.as_str());
+    let (code, list, err) = run(&[], &["list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(list.contains("full"), "{list}");
+    let (code, _, err) = run(&[], &["restore", "--latest"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("BINDSPACE_PASSPHRASE"), "{err}");
+    let (code, _, err) = run(
+        &[("BINDSPACE_PASSPHRASE", "wrong")],
+        &["restore", "--latest"],
+    );
+    assert_eq!(code, Some(9), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("wrong passphrase") && !err.contains("corrupt"),
+        "{err}"
+    );
+    let (code, out, err) = run(&pw, &["verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+}

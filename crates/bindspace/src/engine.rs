@@ -156,6 +156,7 @@ pub struct EngineBuilder {
     destinations: Vec<Destination>,
     replicas: Vec<Arc<dyn BackupStore>>,
     fs: Arc<dyn bindspace_wal::fsio::Fs>,
+    secret: Option<bindspace_crypt::SlotSecret>,
 }
 
 impl EngineBuilder {
@@ -198,6 +199,14 @@ impl EngineBuilder {
         self
     }
 
+    /// The passphrase or key file of an encrypted repository (default: from the
+    /// environment, [`crate::keys::secret_from_env`]). An encrypted repository opened
+    /// without one refuses to open the engine: it would have to write plaintext.
+    pub fn secret(mut self, secret: bindspace_crypt::SlotSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
     /// Adds a destination that is already open (any [`BackupStore`]: a test's fault
     /// injector, a store with custom options).
     pub fn store(mut self, store: Arc<dyn BackupStore>) -> Self {
@@ -237,6 +246,16 @@ impl EngineBuilder {
                 ))?,
             });
         }
+        // an encrypted repository: everything the engine puts is sealed; without the
+        // secret it does not open (it could only write plaintext or nothing)
+        let secret = match self.secret {
+            Some(s) => Some(s),
+            None => crate::keys::secret_from_env()?,
+        };
+        if secret.is_none() && rt.block_on(crate::keys::keyring_of(&stores))?.is_some() {
+            return Err(Error::Config(bindspace_catalog::LOCKED.into()));
+        }
+        let stores = rt.block_on(crate::keys::unlock(stores, secret.as_ref()))?;
         let mut replicas = Vec::with_capacity(cfg.replicas.len());
         for u in &cfg.replicas {
             replicas.push(rt.block_on(crate::stores::open_with(
@@ -619,6 +638,7 @@ impl Engine {
             destinations: Vec::new(),
             replicas: Vec::new(),
             fs: bindspace_wal::fsio::RealFs::shared(),
+            secret: None,
         }
     }
 

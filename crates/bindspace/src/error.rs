@@ -31,6 +31,12 @@ pub enum Error {
     /// more writes (reopen on the promoted engine's repository, not here).
     #[error("fenced: {0}")]
     Fenced(String),
+    /// The passphrase or key file opens no key slot of the encrypted repository (the
+    /// keyring is intact: this is not damage).
+    #[error(
+        "wrong passphrase or key file: it opens no key slot of the encrypted repository at {0}"
+    )]
+    WrongKey(String),
     /// Local file I/O.
     #[error("{what}: {source}")]
     Io {
@@ -55,6 +61,7 @@ impl Error {
             Error::Dr(e) => e.kind(),
             Error::Io { .. } => ErrorKind::Unavailable,
             Error::Fenced(_) => ErrorKind::Fenced,
+            Error::WrongKey(_) => ErrorKind::Invalid,
         }
     }
 }

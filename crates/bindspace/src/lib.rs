@@ -42,6 +42,7 @@ mod drill;
 mod engine;
 mod error;
 mod jobs;
+pub mod keys;
 mod rewind;
 mod schedule;
 mod standby;

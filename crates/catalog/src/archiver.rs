@@ -16,6 +16,9 @@ pub struct StoreArchiver {
     stores: Vec<Arc<dyn BackupStore>>,
     rt: tokio::runtime::Handle,
     timeline: TimelineId,
+    /// What each store was given for a segment this archiver stored (an encrypted
+    /// store holds the sealed bytes, whose reference the segment alone does not tell).
+    stored: Arc<std::sync::Mutex<std::collections::HashMap<ArtifactRef, Vec<ArtifactRef>>>>,
 }
 
 impl StoreArchiver {
@@ -32,6 +35,7 @@ impl StoreArchiver {
             stores,
             rt,
             timeline: FIRST_TIMELINE,
+            stored: Arc::default(),
         }
     }
 
@@ -63,14 +67,22 @@ impl Archiver for StoreArchiver {
                 r.manifest.check_writable(self.timeline)?;
             }
         }
+        let mut refs = Vec::with_capacity(self.stores.len());
         for store in &self.stores {
+            // an encrypted store holds (and answers with) the sealed bytes' reference
+            let expect = store.stored_ref(want.id, bytes)?;
             let r = self
                 .rt
                 .block_on(store.put(want.id, Bytes::copy_from_slice(bytes)))?;
-            if r != want {
+            if r != expect {
                 return Err(format!("{} hashed the segment differently", store.name()).into());
             }
+            refs.push(r);
         }
+        self.stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(want, refs);
         Ok(())
     }
 
@@ -78,8 +90,18 @@ impl Archiver for StoreArchiver {
         let want = self.to_ref(s);
         // one small request per store (never a listing: its cost would grow with the
         // archive, and archiving runs once per segment)
-        for store in &self.stores {
-            if !self.rt.block_on(store.holds(&want))? {
+        let stored = self
+            .stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&want)
+            .cloned();
+        for (i, store) in self.stores.iter().enumerate() {
+            // what this archiver stored there (sealed), else the segment as it is (an
+            // encrypted store then answers no, and the segment is stored again: the
+            // same sealed bytes)
+            let r = stored.as_ref().and_then(|v| v.get(i)).unwrap_or(&want);
+            if !self.rt.block_on(store.holds(r))? {
                 return Ok(false);
             }
         }

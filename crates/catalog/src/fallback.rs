@@ -126,6 +126,12 @@ impl Manifest {
             self.repository_id = other.repository_id.clone();
             added += 1;
         }
+        // an encrypted repository's keyring travels with its catalog (a copy without it
+        // could not open its artifacts)
+        if self.keyring.is_none() && other.keyring.is_some() {
+            self.keyring.clone_from(&other.keyring);
+            added += 1;
+        }
         for t in &other.timelines {
             if !self.timelines.iter().any(|x| x.id == t.id) {
                 self.timelines.push(t.clone());

@@ -44,6 +44,7 @@ mod lease;
 mod manifest;
 mod repo;
 pub mod retention;
+mod sealed;
 mod store;
 pub mod timeline;
 mod util;
@@ -62,6 +63,7 @@ pub use manifest::{
 };
 pub use repo::{LEASE_TTL_US, NewBackup, Repository};
 pub use retention::RetentionPolicy;
+pub use sealed::{LOCKED, SealedStore, seal_context};
 pub use store::{BackupStore, BackupStoreExt};
 pub use timeline::{History, TimelineRecord};
 pub use util::{redact_url, timed};

@@ -16,11 +16,13 @@ use crate::{ArtifactId, Error, FIRST_TIMELINE, Result, TimelineId, blake3_hex};
 
 /// The repository layout this build writes while nothing needs a newer one.
 /// 1: no descriptor, no timelines (before 0.2). 2: timelines, state roots.
-/// 3: expired timelines (written only once a timeline has expired).
+/// 3: expired timelines (written only once a timeline has expired). 4: encrypted (a
+/// keyring; an older build would drop it when rewriting the catalog and leave every
+/// artifact unreadable, so it must refuse the catalog instead).
 pub const LAYOUT: u32 = 2;
 
 /// The newest repository layout this build reads and writes.
-pub const NEWEST_LAYOUT: u32 = 3;
+pub const NEWEST_LAYOUT: u32 = 4;
 
 fn layout_1() -> u32 {
     1
@@ -207,6 +209,10 @@ pub struct Manifest {
     /// builds ignore it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub superseded: Vec<Superseded>,
+    /// The repository's keyring when it is encrypted (`bindspace-crypt`'s JSON: only
+    /// wrapped keys), the same in every destination. Layout 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<String>,
 }
 
 /// A timeline a promoted standby took over.
@@ -269,6 +275,7 @@ impl Default for Manifest {
             verified: crate::VerifyLog::default(),
             drills: Vec::new(),
             superseded: Vec::new(),
+            keyring: None,
         }
     }
 }
@@ -281,10 +288,12 @@ impl Manifest {
     /// a timeline whose artifacts are gone; it refuses layout 3 instead), else
     /// [`LAYOUT`].
     pub fn layout_needed(&self) -> u32 {
-        if self.expired.is_empty() {
+        if self.keyring.is_some() {
+            4
+        } else if self.expired.is_empty() {
             LAYOUT
         } else {
-            NEWEST_LAYOUT
+            3
         }
     }
 }

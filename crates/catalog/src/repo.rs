@@ -272,6 +272,45 @@ impl Repository {
         Ok(())
     }
 
+    /// Records the repository's keyring (encryption, `bindspace-crypt`) in every
+    /// destination's catalog, which must hold no backup yet: refused where another
+    /// keyring or a backup is recorded. Layout 4 from then on.
+    pub async fn set_keyring(&self, keyring: &str) -> Result<()> {
+        for d in &self.dests {
+            let mut tries = 0;
+            loop {
+                let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
+                match &m.keyring {
+                    Some(k) if k == keyring => break,
+                    Some(_) => {
+                        return Err(Error::Invalid {
+                            store: d.name(),
+                            detail: "already holds another keyring".into(),
+                        });
+                    }
+                    None if !m.entries.is_empty() => {
+                        return Err(Error::Invalid {
+                            store: d.name(),
+                            detail: format!(
+                                "already holds {} backups in plaintext: only a new repository is encrypted",
+                                m.entries.len()
+                            ),
+                        });
+                    }
+                    None => {}
+                }
+                m.keyring = Some(keyring.to_owned());
+                m.layout = m.layout_needed();
+                match self.commit_on(d, g, &m).await {
+                    Ok(_) => break,
+                    Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Makes every destination hold `source`'s descriptor before artifacts of `source`
     /// are copied in (re-seeding a flushed tier, a restore `--to` another store): its
     /// repository id and its timeline records. A destination of another repository
@@ -294,6 +333,11 @@ impl Repository {
                     }
                     (None, Some(theirs)) => m.repository_id = Some(theirs.clone()),
                     _ => {}
+                }
+                // an encrypted repository's copy carries its keyring (nothing in it opens
+                // without a slot's secret), or its artifacts could not be opened there
+                if m.keyring.is_none() {
+                    m.keyring.clone_from(&source.keyring);
                 }
                 for t in &source.timelines {
                     match m.timeline(t.id) {

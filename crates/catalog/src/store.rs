@@ -60,6 +60,32 @@ pub trait BackupStore: Send + Sync + Debug {
     /// Removes an artifact; removing a missing one is not an error.
     async fn delete(&self, id: ArtifactId) -> Result<()>;
 
+    /// The reference [`BackupStore::put`] of `bytes` as `id` returns, without storing
+    /// them (an encrypted store's is that of the sealed bytes): what a writer expects.
+    fn stored_ref(&self, id: ArtifactId, bytes: &[u8]) -> Result<ArtifactRef> {
+        Ok(ArtifactRef::of(id, bytes))
+    }
+
+    /// The bytes as stored, verified against `r` but not opened: what copies between
+    /// stores move (replication, repair), so an encrypted artifact stays the bytes the
+    /// catalog records. Only [`crate::SealedStore`] differs from [`BackupStore::get`].
+    async fn get_stored(&self, r: &ArtifactRef) -> Result<Bytes> {
+        self.get(r).await
+    }
+
+    /// Stores bytes exactly as another store held them ([`BackupStore::get_stored`]).
+    /// An encrypted store refuses plaintext here.
+    async fn put_stored(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
+        self.put(id, bytes).await
+    }
+
+    /// What [`BackupStore::get`] would return for stored bytes `stored` of `r` (an
+    /// encrypted store opens them): to check a copy decodes before it is put back.
+    async fn open_stored(&self, r: &ArtifactRef, stored: Bytes) -> Result<Bytes> {
+        let _ = r;
+        Ok(stored)
+    }
+
     /// The newest manifest and its generation, or `None` for an empty repository.
     async fn read_manifest(&self) -> Result<Option<(u64, Manifest)>>;
 
@@ -125,8 +151,8 @@ pub trait BackupStoreExt: BackupStore {
         r: &ArtifactRef,
         dst: &dyn BackupStore,
     ) -> Result<ArtifactRef> {
-        let bytes = self.get(r).await?;
-        let copied = dst.put(r.id, bytes).await?;
+        let bytes = self.get_stored(r).await?;
+        let copied = dst.put_stored(r.id, bytes).await?;
         debug_assert_eq!(copied.blake3, r.blake3);
         Ok(copied)
     }

@@ -61,6 +61,7 @@ fn layout2() -> Manifest {
         verified: Default::default(),
         drills: Vec::new(),
         superseded: Vec::new(),
+        keyring: None,
         restore_points: vec![RestorePoint {
             name: "before-deploy".into(),
             version: 90,
@@ -114,6 +115,46 @@ fn the_layout3_manifest_golden_decodes() {
     assert_eq!(m.encode(g), bytes, "encodes back to the same bytes");
 }
 
+/// Layout 4: an encrypted repository (its keyring in the catalog). The keyring is the
+/// golden one of `bindspace-crypt` (passphrase `golden passphrase`).
+fn layout4() -> Manifest {
+    let mut m = layout2();
+    m.keyring = Some(
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../crypt/tests/golden/keyring-v1.json"),
+        )
+        .unwrap(),
+    );
+    m.layout = m.layout_needed();
+    m
+}
+
+#[test]
+fn the_layout4_manifest_golden_decodes_and_its_keyring_opens() {
+    assert_eq!(layout4().layout, 4);
+    let p = path("manifest-layout4");
+    if !p.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
+        std::fs::write(&p, layout4().encode(11)).unwrap();
+    }
+    let bytes = std::fs::read(&p).unwrap();
+    let (g, m) = Manifest::decode("golden", "manifest-layout4", &bytes).unwrap();
+    assert_eq!((g, &m), (11, &layout4()));
+    assert_eq!(m.encode(g), bytes, "encodes back to the same bytes");
+    let ring = bindspace_crypt::Keyring::decode(m.keyring.as_deref().unwrap().as_bytes()).unwrap();
+    ring.unlock(&bindspace_crypt::SlotSecret::Passphrase(
+        "golden passphrase".into(),
+    ))
+    .unwrap();
+    // merging into a copy without one carries the keyring (a replica must open it)
+    let mut copy = layout2();
+    copy.merge_from(&m);
+    assert_eq!(
+        (copy.keyring.as_deref(), copy.layout),
+        (m.keyring.as_deref(), 4)
+    );
+}
+
 #[test]
 fn a_layout1_manifest_reads_as_timeline_1() {
     let local = "repo-layout1/local/catalog/manifest-00000000000000000007";
@@ -140,14 +181,14 @@ fn an_unknown_layout_is_refused_by_name() {
         matches!(
             e,
             Error::UnknownLayout {
-                layout: 4,
-                known: 3,
+                layout: 5,
+                known: 4,
                 ..
             }
         ),
         "{e}"
     );
-    assert!(e.to_string().contains("layout 4"), "{e}");
+    assert!(e.to_string().contains("layout 5"), "{e}");
     // a header of a future manifest format is refused the same way
     let e = Manifest::decode("s", "m", b"bindspace-manifest v9 1 00\n{}").unwrap_err();
     assert!(matches!(e, Error::UnknownLayout { layout: 9, .. }), "{e}");

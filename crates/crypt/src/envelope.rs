@@ -13,7 +13,7 @@
 //! | 10..12 | reserved, zero |
 //! | 12..16 | key epoch, u32 LE |
 //! | 16..20 | segment length, u32 LE (1 KiB ..= 16 MiB) |
-//! | 20..39 | nonce prefix (19 random bytes) |
+//! | 20..39 | nonce prefix (19 bytes; `Keys::seal` derives them from the key, context and plaintext) |
 //! | 39 | reserved, zero |
 //! | 40.. | segments: each `min(segment length, rest)` bytes + a 16-byte tag; the last (possibly empty) flagged last |
 //!
@@ -67,6 +67,20 @@ impl Envelope {
         }
         let mut nonce_prefix = [0u8; 19];
         rng.fill(&mut nonce_prefix)?;
+        Ok(Envelope {
+            epoch,
+            segment_len,
+            nonce_prefix,
+        })
+    }
+
+    /// A head with a given nonce prefix ([`crate::Keys::seal`] derives it).
+    pub fn with_prefix(epoch: u32, segment_len: u32, nonce_prefix: [u8; 19]) -> Result<Envelope> {
+        if !(MIN_SEGMENT..=MAX_SEGMENT).contains(&segment_len) {
+            return Err(Error::Refused(format!(
+                "segment length {segment_len}: between {MIN_SEGMENT} and {MAX_SEGMENT} bytes"
+            )));
+        }
         Ok(Envelope {
             epoch,
             segment_len,

@@ -643,9 +643,13 @@ impl Keys {
     }
 
     /// Seals `plaintext` under the current epoch, bound to this repository and
-    /// `context` (what the artifact is).
-    pub fn seal(&self, context: &[u8], plaintext: &[u8], rng: &mut dyn Entropy) -> Result<Vec<u8>> {
-        self.seal_segmented(context, plaintext, SEGMENT_LEN, rng)
+    /// `context` (what the artifact is). Deterministic: the nonce prefix is a keyed
+    /// blake3 of the context and plaintext (a synthetic IV), so every destination of a
+    /// backup stores the same bytes and a writer can tell what a store must hold; a
+    /// nonce repeats only for the same artifact with the same contents, which then
+    /// seals to the same bytes and reveals nothing new.
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.seal_segmented(context, plaintext, SEGMENT_LEN)
     }
 
     /// [`Keys::seal`] with segments of `segment_len` bytes (1 KiB ..= 16 MiB).
@@ -654,14 +658,24 @@ impl Keys {
         context: &[u8],
         plaintext: &[u8],
         segment_len: u32,
-        rng: &mut dyn Entropy,
     ) -> Result<Vec<u8>> {
-        let env = Envelope::new(self.current, segment_len, rng)?;
         let key = self
             .epochs
             .get(&self.current)
             .ok_or(Error::UnknownEpoch(self.current))?;
-        env.seal(key, &self.context(context), plaintext)
+        let context = self.context(context);
+        let mut h = blake3::Hasher::new_keyed(&blake3::derive_key(
+            "bindspace-crypt synthetic nonce v1",
+            key.bytes(),
+        ));
+        h.update(&(context.len() as u64).to_le_bytes());
+        h.update(&context);
+        h.update(&segment_len.to_le_bytes());
+        h.update(plaintext);
+        let mut prefix = [0u8; 19];
+        prefix.copy_from_slice(&h.finalize().as_bytes()[..19]);
+        let env = Envelope::with_prefix(self.current, segment_len, prefix)?;
+        env.seal(key, &context, plaintext)
     }
 
     /// Opens what [`Keys::seal`] sealed with the same `context`, under whichever epoch

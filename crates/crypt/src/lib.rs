@@ -15,7 +15,7 @@
 //! let secret = SlotSecret::Passphrase("correct horse battery staple".into());
 //! let (mut ring, keys) =
 //!     Keyring::create("repo-1", &secret, bindspace_crypt::Argon2Cost::TEST, 0, &mut rng).unwrap();
-//! let sealed = keys.seal(b"artifact identity", b"the payload", &mut rng).unwrap();
+//! let sealed = keys.seal(b"artifact identity", b"the payload").unwrap();
 //! assert_eq!(keys.open(b"artifact identity", &sealed).unwrap(), b"the payload");
 //! // anyone with the passphrase opens the keyring again
 //! let bytes = ring.encode();

@@ -112,9 +112,9 @@ fn rotation_retirement_slots_and_a_new_master_keep_every_artifact_that_should_op
     let mut rng = SeededEntropy::new(6);
     let (mut ring, mut keys) =
         Keyring::create("repo", &pass("one"), Argon2Cost::TEST, 10, &mut rng).unwrap();
-    let a1 = keys.seal(b"full 1", b"epoch one", &mut rng).unwrap();
+    let a1 = keys.seal(b"full 1", b"epoch one").unwrap();
     assert_eq!(ring.rotate(&mut keys, 20, &mut rng).unwrap(), 2);
-    let a2 = keys.seal(b"delta 1..2", b"epoch two", &mut rng).unwrap();
+    let a2 = keys.seal(b"delta 1..2", b"epoch two").unwrap();
     assert_eq!(bindspace_crypt::Keys::epoch_of(&a1).unwrap(), 1);
     assert_eq!(bindspace_crypt::Keys::epoch_of(&a2).unwrap(), 2);
     // another repository's keys, or another artifact's name: refused
@@ -172,7 +172,7 @@ fn rotation_retirement_slots_and_a_new_master_keep_every_artifact_that_should_op
     // retiring epoch 1 (after re-sealing) leaves a1 unopenable, a2 fine
     let mut ring = ring;
     let resealed = keys
-        .seal(b"full 1", &keys.open(b"full 1", &a1).unwrap(), &mut rng)
+        .seal(b"full 1", &keys.open(b"full 1", &a1).unwrap())
         .unwrap();
     assert!(
         matches!(ring.retire(&mut keys, 2), Err(Error::Refused(_))),
@@ -212,7 +212,7 @@ fn golden_files_of_format_1_open() {
     // three segments of 1 KiB (the layout is the same at 1 MiB; the file stays small)
     let plaintext: Vec<u8> = (0..2_500u32).map(|i| (i % 251) as u8).collect();
     let sealed = keys
-        .seal_segmented(b"snapshot 1..1 timeline 1", &plaintext, 1024, &mut rng)
+        .seal_segmented(b"snapshot 1..1 timeline 1", &plaintext, 1024)
         .unwrap();
     if std::env::var_os("BINDSPACE_BLESS").is_some() {
         std::fs::create_dir_all(&dir).unwrap();

@@ -151,12 +151,12 @@ async fn copy_one(
     r: &ArtifactRef,
 ) -> std::result::Result<u64, String> {
     let bytes = from
-        .get(r)
+        .get_stored(r)
         .await
         .map_err(|e| format!("reading it from the source: {e}"))?;
     let n = bytes.len() as u64;
     let put = to
-        .put(r.id, bytes)
+        .put_stored(r.id, bytes)
         .await
         .map_err(|e| format!("storing it: {e}"))?;
     if put != *r {
@@ -586,6 +586,7 @@ fn merge_into(
     }
     let mut add = Manifest {
         repository_id: source.repository_id.clone(),
+        keyring: source.keyring.clone(),
         layout: source.layout,
         timelines: source
             .timelines

@@ -164,11 +164,16 @@ async fn copy_artifact(
     if s.listed.get(&e.artifact) == Some(&r) {
         return Ok(false);
     }
-    let bytes = o.store.get(&r).await.map_err(|e| e.to_string())?;
-    checks::decode(&e.artifact, &bytes).map_err(|d| format!("its copy does not decode: {d}"))?;
+    let bytes = o.store.get_stored(&r).await.map_err(|e| e.to_string())?;
+    let plain = o
+        .store
+        .open_stored(&r, bytes.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    checks::decode(&e.artifact, &plain).map_err(|d| format!("its copy does not decode: {d}"))?;
     let put = s
         .store
-        .put(e.artifact, bytes)
+        .put_stored(e.artifact, bytes)
         .await
         .map_err(|e| e.to_string())?;
     if put != r {

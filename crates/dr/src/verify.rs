@@ -587,19 +587,26 @@ async fn repair(seen: &[Option<Seen>], report: &mut Report, intact: &mut [Vec<Ar
                 let Some(r) = want.or_else(|| o.listed.get(&id).copied()) else {
                     continue;
                 };
-                let bytes = match o.store.get(&r).await {
+                let bytes = match o.store.get_stored(&r).await {
                     Ok(b) => b,
                     Err(e) => {
                         why.push(format!("{}: {e}", o.store.name()));
                         continue;
                     }
                 };
+                let plain = match o.store.open_stored(&r, bytes.clone()).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        why.push(format!("{}: {e}", o.store.name()));
+                        continue;
+                    }
+                };
                 // a copy whose checksum matches but which does not decode heals nothing
-                if let Err(e) = checks::decode(&id, &bytes) {
+                if let Err(e) = checks::decode(&id, &plain) {
                     why.push(format!("{}'s copy does not decode: {e}", o.store.name()));
                     continue;
                 }
-                match s.store.put(id, bytes).await {
+                match s.store.put_stored(id, bytes).await {
                     Ok(put) if put == r => {}
                     Ok(put) => {
                         why.push(format!(

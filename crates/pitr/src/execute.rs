@@ -28,7 +28,8 @@ pub(crate) async fn fetch(sources: &Sources, s: &Step) -> Result<Bytes> {
     let mut failures = Vec::new();
     for &i in &s.idx {
         let store = sources.get(i);
-        let got = store.get(&s.artifact).await.and_then(|b| {
+        // the stored bytes are checked (an encrypted store's are sealed), then opened
+        let got = match store.get_stored(&s.artifact).await.and_then(|b| {
             let hash = blake3::Hasher::new().update_rayon(&b).finalize();
             if b.len() as u64 == s.artifact.len && *hash.as_bytes() == s.artifact.blake3 {
                 Ok(b)
@@ -45,7 +46,10 @@ pub(crate) async fn fetch(sources: &Sources, s: &Step) -> Result<Bytes> {
                     ),
                 })
             }
-        });
+        }) {
+            Ok(b) => store.open_stored(&s.artifact, b).await,
+            Err(e) => Err(e),
+        };
         match got {
             Ok(b) => return Ok(b),
             Err(error) => {

@@ -1,16 +1,66 @@
-//! `bindspace init`: an empty catalog on every destination.
+//! `bindspace init`: an empty catalog on every destination; `--encrypt` makes the new
+//! repository encrypted (a keyring opened by the passphrase or key file from the
+//! environment).
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use crate::args::{RepoArgs, runtime};
 use crate::output::emit;
 
-pub fn run(r: &RepoArgs) -> Result<()> {
+/// `bindspace init`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Encrypt the new repository: everything stored is sealed with keys only the
+    /// passphrase ($BINDSPACE_PASSPHRASE or $BINDSPACE_PASSPHRASE_FILE) or key file
+    /// ($BINDSPACE_KEY_FILE) opens. Only for a repository without backups.
+    #[arg(long)]
+    encrypt: bool,
+}
+
+pub fn run(a: &Args) -> Result<()> {
     let rt = runtime()?;
-    let repo = r.repository_or_new(&rt)?;
+    let urls = &a.repo.repo;
+    if a.encrypt {
+        let secret = bindspace::keys::secret_from_env()?.context(
+            "--encrypt needs the passphrase: set BINDSPACE_PASSPHRASE or BINDSPACE_PASSPHRASE_FILE (or BINDSPACE_KEY_FILE)",
+        )?;
+        // the raw stores: the keyring goes into their catalogs
+        let stores = rt.block_on(bindspace::stores::open_all_with(urls, a.repo.timeout()))?;
+        let repo = bindspace_catalog::Repository::new(
+            stores,
+            std::sync::Arc::new(bindspace_core::SystemClock),
+            format!("bindspace cli pid {}", std::process::id()),
+        )?;
+        let ring = rt.block_on(bindspace::keys::encrypt_new(
+            &repo,
+            &secret,
+            bindspace_crypt::Argon2Cost::DEFAULT,
+            bindspace_core::Clock::now_us(&bindspace_core::SystemClock),
+            &mut bindspace_crypt::OsEntropy,
+        ))?;
+        emit(
+            a.repo.json,
+            json!({ "initialized": repo.names(), "encrypted": true, "repository_id": ring.repository_id() }),
+            || {
+                format!(
+                    "initialized {} (encrypted: keep the passphrase; without it nothing in the repository can be read)",
+                    repo.names().join(", ")
+                )
+            },
+        );
+        return Ok(());
+    }
+    if bindspace::keys::secret_from_env()?.is_some() {
+        bail!(
+            "a passphrase or key file is set in the environment but --encrypt was not given: refusing to make a plaintext repository (add --encrypt, or unset BINDSPACE_PASSPHRASE / _FILE / BINDSPACE_KEY_FILE)"
+        );
+    }
+    let repo = a.repo.repository_or_new(&rt)?;
     rt.block_on(repo.init())?;
-    emit(r.json, json!({ "initialized": repo.names() }), || {
+    emit(a.repo.json, json!({ "initialized": repo.names() }), || {
         format!("initialized {}", repo.names().join(", "))
     });
     Ok(())

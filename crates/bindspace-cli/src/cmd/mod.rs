@@ -30,8 +30,9 @@ mod versions;
 /// Repository subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Op {
-    /// Create an empty catalog on every destination.
-    Init(RepoArgs),
+    /// Create an empty catalog on every destination (`--encrypt`: an encrypted
+    /// repository).
+    Init(init::Args),
     /// Back up an engine data directory (not open in another process).
     Backup(backup::Args),
     /// List the backups in the catalog.
@@ -86,7 +87,7 @@ pub enum Op {
 /// Runs one repository command.
 pub fn run(op: Op) -> Result<()> {
     match op {
-        Op::Init(r) => init::run(&r),
+        Op::Init(a) => init::run(&a),
         Op::Backup(a) => backup::run(a),
         Op::List(r) => list::run(&r),
         Op::Show(a) => show::run(&a),

@@ -1,0 +1,240 @@
+//! Encryption at rest (issue 20): a repository whose catalog holds a keyring gets
+//! every artifact sealed. What the stores hold contains no run of a fingerprint's
+//! bytes, restores are exact with the passphrase, refused without it or with a wrong
+//! one (which is not "corrupt"), an artifact stored under another's name does not
+//! open, plaintext is refused both ways, and copies between stores move the sealed
+//! bytes unchanged.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bindspace::{BackupConfig, Engine, keys};
+use bindspace_catalog::{
+    ArtifactId, BackupKind, BackupStore, BackupStoreExt, Repository, SealedStore,
+};
+use bindspace_core::{Addr, Clock, Fingerprint, SystemClock};
+use bindspace_crypt::{Argon2Cost, Keyring, OsEntropy, SlotSecret};
+use bindspace_pitr::{Sources, Target};
+use bytes::Bytes;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn pass(p: &str) -> SlotSecret {
+    SlotSecret::Passphrase(p.into())
+}
+
+/// A fingerprint of 8 words that look random (no run of it occurs by chance).
+fn fp(a: u64, round: u64) -> Fingerprint {
+    Fingerprint::from_words(
+        (0..8)
+            .map(|w| {
+                ((a << 40) ^ (round << 20) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5bd1_e995
+            })
+            .collect::<Vec<u64>>(),
+    )
+}
+
+fn bytes_of(f: &Fingerprint) -> Vec<u8> {
+    f.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn an_encrypted_repository_holds_no_fingerprint_bytes_and_restores_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_dir = dir.path().join("repo");
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    let url = format!("file://{}", repo_dir.display());
+    let rt = rt();
+    let stores = rt
+        .block_on(bindspace::stores::open_all(std::slice::from_ref(&url)))
+        .unwrap();
+    let repo = Repository::new(stores.clone(), Arc::new(SystemClock), "test").unwrap();
+    let secret = pass("correct horse battery staple");
+    rt.block_on(keys::encrypt_new(
+        &repo,
+        &secret,
+        Argon2Cost::TEST,
+        SystemClock.now_us(),
+        &mut OsEntropy,
+    ))
+    .unwrap();
+    // a second time, or on a repository with backups: refused
+    assert!(
+        rt.block_on(keys::encrypt_new(
+            &repo,
+            &secret,
+            Argon2Cost::TEST,
+            1,
+            &mut OsEntropy
+        ))
+        .is_err()
+    );
+    let cfg = BackupConfig {
+        fingerprint_words: 8,
+        address_space: 256,
+        background_jobs: false,
+        destinations: vec![url.clone()],
+        ..BackupConfig::default()
+    };
+    let data = dir.path().join("data");
+    let e = Engine::builder(&data)
+        .config(cfg.clone())
+        .secret(secret.clone())
+        .open()
+        .unwrap();
+    let mut written = Vec::new();
+    for a in 0..200u16 {
+        let f = fp(u64::from(a), 0);
+        written.push(bytes_of(&f));
+        e.write(Addr(a), f).unwrap();
+    }
+    e.backup_now(BackupKind::Full).unwrap();
+    for a in 0..60u16 {
+        let f = fp(u64::from(a), 1);
+        written.push(bytes_of(&f));
+        e.write(Addr(a * 3), f).unwrap();
+    }
+    e.backup_now(BackupKind::Incremental).unwrap();
+    for a in 0..20u16 {
+        let f = fp(u64::from(a), 2);
+        written.push(bytes_of(&f));
+        e.write(Addr(a + 7), f).unwrap();
+    }
+    e.archive_now().unwrap();
+    let want = e.read(|s| (s.version(), s.digest()));
+    e.close().unwrap();
+
+    // no 32-byte run of any fingerprint anywhere in the repository
+    let mut runs = HashSet::new();
+    for b in &written {
+        for w in b.windows(32) {
+            runs.insert(<[u8; 32]>::try_from(w).unwrap());
+        }
+    }
+    let mut all = Vec::new();
+    files(&repo_dir, &mut all);
+    let mut scanned = 0usize;
+    for p in &all {
+        let b = std::fs::read(p).unwrap();
+        scanned += b.len();
+        for (i, w) in b.windows(32).enumerate() {
+            assert!(
+                !runs.contains(w),
+                "{} holds fingerprint bytes at {i}",
+                p.display()
+            );
+        }
+    }
+    assert!(
+        all.len() >= 4 && scanned > 200 * 64,
+        "{} files, {scanned} bytes",
+        all.len()
+    );
+
+    // with the passphrase: exact; without: refused, saying what to set; a wrong one:
+    // its own error, not damage
+    let unlocked = rt
+        .block_on(keys::unlock(stores.clone(), Some(&secret)))
+        .unwrap();
+    let (space, _) = rt
+        .block_on(bindspace_pitr::restore_to(
+            Sources::new(unlocked.clone()),
+            &Target::Latest,
+        ))
+        .unwrap();
+    assert_eq!((space.version(), space.digest()), want);
+    let locked = rt.block_on(keys::unlock(stores.clone(), None)).unwrap();
+    let err = rt
+        .block_on(bindspace_pitr::restore_to(
+            Sources::new(locked),
+            &Target::Latest,
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("BINDSPACE_PASSPHRASE"), "{err}");
+    let err = rt
+        .block_on(keys::unlock(stores.clone(), Some(&pass("tr0ub4dor"))))
+        .unwrap_err();
+    assert!(matches!(err, bindspace::Error::WrongKey(_)), "{err}");
+    let err = Engine::builder(&data)
+        .config(cfg.clone())
+        .open()
+        .unwrap_err();
+    assert!(err.to_string().contains("BINDSPACE_PASSPHRASE"), "{err}");
+    let err = Engine::builder(&data)
+        .config(cfg)
+        .secret(pass("tr0ub4dor"))
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, bindspace::Error::WrongKey(_)), "{err}");
+}
+
+#[test]
+fn sealed_stores_refuse_swaps_and_plaintext_and_copy_sealed_bytes_unchanged() {
+    let rt = rt();
+    let mem = || -> Arc<dyn BackupStore> {
+        Arc::new(
+            bindspace_store_s3::ObjectBackupStore::from_url("memory://", Default::default())
+                .unwrap(),
+        )
+    };
+    let (_, keys) =
+        Keyring::create("repo-x", &pass("p"), Argon2Cost::TEST, 1, &mut OsEntropy).unwrap();
+    let keys = Arc::new(keys);
+    let (a_inner, b_inner) = (mem(), mem());
+    let a = SealedStore::new(a_inner.clone(), keys.clone());
+    let b = SealedStore::new(b_inner.clone(), keys.clone());
+    let plain = Bytes::from(vec![7u8; 5000]);
+    let d1 = rt
+        .block_on(a.put(ArtifactId::delta(1, 2), plain.clone()))
+        .unwrap();
+    let d2 = rt
+        .block_on(a.put(ArtifactId::delta(2, 3), plain.clone()))
+        .unwrap();
+    assert_eq!(rt.block_on(a.get(&d1)).unwrap(), plain);
+    let stored = rt.block_on(a_inner.get(&d1)).unwrap();
+    assert!(bindspace_crypt::is_sealed(&stored) && stored != plain);
+    // the sealed bytes of 1..2 stored as 2..3: the checksum matches what is stored,
+    // the seal does not
+    let swapped = rt.block_on(a_inner.put(d2.id, stored.clone())).unwrap();
+    let err = rt.block_on(a.get(&swapped)).unwrap_err();
+    assert!(
+        err.is_corruption() && err.to_string().contains("delta 2..3"),
+        "{err}"
+    );
+    // plaintext: neither read nor stored as if sealed
+    let raw = rt
+        .block_on(a_inner.put(ArtifactId::delta(5, 6), plain.clone()))
+        .unwrap();
+    let err = rt.block_on(a.get(&raw)).unwrap_err();
+    assert!(err.to_string().contains("unencrypted"), "{err}");
+    let err = rt
+        .block_on(b.put_stored(ArtifactId::delta(5, 6), plain.clone()))
+        .unwrap_err();
+    assert!(err.to_string().contains("plaintext"), "{err}");
+    // a copy moves the sealed bytes: the same reference on both ends, no key needed
+    let copied = rt.block_on(a.copy_artifact_to(&d1, &b)).unwrap();
+    assert_eq!(copied, d1);
+    let locked = SealedStore::locked(b_inner.clone());
+    assert_eq!(rt.block_on(locked.get_stored(&d1)).unwrap(), stored);
+    let err = rt.block_on(locked.get(&d1)).unwrap_err();
+    assert!(err.to_string().contains("no key was given"), "{err}");
+    assert_eq!(rt.block_on(b.get(&d1)).unwrap(), plain);
+}

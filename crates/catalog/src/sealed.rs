@@ -1,0 +1,227 @@
+//! A store that seals every artifact it puts and opens every one it gets (encryption
+//! at rest, `bindspace-crypt`), over any other store. What the inner store holds, and
+//! what the catalog records (length, blake3), are the sealed bytes: checksum verify,
+//! replication and repair work on the inner store without a key. Listing, deleting,
+//! the catalog and the lease pass through.
+//!
+//! Each artifact is sealed bound to its identity (kind, timeline, versions) and the
+//! repository, so an object copied under another artifact's name does not open. An
+//! encrypted repository refuses to read a plaintext artifact.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bindspace_crypt::Keys;
+use bytes::Bytes;
+
+use crate::{
+    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, TimelineId,
+};
+
+/// [`BackupStore`] that encrypts what it stores.
+pub struct SealedStore {
+    inner: Arc<dyn BackupStore>,
+    /// None: locked (no secret given): listing, the catalog and copies of stored bytes
+    /// work; reading or writing an artifact's contents is refused, saying why.
+    keys: Option<Arc<Keys>>,
+}
+
+impl std::fmt::Debug for SealedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedStore")
+            .field("inner", &self.inner.name())
+            .field("epoch", &self.keys.as_ref().map(|k| k.current_epoch()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a locked store refuses an artifact's contents.
+pub const LOCKED: &str = "the repository is encrypted and no key was given: set BINDSPACE_PASSPHRASE (or BINDSPACE_PASSPHRASE_FILE, or BINDSPACE_KEY_FILE)";
+
+/// What an artifact is, as bound into its seal.
+pub fn seal_context(id: &ArtifactId) -> Vec<u8> {
+    let (lo, hi) = id.versions();
+    let kind = match id.kind() {
+        ArtifactKind::Snapshot => "snapshot",
+        ArtifactKind::Delta => "delta",
+        ArtifactKind::WalSegment => "wal segment",
+    };
+    format!(
+        "bindspace artifact {kind} timeline {} versions {lo}..={hi}",
+        id.timeline()
+    )
+    .into_bytes()
+}
+
+impl SealedStore {
+    /// Seals what goes into `inner` with `keys` (the current epoch).
+    pub fn new(inner: Arc<dyn BackupStore>, keys: Arc<Keys>) -> SealedStore {
+        SealedStore {
+            inner,
+            keys: Some(keys),
+        }
+    }
+
+    /// An encrypted repository's store opened without its keys: the catalog, listings
+    /// and copies of stored bytes work; contents are refused with [`LOCKED`].
+    pub fn locked(inner: Arc<dyn BackupStore>) -> SealedStore {
+        SealedStore { inner, keys: None }
+    }
+
+    fn keys(&self, id: ArtifactId) -> Result<&Keys> {
+        self.keys.as_deref().ok_or_else(|| Error::Invalid {
+            store: self.inner.name(),
+            detail: format!("{id}: {LOCKED}"),
+        })
+    }
+
+    /// The sealed bytes of `bytes` as `id` (deterministic: the same on every store).
+    fn seal(&self, id: ArtifactId, bytes: &[u8]) -> Result<Vec<u8>> {
+        self.keys(id)?
+            .seal(&seal_context(&id), bytes)
+            .map_err(|e| Error::Invalid {
+                store: self.inner.name(),
+                detail: format!("sealing {id}: {e}"),
+            })
+    }
+
+    fn open(&self, r: &ArtifactRef, sealed: &[u8]) -> Result<Bytes> {
+        if !bindspace_crypt::is_sealed(sealed) {
+            return Err(self.corrupt(
+                r.id,
+                "stored unencrypted in an encrypted repository (refused: an encrypted repository reads only sealed artifacts)".into(),
+            ));
+        }
+        match self.keys(r.id)?.open(&seal_context(&r.id), sealed) {
+            Ok(plain) => Ok(Bytes::from(plain)),
+            Err(e @ bindspace_crypt::Error::UnknownEpoch(_)) => Err(Error::Invalid {
+                store: self.inner.name(),
+                detail: format!("{}: {e}", r.id),
+            }),
+            Err(e) => Err(self.corrupt(r.id, e.to_string())),
+        }
+    }
+
+    /// The store underneath, which holds the sealed bytes (copy and checksum-verify
+    /// through it: no key needed, and the bytes stay the ones the catalog records).
+    pub fn inner(&self) -> &Arc<dyn BackupStore> {
+        &self.inner
+    }
+
+    fn corrupt(&self, id: ArtifactId, detail: String) -> Error {
+        Error::Corrupt {
+            store: self.inner.name(),
+            artifact: id,
+            detail,
+        }
+    }
+}
+
+#[async_trait]
+impl BackupStore for SealedStore {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
+        let sealed = self.seal(id, &bytes)?;
+        self.inner.put(id, Bytes::from(sealed)).await
+    }
+
+    fn stored_ref(&self, id: ArtifactId, bytes: &[u8]) -> Result<ArtifactRef> {
+        Ok(ArtifactRef::of(id, &self.seal(id, bytes)?))
+    }
+
+    async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
+        self.keys(r.id)?;
+        let sealed = self.inner.get(r).await?;
+        self.open(r, &sealed)
+    }
+
+    async fn get_stored(&self, r: &ArtifactRef) -> Result<Bytes> {
+        self.inner.get(r).await
+    }
+
+    async fn put_stored(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
+        if !bindspace_crypt::is_sealed(&bytes) {
+            return Err(Error::Invalid {
+                store: self.inner.name(),
+                detail: format!(
+                    "{id}: refused: plaintext into an encrypted repository (an encrypted repository stores only sealed artifacts)"
+                ),
+            });
+        }
+        self.inner.put(id, bytes).await
+    }
+
+    async fn open_stored(&self, r: &ArtifactRef, stored: Bytes) -> Result<Bytes> {
+        self.open(r, &stored)
+    }
+
+    async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>> {
+        self.inner.list(kind, lo, hi).await
+    }
+
+    async fn list_since(
+        &self,
+        kind: ArtifactKind,
+        timeline: TimelineId,
+        first: u64,
+    ) -> Result<Vec<ArtifactRef>> {
+        self.inner.list_since(kind, timeline, first).await
+    }
+
+    async fn holds(&self, r: &ArtifactRef) -> Result<bool> {
+        self.inner.holds(r).await
+    }
+
+    async fn delete(&self, id: ArtifactId) -> Result<()> {
+        self.inner.delete(id).await
+    }
+
+    async fn read_manifest(&self) -> Result<Option<(u64, Manifest)>> {
+        self.inner.read_manifest().await
+    }
+
+    async fn manifest_generation(&self) -> Result<u64> {
+        self.inner.manifest_generation().await
+    }
+
+    async fn older_manifests(&self) -> Result<Vec<u64>> {
+        self.inner.older_manifests().await
+    }
+
+    async fn read_manifest_at(&self, generation: u64) -> Result<Manifest> {
+        self.inner.read_manifest_at(generation).await
+    }
+
+    async fn commit_manifest(&self, expected_generation: u64, manifest: &Manifest) -> Result<u64> {
+        self.inner
+            .commit_manifest(expected_generation, manifest)
+            .await
+    }
+
+    async fn commit_manifest_fenced(
+        &self,
+        expected_generation: u64,
+        manifest: &Manifest,
+        lease: &Lease,
+        now_us: u64,
+    ) -> Result<u64> {
+        self.inner
+            .commit_manifest_fenced(expected_generation, manifest, lease, now_us)
+            .await
+    }
+
+    async fn renew_lease(&self, lease: &Lease, now_us: u64, ttl_us: u64) -> Result<Lease> {
+        self.inner.renew_lease(lease, now_us, ttl_us).await
+    }
+
+    async fn acquire_lease(&self, holder: &str, now_us: u64, ttl_us: u64) -> Result<Lease> {
+        self.inner.acquire_lease(holder, now_us, ttl_us).await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        self.inner.release_lease(lease).await
+    }
+}
