@@ -46,27 +46,35 @@ pub fn passphrase_file(path: &Path) -> Result<SlotSecret> {
     Ok(SlotSecret::Passphrase(line))
 }
 
-/// The repository's keyring, from the first store whose catalog has one; `Ok(None)`
-/// when a catalog was read and none has one (not encrypted).
+/// The repository's keyring, from the first store whose catalog has an intact one
+/// (read past a damaged newest generation, as every command reads the catalog);
+/// `Ok(None)` when a catalog was read and none has one (not encrypted).
 pub async fn keyring_of(stores: &[Arc<dyn BackupStore>]) -> Result<Option<Keyring>> {
     let mut read_any = false;
-    let mut last_err = None;
+    let mut last_err: Option<Error> = None;
     for s in stores {
-        match s.read_manifest().await {
-            Ok(Some((_, m))) => {
+        match bindspace_catalog::read_catalog(s.as_ref()).await {
+            Ok(Some(r)) => {
                 read_any = true;
-                if let Some(k) = m.keyring {
-                    return Keyring::decode(k.as_bytes()).map(Some).map_err(|e| {
-                        Error::Config(format!("the keyring in {}'s catalog: {e}", s.name()))
-                    });
+                if let Some(k) = r.manifest.keyring {
+                    match Keyring::decode(k.as_bytes()) {
+                        Ok(ring) => return Ok(Some(ring)),
+                        // another store's copy may be intact
+                        Err(e) => {
+                            last_err = Some(Error::Config(format!(
+                                "the keyring in {}'s catalog: {e}",
+                                s.name()
+                            )));
+                        }
+                    }
                 }
             }
             Ok(None) => read_any = true,
-            Err(e) => last_err = Some(e),
+            Err(e) => last_err = Some(e.into()),
         }
     }
     match (read_any, last_err) {
-        (false, Some(e)) => Err(e.into()),
+        (_, Some(e @ Error::Config(_))) | (false, Some(e)) => Err(e),
         _ => Ok(None),
     }
 }
