@@ -60,6 +60,18 @@ impl RepoArgs {
         Ok(Sources::new(stores))
     }
 
+    /// The destinations as they are, not unlocked (key management reads and writes
+    /// the keyring itself); they must exist, as for [`RepoArgs::repository`].
+    pub fn raw_stores(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> Result<Vec<Arc<dyn bindspace_catalog::BackupStore>>> {
+        self.check_local_paths()?;
+        let stores = rt.block_on(bindspace::stores::open_all_with(&self.repo, self.timeout()))?;
+        check_exists(rt, &stores, &self.repo)?;
+        Ok(stores)
+    }
+
     /// A `file://` destination names a directory that exists (opening one creates it).
     fn check_local_paths(&self) -> Result<()> {
         for url in &self.repo {

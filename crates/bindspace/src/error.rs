@@ -37,6 +37,10 @@ pub enum Error {
         "wrong passphrase or key file: it opens no key slot of the encrypted repository at {0}"
     )]
     WrongKey(String),
+    /// The encrypted repository's keyring is damaged, altered, or not this
+    /// repository's: no store holds an intact copy that belongs here.
+    #[error("keyring: {0}")]
+    KeyringDamaged(String),
     /// Local file I/O.
     #[error("{what}: {source}")]
     Io {
@@ -62,6 +66,7 @@ impl Error {
             Error::Io { .. } => ErrorKind::Unavailable,
             Error::Fenced(_) => ErrorKind::Fenced,
             Error::WrongKey(_) => ErrorKind::Invalid,
+            Error::KeyringDamaged(_) => ErrorKind::Corrupt,
         }
     }
 }

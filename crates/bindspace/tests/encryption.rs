@@ -76,17 +76,20 @@ fn an_encrypted_repository_holds_no_fingerprint_bytes_and_restores_exactly() {
         &mut OsEntropy,
     ))
     .unwrap();
-    // a second time, or on a repository with backups: refused
-    assert!(
+    // a second time with the same passphrase completes what is there (a partial
+    // run); with another: refused
+    let again = |s: &SlotSecret| {
         rt.block_on(keys::encrypt_new(
             &repo,
-            &secret,
+            s,
             Argon2Cost::TEST,
             1,
-            &mut OsEntropy
+            &mut OsEntropy,
         ))
-        .is_err()
-    );
+    };
+    assert!(again(&secret).is_ok());
+    let err = again(&pass("another")).unwrap_err();
+    assert!(err.to_string().contains("already encrypted"), "{err}");
     let cfg = BackupConfig {
         fingerprint_words: 8,
         address_space: 256,
@@ -296,4 +299,173 @@ fn two_destinations_hold_the_same_sealed_bytes_and_each_restores_alone() {
             .unwrap();
         assert_eq!((space.version(), space.digest()), want, "{}", s.name());
     }
+}
+
+/// Every stored artifact of `dirs`' stores and the epoch that sealed it.
+fn epochs_stored(rt: &tokio::runtime::Runtime, stores: &[Arc<dyn BackupStore>]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for s in stores {
+        for k in bindspace_catalog::ArtifactKind::ALL {
+            for r in rt.block_on(s.list(k, 0, u64::MAX)).unwrap() {
+                let b = rt.block_on(s.get(&r)).unwrap();
+                out.push(bindspace_crypt::Keys::epoch_of(&b).unwrap());
+            }
+        }
+    }
+    out
+}
+
+// Key rotation, slot changes and an interrupted re-encryption in the middle of a
+// chain: every restore point made before and after restores exactly; a removed slot's
+// passphrase no longer opens; the old epoch is retired only once nothing is sealed
+// with it; a writer opened before the rotation picks up the new epoch.
+#[test]
+fn rotation_slot_changes_and_an_interrupted_reencryption_keep_every_restore_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let p = dir.path().join(n);
+            std::fs::create_dir_all(&p).unwrap();
+            format!("file://{}", p.display())
+        })
+        .collect();
+    let rt = rt();
+    let raw = rt.block_on(bindspace::stores::open_all(&urls)).unwrap();
+    // the second destination fails on demand (an interrupted re-encryption)
+    let faulty = bindspace_testkit::FaultyStore::new(raw[1].clone());
+    let stores: Vec<Arc<dyn BackupStore>> = vec![raw[0].clone(), faulty.clone()];
+    let repo = Repository::new(stores.clone(), Arc::new(SystemClock), "test").unwrap();
+    let first = pass("first passphrase");
+    rt.block_on(keys::encrypt_new(
+        &repo,
+        &first,
+        Argon2Cost::TEST,
+        SystemClock.now_us(),
+        &mut OsEntropy,
+    ))
+    .unwrap();
+    let e = Engine::builder(dir.path().join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 8,
+            address_space: 256,
+            background_jobs: false,
+            destinations: urls.clone(),
+            ..BackupConfig::default()
+        })
+        .secret(first.clone())
+        .open()
+        .unwrap();
+    let mut points = Vec::new();
+    let step = |e: &Engine, round: u64, kind: BackupKind, points: &mut Vec<_>| {
+        for a in 0..40u16 {
+            e.write(Addr(a * 5 + round as u16), fp(u64::from(a), round))
+                .unwrap();
+        }
+        e.backup_now(kind).unwrap();
+        let name = format!("p{round}");
+        e.restore_point(&name, true).unwrap();
+        points.push((name, e.read(|s| (s.version(), s.digest()))));
+    };
+    step(&e, 0, BackupKind::Full, &mut points);
+    step(&e, 1, BackupKind::Incremental, &mut points);
+    // a new epoch while the engine runs; a second slot; the first one removed
+    let (epoch, _) = rt
+        .block_on(keys::change_keyring(&repo, &first, |ring, keys| {
+            ring.rotate(keys, SystemClock.now_us(), &mut OsEntropy)
+        }))
+        .unwrap();
+    assert_eq!(epoch, 2);
+    let second = pass("second passphrase");
+    rt.block_on(keys::change_keyring(&repo, &first, |ring, keys| {
+        ring.add_slot(keys, &second, Argon2Cost::TEST, "second", &mut OsEntropy)
+    }))
+    .unwrap();
+    rt.block_on(keys::change_keyring(&repo, &second, |ring, _| {
+        ring.remove_slot(1)
+    }))
+    .unwrap();
+    step(&e, 2, BackupKind::Incremental, &mut points);
+    e.archive_now().unwrap();
+    e.close().unwrap();
+    let sealed_with = epochs_stored(&rt, &raw);
+    assert!(
+        sealed_with.contains(&1) && sealed_with.contains(&2),
+        "the engine opened before the rotation seals new artifacts under epoch 2: {sealed_with:?}"
+    );
+    // the removed slot's passphrase opens nothing now
+    let err = rt
+        .block_on(keys::unlock(stores.clone(), Some(&first)))
+        .unwrap_err();
+    assert!(matches!(err, bindspace::Error::WrongKey(_)), "{err}");
+
+    // interrupted: after the first artifact, the second store's catalog commits fail
+    // (its artifacts are re-sealed but its catalog still names the old bytes)
+    let f = faulty.clone();
+    let err = rt
+        .block_on(keys::reencrypt(
+            &stores,
+            Arc::new(SystemClock),
+            &second,
+            |n, _| {
+                if n == 1 {
+                    f.inject(
+                        bindspace_testkit::Op::CommitManifest,
+                        bindspace_testkit::Fault::Fail,
+                        None,
+                    );
+                }
+            },
+        ))
+        .err();
+    let partial = epochs_stored(&rt, &raw);
+    assert!(err.is_some() && partial.contains(&1), "{err:?} {partial:?}");
+    // meanwhile, every restore point still restores (the epoch is not retired)
+    faulty.heal();
+    let check_all = |stores: Vec<Arc<dyn BackupStore>>, expect_ok: bool| {
+        let unlocked = rt.block_on(keys::unlock(stores, Some(&second))).unwrap();
+        for (name, want) in &points {
+            let got = rt.block_on(bindspace_pitr::restore_to(
+                Sources::new(unlocked.clone()),
+                &Target::RestorePoint(name.clone()),
+            ));
+            if expect_ok {
+                let (space, _) = got.unwrap();
+                assert_eq!(&(space.version(), space.digest()), want, "{name}");
+            }
+        }
+    };
+    check_all(vec![stores[0].clone()], true);
+    // resumed: completes, fixes the stale catalog, retires epoch 1
+    let done = rt
+        .block_on(keys::reencrypt(
+            &stores,
+            Arc::new(SystemClock),
+            &second,
+            |_, _| (),
+        ))
+        .unwrap();
+    assert!(done.left.is_empty(), "{done:?}");
+    assert_eq!(done.retired, vec![1], "{done:?}");
+    assert!(done.entries_updated > 0, "{done:?}");
+    let after = epochs_stored(&rt, &raw);
+    assert!(after.iter().all(|e| *e == 2), "{after:?}");
+    let ring = rt.block_on(keys::keyring_of(&stores)).unwrap().unwrap();
+    assert!(ring.epochs().iter().any(|e| e.id == 1 && e.retired));
+    // each store alone restores every point exactly, and verifies clean
+    for s in &raw {
+        check_all(vec![s.clone()], true);
+    }
+    let unlocked = rt
+        .block_on(keys::unlock(raw.clone(), Some(&second)))
+        .unwrap();
+    let r = Repository::new(unlocked, Arc::new(SystemClock), "verify").unwrap();
+    let report = rt
+        .block_on(bindspace_dr::verify(
+            &r,
+            &SystemClock,
+            &bindspace_dr::VerifyOptions::default(),
+        ))
+        .unwrap();
+    assert_eq!(report.outcome(), bindspace_dr::Outcome::Clean, "{report:?}");
 }

@@ -65,15 +65,17 @@ impl Archiver for StoreArchiver {
             // the catalog waits for a repair
             if let Some(r) = self.rt.block_on(crate::read_catalog(store.as_ref()))? {
                 r.manifest.check_writable(self.timeline)?;
+                crate::repo::check_sealing(store.as_ref(), &r.manifest)?;
             }
         }
         let mut refs = Vec::with_capacity(self.stores.len());
         for store in &self.stores {
             // an encrypted store holds (and answers with) the sealed bytes' reference
-            let expect = store.stored_ref(want.id, bytes)?;
             let r = self
                 .rt
                 .block_on(store.put(want.id, Bytes::copy_from_slice(bytes)))?;
+            // (after the put: it seals under the epoch the keyring names now)
+            let expect = store.stored_ref(want.id, bytes)?;
             if r != expect {
                 return Err(format!("{} hashed the segment differently", store.name()).into());
             }

@@ -127,9 +127,12 @@ impl Manifest {
             added += 1;
         }
         // an encrypted repository's keyring travels with its catalog (a copy without it
-        // could not open its artifacts)
-        if self.keyring.is_none() && other.keyring.is_some() {
-            self.keyring.clone_from(&other.keyring);
+        // could not open its artifacts); of two copies the newer revision holds (a key
+        // change that reached only some stores)
+        if let Some(theirs) = &other.keyring
+            && crate::keyring_is_newer(self.keyring.as_deref(), theirs)
+        {
+            self.keyring = Some(theirs.clone());
             added += 1;
         }
         for t in &other.timelines {

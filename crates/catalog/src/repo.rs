@@ -226,6 +226,18 @@ impl Repository {
     /// different id) is refused.
     pub async fn init(&self) -> Result<()> {
         let mut id = None;
+        // an encrypted repository's newest keyring goes to every destination (one
+        // added later, or one a key change did not reach), or that one alone could not
+        // open what it holds
+        let mut keyring: Option<String> = None;
+        for d in &self.dests {
+            if let Some(r) = crate::read_catalog(d.as_ref()).await?
+                && let Some(k) = &r.manifest.keyring
+                && crate::keyring_is_newer(keyring.as_deref(), k)
+            {
+                keyring = Some(k.clone());
+            }
+        }
         for d in &self.dests {
             if let Some(r) = crate::read_catalog(d.as_ref()).await?
                 && let Some(found) = r.manifest.repository_id
@@ -253,15 +265,21 @@ impl Repository {
                     None => (0, Manifest::default()),
                     Some(r) => (r.generation, r.manifest.clone()),
                 };
-                if g > 0 && m.layout >= LAYOUT && m.repository_id.is_some() {
+                let stale_keyring = keyring
+                    .as_deref()
+                    .is_some_and(|k| crate::keyring_is_newer(m.keyring.as_deref(), k));
+                if g > 0 && m.layout >= LAYOUT && m.repository_id.is_some() && !stale_keyring {
                     break; // nothing to write (also past a damaged newest generation)
                 }
                 if let Some(r) = read.as_ref().filter(|r| r.fell_back()) {
                     return Err(crate::fallback::damaged(d.as_ref(), r));
                 }
-                m.layout = m.layout_needed();
                 // a concurrent init may have set one since: never overwrite it
                 m.repository_id.get_or_insert_with(|| id.clone());
+                if stale_keyring {
+                    m.keyring.clone_from(&keyring);
+                }
+                m.layout = m.layout_needed();
                 match self.commit_on(d, g, &m).await {
                     Ok(_) => break,
                     Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
@@ -307,6 +325,33 @@ impl Repository {
                     Err(e) => return Err(e),
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Records a changed keyring (a key slot added or removed, an epoch begun or
+    /// retired, the master key replaced) in every destination's catalog. Refused where
+    /// a destination holds another repository's keyring, or a revision of this one
+    /// that is not older (a concurrent key change: read the keyring again and redo).
+    pub async fn replace_keyring(&self, keyring: &str) -> Result<()> {
+        for d in &self.dests {
+            let name = d.name();
+            self.update_one(d, |m| match m.keyring.as_deref() {
+                Some(k) if k == keyring => Ok(()),
+                None => Err(Error::Invalid {
+                    store: name.clone(),
+                    detail: "holds no keyring: the repository is not encrypted there".into(),
+                }),
+                Some(k) if !crate::keyring_is_newer(Some(k), keyring) => Err(Error::Invalid {
+                    store: name.clone(),
+                    detail: "holds a keyring that is newer or of another repository: another key change came first; read the keyring again".into(),
+                }),
+                Some(_) => {
+                    m.keyring = Some(keyring.to_owned());
+                    Ok(())
+                }
+            })
+            .await?;
         }
         Ok(())
     }
@@ -666,6 +711,7 @@ impl Repository {
         for d in &self.dests {
             if let Some((_, m)) = crate::fallback::read_for_write(d.as_ref()).await? {
                 m.check_writable(b.artifact.timeline())?;
+                check_sealing(d.as_ref(), &m)?;
             }
         }
         let mut stored: Option<ArtifactRef> = None;
@@ -714,8 +760,12 @@ impl Repository {
             root: b.root,
         };
         let e = entry.clone();
+        let dests = self.dests.clone();
         self.update_catalog(move |m| {
             m.check_writable(e.timeline)?;
+            for d in &dests {
+                check_sealing(d.as_ref(), m)?;
+            }
             if !m.entries.iter().any(|x| x.id == e.id) {
                 m.entries.push(e.clone());
             }
@@ -999,6 +1049,18 @@ impl Repository {
 
 /// A repository id: 16 hex digits from the time, the writer and the process, unique
 /// enough to tell two repositories apart (it is never a security boundary).
+/// Refuses plaintext into an encrypted repository: `d` does not seal while `m` (its
+/// catalog) holds a keyring (the repository was encrypted after this writer opened it).
+pub(crate) fn check_sealing(d: &dyn BackupStore, m: &Manifest) -> Result<()> {
+    if m.keyring.is_some() && !d.seals() {
+        return Err(Error::Invalid {
+            store: d.name(),
+            detail: "the repository is encrypted (its catalog holds a keyring) but this writer opened it without its keys: refusing to store plaintext; reopen with the passphrase".into(),
+        });
+    }
+    Ok(())
+}
+
 fn new_repository_id(now_us: u64, holder: &str) -> String {
     let mut h = blake3::Hasher::new();
     h.update(&now_us.to_le_bytes());

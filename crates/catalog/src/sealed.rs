@@ -23,20 +23,40 @@ pub struct SealedStore {
     inner: Arc<dyn BackupStore>,
     /// None: locked (no secret given): listing, the catalog and copies of stored bytes
     /// work; reading or writing an artifact's contents is refused, saying why.
-    keys: Option<Arc<Keys>>,
+    /// Some: the keys, and the keyring revision they were last brought to (a key
+    /// rotation elsewhere is picked up before the next put).
+    keys: Option<std::sync::Mutex<(u64, Arc<Keys>)>>,
 }
 
 impl std::fmt::Debug for SealedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SealedStore")
             .field("inner", &self.inner.name())
-            .field("epoch", &self.keys.as_ref().map(|k| k.current_epoch()))
+            .field(
+                "epoch",
+                &self.current_keys().ok().map(|k| k.current_epoch()),
+            )
             .finish_non_exhaustive()
     }
 }
 
 /// Why a locked store refuses an artifact's contents.
 pub const LOCKED: &str = "the repository is encrypted and no key was given: set BINDSPACE_PASSPHRASE (or BINDSPACE_PASSPHRASE_FILE, or BINDSPACE_KEY_FILE)";
+
+/// Whether keyring `theirs` should replace `mine` (a catalog's copy): `mine` is
+/// absent or does not decode while `theirs` does, or both are the same repository's
+/// and `theirs` has the higher revision. Keyrings of different repositories never
+/// replace each other.
+pub fn keyring_is_newer(mine: Option<&str>, theirs: &str) -> bool {
+    use bindspace_crypt::Keyring;
+    let Ok(t) = Keyring::decode(theirs.as_bytes()) else {
+        return false;
+    };
+    match mine.map(|m| Keyring::decode(m.as_bytes())) {
+        None | Some(Err(_)) => true,
+        Some(Ok(m)) => m.repository_id() == t.repository_id() && t.revision() > m.revision(),
+    }
+}
 
 /// What an artifact is, as bound into its seal.
 pub fn seal_context(id: &ArtifactId) -> Vec<u8> {
@@ -58,7 +78,7 @@ impl SealedStore {
     pub fn new(inner: Arc<dyn BackupStore>, keys: Arc<Keys>) -> SealedStore {
         SealedStore {
             inner,
-            keys: Some(keys),
+            keys: Some(std::sync::Mutex::new((0, keys))),
         }
     }
 
@@ -68,11 +88,59 @@ impl SealedStore {
         SealedStore { inner, keys: None }
     }
 
-    fn keys(&self, id: ArtifactId) -> Result<&Keys> {
-        self.keys.as_deref().ok_or_else(|| Error::Invalid {
+    fn current_keys(&self) -> std::result::Result<Arc<Keys>, ()> {
+        let k = self.keys.as_ref().ok_or(())?;
+        Ok(k.lock().unwrap_or_else(|e| e.into_inner()).1.clone())
+    }
+
+    fn keys(&self, id: ArtifactId) -> Result<Arc<Keys>> {
+        self.current_keys().map_err(|()| Error::Invalid {
             store: self.inner.name(),
             detail: format!("{id}: {LOCKED}"),
         })
+    }
+
+    /// Brings the keys to the keyring the store's catalog holds now, when it is a
+    /// newer revision of the same repository's (a `bindspace key rotate` elsewhere):
+    /// new artifacts are then sealed under its current epoch, and one retired later
+    /// never receives new artifacts. A catalog that cannot be read keeps the keys as
+    /// they are (its damage is reported where the catalog is used); a keyring the
+    /// master key no longer opens (the master key was replaced) refuses the write:
+    /// reopen with the passphrase.
+    async fn refresh(&self) -> Result<()> {
+        let Some(cell) = &self.keys else {
+            return Ok(());
+        };
+        let Ok(Some((_, m))) = self.inner.read_manifest().await else {
+            return Ok(());
+        };
+        let Some(text) = m.keyring else {
+            return Ok(());
+        };
+        let Ok(ring) = bindspace_crypt::Keyring::decode(text.as_bytes()) else {
+            return Ok(());
+        };
+        let (known, keys) = cell.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if ring.revision() <= known {
+            return Ok(());
+        }
+        let fresh = ring
+            .unlock_with_master(&keys.export_master())
+            .map_err(|e| Error::Invalid {
+                store: self.inner.name(),
+                detail: format!(
+                    "the repository's keyring changed (revision {}) and the keys this store was opened with do not open it ({e}): the master key was replaced; reopen with the passphrase",
+                    ring.revision()
+                ),
+            })?;
+        if fresh.current_epoch() != keys.current_epoch() {
+            tracing::info!(store = %self.inner.name(), epoch = fresh.current_epoch(), "sealing under the keyring's new epoch");
+        }
+        let mut g = cell.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 < ring.revision() {
+            *g = (ring.revision(), Arc::new(fresh));
+        }
+        Ok(())
     }
 
     /// The sealed bytes of `bytes` as `id` (deterministic: the same on every store).
@@ -123,7 +191,13 @@ impl BackupStore for SealedStore {
         self.inner.name()
     }
 
+    fn seals(&self) -> bool {
+        true
+    }
+
     async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
+        self.keys(id)?;
+        self.refresh().await?;
         let sealed = self.seal(id, &bytes)?;
         self.inner.put(id, Bytes::from(sealed)).await
     }

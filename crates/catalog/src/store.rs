@@ -60,6 +60,13 @@ pub trait BackupStore: Send + Sync + Debug {
     /// Removes an artifact; removing a missing one is not an error.
     async fn delete(&self, id: ArtifactId) -> Result<()>;
 
+    /// Whether everything this store puts is sealed (an encrypted repository's store,
+    /// [`crate::SealedStore`]): a writer refuses to put plaintext into a repository
+    /// whose catalog holds a keyring.
+    fn seals(&self) -> bool {
+        false
+    }
+
     /// The reference [`BackupStore::put`] of `bytes` as `id` returns, without storing
     /// them (an encrypted store's is that of the sealed bytes): what a writer expects.
     fn stored_ref(&self, id: ArtifactId, bytes: &[u8]) -> Result<ArtifactRef> {

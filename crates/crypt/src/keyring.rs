@@ -31,6 +31,9 @@ pub enum SlotSecret {
     Passphrase(String),
     /// A key file's contents (64 hex digits, from [`Keyring::new_key_file`]).
     KeyFile(String),
+    /// The master key itself as 64 hex digits (from [`Keys::export_master`], kept
+    /// offline): opens the keyring without a slot; never a slot of its own.
+    MasterKey(String),
 }
 
 impl std::fmt::Debug for SlotSecret {
@@ -38,6 +41,7 @@ impl std::fmt::Debug for SlotSecret {
         f.write_str(match self {
             SlotSecret::Passphrase(_) => "Passphrase(..)",
             SlotSecret::KeyFile(_) => "KeyFile(..)",
+            SlotSecret::MasterKey(_) => "MasterKey(..)",
         })
     }
 }
@@ -47,6 +51,7 @@ impl SlotSecret {
         match self {
             SlotSecret::Passphrase(_) => "passphrase",
             SlotSecret::KeyFile(_) => "keyfile",
+            SlotSecret::MasterKey(_) => "master",
         }
     }
 }
@@ -115,6 +120,15 @@ struct Body {
     current_epoch: u32,
     slots: Vec<StoredSlot>,
     epochs: Vec<StoredEpoch>,
+    /// Changes since creation (slot added or removed, epoch begun or retired, master
+    /// key replaced): of two copies of one keyring the higher is the newer. Absent
+    /// (0) in a keyring never changed, so format 1's files are unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    revision: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -254,8 +268,9 @@ fn slot_kek(slot: &StoredSlot, secret: &SlotSecret) -> Result<Option<Key>> {
             .hash_password_into(p.as_bytes(), &salt, &mut out)
             .map_err(|e| Error::Refused(format!("Argon2id: {e}")))?;
         }
+        SlotSecret::MasterKey(_) => return Ok(None),
         SlotSecret::KeyFile(text) => {
-            let Some(file_key) = Key::from_hex(text) else {
+            let Some(file_key) = Key::from_hex(text.trim()) else {
                 return Err(Error::Refused(
                     "a key file holds 64 hex digits (from `bindspace key add --key-file`)".into(),
                 ));
@@ -279,10 +294,16 @@ fn new_slot(
     master: &Key,
     rng: &mut dyn Entropy,
 ) -> Result<StoredSlot> {
-    if let SlotSecret::Passphrase(p) = secret
-        && p.is_empty()
-    {
-        return Err(Error::Refused("an empty passphrase".into()));
+    match secret {
+        SlotSecret::Passphrase(p) if p.is_empty() => {
+            return Err(Error::Refused("an empty passphrase".into()));
+        }
+        SlotSecret::MasterKey(_) => {
+            return Err(Error::Refused(
+                "the master key is not a slot's secret: add a passphrase or a key file".into(),
+            ));
+        }
+        _ => {}
     }
     let mut salt = [0u8; 16];
     rng.fill(&mut salt)?;
@@ -317,6 +338,7 @@ impl Keyring {
                 current_epoch: 0,
                 slots: Vec::new(),
                 epochs: Vec::new(),
+                revision: 0,
             },
         };
         let mut keys = Keys {
@@ -327,6 +349,7 @@ impl Keyring {
         };
         ring.add_slot(&keys, secret, cost, "first", rng)?;
         ring.rotate(&mut keys, now_us, rng)?;
+        ring.body.revision = 0;
         Ok((ring, keys))
     }
 
@@ -338,6 +361,12 @@ impl Keyring {
     /// The repository this keyring belongs to.
     pub fn repository_id(&self) -> &str {
         &self.body.repository_id
+    }
+
+    /// How many times it changed since creation: of two copies of one keyring, the
+    /// higher revision is the newer.
+    pub fn revision(&self) -> u64 {
+        self.body.revision
     }
 
     /// The key slots.
@@ -370,30 +399,48 @@ impl Keyring {
     /// Opens the keyring with a passphrase or key file: every slot of that kind is
     /// tried. [`Error::WrongKey`] when none opens.
     pub fn unlock(&self, secret: &SlotSecret) -> Result<Keys> {
+        if let SlotSecret::MasterKey(hex) = secret {
+            return self.unlock_with_master(hex.trim());
+        }
+        // a malformed slot does not stop the others from being tried
+        let mut malformed = None;
         for slot in &self.body.slots {
-            let Some(kek) = slot_kek(slot, secret)? else {
-                continue;
-            };
             let a = aad("slot", &self.body.repository_id, slot.id);
-            if let Some(master) = unwrap_key(&kek, &slot.wrapped, &a)? {
-                return self.keys_with(master);
+            let opened = slot_kek(slot, secret)
+                .and_then(|kek| kek.map_or(Ok(None), |k| unwrap_key(&k, &slot.wrapped, &a)));
+            match opened {
+                Ok(Some(master)) => return self.keys_with(master, true),
+                Ok(None) => {}
+                Err(e @ Error::Corrupt { .. }) => malformed = malformed.or(Some(e)),
+                Err(e) => return Err(e),
             }
         }
-        Err(Error::WrongKey)
+        Err(malformed.unwrap_or(Error::WrongKey))
     }
 
     /// Opens the keyring with the master key itself (from `bindspace key export`).
     pub fn unlock_with_master(&self, master_hex: &str) -> Result<Keys> {
         let master = Key::from_hex(master_hex).ok_or(Error::WrongKey)?;
-        self.keys_with(master)
+        self.keys_with(master, false)
     }
 
-    fn keys_with(&self, master: Key) -> Result<Keys> {
+    /// The keys under `master`; `authenticated`: it came out of a slot (its AEAD tag
+    /// held), so an epoch key that does not open under it was altered, not mistyped.
+    fn keys_with(&self, master: Key, authenticated: bool) -> Result<Keys> {
         let mut epochs = BTreeMap::new();
         for e in self.body.epochs.iter().filter(|e| !e.wrapped.is_empty()) {
             let a = aad("epoch", &self.body.repository_id, e.id);
-            // the checksum held, so a key that opens no epoch is the wrong key
-            let k = unwrap_key(&master, &e.wrapped, &a)?.ok_or(Error::WrongKey)?;
+            let k = unwrap_key(&master, &e.wrapped, &a)?.ok_or_else(|| {
+                if authenticated {
+                    Error::corrupt(
+                        "keyring",
+                        format!("epoch {}'s key does not open with the master key a slot holds: the keyring was altered", e.id),
+                    )
+                } else {
+                    // a master key typed in (from `key export`) that opens no epoch
+                    Error::WrongKey
+                }
+            })?;
             epochs.insert(e.id, k);
         }
         Ok(Keys {
@@ -429,6 +476,7 @@ impl Keyring {
             rng,
         )?;
         self.body.slots.push(slot);
+        self.body.revision += 1;
         Ok(id)
     }
 
@@ -443,6 +491,7 @@ impl Keyring {
             ));
         }
         self.body.slots.remove(i);
+        self.body.revision += 1;
         Ok(())
     }
 
@@ -468,6 +517,7 @@ impl Keyring {
             wrapped,
         });
         self.body.current_epoch = id;
+        self.body.revision += 1;
         keys.epochs.insert(id, key);
         keys.current = id;
         Ok(id)
@@ -486,6 +536,7 @@ impl Keyring {
             return Err(Error::Refused(format!("no key epoch {id}")));
         };
         e.wrapped.clear();
+        self.body.revision += 1;
         keys.epochs.remove(&id);
         Ok(())
     }
@@ -543,6 +594,7 @@ impl Keyring {
             )?);
         }
         next.body.slots = slots;
+        next.body.revision += 1;
         *self = next;
         keys.master = master;
         Ok(())

@@ -94,6 +94,18 @@ pub(crate) async fn sync_catalogs(
                     ));
                 }
             }
+            // an encrypted repository's keyring (or its newer revision) goes where it
+            // is missing: without it this store alone opens nothing it holds
+            if let Some(k) = &o.manifest.keyring
+                && bindspace_catalog::keyring_is_newer(s.manifest.keyring.as_deref(), k)
+                && bindspace_catalog::keyring_is_newer(add.keyring.as_deref(), k)
+            {
+                add.keyring = Some(k.clone());
+                healed.push(format!(
+                    "the repository's keyring recorded from {}'s catalog",
+                    o.store.name()
+                ));
+            }
             for p in &o.manifest.restore_points {
                 if s.manifest.restore_points.iter().any(|x| x.name == p.name)
                     || add.restore_points.iter().any(|x| x.name == p.name)

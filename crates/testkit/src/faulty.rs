@@ -212,6 +212,10 @@ impl BackupStore for FaultyStore {
         self.inner.name()
     }
 
+    fn seals(&self) -> bool {
+        self.inner.seals()
+    }
+
     async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
         match self.before(Op::Put).await? {
             Some(Fault::Corrupt) => {

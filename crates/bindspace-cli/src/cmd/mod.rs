@@ -1,5 +1,5 @@
 //! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
-//! layout): `init`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
+//! layout): `init`, `key`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
 //! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`, `replicate`, `standby run|promote`, `export`, `serve`, `status`.
 
 use anyhow::Result;
@@ -13,6 +13,7 @@ mod dr;
 mod explain;
 mod export;
 mod init;
+mod key;
 mod list;
 mod replicate;
 mod restore;
@@ -33,6 +34,10 @@ pub enum Op {
     /// Create an empty catalog on every destination (`--encrypt`: an encrypted
     /// repository).
     Init(init::Args),
+    /// An encrypted repository's keys: `list`, `add`, `remove`, `rotate`
+    /// (`--reencrypt`, `--master`), `reencrypt`, `export`.
+    #[command(subcommand)]
+    Key(key::KeyOp),
     /// Back up an engine data directory (not open in another process).
     Backup(backup::Args),
     /// List the backups in the catalog.
@@ -88,6 +93,7 @@ pub enum Op {
 pub fn run(op: Op) -> Result<()> {
     match op {
         Op::Init(a) => init::run(&a),
+        Op::Key(k) => key::run(k),
         Op::Backup(a) => backup::run(a),
         Op::List(r) => list::run(&r),
         Op::Show(a) => show::run(&a),
