@@ -849,3 +849,202 @@ fn an_encrypted_repository_through_the_cli() {
     let (code, out, err) = run(&pw, &["verify"]);
     assert_eq!(code, Some(0), "{out}{err}");
 }
+
+/// A file holding `text`, mode 0600 (secret files others may read are refused).
+fn secret_file(path: &std::path::Path, text: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.display().to_string()
+}
+
+// The key-management runbook of docs/OPERATIONS.md, command by command: slots added and
+// removed, a rotation with re-encryption, the master key exported and used, a
+// master-key rotation; checksum verify without a key; `restore --to` into an encrypted
+// destination (another store of the repository, and a new encrypted repository taking
+// a plaintext history). Every restore gives the digest the engine had.
+#[test]
+fn key_management_through_the_cli() {
+    use bindspace::{BackupConfig, Engine};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let url = |n: &str| {
+        let p = d.join(n);
+        std::fs::create_dir_all(&p).unwrap();
+        format!("file://{}", p.display())
+    };
+    let repo = url("repo");
+    let run = |repo: &str, env: &[(&str, &str)], args: &[&str]| {
+        let mut c = bindspace();
+        c.args(args).args(["--repo", repo]);
+        for k in [
+            "BINDSPACE_PASSPHRASE",
+            "BINDSPACE_PASSPHRASE_FILE",
+            "BINDSPACE_KEY_FILE",
+            "BINDSPACE_MASTER_KEY_FILE",
+            "BINDSPACE_NEW_PASSPHRASE",
+            "BINDSPACE_TO_PASSPHRASE",
+        ] {
+            c.env_remove(k);
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let pw1 = [("BINDSPACE_PASSPHRASE", "first passphrase of the runbook")];
+    let (code, _, err) = run(&repo, &pw1, &["init", "--encrypt"]);
+    assert_eq!(code, Some(0), "{err}");
+    let e = Engine::builder(d.join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 8,
+            address_space: 256,
+            background_jobs: false,
+            destinations: vec![repo.clone()],
+            ..BackupConfig::default()
+        })
+        .secret(bindspace_crypt::SlotSecret::Passphrase(pw1[0].1.into()))
+        .open()
+        .unwrap();
+    for a in 0..120u16 {
+        let words: Vec<u64> = (0..8).map(|w| u64::from(a) * 0x9e37_79b9 + w).collect();
+        e.write(
+            bindspace_core::Addr(a),
+            bindspace_core::Fingerprint::from_words(words),
+        )
+        .unwrap();
+    }
+    e.backup_now(bindspace_catalog::BackupKind::Full).unwrap();
+    e.delete(bindspace_core::Addr(9)).unwrap();
+    e.archive_now().unwrap();
+    let digest = e.read(|s| s.digest().to_string());
+    e.close().unwrap();
+    let restores = |repo: &str, env: &[(&str, &str)]| {
+        let (code, out, err) = run(repo, env, &["restore", "--latest", "--json"]);
+        if code != Some(0) {
+            return (code, err);
+        }
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["digest"], digest.as_str(), "{out}");
+        (code, err)
+    };
+
+    // checksum verify needs no key
+    let (code, out, err) = run(&repo, &[], &["verify", "--level", "checksum"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // a second passphrase (from a file) and a key file
+    let pw2_file = secret_file(&d.join("pw2"), "second passphrase of the runbook\n");
+    let (code, out, err) = run(
+        &repo,
+        &pw1,
+        &[
+            "key",
+            "add",
+            "--label",
+            "ops",
+            "--new-passphrase-file",
+            &pw2_file,
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("added key slot 2"), "{out}");
+    let key_file = d.join("repo.key");
+    let (code, _, err) = run(
+        &repo,
+        &pw1,
+        &[
+            "key",
+            "add",
+            "--new-key-file",
+            &key_file.display().to_string(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let kf = [("BINDSPACE_KEY_FILE", key_file.to_str().unwrap())];
+    let pw2 = [("BINDSPACE_PASSPHRASE_FILE", pw2_file.as_str())];
+    // a world-readable passphrase file is refused
+    let loose = d.join("loose");
+    std::fs::write(&loose, "x\n").unwrap();
+    let (code, err) = restores(
+        &repo,
+        &[("BINDSPACE_PASSPHRASE_FILE", loose.to_str().unwrap())],
+    );
+    assert!(code != Some(0) && err.contains("chmod 600"), "{err}");
+    // the first slot removed: its passphrase no longer opens (exit 9)
+    let (code, _, err) = run(&repo, &kf, &["key", "remove", "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(restores(&repo, &pw1).0, Some(9));
+    assert_eq!(restores(&repo, &kf).0, Some(0));
+    // rotation with re-encryption: the first epoch is retired
+    let (code, out, err) = run(&repo, &pw2, &["key", "rotate", "--reencrypt", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["resealed"].as_u64().unwrap() >= 2, "{out}");
+    assert_eq!(v["retired_epochs"], serde_json::json!([1]), "{out}");
+    let (code, out, _) = run(&repo, &[], &["key", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["slots"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(v["epochs"][0]["retired"], true, "{out}");
+    assert_eq!(v["epochs"][1]["current"], true, "{out}");
+    assert_eq!(restores(&repo, &pw2).0, Some(0));
+    // the master key: refused without the acknowledgement; with it, it opens alone
+    let (code, _, err) = run(&repo, &pw2, &["key", "export"]);
+    assert!(code != Some(0) && err.contains("--i-understand"), "{err}");
+    let (code, master, err) = run(&repo, &pw2, &["key", "export", "--i-understand"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("warning"), "{err}");
+    let master_file = secret_file(&d.join("master"), &master);
+    let mk = [("BINDSPACE_MASTER_KEY_FILE", master_file.as_str())];
+    assert_eq!(restores(&repo, &mk).0, Some(0));
+    // a new master key: only the slot of the secret given stays; the old master key
+    // and the removed key file no longer open
+    let (code, out, err) = run(&repo, &pw2, &["key", "rotate", "--master"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(restores(&repo, &pw2).0, Some(0));
+    assert_eq!(restores(&repo, &kf).0, Some(9));
+    assert_eq!(restores(&repo, &mk).0, Some(9));
+    let (code, out, err) = run(&repo, &[], &["verify", "--level", "checksum"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    // restore --to another store of this repository: it receives the keyring and a
+    // sealed full, and restores alone
+    let copy = url("copy");
+    let (code, _, err) = run(&repo, &pw2, &["restore", "--latest", "--to", &copy]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(restores(&copy, &pw2).0, Some(0));
+    assert_eq!(
+        restores(&copy, &[]).0,
+        Some(1),
+        "locked without the passphrase"
+    );
+    // a plaintext history into a new encrypted repository (`init --encrypt` there,
+    // its passphrase given for the destination only)
+    let plain = d.join("plain");
+    let out = small_demo(&plain);
+    assert!(out.status.success());
+    let plain_repo = format!("file://{}", plain.join("data").join("repo").display());
+    let vault = url("vault");
+    let pw3 = [("BINDSPACE_PASSPHRASE", "the vault's passphrase")];
+    let (code, _, err) = run(&vault, &pw3, &["init", "--encrypt"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(
+        &plain_repo,
+        &[("BINDSPACE_TO_PASSPHRASE", pw3[0].1)],
+        &["restore", "--latest", "--to", &vault, "--json"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (code, out2, err) = run(&vault, &pw3, &["restore", "--latest", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let w: serde_json::Value = serde_json::from_str(&out2).unwrap();
+    assert_eq!(v["digest"], w["digest"], "{out}\n{out2}");
+    // nothing in the vault is plaintext: verify flags none
+    let (code, out, err) = run(&vault, &[], &["verify", "--level", "checksum"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+}

@@ -54,6 +54,7 @@ pub use archiver::StoreArchiver;
 pub use artifact::{
     ArtifactId, ArtifactKind, ArtifactRef, FIRST_TIMELINE, TimelineId, blake3_hex, parse_blake3_hex,
 };
+pub use bindspace_crypt::is_sealed;
 pub use error::{Error, Result};
 pub use fallback::{CatalogRead, read_catalog};
 pub use lease::Lease;

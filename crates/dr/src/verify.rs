@@ -406,6 +406,8 @@ pub async fn verify_paced(
     // least recently verified first (never verified before anything)
     work.sort_by_key(|(last, i, r)| (*last, *i, r.id));
     let mut intact: Vec<Vec<ArtifactRef>> = vec![Vec::new(); stores.len()];
+    // an encrypted repository (a catalog holds its keyring): a plaintext object is damage
+    let encrypted = seen.iter().flatten().any(|s| s.manifest.keyring.is_some());
     let mut reached = 0;
     // bytes asked for so far (a read that failed counts: it used the link too)
     let mut attempted = 0u64;
@@ -425,13 +427,29 @@ pub async fn verify_paced(
         reached += 1;
         let store = &stores[*i];
         let rep = &mut reports[*i];
-        match store.get(r).await {
-            Ok(bytes) => {
-                rep.bytes_read += bytes.len() as u64;
-                let decoded = if opts.level >= VerifyLevel::Standard {
-                    checks::decode(&r.id, &bytes)
-                } else {
-                    Ok(())
+        // the stored bytes against the catalog's checksum (no key needed), then, above
+        // the checksum level, opened (an encrypted store's) and decoded
+        let read = match store.get_stored(r).await {
+            Ok(stored) if encrypted && !bindspace_catalog::is_sealed(&stored) => {
+                Err(bindspace_catalog::Error::Corrupt {
+                    store: store.name(),
+                    artifact: r.id,
+                    detail: "stored unencrypted in an encrypted repository (its keyring is in the catalog): every object there must be sealed".into(),
+                })
+            }
+            Ok(stored) if opts.level >= VerifyLevel::Standard => {
+                let len = stored.len();
+                store.open_stored(r, stored).await.map(|b| (len, Some(b)))
+            }
+            Ok(stored) => Ok((stored.len(), None)),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok((len, opened)) => {
+                rep.bytes_read += len as u64;
+                let decoded = match &opened {
+                    Some(bytes) => checks::decode(&r.id, bytes),
+                    None => Ok(()),
                 };
                 match decoded {
                     Ok(()) => {

@@ -10,7 +10,7 @@ use bindspace_catalog::NewBackup;
 use bindspace_core::snapshot;
 use serde_json::json;
 
-use crate::args::{RepoArgs, TargetArgs, TimelineArg, repository, runtime, spinner};
+use crate::args::{RepoArgs, TargetArgs, TimelineArg, runtime, spinner};
 use crate::output::emit;
 
 /// `bindspace restore`.
@@ -27,9 +27,16 @@ pub struct Args {
     /// `checkpoint.snap` continues on a new timeline.
     #[arg(long, conflicts_with = "to")]
     out: Option<PathBuf>,
-    /// Write it as a full backup into another repository (cross-backend).
+    /// Write it as a full backup into another repository (cross-backend). An
+    /// encrypted destination is opened with --to-passphrase-file, else
+    /// $BINDSPACE_TO_PASSPHRASE, else the source's secret; an empty one made by
+    /// `init --encrypt` takes the restored state as its first full (plaintext history
+    /// into a new encrypted repository).
     #[arg(long)]
     to: Option<String>,
+    /// The encrypted destination's passphrase, from the first line of this file.
+    #[arg(long, requires = "to")]
+    to_passphrase_file: Option<PathBuf>,
 }
 
 pub fn run(a: &Args) -> Result<()> {
@@ -78,8 +85,36 @@ pub fn run(a: &Args) -> Result<()> {
             .find_map(|s| rt.block_on(s.read_manifest()).ok().flatten())
             .map(|(_, m)| m)
             .unwrap_or_default();
-        let dst = rt.block_on(repository(std::slice::from_ref(url), a.repo.timeout()))?;
-        rt.block_on(dst.adopt_descriptor(&source))?;
+        let raw = rt.block_on(bindspace::stores::open_all_with(
+            std::slice::from_ref(url),
+            a.repo.timeout(),
+        ))?;
+        let mut source = source;
+        let theirs = rt.block_on(raw[0].read_manifest())?.map(|(_, m)| m);
+        if let Some(d) = theirs
+            .filter(|d| source.keyring.is_none() && d.keyring.is_some() && d.entries.is_empty())
+        {
+            // a new encrypted repository: its keyring is bound to its own id, which
+            // it keeps; the restored state becomes its first full
+            source.repository_id = d.repository_id;
+        }
+        // the descriptor first (it brings an encrypted source's keyring), then the
+        // stores unlocked: the full is sealed there when the destination is encrypted
+        let clock = std::sync::Arc::new(bindspace_core::SystemClock);
+        let holder = format!("bindspace cli pid {}", std::process::id());
+        rt.block_on(
+            bindspace_catalog::Repository::new(raw.clone(), clock.clone(), holder.clone())?
+                .adopt_descriptor(&source),
+        )?;
+        let secret = match &a.to_passphrase_file {
+            Some(f) => Some(bindspace::keys::passphrase_file(f)?),
+            None => match std::env::var("BINDSPACE_TO_PASSPHRASE") {
+                Ok(p) if !p.is_empty() => Some(bindspace_crypt::SlotSecret::Passphrase(p)),
+                _ => bindspace::keys::secret_from_env()?,
+            },
+        };
+        let stores = rt.block_on(bindspace::keys::unlock(raw, secret.as_ref()))?;
+        let dst = bindspace_catalog::Repository::new(stores, clock, holder)?;
         rt.block_on(dst.write_backup(NewBackup::full(&space, 0).on(plan.timeline)))?;
     }
     // a time after the newest state: said so, only when nothing newer is recorded
