@@ -1,5 +1,6 @@
 //! An encrypted repository's keys: where the secret comes from, and the stores wrapped
-//! so everything they put is sealed ([`bindspace_catalog::SealedStore`]).
+//! so everything they put is sealed ([`bindspace_catalog::SealedStore`]), and packed
+//! (compressed) where it pays once the catalog says compression is on.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -96,6 +97,8 @@ pub fn new_key_file(path: &Path, rng: &mut dyn Entropy) -> Result<SlotSecret> {
 struct Survey {
     keyring: Option<Keyring>,
     repository_id: Option<String>,
+    /// A catalog says compression is on.
+    compression: bool,
 }
 
 async fn survey(stores: &[Arc<dyn BackupStore>]) -> Result<Survey> {
@@ -105,6 +108,7 @@ async fn survey(stores: &[Arc<dyn BackupStore>]) -> Result<Survey> {
     let mut out = Survey {
         keyring: None,
         repository_id: None,
+        compression: false,
     };
     for s in stores {
         match bindspace_catalog::read_catalog(s.as_ref()).await {
@@ -113,6 +117,7 @@ async fn survey(stores: &[Arc<dyn BackupStore>]) -> Result<Survey> {
                 if out.repository_id.is_none() {
                     out.repository_id.clone_from(&r.manifest.repository_id);
                 }
+                out.compression |= r.manifest.compression.is_some();
                 let Some(k) = r.manifest.keyring else {
                     continue;
                 };
@@ -183,6 +188,7 @@ pub async fn unlock(
     let Survey {
         keyring: ring,
         repository_id,
+        compression,
     } = survey(&stores).await?;
     if let (Some(ring), Some(id)) = (&ring, &repository_id)
         && ring.repository_id() != id
@@ -200,6 +206,10 @@ pub async fn unlock(
             .join(", ")
     };
     match (ring, secret) {
+        (None, None) if compression => Ok(stores
+            .into_iter()
+            .map(|s| Arc::new(SealedStore::packed(s)) as Arc<dyn BackupStore>)
+            .collect()),
         (None, None) => Ok(stores),
         (None, Some(_)) => Err(Error::Config(format!(
             "a passphrase or key file was given, but the repository at {} is not encrypted (`bindspace init --encrypt` makes an encrypted one); refusing to write plaintext",
@@ -213,7 +223,10 @@ pub async fn unlock(
             let keys = Arc::new(open_keys(&ring, secret, &names())?);
             Ok(stores
                 .into_iter()
-                .map(|s| Arc::new(SealedStore::new(s, keys.clone())) as Arc<dyn BackupStore>)
+                .map(|s| {
+                    Arc::new(SealedStore::new(s, keys.clone()).with_packing(compression))
+                        as Arc<dyn BackupStore>
+                })
                 .collect())
         }
     }
@@ -340,14 +353,18 @@ pub async fn reencrypt(
 ) -> Result<Reencrypted> {
     let raw = Repository::new(stores.to_vec(), clock.clone(), "bindspace key reencrypt")?;
     let names = raw.names().join(", ");
-    let ring = keyring_of(stores)
-        .await?
+    let found = survey(stores).await?;
+    let ring = found
+        .keyring
         .ok_or_else(|| Error::Config(format!("the repository at {names} is not encrypted")))?;
     let keys = Arc::new(open_keys(&ring, secret, &names)?);
     let current = keys.current_epoch();
     let sealed: Vec<Arc<dyn BackupStore>> = stores
         .iter()
-        .map(|s| Arc::new(SealedStore::new(s.clone(), keys.clone())) as Arc<dyn BackupStore>)
+        .map(|s| {
+            Arc::new(SealedStore::new(s.clone(), keys.clone()).with_packing(found.compression))
+                as Arc<dyn BackupStore>
+        })
         .collect();
     let repo = Repository::new(sealed.clone(), clock, "bindspace key reencrypt")?;
     let mut out = Reencrypted::default();

@@ -135,6 +135,12 @@ impl Manifest {
             self.keyring = Some(theirs.clone());
             added += 1;
         }
+        // compression switched on anywhere holds everywhere (a build that cannot
+        // unpack must refuse every copy)
+        if self.compression.is_none() && other.compression.is_some() {
+            self.compression.clone_from(&other.compression);
+            added += 1;
+        }
         for t in &other.timelines {
             if !self.timelines.iter().any(|x| x.id == t.id) {
                 self.timelines.push(t.clone());

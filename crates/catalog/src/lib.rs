@@ -42,6 +42,7 @@ mod error;
 mod fallback;
 mod lease;
 mod manifest;
+pub mod packed;
 mod repo;
 pub mod retention;
 mod sealed;

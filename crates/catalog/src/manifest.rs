@@ -18,11 +18,12 @@ use crate::{ArtifactId, Error, FIRST_TIMELINE, Result, TimelineId, blake3_hex};
 /// 1: no descriptor, no timelines (before 0.2). 2: timelines, state roots.
 /// 3: expired timelines (written only once a timeline has expired). 4: encrypted (a
 /// keyring; an older build would drop it when rewriting the catalog and leave every
-/// artifact unreadable, so it must refuse the catalog instead).
+/// artifact unreadable, so it must refuse the catalog instead). 5: compression on
+/// (packed artifacts, [`crate::packed`]: an older build could not read them).
 pub const LAYOUT: u32 = 2;
 
 /// The newest repository layout this build reads and writes.
-pub const NEWEST_LAYOUT: u32 = 4;
+pub const NEWEST_LAYOUT: u32 = 5;
 
 fn layout_1() -> u32 {
     1
@@ -213,6 +214,10 @@ pub struct Manifest {
     /// wrapped keys), the same in every destination. Layout 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyring: Option<String>,
+    /// The codec artifacts are packed with where it pays (`zstd`), once compression
+    /// was switched on; packed and raw artifacts then sit side by side. Layout 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
 }
 
 /// A timeline a promoted standby took over.
@@ -276,6 +281,7 @@ impl Default for Manifest {
             drills: Vec::new(),
             superseded: Vec::new(),
             keyring: None,
+            compression: None,
         }
     }
 }
@@ -288,7 +294,9 @@ impl Manifest {
     /// a timeline whose artifacts are gone; it refuses layout 3 instead), else
     /// [`LAYOUT`].
     pub fn layout_needed(&self) -> u32 {
-        if self.keyring.is_some() {
+        if self.compression.is_some() {
+            5
+        } else if self.keyring.is_some() {
             4
         } else if self.expired.is_empty() {
             LAYOUT

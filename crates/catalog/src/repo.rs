@@ -230,12 +230,16 @@ impl Repository {
         // added later, or one a key change did not reach), or that one alone could not
         // open what it holds
         let mut keyring: Option<String> = None;
+        // compression on anywhere is on everywhere
+        let mut compression: Option<String> = None;
         for d in &self.dests {
-            if let Some(r) = crate::read_catalog(d.as_ref()).await?
-                && let Some(k) = &r.manifest.keyring
-                && crate::keyring_is_newer(keyring.as_deref(), k)
-            {
-                keyring = Some(k.clone());
+            if let Some(r) = crate::read_catalog(d.as_ref()).await? {
+                if let Some(k) = &r.manifest.keyring
+                    && crate::keyring_is_newer(keyring.as_deref(), k)
+                {
+                    keyring = Some(k.clone());
+                }
+                compression = compression.or(r.manifest.compression);
             }
         }
         for d in &self.dests {
@@ -268,7 +272,13 @@ impl Repository {
                 let stale_keyring = keyring
                     .as_deref()
                     .is_some_and(|k| crate::keyring_is_newer(m.keyring.as_deref(), k));
-                if g > 0 && m.layout >= LAYOUT && m.repository_id.is_some() && !stale_keyring {
+                let stale_compression = compression.is_some() && m.compression.is_none();
+                if g > 0
+                    && m.layout >= LAYOUT
+                    && m.repository_id.is_some()
+                    && !stale_keyring
+                    && !stale_compression
+                {
                     break; // nothing to write (also past a damaged newest generation)
                 }
                 if let Some(r) = read.as_ref().filter(|r| r.fell_back()) {
@@ -278,6 +288,9 @@ impl Repository {
                 m.repository_id.get_or_insert_with(|| id.clone());
                 if stale_keyring {
                     m.keyring.clone_from(&keyring);
+                }
+                if stale_compression {
+                    m.compression.clone_from(&compression);
                 }
                 m.layout = m.layout_needed();
                 match self.commit_on(d, g, &m).await {
@@ -325,6 +338,26 @@ impl Repository {
                     Err(e) => return Err(e),
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Switches compression on (`codec`: `zstd`) in every destination's catalog:
+    /// from now on artifacts are packed where it pays. Layout 5 from then on (a build
+    /// that cannot unpack refuses the repository). Existing artifacts stay as they are.
+    pub async fn set_compression(&self, codec: &str) -> Result<()> {
+        if codec != "zstd" {
+            return Err(Error::Invalid {
+                store: self.names().join(", "),
+                detail: format!("unknown compression {codec:?} (known: zstd)"),
+            });
+        }
+        for d in &self.dests {
+            self.update_one(d, |m| {
+                m.compression = Some(codec.to_owned());
+                Ok(())
+            })
+            .await?;
         }
         Ok(())
     }
@@ -383,6 +416,9 @@ impl Repository {
                 // without a slot's secret), or its artifacts could not be opened there
                 if m.keyring.is_none() {
                     m.keyring.clone_from(&source.keyring);
+                }
+                if m.compression.is_none() {
+                    m.compression.clone_from(&source.compression);
                 }
                 for t in &source.timelines {
                     match m.timeline(t.id) {

@@ -1,5 +1,7 @@
 //! A store that seals every artifact it puts and opens every one it gets (encryption
-//! at rest, `bindspace-crypt`), over any other store. What the inner store holds, and
+//! at rest, `bindspace-crypt`), over any other store, and packs (compresses,
+//! [`crate::packed`]) what pays before sealing; [`SealedStore::packed`] only packs (an
+//! unencrypted repository with compression on). What the inner store holds, and
 //! what the catalog records (length, blake3), are the sealed bytes: checksum verify,
 //! replication and repair work on the inner store without a key. Listing, deleting,
 //! the catalog and the lease pass through.
@@ -26,6 +28,10 @@ pub struct SealedStore {
     /// Some: the keys, and the keyring revision they were last brought to (a key
     /// rotation elsewhere is picked up before the next put).
     keys: Option<std::sync::Mutex<(u64, Arc<Keys>)>>,
+    /// Not encrypted at all (only packing): what is stored is the packed or raw bytes.
+    plain: bool,
+    /// Pack what pays before sealing.
+    pack: bool,
 }
 
 impl std::fmt::Debug for SealedStore {
@@ -79,13 +85,69 @@ impl SealedStore {
         SealedStore {
             inner,
             keys: Some(std::sync::Mutex::new((0, keys))),
+            plain: false,
+            pack: false,
         }
+    }
+
+    /// An unencrypted repository's store that packs what pays (compression on).
+    pub fn packed(inner: Arc<dyn BackupStore>) -> SealedStore {
+        SealedStore {
+            inner,
+            keys: None,
+            plain: true,
+            pack: true,
+        }
+    }
+
+    /// The same store, packing what pays before sealing (`on`) or not. Reading
+    /// unpacks either way.
+    pub fn with_packing(mut self, on: bool) -> SealedStore {
+        self.pack = on;
+        self
+    }
+
+    /// What the inner store is given for `bytes` as `id`: packed where it pays, then
+    /// sealed (an encrypted repository's store).
+    fn encode(&self, id: ArtifactId, bytes: &Bytes) -> Result<Bytes> {
+        let packed = if self.pack {
+            let _span = tracing::debug_span!("pack", artifact = %id, bytes = bytes.len()).entered();
+            crate::packed::pack(bytes, crate::packed::level_for(id.kind()))
+        } else {
+            None
+        };
+        if self.plain {
+            return Ok(packed.map_or_else(|| bytes.clone(), Bytes::from));
+        }
+        let body: &[u8] = packed.as_deref().unwrap_or(bytes);
+        Ok(Bytes::from(self.seal(id, body)?))
+    }
+
+    /// The artifact stored bytes of `r` hold: opened (encrypted), then unpacked.
+    fn decode(&self, r: &ArtifactRef, stored: Bytes) -> Result<Bytes> {
+        let body = if self.plain {
+            if bindspace_crypt::is_sealed(&stored) {
+                return Err(self.corrupt(
+                    r.id,
+                    "sealed (encrypted) in a repository whose catalog holds no keyring".into(),
+                ));
+            }
+            stored
+        } else {
+            self.open(r, &stored)?
+        };
+        crate::packed::unpack(&self.inner.name(), r.id, body)
     }
 
     /// An encrypted repository's store opened without its keys: the catalog, listings
     /// and copies of stored bytes work; contents are refused with [`LOCKED`].
     pub fn locked(inner: Arc<dyn BackupStore>) -> SealedStore {
-        SealedStore { inner, keys: None }
+        SealedStore {
+            inner,
+            keys: None,
+            plain: false,
+            pack: false,
+        }
     }
 
     fn current_keys(&self) -> std::result::Result<Arc<Keys>, ()> {
@@ -192,24 +254,31 @@ impl BackupStore for SealedStore {
     }
 
     fn seals(&self) -> bool {
-        true
+        !self.plain
     }
 
     async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
-        self.keys(id)?;
-        self.refresh().await?;
-        let sealed = self.seal(id, &bytes)?;
-        self.inner.put(id, Bytes::from(sealed)).await
+        if !self.plain {
+            self.keys(id)?;
+            self.refresh().await?;
+        }
+        let stored = self.encode(id, &bytes)?;
+        self.inner.put(id, stored).await
     }
 
     fn stored_ref(&self, id: ArtifactId, bytes: &[u8]) -> Result<ArtifactRef> {
-        Ok(ArtifactRef::of(id, &self.seal(id, bytes)?))
+        Ok(ArtifactRef::of(
+            id,
+            &self.encode(id, &Bytes::copy_from_slice(bytes))?,
+        ))
     }
 
     async fn get(&self, r: &ArtifactRef) -> Result<Bytes> {
-        self.keys(r.id)?;
-        let sealed = self.inner.get(r).await?;
-        self.open(r, &sealed)
+        if !self.plain {
+            self.keys(r.id)?;
+        }
+        let stored = self.inner.get(r).await?;
+        self.decode(r, stored)
     }
 
     async fn get_stored(&self, r: &ArtifactRef) -> Result<Bytes> {
@@ -217,7 +286,7 @@ impl BackupStore for SealedStore {
     }
 
     async fn put_stored(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
-        if !bindspace_crypt::is_sealed(&bytes) {
+        if !self.plain && !bindspace_crypt::is_sealed(&bytes) {
             return Err(Error::Invalid {
                 store: self.inner.name(),
                 detail: format!(
@@ -229,7 +298,7 @@ impl BackupStore for SealedStore {
     }
 
     async fn open_stored(&self, r: &ArtifactRef, stored: Bytes) -> Result<Bytes> {
-        self.open(r, &stored)
+        self.decode(r, stored)
     }
 
     async fn list(&self, kind: ArtifactKind, lo: u64, hi: u64) -> Result<Vec<ArtifactRef>> {

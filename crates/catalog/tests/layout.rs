@@ -62,6 +62,7 @@ fn layout2() -> Manifest {
         drills: Vec::new(),
         superseded: Vec::new(),
         keyring: None,
+        compression: None,
         restore_points: vec![RestorePoint {
             name: "before-deploy".into(),
             version: 90,
@@ -155,6 +156,34 @@ fn the_layout4_manifest_golden_decodes_and_its_keyring_opens() {
     );
 }
 
+/// Layout 5: compression on (packed artifacts).
+fn layout5() -> Manifest {
+    let mut m = layout2();
+    m.compression = Some("zstd".into());
+    m.layout = m.layout_needed();
+    m
+}
+
+#[test]
+fn the_layout5_manifest_golden_decodes_and_merges_carry_compression() {
+    assert_eq!(layout5().layout, 5);
+    let p = path("manifest-layout5");
+    if !p.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
+        std::fs::write(&p, layout5().encode(12)).unwrap();
+    }
+    let bytes = std::fs::read(&p).unwrap();
+    let (g, m) = Manifest::decode("golden", "manifest-layout5", &bytes).unwrap();
+    assert_eq!((g, &m), (12, &layout5()));
+    assert_eq!(m.encode(g), bytes, "encodes back to the same bytes");
+    // a copy without it takes it (a build that cannot unpack must refuse every copy)
+    let mut copy = layout2();
+    copy.merge_from(&m);
+    assert_eq!(
+        (copy.compression.as_deref(), copy.layout_needed()),
+        (Some("zstd"), 5)
+    );
+}
+
 #[test]
 fn a_layout1_manifest_reads_as_timeline_1() {
     let local = "repo-layout1/local/catalog/manifest-00000000000000000007";
@@ -181,14 +210,14 @@ fn an_unknown_layout_is_refused_by_name() {
         matches!(
             e,
             Error::UnknownLayout {
-                layout: 5,
-                known: 4,
+                layout: 6,
+                known: 5,
                 ..
             }
         ),
         "{e}"
     );
-    assert!(e.to_string().contains("layout 5"), "{e}");
+    assert!(e.to_string().contains("layout 6"), "{e}");
     // a header of a future manifest format is refused the same way
     let e = Manifest::decode("s", "m", b"bindspace-manifest v9 1 00\n{}").unwrap_err();
     assert!(matches!(e, Error::UnknownLayout { layout: 9, .. }), "{e}");

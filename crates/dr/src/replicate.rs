@@ -587,6 +587,7 @@ fn merge_into(
     let mut add = Manifest {
         repository_id: source.repository_id.clone(),
         keyring: source.keyring.clone(),
+        compression: source.compression.clone(),
         layout: source.layout,
         timelines: source
             .timelines

@@ -106,6 +106,17 @@ pub(crate) async fn sync_catalogs(
                     o.store.name()
                 ));
             }
+            if o.manifest.compression.is_some()
+                && s.manifest.compression.is_none()
+                && add.compression.is_none()
+            {
+                add.compression.clone_from(&o.manifest.compression);
+                healed.push(format!(
+                    "compression ({}) recorded from {}'s catalog",
+                    o.manifest.compression.as_deref().unwrap_or_default(),
+                    o.store.name()
+                ));
+            }
             for p in &o.manifest.restore_points {
                 if s.manifest.restore_points.iter().any(|x| x.name == p.name)
                     || add.restore_points.iter().any(|x| x.name == p.name)
