@@ -469,3 +469,200 @@ fn rotation_slot_changes_and_an_interrupted_reencryption_keep_every_restore_poin
         .unwrap();
     assert_eq!(report.outcome(), bindspace_dr::Outcome::Clean, "{report:?}");
 }
+
+mod common;
+
+/// Every 32-byte run of `written` found in `blob` (the name says where).
+fn runs_in(runs: &HashSet<[u8; 32]>, name: &str, blob: &[u8]) {
+    for (i, w) in blob.windows(32).enumerate() {
+        assert!(!runs.contains(w), "{name} holds fingerprint bytes at {i}");
+    }
+}
+
+// With encryption (and compression) on, no 32-byte run of any fingerprint appears in
+// any store: every object of the S3 bucket's prefix, every Redis value, every
+// PostgreSQL bytea; each store alone restores the state exactly.
+#[test]
+fn s3_redis_and_postgres_of_an_encrypted_repository_hold_no_fingerprint_bytes() {
+    let Some(srv) = common::real_servers() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let pg = bindspace_testkit::servers::Server::postgres(srv.pg_bin.as_ref(), dir.path()).unwrap();
+    let (redis, mut con) = common::own_redis_db(&rt, &srv.redis, 9);
+    let s3 = format!(
+        "{}/{}",
+        srv.s3.trim_end_matches('/'),
+        bindspace_testkit::unique_name("sealed")
+    );
+    let urls = vec![s3.clone(), redis.clone(), pg.url.clone()];
+    let raw = rt.block_on(bindspace::stores::open_all(&urls)).unwrap();
+    let repo = Repository::new(raw.clone(), Arc::new(SystemClock), "test").unwrap();
+    let secret = pass("servers too");
+    rt.block_on(keys::encrypt_new(
+        &repo,
+        &secret,
+        Argon2Cost::TEST,
+        SystemClock.now_us(),
+        &mut OsEntropy,
+    ))
+    .unwrap();
+    rt.block_on(repo.set_compression("zstd")).unwrap();
+    let e = Engine::builder(dir.path().join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 8,
+            address_space: 256,
+            background_jobs: false,
+            destinations: urls.clone(),
+            ..BackupConfig::default()
+        })
+        .secret(secret.clone())
+        .open()
+        .unwrap();
+    let mut written = Vec::new();
+    for round in 0..3u64 {
+        for a in 0..120u16 {
+            let f = fp(u64::from(a), round);
+            written.push(bytes_of(&f));
+            e.write(Addr(a + round as u16), f).unwrap();
+        }
+        e.backup_now(if round == 0 {
+            BackupKind::Full
+        } else {
+            BackupKind::Incremental
+        })
+        .unwrap();
+    }
+    e.archive_now().unwrap();
+    let want = e.read(|s| (s.version(), s.digest()));
+    e.close().unwrap();
+    let mut runs = HashSet::new();
+    for b in &written {
+        for w in b.windows(32) {
+            runs.insert(<[u8; 32]>::try_from(w).unwrap());
+        }
+    }
+
+    // S3: every object under the repository's prefix
+    let s3_store =
+        bindspace_store_s3::ObjectBackupStore::from_url(&s3, Default::default()).unwrap();
+    let os = s3_store.object_store();
+    let listed: Vec<object_store::ObjectMeta> = rt.block_on(async {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        os.list(Some(s3_store.root())).try_collect().await.unwrap()
+    });
+    let mut s3_bytes = 0;
+    for o in &listed {
+        let b = rt.block_on(async {
+            object_store::ObjectStoreExt::get(os.as_ref(), &o.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        });
+        s3_bytes += b.len();
+        runs_in(&runs, &format!("s3 {}", o.location), &b);
+    }
+    assert!(
+        listed.len() >= 4 && s3_bytes > 120 * 64,
+        "{} objects",
+        listed.len()
+    );
+
+    // Redis: every value of every key
+    let keys: Vec<String> = rt
+        .block_on(redis::cmd("KEYS").arg("*").query_async(&mut con))
+        .unwrap();
+    let mut redis_values = 0;
+    for k in &keys {
+        let t: String = rt
+            .block_on(redis::cmd("TYPE").arg(k).query_async(&mut con))
+            .unwrap();
+        let values: Vec<Vec<u8>> = match t.as_str() {
+            "string" => vec![
+                rt.block_on(redis::cmd("GET").arg(k).query_async(&mut con))
+                    .unwrap(),
+            ],
+            "hash" => rt
+                .block_on(redis::cmd("HVALS").arg(k).query_async(&mut con))
+                .unwrap(),
+            "list" => rt
+                .block_on(
+                    redis::cmd("LRANGE")
+                        .arg(k)
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut con),
+                )
+                .unwrap(),
+            "set" => rt
+                .block_on(redis::cmd("SMEMBERS").arg(k).query_async(&mut con))
+                .unwrap(),
+            "zset" => rt
+                .block_on(
+                    redis::cmd("ZRANGE")
+                        .arg(k)
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut con),
+                )
+                .unwrap(),
+            other => panic!("key {k} of type {other}: not scanned"),
+        };
+        for v in values {
+            redis_values += 1;
+            runs_in(&runs, &format!("redis {k}"), &v);
+        }
+    }
+    assert!(
+        redis_values >= 4,
+        "{redis_values} values in {} keys",
+        keys.len()
+    );
+
+    // PostgreSQL: every bytea column of every table
+    let psql = std::path::Path::new(&srv.pg_bin).join("psql");
+    let sql = |q: &str| -> String {
+        let out = std::process::Command::new(&psql)
+            .args(["-At", "-d", &pg.url, "-c", q])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let columns = sql(
+        "SELECT format('SELECT encode(%I, ''hex'') FROM %I.%I', column_name, table_schema, table_name) FROM information_schema.columns WHERE data_type = 'bytea' AND table_schema NOT IN ('pg_catalog', 'information_schema')",
+    );
+    let mut pg_values = 0;
+    for q in columns.lines().filter(|l| !l.is_empty()) {
+        for hex in sql(q).lines() {
+            let b: Vec<u8> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            pg_values += 1;
+            runs_in(&runs, &format!("postgres {q}"), &b);
+        }
+    }
+    assert!(pg_values >= 2, "{pg_values} bytea values");
+
+    // each store alone restores exactly
+    for s in &raw {
+        let one = rt
+            .block_on(keys::unlock(vec![s.clone()], Some(&secret)))
+            .unwrap();
+        let (space, _) = rt
+            .block_on(bindspace_pitr::restore_to(
+                Sources::new(one),
+                &Target::Latest,
+            ))
+            .unwrap();
+        assert_eq!((space.version(), space.digest()), want, "{}", s.name());
+    }
+}
