@@ -207,8 +207,36 @@ pub async fn repository(urls: &[String], request_timeout: Duration) -> Result<Re
 pub async fn unlock(
     stores: Vec<Arc<dyn bindspace_catalog::BackupStore>>,
 ) -> Result<Vec<Arc<dyn bindspace_catalog::BackupStore>>> {
-    let secret = bindspace::keys::secret_from_env()?;
+    let mut secret = bindspace::keys::secret_from_env()?;
+    // none set, the repository encrypted and a person at a terminal: ask
+    if secret.is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && bindspace::keys::keyring_of(&stores).await?.is_some()
+    {
+        secret = prompt_passphrase(false)?;
+    }
     Ok(bindspace::keys::unlock(stores, secret.as_ref()).await?)
+}
+
+/// The secret from the environment, else, with a terminal at hand, a passphrase typed
+/// at a prompt (echo off; `confirm`: asked twice, for a new one); `None` without either.
+pub fn secret_or_prompt(confirm: bool) -> Result<Option<bindspace_crypt::SlotSecret>> {
+    match bindspace::keys::secret_from_env()? {
+        Some(s) => Ok(Some(s)),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => prompt_passphrase(confirm),
+        None => Ok(None),
+    }
+}
+
+fn prompt_passphrase(confirm: bool) -> Result<Option<bindspace_crypt::SlotSecret>> {
+    let p = rpassword::prompt_password("bindspace passphrase: ")?;
+    if p.is_empty() {
+        anyhow::bail!("an empty passphrase");
+    }
+    if confirm && rpassword::prompt_password("again: ")? != p {
+        anyhow::bail!("the two passphrases differ");
+    }
+    Ok(Some(bindspace_crypt::SlotSecret::Passphrase(p)))
 }
 
 /// An address as people type it (see [`bindspace_http::parse_addr`]).

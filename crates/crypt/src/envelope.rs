@@ -162,79 +162,163 @@ impl Envelope {
     }
 
     /// Seals `plaintext` with `key` (this epoch's data key), bound to `context`:
-    /// the head and every segment.
+    /// the head and every segment. Segments are sealed in parallel on the rayon pool
+    /// (each is independent in STREAM: its nonce carries its position).
     pub fn seal(&self, key: &Key, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let stream = self.stream(key);
         let aad = self.aad(context);
-        let mut out = Vec::with_capacity(
-            usize::try_from(self.sealed_len(plaintext.len() as u64)).unwrap_or(0),
-        );
-        out.extend_from_slice(&self.encode());
         let seg = self.segment_len as usize;
         let n = plaintext.len().div_ceil(seg).max(1);
-        for i in 0..n {
-            let chunk = plaintext
-                .get(i * seg..((i + 1) * seg).min(plaintext.len()))
-                .unwrap_or(&[]);
-            let pos = u32::try_from(i)
-                .map_err(|_| Error::Refused("an artifact of more than 2^32 segments".into()))?;
-            let ct = stream
-                .encrypt(
-                    pos,
-                    i + 1 == n,
-                    Payload {
-                        msg: chunk,
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| Error::Refused("encryption failed".into()))?;
-            out.extend_from_slice(&ct);
-        }
+        u32::try_from(n)
+            .map_err(|_| Error::Refused("an artifact of more than 2^32 segments".into()))?;
+        let total = usize::try_from(self.sealed_len(plaintext.len() as u64))
+            .map_err(|_| Error::Refused("an artifact too large to seal here".into()))?;
+        let mut out = vec![0u8; total];
+        out[..HEAD_LEN].copy_from_slice(&self.encode());
+        let job = Job {
+            stream: &stream,
+            aad: &aad,
+            seg,
+            n,
+        };
+        job.seal(plaintext, &mut out[HEAD_LEN..], 0, n)?;
         Ok(out)
     }
 
     /// Opens a sealed artifact with `key`, bound to `context`. Every segment is
     /// authenticated; a damaged, truncated, extended or misplaced artifact is
-    /// [`Error::Corrupt`] naming the segment.
+    /// [`Error::Corrupt`] naming the segment (the first in order that fails).
+    /// Segments are opened in parallel on the rayon pool.
     pub fn open(&self, key: &Key, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         const WHAT: &str = "sealed artifact";
         let body = sealed
             .get(HEAD_LEN..)
             .ok_or_else(|| Error::corrupt(WHAT, "shorter than its head"))?;
-        let seg = self.segment_len as usize + TAG_LEN;
+        let seg = self.segment_len as usize;
         if body.len() < TAG_LEN {
             return Err(Error::corrupt(
                 WHAT,
                 "no segment after the head (truncated)",
             ));
         }
+        let n = body.len().div_ceil(seg + TAG_LEN);
+        let last_len = body.len() - (n - 1) * (seg + TAG_LEN);
+        if last_len < TAG_LEN {
+            return Err(Error::corrupt(
+                WHAT,
+                format!("segment {} is shorter than its tag (truncated)", n - 1),
+            ));
+        }
+        u32::try_from(n).map_err(|_| Error::corrupt(WHAT, "too many segments"))?;
         let stream = self.stream(key);
         let aad = self.aad(context);
-        // never an allocation sized by the untrusted length beyond what is present
-        let mut out = Vec::with_capacity(body.len());
-        let n = body.len().div_ceil(seg);
-        for i in 0..n {
-            let chunk = &body[i * seg..((i + 1) * seg).min(body.len())];
-            let last = i + 1 == n;
-            if chunk.len() < TAG_LEN {
-                return Err(Error::corrupt(
-                    WHAT,
-                    format!("segment {i} is shorter than its tag (truncated)"),
-                ));
-            }
-            let pos = u32::try_from(i).map_err(|_| Error::corrupt(WHAT, "too many segments"))?;
-            let pt = stream
-                .decrypt(pos, last, Payload { msg: chunk, aad: &aad })
+        // sized by the bytes present, never by a length the artifact claims
+        let mut out = vec![0u8; body.len() - n * TAG_LEN];
+        let job = Job {
+            stream: &stream,
+            aad: &aad,
+            seg,
+            n,
+        };
+        job.open(body, &mut out, 0, n)?;
+        Ok(out)
+    }
+}
+
+/// One seal or open: segments `first..first + count` of `n`, split in halves on the
+/// rayon pool down to a few per task.
+struct Job<'a> {
+    stream: &'a StreamBE32<XChaCha20Poly1305>,
+    aad: &'a [u8],
+    seg: usize,
+    n: usize,
+}
+
+/// Segments one task seals or opens in a row.
+const SEGMENTS_PER_TASK: usize = 4;
+
+impl Job<'_> {
+    /// `plain`: the plaintext of these segments; `body`: their sealed slots.
+    fn seal(&self, plain: &[u8], body: &mut [u8], first: usize, count: usize) -> Result<()> {
+        if count > SEGMENTS_PER_TASK {
+            let mid = count / 2;
+            let (pa, pb) = plain.split_at((mid * self.seg).min(plain.len()));
+            let (ba, bb) = body.split_at_mut(mid * (self.seg + TAG_LEN));
+            let (a, b) = rayon_core::join(
+                || self.seal(pa, ba, first, mid),
+                || self.seal(pb, bb, first + mid, count - mid),
+            );
+            return a.and(b);
+        }
+        for k in 0..count {
+            let i = first + k;
+            let chunk = plain
+                .get(k * self.seg..((k + 1) * self.seg).min(plain.len()))
+                .unwrap_or(&[]);
+            let ct = self
+                .stream
+                .encrypt(
+                    i as u32,
+                    i + 1 == self.n,
+                    Payload {
+                        msg: chunk,
+                        aad: self.aad,
+                    },
+                )
+                .map_err(|_| Error::Refused("encryption failed".into()))?;
+            let at = k * (self.seg + TAG_LEN);
+            body.get_mut(at..at + ct.len())
+                .ok_or_else(|| Error::Refused("a sealed segment longer than its slot".into()))?
+                .copy_from_slice(&ct);
+        }
+        Ok(())
+    }
+
+    /// `body`: the sealed slots of these segments; `plain`: where their plaintext goes.
+    fn open(&self, body: &[u8], plain: &mut [u8], first: usize, count: usize) -> Result<()> {
+        const WHAT: &str = "sealed artifact";
+        if count > SEGMENTS_PER_TASK {
+            let mid = count / 2;
+            let (ba, bb) = body.split_at(mid * (self.seg + TAG_LEN));
+            let (pa, pb) = plain.split_at_mut(mid * self.seg);
+            let (a, b) = rayon_core::join(
+                || self.open(ba, pa, first, mid),
+                || self.open(bb, pb, first + mid, count - mid),
+            );
+            // the first failing segment in order is the one named
+            return a.and(b);
+        }
+        for k in 0..count {
+            let i = first + k;
+            let at = k * (self.seg + TAG_LEN);
+            let chunk = &body[at..(at + self.seg + TAG_LEN).min(body.len())];
+            let pt = self
+                .stream
+                .decrypt(
+                    i as u32,
+                    i + 1 == self.n,
+                    Payload {
+                        msg: chunk,
+                        aad: self.aad,
+                    },
+                )
                 .map_err(|_| {
                     Error::corrupt(
                         WHAT,
                         format!(
-                            "segment {i} of {n} fails authentication (damaged, truncated, or not the artifact it is stored as)"
+                            "segment {i} of {} fails authentication (damaged, truncated, or not the artifact it is stored as)",
+                            self.n
                         ),
                     )
                 })?;
-            out.extend_from_slice(&pt);
+            let to = k * self.seg;
+            plain
+                .get_mut(to..to + pt.len())
+                .ok_or_else(|| {
+                    Error::corrupt(WHAT, format!("segment {i} opens longer than a segment"))
+                })?
+                .copy_from_slice(&pt);
         }
-        Ok(out)
+        Ok(())
     }
 }

@@ -723,7 +723,11 @@ impl Keys {
         h.update(&(context.len() as u64).to_le_bytes());
         h.update(&context);
         h.update(&segment_len.to_le_bytes());
-        h.update(plaintext);
+        if plaintext.len() >= 1 << 20 {
+            h.update_rayon(plaintext);
+        } else {
+            h.update(plaintext);
+        }
         let mut prefix = [0u8; 19];
         prefix.copy_from_slice(&h.finalize().as_bytes()[..19]);
         let env = Envelope::with_prefix(self.current, segment_len, prefix)?;

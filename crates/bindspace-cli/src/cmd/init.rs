@@ -29,8 +29,8 @@ pub fn run(a: &Args) -> Result<()> {
     let rt = runtime()?;
     let urls = &a.repo.repo;
     if a.encrypt {
-        let secret = bindspace::keys::secret_from_env()?.context(
-            "--encrypt needs the passphrase: set BINDSPACE_PASSPHRASE or BINDSPACE_PASSPHRASE_FILE (or BINDSPACE_KEY_FILE)",
+        let secret = crate::args::secret_or_prompt(true)?.context(
+            "--encrypt needs the passphrase: type it at a terminal, or set BINDSPACE_PASSPHRASE or BINDSPACE_PASSPHRASE_FILE (or BINDSPACE_KEY_FILE)",
         )?;
         // the raw stores: the keyring goes into their catalogs
         let stores = rt.block_on(bindspace::stores::open_all_with(urls, a.repo.timeout()))?;

@@ -103,7 +103,7 @@ pub fn run(op: KeyOp) -> Result<()> {
 }
 
 fn secret() -> Result<SlotSecret> {
-    bindspace::keys::secret_from_env()?.context(
+    crate::args::secret_or_prompt(false)?.context(
         "the repository's passphrase is needed: set BINDSPACE_PASSPHRASE (or BINDSPACE_PASSPHRASE_FILE, BINDSPACE_KEY_FILE, BINDSPACE_MASTER_KEY_FILE)",
     )
 }
