@@ -292,8 +292,9 @@ fn test() -> Result<()> {
         .envs(build_env.iter().map(|(k, v)| (k, v))))?;
     phases.done("build + clippy -D warnings (all targets)");
     // Test executables of earlier builds (every clone, every change leaves its own):
-    // they filled this machine's disk once. Those this build did not produce, a day
-    // old or more, go.
+    // they filled this machine's disk twice (50 GB in one afternoon of changes). Those
+    // this build did not produce, two hours old or more (older than any run that may
+    // still use them: CI stops at 90 minutes), go.
     match current_test_executables(&build_env)
         .and_then(|keep| prune_test_executables(&target_dir().join("debug").join("deps"), &keep))
     {
@@ -420,7 +421,7 @@ fn prune_test_executables(deps: &Path, keep: &[PathBuf]) -> Result<(usize, u64)>
     use std::os::unix::fs::MetadataExt;
     let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let keep: Vec<PathBuf> = keep.iter().map(|k| canon(k)).collect();
-    let day = std::time::Duration::from_secs(86_400);
+    let stale = std::time::Duration::from_secs(2 * 3600);
     let (mut n, mut bytes) = (0, 0);
     for e in std::fs::read_dir(deps)? {
         let path = canon(&e?.path());
@@ -441,7 +442,7 @@ fn prune_test_executables(deps: &Path, keep: &[PathBuf]) -> Result<(usize, u64)>
             .modified()
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_none_or(|age| age < day);
+            .is_none_or(|age| age < stale);
         if meta.nlink() > 1 || recent {
             continue;
         }

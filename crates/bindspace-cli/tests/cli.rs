@@ -1050,7 +1050,8 @@ fn key_management_through_the_cli() {
 }
 
 // The passphrase typed at a terminal (a pty from `script`): `init --encrypt` asks
-// twice, a restore asks once; a mismatch is refused. No variable is set.
+// twice, `key export` once (a wrong one is exit 9); a mismatch is refused. No
+// variable is set.
 #[test]
 fn the_passphrase_is_asked_for_at_a_terminal() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -256,7 +256,7 @@ pub async fn encrypt_new(
         })?;
         return Ok(ring);
     }
-    repo.with_lease(async |repo| {
+    let ring = repo.with_lease(async |repo| {
         let (m, _) = repo.read_catalog().await?;
         if !m.entries.is_empty() {
             return Err(bindspace_catalog::Error::Invalid {
@@ -282,19 +282,22 @@ pub async fn encrypt_new(
                 }
             }
         }
-        Ok(())
+        let id = m.repository_id.ok_or_else(|| bindspace_catalog::Error::Invalid {
+            store: repo.names().join(", "),
+            detail: "the repository has no id after init".into(),
+        })?;
+        let (ring, _keys) = Keyring::create(&id, secret, cost, now_us, rng).map_err(|e| {
+            bindspace_catalog::Error::Invalid {
+                store: repo.names().join(", "),
+                detail: e.to_string(),
+            }
+        })?;
+        // still under the lease: nothing is stored between the check and the keyring
+        let text = String::from_utf8(ring.encode()).expect("a keyring is JSON");
+        repo.set_keyring(&text).await?;
+        Ok(ring)
     })
     .await?;
-    let id = repo
-        .read_catalog()
-        .await?
-        .0
-        .repository_id
-        .ok_or_else(|| Error::Config("the repository has no id after init".into()))?;
-    let (ring, _keys) = Keyring::create(&id, secret, cost, now_us, rng)
-        .map_err(|e| Error::Config(e.to_string()))?;
-    let text = String::from_utf8(ring.encode()).expect("a keyring is JSON");
-    repo.set_keyring(&text).await?;
     Ok(ring)
 }
 
@@ -310,13 +313,37 @@ pub async fn change_keyring<T>(
     change: impl FnOnce(&mut Keyring, &mut bindspace_crypt::Keys) -> bindspace_crypt::Result<T>,
 ) -> Result<(T, Keyring)> {
     let names = repo.names().join(", ");
-    let mut ring = keyring_of(repo.destinations())
-        .await?
-        .ok_or_else(|| Error::Config(format!("the repository at {names} is not encrypted")))?;
-    let mut keys = open_keys(&ring, secret, &names)?;
-    let out = change(&mut ring, &mut keys).map_err(|e| Error::Config(e.to_string()))?;
-    let text = String::from_utf8(ring.encode()).expect("a keyring is JSON");
-    repo.replace_keyring(&text).await?;
+    // under the repository's lease: two key changes at once would both write the next
+    // revision, and the destinations could end up holding different keyrings
+    let mut failed: Option<Error> = None;
+    let mut change = Some(change);
+    let done = repo
+        .with_lease(async |repo| {
+            let attempt = async {
+                let mut ring = keyring_of(repo.destinations()).await?.ok_or_else(|| {
+                    Error::Config(format!("the repository at {names} is not encrypted"))
+                })?;
+                let mut keys = open_keys(&ring, secret, &names)?;
+                let change = change.take().expect("the lease runs this once");
+                let out = change(&mut ring, &mut keys).map_err(|e| Error::Config(e.to_string()))?;
+                let text = String::from_utf8(ring.encode()).expect("a keyring is JSON");
+                repo.replace_keyring(&text).await?;
+                Ok::<_, Error>((out, ring))
+            };
+            match attempt.await {
+                Ok(v) => Ok(Some(v)),
+                Err(Error::Store(e)) => Err(e),
+                Err(e) => {
+                    failed = Some(e);
+                    Ok(None)
+                }
+            }
+        })
+        .await?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let (out, ring) = done.expect("no error means a result");
     tracing::info!(revision = ring.revision(), "keyring changed");
     Ok((out, ring))
 }
@@ -351,6 +378,7 @@ pub async fn reencrypt(
     secret: &SlotSecret,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Reencrypted> {
+    use std::collections::HashSet;
     let raw = Repository::new(stores.to_vec(), clock.clone(), "bindspace key reencrypt")?;
     let names = raw.names().join(", ");
     let found = survey(stores).await?;
@@ -376,30 +404,30 @@ pub async fn reencrypt(
             }
         }
     }
+    // what is known to be sealed under the current epoch (found so, or put so now)
+    let mut known: HashSet<(usize, ArtifactRef)> = HashSet::new();
     let total = work.len();
     let catalogs = repo.writable_catalogs().await?;
-    let seen: std::collections::HashSet<(usize, ArtifactRef)> = work.iter().cloned().collect();
+    let busy = |e: &bindspace_catalog::Error| e.kind() == bindspace_core::ErrorKind::Busy;
     for (n, (i, listed)) in work.into_iter().enumerate() {
+        let here = stores[i].name();
         let stored = match stores[i].get(&listed).await {
             Ok(b) => b,
             Err(e) => {
-                out.left.push(format!(
-                    "{} on {}: not read: {e}",
-                    listed.id,
-                    stores[i].name()
-                ));
+                out.left
+                    .push(format!("{} on {here}: not read: {e}", listed.id));
                 progress(n + 1, total);
                 continue;
             }
         };
         if !bindspace_crypt::is_sealed(&stored) {
             out.left.push(format!(
-                "{} on {}: stored unencrypted in an encrypted repository",
-                listed.id,
-                stores[i].name()
+                "{} on {here}: stored unencrypted in an encrypted repository",
+                listed.id
             ));
         } else if bindspace_crypt::Keys::epoch_of(&stored).ok() == Some(current) {
             out.current += 1;
+            known.insert((i, listed));
             // an interrupted run may have re-sealed it without the catalog knowing
             let hex = bindspace_catalog::blake3_hex(&listed.blake3);
             if catalogs.get(i).is_some_and(|m| {
@@ -414,76 +442,106 @@ pub async fn reencrypt(
                 {
                     Ok(n) => out.entries_updated += n,
                     Err(e) => out.left.push(format!(
-                        "{} on {}: its catalog entry names other bytes, and those stored do not open as it: {e}",
-                        listed.id,
-                        stores[i].name()
+                        "{} on {here}: its catalog entry names other bytes, and those stored were not recorded: {e}",
+                        listed.id
                     )),
                 }
             }
         } else {
-            let plain = sealed[i].open_stored(&listed, stored).await;
-            match plain {
-                Err(e) => out
-                    .left
-                    .push(format!("{} on {}: {e}", listed.id, stores[i].name())),
+            match sealed[i].open_stored(&listed, stored).await {
+                Err(e) => out.left.push(format!("{} on {here}: {e}", listed.id)),
                 Ok(plain) => {
                     let d = sealed[i].clone();
-                    let now = repo
+                    // under the lease: retention may have deleted it since it was
+                    // listed (putting it back would revive what was deleted)
+                    let done = repo
                         .with_lease(async |repo| {
+                            if !d.holds(&listed).await? {
+                                return Ok(None);
+                            }
                             let new = d.put(listed.id, plain).await?;
                             let n = point_entries(repo, i, &listed, &d).await?;
-                            Ok((new, n))
+                            Ok(Some((new, n)))
                         })
-                        .await?;
-                    out.resealed += 1;
-                    out.entries_updated += now.1;
-                    tracing::info!(artifact = %listed.id, store = %stores[i].name(), "re-sealed under epoch {current}");
+                        .await;
+                    match done {
+                        Ok(Some((new, entries))) => {
+                            out.resealed += 1;
+                            out.entries_updated += entries;
+                            known.insert((i, new));
+                            tracing::info!(artifact = %listed.id, store = %here, "re-sealed under epoch {current}");
+                        }
+                        Ok(None) => {}
+                        Err(e) if busy(&e) => out.left.push(format!(
+                            "{} on {here}: not re-sealed, the repository is busy ({e}): run `bindspace key reencrypt` again",
+                            listed.id
+                        )),
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
         }
         progress(n + 1, total);
     }
-    // what writers stored meanwhile: a writer picks up the new epoch at its next put,
-    // but one that was already sealing may have used an old one
-    for (i, s) in stores.iter().enumerate() {
-        for kind in ALL_KINDS {
-            for r in s.list(kind, 0, u64::MAX).await? {
-                if seen.contains(&(i, r)) {
-                    continue;
-                }
-                let head = s.get(&r).await.ok();
-                if head
-                    .as_deref()
-                    .and_then(|b| bindspace_crypt::Keys::epoch_of(b).ok())
-                    != Some(current)
-                {
-                    out.left.push(format!(
-                        "{} on {}: stored during the re-encryption, not under epoch {current}: run it again",
-                        r.id,
-                        s.name()
-                    ));
+    if !out.left.is_empty() {
+        return Ok(out);
+    }
+    let old: Vec<u32> = ring
+        .epochs()
+        .into_iter()
+        .filter(|e| !e.current && !e.retired)
+        .map(|e| e.id)
+        .collect();
+    if old.is_empty() {
+        return Ok(out);
+    }
+    // under the lease, so no backup or repair lands between the last look and the
+    // retirement: everything listed now that is not known to be under the current
+    // epoch is read again (a writer sealing with older keys, a repair that copied an
+    // old copy back under the same name)
+    let raw_stores = stores.to_vec();
+    let (left, retired) = repo
+        .with_lease(async |repo| {
+            let mut left = Vec::new();
+            for (i, s) in raw_stores.iter().enumerate() {
+                for kind in ALL_KINDS {
+                    for r in s.list(kind, 0, u64::MAX).await? {
+                        if known.contains(&(i, r)) {
+                            continue;
+                        }
+                        let epoch = match s.get(&r).await {
+                            Ok(b) => bindspace_crypt::Keys::epoch_of(&b).ok(),
+                            Err(_) => None,
+                        };
+                        if epoch != Some(current) {
+                            left.push(format!(
+                                "{} on {}: stored meanwhile, not under epoch {current}: run `bindspace key reencrypt` again",
+                                r.id,
+                                s.name()
+                            ));
+                        }
+                    }
                 }
             }
-        }
-    }
-    if out.left.is_empty() {
-        let old: Vec<u32> = ring
-            .epochs()
-            .into_iter()
-            .filter(|e| !e.current && !e.retired)
-            .map(|e| e.id)
-            .collect();
-        if !old.is_empty() {
-            change_keyring(&raw, secret, |ring, keys| {
+            if !left.is_empty() {
+                return Ok((left, Vec::new()));
+            }
+            change_keyring(repo, secret, |ring, keys| {
                 for id in &old {
                     ring.retire(keys, *id)?;
                 }
                 Ok(())
             })
-            .await?;
-            out.retired = old;
-        }
-    }
+            .await
+            .map_err(|e| bindspace_catalog::Error::Invalid {
+                store: repo.names().join(", "),
+                detail: e.to_string(),
+            })?;
+            Ok((left, old.clone()))
+        })
+        .await?;
+    out.left = left;
+    out.retired = retired;
     Ok(out)
 }
 

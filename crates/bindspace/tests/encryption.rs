@@ -420,7 +420,9 @@ fn rotation_slot_changes_and_an_interrupted_reencryption_keep_every_restore_poin
         .err();
     let partial = epochs_stored(&rt, &raw);
     assert!(err.is_some() && partial.contains(&1), "{err:?} {partial:?}");
-    // meanwhile, every restore point still restores (the epoch is not retired)
+    // meanwhile, every restore point still restores from the first store (the epoch
+    // is not retired; the second store's catalog names bytes its re-sealed copy
+    // replaced, until the resumed run records them)
     faulty.heal();
     let check_all = |stores: Vec<Arc<dyn BackupStore>>, expect_ok: bool| {
         let unlocked = rt.block_on(keys::unlock(stores, Some(&second))).unwrap();

@@ -65,7 +65,7 @@ pub use manifest::{
 };
 pub use repo::{LEASE_TTL_US, NewBackup, Repository};
 pub use retention::RetentionPolicy;
-pub use sealed::{LOCKED, SealedStore, keyring_is_newer, seal_context};
+pub use sealed::{LOCKED, SealedStore, keyring_for_copy, keyring_is_newer, seal_context};
 pub use store::{BackupStore, BackupStoreExt};
 pub use timeline::{History, TimelineRecord};
 pub use util::{redact_url, timed};

@@ -62,7 +62,8 @@ fn compress(bytes: &[u8], level: i32) -> Option<Vec<u8>> {
 /// `bytes` packed at `level` when that saves at least [`MIN_SAVING`] (a sample first,
 /// then the whole); `None`: store them raw. Deterministic for one zstd version.
 pub fn pack(bytes: &[u8], level: i32) -> Option<Vec<u8>> {
-    if bytes.len() < TINY {
+    // (more than unpacking accepts would be stored but never read back)
+    if bytes.len() < TINY || bytes.len() as u64 > MAX_UNPACKED {
         return None;
     }
     let pays = |raw: usize, packed: usize| (packed as f64) <= (raw as f64) * (1.0 - MIN_SAVING);

@@ -64,6 +64,46 @@ pub fn keyring_is_newer(mine: Option<&str>, theirs: &str) -> bool {
     }
 }
 
+/// The keyring a copy of the repository (a replica) takes from `source`'s, over its
+/// own `target`: `Ok(None)` when its own stays (not older); the source's, keeping the
+/// epoch keys the source retired that the copy still holds (a copy may keep history
+/// the source expired, sealed under them); refused (`Err`, saying why) when the source
+/// retired epochs the copy holds after replacing the master key (the copy's wrapped
+/// keys would not open under it: re-seal the copy first).
+pub fn keyring_for_copy(
+    target: Option<&str>,
+    source: &str,
+) -> std::result::Result<Option<String>, String> {
+    use bindspace_crypt::Keyring;
+    let Some(t) = target else {
+        return Ok(Some(source.to_owned()));
+    };
+    if !keyring_is_newer(Some(t), source) {
+        return Ok(None);
+    }
+    let (Ok(new), Ok(old)) = (
+        Keyring::decode(source.as_bytes()),
+        Keyring::decode(t.as_bytes()),
+    ) else {
+        // keyring_is_newer decoded the source; the copy's own does not decode
+        return Ok(Some(source.to_owned()));
+    };
+    if let Some(kept) = new.keeping_retired_from(&old) {
+        return Ok(Some(
+            String::from_utf8(kept.encode()).expect("a keyring is JSON"),
+        ));
+    }
+    let retired = new.retires_from(&old);
+    if retired.is_empty() {
+        return Ok(Some(source.to_owned()));
+    }
+    Err(format!(
+        "the source's keyring (revision {}) replaced the master key and retired epochs {retired:?}, which this copy may still hold artifacts under: its keyring is kept (revision {}); re-seal this copy (`bindspace key reencrypt` on it) before it takes the new keyring",
+        new.revision(),
+        old.revision()
+    ))
+}
+
 /// What an artifact is, as bound into its seal.
 pub fn seal_context(id: &ArtifactId) -> Vec<u8> {
     let (lo, hi) = id.versions();
@@ -165,23 +205,28 @@ impl SealedStore {
     /// Brings the keys to the keyring the store's catalog holds now, when it is a
     /// newer revision of the same repository's (a `bindspace key rotate` elsewhere):
     /// new artifacts are then sealed under its current epoch, and one retired later
-    /// never receives new artifacts. A catalog that cannot be read keeps the keys as
-    /// they are (its damage is reported where the catalog is used); a keyring the
-    /// master key no longer opens (the master key was replaced) refuses the write:
-    /// reopen with the passphrase.
+    /// never receives new artifacts. The catalog is read past a damaged newest
+    /// generation; one that cannot be read at all, or a keyring that does not decode,
+    /// refuses the write (sealing on with keys that may be stale could seal under an
+    /// epoch already retired: nothing could open it). A keyring the master key no
+    /// longer opens (the master key was replaced) refuses it too: reopen with the
+    /// passphrase.
     async fn refresh(&self) -> Result<()> {
         let Some(cell) = &self.keys else {
             return Ok(());
         };
-        let Ok(Some((_, m))) = self.inner.read_manifest().await else {
+        let Some(read) = crate::read_catalog(self.inner.as_ref()).await? else {
             return Ok(());
         };
-        let Some(text) = m.keyring else {
+        let Some(text) = read.manifest.keyring else {
             return Ok(());
         };
-        let Ok(ring) = bindspace_crypt::Keyring::decode(text.as_bytes()) else {
-            return Ok(());
-        };
+        let ring = bindspace_crypt::Keyring::decode(text.as_bytes()).map_err(|e| Error::Invalid {
+            store: self.inner.name(),
+            detail: format!(
+                "the catalog's keyring does not decode ({e}): refusing to seal with keys that may be stale"
+            ),
+        })?;
         let (known, keys) = cell.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if ring.revision() <= known {
             return Ok(());
@@ -278,7 +323,17 @@ impl BackupStore for SealedStore {
             self.keys(r.id)?;
         }
         let stored = self.inner.get(r).await?;
-        self.decode(r, stored)
+        match self.decode(r, stored.clone()) {
+            // sealed under an epoch begun after these keys were opened (a long-running
+            // reader, e.g. a standby, after `key rotate`): the keyring again, once
+            Err(Error::Invalid { detail, .. })
+                if detail.contains("which this keyring does not hold") =>
+            {
+                self.refresh().await?;
+                self.decode(r, stored)
+            }
+            other => other,
+        }
     }
 
     async fn get_stored(&self, r: &ArtifactRef) -> Result<Bytes> {

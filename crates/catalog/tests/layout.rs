@@ -222,3 +222,61 @@ fn an_unknown_layout_is_refused_by_name() {
     let e = Manifest::decode("s", "m", b"bindspace-manifest v9 1 00\n{}").unwrap_err();
     assert!(matches!(e, Error::UnknownLayout { layout: 9, .. }), "{e}");
 }
+
+// A replica takes the source's newer keyring but keeps the epoch keys the source
+// retired (it may hold history sealed under them that the source expired); after a
+// master-key replacement it keeps its own keyring, saying why.
+#[test]
+fn a_copy_keeps_the_epoch_keys_its_source_retired() {
+    use bindspace_crypt::{Argon2Cost, Keyring, SeededEntropy, SlotSecret};
+    let pass = SlotSecret::Passphrase("replica".into());
+    let rng = &mut SeededEntropy::new(5);
+    let (mut ring, mut keys) = Keyring::create("r", &pass, Argon2Cost::TEST, 1, rng).unwrap();
+    let text = |k: &Keyring| String::from_utf8(k.encode()).unwrap();
+    let old_keys_sealed = keys.seal(b"ctx", b"sealed under epoch 1").unwrap();
+    let before = text(&ring);
+    ring.rotate(&mut keys, 2, rng).unwrap();
+    ring.retire(&mut keys, 1).unwrap();
+    let after = text(&ring);
+    let kept = bindspace_catalog::keyring_for_copy(Some(&before), &after)
+        .unwrap()
+        .unwrap();
+    let kept = Keyring::decode(kept.as_bytes()).unwrap();
+    assert!(
+        kept.epochs().iter().all(|e| !e.retired),
+        "{:?}",
+        kept.epochs()
+    );
+    assert!(kept.revision() > 0);
+    // the replica opens what epoch 1 sealed, and epoch 2 is current
+    let k = kept.unlock(&pass).unwrap();
+    assert_eq!(
+        k.open(b"ctx", &old_keys_sealed).unwrap(),
+        b"sealed under epoch 1"
+    );
+    assert_eq!(k.current_epoch(), 2);
+    // not older: nothing changes; no keyring yet: the source's
+    assert_eq!(
+        bindspace_catalog::keyring_for_copy(Some(&after), &before),
+        Ok(None)
+    );
+    assert_eq!(
+        bindspace_catalog::keyring_for_copy(None, &after),
+        Ok(Some(after.clone()))
+    );
+    // a new master key and a retirement: the copy keeps its own, saying why
+    let mut ring2 = Keyring::decode(before.as_bytes()).unwrap();
+    let mut keys2 = ring2.unlock(&pass).unwrap();
+    ring2.rotate(&mut keys2, 3, rng).unwrap();
+    ring2
+        .rotate_master(
+            &mut keys2,
+            &[(pass.clone(), "kept".into())],
+            Argon2Cost::TEST,
+            rng,
+        )
+        .unwrap();
+    ring2.retire(&mut keys2, 1).unwrap();
+    let err = bindspace_catalog::keyring_for_copy(Some(&before), &text(&ring2)).unwrap_err();
+    assert!(err.contains("re-seal this copy"), "{err}");
+}

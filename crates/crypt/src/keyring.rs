@@ -369,6 +369,58 @@ impl Keyring {
         self.body.revision
     }
 
+    /// This keyring, keeping the epoch keys it retired that `older` (an earlier copy
+    /// of the same repository's keyring, e.g. a replica's) still holds: for a copy of
+    /// the repository that may still hold artifacts sealed under them (a replica keeps
+    /// history its source expired, or was not re-sealed). `None` when the two do not
+    /// share the master key (no identical slot: the master key was replaced, so the
+    /// older wrapped keys would not open under the new one) or are not one
+    /// repository's.
+    pub fn keeping_retired_from(&self, older: &Keyring) -> Option<Keyring> {
+        if self.body.repository_id != older.body.repository_id {
+            return None;
+        }
+        let same_master = self.body.slots.iter().any(|s| {
+            older
+                .body
+                .slots
+                .iter()
+                .any(|o| o.id == s.id && o.salt == s.salt && o.wrapped == s.wrapped)
+        });
+        if !same_master {
+            return None;
+        }
+        let mut out = self.clone();
+        for e in out.body.epochs.iter_mut().filter(|e| e.wrapped.is_empty()) {
+            if let Some(o) = older
+                .body
+                .epochs
+                .iter()
+                .find(|o| o.id == e.id && !o.wrapped.is_empty())
+            {
+                e.wrapped.clone_from(&o.wrapped);
+            }
+        }
+        Some(out)
+    }
+
+    /// The epochs this keyring retired that `older` still holds keys for.
+    pub fn retires_from(&self, older: &Keyring) -> Vec<u32> {
+        self.body
+            .epochs
+            .iter()
+            .filter(|e| e.wrapped.is_empty())
+            .filter(|e| {
+                older
+                    .body
+                    .epochs
+                    .iter()
+                    .any(|o| o.id == e.id && !o.wrapped.is_empty())
+            })
+            .map(|e| e.id)
+            .collect()
+    }
+
     /// The key slots.
     pub fn slots(&self) -> Vec<SlotInfo> {
         self.body

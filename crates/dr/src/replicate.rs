@@ -584,9 +584,20 @@ fn merge_into(
         }
         apart.extend(more);
     }
+    // a replica keeps the epoch keys it may still need (see keyring_for_copy)
+    let keyring = match &source.keyring {
+        None => None,
+        Some(k) => match bindspace_catalog::keyring_for_copy(m.keyring.as_deref(), k) {
+            Ok(k) => k,
+            Err(why) => {
+                conflicts.push(why);
+                None
+            }
+        },
+    };
     let mut add = Manifest {
         repository_id: source.repository_id.clone(),
-        keyring: source.keyring.clone(),
+        keyring,
         compression: source.compression.clone(),
         layout: source.layout,
         timelines: source
