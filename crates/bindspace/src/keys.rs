@@ -387,12 +387,15 @@ pub async fn reencrypt(
         .ok_or_else(|| Error::Config(format!("the repository at {names} is not encrypted")))?;
     let keys = Arc::new(open_keys(&ring, secret, &names)?);
     let current = keys.current_epoch();
-    let sealed: Vec<Arc<dyn BackupStore>> = stores
+    let concrete: Vec<Arc<SealedStore>> = stores
         .iter()
         .map(|s| {
             Arc::new(SealedStore::new(s.clone(), keys.clone()).with_packing(found.compression))
-                as Arc<dyn BackupStore>
         })
+        .collect();
+    let sealed: Vec<Arc<dyn BackupStore>> = concrete
+        .iter()
+        .map(|s| s.clone() as Arc<dyn BackupStore>)
         .collect();
     let repo = Repository::new(sealed.clone(), clock, "bindspace key reencrypt")?;
     let mut out = Reencrypted::default();
@@ -465,11 +468,21 @@ pub async fn reencrypt(
                         })
                         .await;
                     match done {
-                        Ok(Some((new, entries))) => {
+                        // the store may have moved to another keyring meanwhile: only
+                        // what it sealed under `current` counts as done
+                        Ok(Some((new, entries))) if concrete[i].sealing_epoch() == Some(current) => {
                             out.resealed += 1;
                             out.entries_updated += entries;
                             known.insert((i, new));
                             tracing::info!(artifact = %listed.id, store = %here, "re-sealed under epoch {current}");
+                        }
+                        Ok(Some((_, entries))) => {
+                            out.entries_updated += entries;
+                            out.left.push(format!(
+                                "{} on {here}: re-sealed under epoch {:?}, not {current} (its catalog holds another keyring: run `bindspace key reencrypt` again)",
+                                listed.id,
+                                concrete[i].sealing_epoch()
+                            ));
                         }
                         Ok(None) => {}
                         Err(e) if busy(&e) => out.left.push(format!(
@@ -500,6 +513,7 @@ pub async fn reencrypt(
     // epoch is read again (a writer sealing with older keys, a repair that copied an
     // old copy back under the same name)
     let raw_stores = stores.to_vec();
+    let mut retire_failed: Option<Error> = None;
     let (left, retired) = repo
         .with_lease(async |repo| {
             let mut left = Vec::new();
@@ -526,20 +540,26 @@ pub async fn reencrypt(
             if !left.is_empty() {
                 return Ok((left, Vec::new()));
             }
-            change_keyring(repo, secret, |ring, keys| {
+            match change_keyring(repo, secret, |ring, keys| {
                 for id in &old {
                     ring.retire(keys, *id)?;
                 }
                 Ok(())
             })
             .await
-            .map_err(|e| bindspace_catalog::Error::Invalid {
-                store: repo.names().join(", "),
-                detail: e.to_string(),
-            })?;
-            Ok((left, old.clone()))
+            {
+                Ok(_) => Ok((left, old.clone())),
+                Err(Error::Store(e)) => Err(e),
+                Err(e) => {
+                    retire_failed = Some(e);
+                    Ok((left, Vec::new()))
+                }
+            }
         })
         .await?;
+    if let Some(e) = retire_failed {
+        return Err(e);
+    }
     out.left = left;
     out.retired = retired;
     Ok(out)

@@ -474,6 +474,99 @@ fn rotation_slot_changes_and_an_interrupted_reencryption_keep_every_restore_poin
 
 mod common;
 
+// A rotation that reached only the first of two destinations (the second's catalog
+// commit failed), then a re-encryption: the second store's artifacts are re-sealed
+// under the new epoch (never under the older keyring its own catalog still holds),
+// the old epoch is retired, and each store alone restores every point exactly.
+#[test]
+fn a_rotation_that_reached_one_store_then_a_reencryption_leaves_both_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let p = dir.path().join(n);
+            std::fs::create_dir_all(&p).unwrap();
+            format!("file://{}", p.display())
+        })
+        .collect();
+    let rt = rt();
+    let raw = rt.block_on(bindspace::stores::open_all(&urls)).unwrap();
+    let faulty = bindspace_testkit::FaultyStore::new(raw[1].clone());
+    let stores: Vec<Arc<dyn BackupStore>> = vec![raw[0].clone(), faulty.clone()];
+    let repo = Repository::new(stores.clone(), Arc::new(SystemClock), "test").unwrap();
+    let secret = pass("half a rotation");
+    rt.block_on(keys::encrypt_new(
+        &repo,
+        &secret,
+        Argon2Cost::TEST,
+        SystemClock.now_us(),
+        &mut OsEntropy,
+    ))
+    .unwrap();
+    let e = Engine::builder(dir.path().join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 8,
+            address_space: 256,
+            background_jobs: false,
+            destinations: urls.clone(),
+            ..BackupConfig::default()
+        })
+        .secret(secret.clone())
+        .open()
+        .unwrap();
+    for a in 0..60u16 {
+        e.write(Addr(a), fp(u64::from(a), 0)).unwrap();
+    }
+    e.backup_now(BackupKind::Full).unwrap();
+    e.restore_point("p", true).unwrap();
+    let want = e.read(|s| (s.version(), s.digest()));
+    e.close().unwrap();
+    // a key change that reached both (revision 1), then a rotation that reached only
+    // the first (revision 2): the second store's catalog holds revision 1
+    rt.block_on(keys::change_keyring(&repo, &secret, |ring, keys| {
+        ring.add_slot(
+            keys,
+            &pass("spare"),
+            Argon2Cost::TEST,
+            "spare",
+            &mut OsEntropy,
+        )
+    }))
+    .unwrap();
+    faulty.inject(
+        bindspace_testkit::Op::CommitManifest,
+        bindspace_testkit::Fault::Fail,
+        None,
+    );
+    let half = rt.block_on(keys::change_keyring(&repo, &secret, |ring, keys| {
+        ring.rotate(keys, SystemClock.now_us(), &mut OsEntropy)
+    }));
+    assert!(half.is_err(), "the second store's commit failed");
+    faulty.heal();
+    let done = rt
+        .block_on(keys::reencrypt(
+            &stores,
+            Arc::new(SystemClock),
+            &secret,
+            |_, _| (),
+        ))
+        .unwrap();
+    assert!(done.left.is_empty() && done.retired == vec![1], "{done:?}");
+    assert!(epochs_stored(&rt, &raw).iter().all(|e| *e == 2));
+    for s in &raw {
+        let one = rt
+            .block_on(keys::unlock(vec![s.clone()], Some(&secret)))
+            .unwrap();
+        let (space, _) = rt
+            .block_on(bindspace_pitr::restore_to(
+                Sources::new(one),
+                &Target::RestorePoint("p".into()),
+            ))
+            .unwrap();
+        assert_eq!((space.version(), space.digest()), want, "{}", s.name());
+    }
+}
+
 /// Every 32-byte run of `written` found in `blob` (the name says where).
 fn runs_in(runs: &HashSet<[u8; 32]>, name: &str, blob: &[u8]) {
     for (i, w) in blob.windows(32).enumerate() {

@@ -98,7 +98,7 @@ pub fn keyring_for_copy(
         return Ok(Some(source.to_owned()));
     }
     Err(format!(
-        "the source's keyring (revision {}) replaced the master key and retired epochs {retired:?}, which this copy may still hold artifacts under: its keyring is kept (revision {}); re-seal this copy (`bindspace key reencrypt` on it) before it takes the new keyring",
+        "the source's keyring (revision {}) replaced the master key and retired epochs {retired:?}, which this copy may still hold artifacts under: its keyring is kept (revision {}), and what the source seals from now on does not open here; re-seed this copy (`bindspace replicate` into an empty store) and retire this one once the new one verifies",
         new.revision(),
         old.revision()
     ))
@@ -124,7 +124,8 @@ impl SealedStore {
     pub fn new(inner: Arc<dyn BackupStore>, keys: Arc<Keys>) -> SealedStore {
         SealedStore {
             inner,
-            keys: Some(std::sync::Mutex::new((0, keys))),
+            // never brought back below the keyring the keys were opened from
+            keys: Some(std::sync::Mutex::new((keys.revision(), keys))),
             plain: false,
             pack: false,
         }
@@ -248,6 +249,11 @@ impl SealedStore {
             *g = (ring.revision(), Arc::new(fresh));
         }
         Ok(())
+    }
+
+    /// The epoch this store seals new artifacts with now (`None`: not sealing).
+    pub fn sealing_epoch(&self) -> Option<u32> {
+        self.current_keys().ok().map(|k| k.current_epoch())
     }
 
     /// The sealed bytes of `bytes` as `id` (deterministic: the same on every store).

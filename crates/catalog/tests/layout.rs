@@ -264,6 +264,28 @@ fn a_copy_keeps_the_epoch_keys_its_source_retired() {
         bindspace_catalog::keyring_for_copy(None, &after),
         Ok(Some(after.clone()))
     );
+    // the revocation flow (a slot added, the first removed, then a rotation and a
+    // retirement): the same master key, so the copy keeps epoch 1's key
+    let mut ring3 = Keyring::decode(before.as_bytes()).unwrap();
+    let mut keys3 = ring3.unlock(&pass).unwrap();
+    let other = SlotSecret::Passphrase("other".into());
+    ring3
+        .add_slot(&keys3, &other, Argon2Cost::TEST, "other", rng)
+        .unwrap();
+    ring3.remove_slot(1).unwrap();
+    ring3.rotate(&mut keys3, 4, rng).unwrap();
+    ring3.retire(&mut keys3, 1).unwrap();
+    let kept3 = bindspace_catalog::keyring_for_copy(Some(&before), &text(&ring3))
+        .unwrap()
+        .unwrap();
+    let k3 = Keyring::decode(kept3.as_bytes())
+        .unwrap()
+        .unlock(&other)
+        .unwrap();
+    assert_eq!(
+        k3.open(b"ctx", &old_keys_sealed).unwrap(),
+        b"sealed under epoch 1"
+    );
     // a new master key and a retirement: the copy keeps its own, saying why
     let mut ring2 = Keyring::decode(before.as_bytes()).unwrap();
     let mut keys2 = ring2.unlock(&pass).unwrap();
@@ -278,5 +300,5 @@ fn a_copy_keeps_the_epoch_keys_its_source_retired() {
         .unwrap();
     ring2.retire(&mut keys2, 1).unwrap();
     let err = bindspace_catalog::keyring_for_copy(Some(&before), &text(&ring2)).unwrap_err();
-    assert!(err.contains("re-seal this copy"), "{err}");
+    assert!(err.contains("re-seed this copy"), "{err}");
 }

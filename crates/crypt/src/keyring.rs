@@ -125,6 +125,17 @@ struct Body {
     /// (0) in a keyring never changed, so format 1's files are unchanged.
     #[serde(default, skip_serializing_if = "is_zero")]
     revision: u64,
+    /// Names the master key once it was replaced (`rotate_master`): a keyed hash, so
+    /// two copies tell whether their wrapped epoch keys open under the same master
+    /// key without opening them. Absent: the master key of creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    master_id: Option<String>,
+}
+
+/// The public name of a master key (16 bytes of a derived hash, hex): reveals
+/// nothing of the key.
+fn master_id(master: &Key) -> String {
+    hex(&blake3::derive_key("bindspace-crypt master id v1", master.bytes())[..16])
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -173,6 +184,8 @@ pub struct Keys {
     master: Key,
     epochs: BTreeMap<u32, Key>,
     current: u32,
+    /// The revision of the keyring these keys came from.
+    revision: u64,
 }
 
 impl std::fmt::Debug for Keys {
@@ -339,6 +352,7 @@ impl Keyring {
                 slots: Vec::new(),
                 epochs: Vec::new(),
                 revision: 0,
+                master_id: None,
             },
         };
         let mut keys = Keys {
@@ -346,10 +360,12 @@ impl Keyring {
             master,
             epochs: BTreeMap::new(),
             current: 0,
+            revision: 0,
         };
         ring.add_slot(&keys, secret, cost, "first", rng)?;
         ring.rotate(&mut keys, now_us, rng)?;
         ring.body.revision = 0;
+        keys.revision = 0;
         Ok((ring, keys))
     }
 
@@ -373,21 +389,14 @@ impl Keyring {
     /// of the same repository's keyring, e.g. a replica's) still holds: for a copy of
     /// the repository that may still hold artifacts sealed under them (a replica keeps
     /// history its source expired, or was not re-sealed). `None` when the two do not
-    /// share the master key (no identical slot: the master key was replaced, so the
+    /// share the master key (its name differs: the master key was replaced, so the
     /// older wrapped keys would not open under the new one) or are not one
     /// repository's.
     pub fn keeping_retired_from(&self, older: &Keyring) -> Option<Keyring> {
         if self.body.repository_id != older.body.repository_id {
             return None;
         }
-        let same_master = self.body.slots.iter().any(|s| {
-            older
-                .body
-                .slots
-                .iter()
-                .any(|o| o.id == s.id && o.salt == s.salt && o.wrapped == s.wrapped)
-        });
-        if !same_master {
+        if self.body.master_id != older.body.master_id {
             return None;
         }
         let mut out = self.clone();
@@ -500,6 +509,7 @@ impl Keyring {
             master,
             epochs,
             current: self.body.current_epoch,
+            revision: self.body.revision,
         })
     }
 
@@ -570,6 +580,7 @@ impl Keyring {
         });
         self.body.current_epoch = id;
         self.body.revision += 1;
+        keys.revision = self.body.revision;
         keys.epochs.insert(id, key);
         keys.current = id;
         Ok(id)
@@ -589,6 +600,7 @@ impl Keyring {
         };
         e.wrapped.clear();
         self.body.revision += 1;
+        keys.revision = self.body.revision;
         keys.epochs.remove(&id);
         Ok(())
     }
@@ -647,6 +659,8 @@ impl Keyring {
         }
         next.body.slots = slots;
         next.body.revision += 1;
+        next.body.master_id = Some(master_id(&master));
+        keys.revision = next.body.revision;
         *self = next;
         keys.master = master;
         Ok(())
@@ -727,6 +741,11 @@ impl Keyring {
 }
 
 impl Keys {
+    /// The revision of the keyring these keys were opened from (or last changed).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
     /// The epoch new artifacts are sealed with.
     pub fn current_epoch(&self) -> u32 {
         self.current
