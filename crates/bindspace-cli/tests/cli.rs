@@ -769,26 +769,7 @@ fn an_encrypted_repository_through_the_cli() {
     let repo_dir = dir.path().join("repo");
     std::fs::create_dir_all(&repo_dir).unwrap();
     let repo = format!("file://{}", repo_dir.display());
-    let run = |env: &[(&str, &str)], args: &[&str]| {
-        let mut c = bindspace();
-        c.args(args).args(["--repo", &repo]);
-        for k in [
-            "BINDSPACE_PASSPHRASE",
-            "BINDSPACE_PASSPHRASE_FILE",
-            "BINDSPACE_KEY_FILE",
-        ] {
-            c.env_remove(k);
-        }
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let out = c.output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |env: &[(&str, &str)], args: &[&str]| with_secrets(&repo, env, args);
     let pw = [("BINDSPACE_PASSPHRASE", "a long passphrase for tests")];
     let (code, _, err) = run(&[], &["init", "--encrypt"]);
     assert_ne!(code, Some(0));
@@ -850,6 +831,35 @@ fn an_encrypted_repository_through_the_cli() {
     assert_eq!(code, Some(0), "{out}{err}");
 }
 
+/// Every variable a secret comes from, unset for a command unless a test sets it.
+const SECRET_VARS: [&str; 6] = [
+    "BINDSPACE_PASSPHRASE",
+    "BINDSPACE_PASSPHRASE_FILE",
+    "BINDSPACE_KEY_FILE",
+    "BINDSPACE_MASTER_KEY_FILE",
+    "BINDSPACE_NEW_PASSPHRASE",
+    "BINDSPACE_TO_PASSPHRASE",
+];
+
+/// `bindspace ARGS --repo REPO` with only the secret variables of `env` set: its exit
+/// code, stdout and stderr.
+fn with_secrets(repo: &str, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    let mut c = bindspace();
+    c.args(args).args(["--repo", repo]);
+    for k in SECRET_VARS {
+        c.env_remove(k);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A file holding `text`, mode 0600 (secret files others may read are refused).
 fn secret_file(path: &std::path::Path, text: &str) -> String {
     use std::os::unix::fs::PermissionsExt;
@@ -874,29 +884,7 @@ fn key_management_through_the_cli() {
         format!("file://{}", p.display())
     };
     let repo = url("repo");
-    let run = |repo: &str, env: &[(&str, &str)], args: &[&str]| {
-        let mut c = bindspace();
-        c.args(args).args(["--repo", repo]);
-        for k in [
-            "BINDSPACE_PASSPHRASE",
-            "BINDSPACE_PASSPHRASE_FILE",
-            "BINDSPACE_KEY_FILE",
-            "BINDSPACE_MASTER_KEY_FILE",
-            "BINDSPACE_NEW_PASSPHRASE",
-            "BINDSPACE_TO_PASSPHRASE",
-        ] {
-            c.env_remove(k);
-        }
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let out = c.output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = with_secrets;
     let pw1 = [("BINDSPACE_PASSPHRASE", "first passphrase of the runbook")];
     let (code, _, err) = run(&repo, &pw1, &["init", "--encrypt"]);
     assert_eq!(code, Some(0), "{err}");
@@ -1066,12 +1054,7 @@ fn the_passphrase_is_asked_for_at_a_terminal() {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        for k in [
-            "BINDSPACE_PASSPHRASE",
-            "BINDSPACE_PASSPHRASE_FILE",
-            "BINDSPACE_KEY_FILE",
-            "BINDSPACE_MASTER_KEY_FILE",
-        ] {
+        for k in SECRET_VARS {
             c.env_remove(k);
         }
         let mut child = c.spawn().unwrap();

@@ -45,6 +45,67 @@ fn bytes_of(f: &Fingerprint) -> Vec<u8> {
     f.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
+/// Two local-directory destinations under `dir`, as URLs.
+fn two_stores(dir: &std::path::Path) -> Vec<String> {
+    ["a", "b"]
+        .iter()
+        .map(|n| {
+            let p = dir.join(n);
+            std::fs::create_dir_all(&p).unwrap();
+            format!("file://{}", p.display())
+        })
+        .collect()
+}
+
+/// An engine on a 256-address space of 8-word fingerprints in `dir/data`, backing up
+/// to `urls`, opened with `secret`.
+fn engine(dir: &std::path::Path, urls: &[String], secret: &SlotSecret) -> Engine {
+    Engine::builder(dir.join("data"))
+        .config(BackupConfig {
+            fingerprint_words: 8,
+            address_space: 256,
+            background_jobs: false,
+            destinations: urls.to_vec(),
+            ..BackupConfig::default()
+        })
+        .secret(secret.clone())
+        .open()
+        .unwrap()
+}
+
+/// An encrypted repository over `urls` whose second store fails on demand.
+struct Faulty {
+    raw: Vec<Arc<dyn BackupStore>>,
+    faulty: Arc<bindspace_testkit::FaultyStore>,
+    stores: Vec<Arc<dyn BackupStore>>,
+    repo: Repository,
+}
+
+fn encrypted_with_faulty_second(
+    rt: &tokio::runtime::Runtime,
+    urls: &[String],
+    secret: &SlotSecret,
+) -> Faulty {
+    let raw = rt.block_on(bindspace::stores::open_all(urls)).unwrap();
+    let faulty = bindspace_testkit::FaultyStore::new(raw[1].clone());
+    let stores: Vec<Arc<dyn BackupStore>> = vec![raw[0].clone(), faulty.clone()];
+    let repo = Repository::new(stores.clone(), Arc::new(SystemClock), "test").unwrap();
+    rt.block_on(keys::encrypt_new(
+        &repo,
+        secret,
+        Argon2Cost::TEST,
+        SystemClock.now_us(),
+        &mut OsEntropy,
+    ))
+    .unwrap();
+    Faulty {
+        raw,
+        faulty,
+        stores,
+        repo,
+    }
+}
+
 fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -248,14 +309,7 @@ fn sealed_stores_refuse_swaps_and_plaintext_and_copy_sealed_bytes_unchanged() {
 #[test]
 fn two_destinations_hold_the_same_sealed_bytes_and_each_restores_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let urls: Vec<String> = ["a", "b"]
-        .iter()
-        .map(|n| {
-            let p = dir.path().join(n);
-            std::fs::create_dir_all(&p).unwrap();
-            format!("file://{}", p.display())
-        })
-        .collect();
+    let urls = two_stores(dir.path());
     let rt = rt();
     let stores = rt.block_on(bindspace::stores::open_all(&urls)).unwrap();
     let repo = Repository::new(stores.clone(), Arc::new(SystemClock), "test").unwrap();
@@ -268,17 +322,7 @@ fn two_destinations_hold_the_same_sealed_bytes_and_each_restores_alone() {
         &mut OsEntropy,
     ))
     .unwrap();
-    let e = Engine::builder(dir.path().join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 8,
-            address_space: 256,
-            background_jobs: false,
-            destinations: urls.clone(),
-            ..BackupConfig::default()
-        })
-        .secret(secret.clone())
-        .open()
-        .unwrap();
+    let e = engine(dir.path(), &urls, &secret);
     for a in 0..50u16 {
         e.write(Addr(a), fp(u64::from(a), 0)).unwrap();
     }
@@ -322,40 +366,17 @@ fn epochs_stored(rt: &tokio::runtime::Runtime, stores: &[Arc<dyn BackupStore>]) 
 #[test]
 fn rotation_slot_changes_and_an_interrupted_reencryption_keep_every_restore_point() {
     let dir = tempfile::tempdir().unwrap();
-    let urls: Vec<String> = ["a", "b"]
-        .iter()
-        .map(|n| {
-            let p = dir.path().join(n);
-            std::fs::create_dir_all(&p).unwrap();
-            format!("file://{}", p.display())
-        })
-        .collect();
+    let urls = two_stores(dir.path());
     let rt = rt();
-    let raw = rt.block_on(bindspace::stores::open_all(&urls)).unwrap();
-    // the second destination fails on demand (an interrupted re-encryption)
-    let faulty = bindspace_testkit::FaultyStore::new(raw[1].clone());
-    let stores: Vec<Arc<dyn BackupStore>> = vec![raw[0].clone(), faulty.clone()];
-    let repo = Repository::new(stores.clone(), Arc::new(SystemClock), "test").unwrap();
     let first = pass("first passphrase");
-    rt.block_on(keys::encrypt_new(
-        &repo,
-        &first,
-        Argon2Cost::TEST,
-        SystemClock.now_us(),
-        &mut OsEntropy,
-    ))
-    .unwrap();
-    let e = Engine::builder(dir.path().join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 8,
-            address_space: 256,
-            background_jobs: false,
-            destinations: urls.clone(),
-            ..BackupConfig::default()
-        })
-        .secret(first.clone())
-        .open()
-        .unwrap();
+    // the second destination fails on demand (an interrupted re-encryption)
+    let Faulty {
+        raw,
+        faulty,
+        stores,
+        repo,
+    } = encrypted_with_faulty_second(&rt, &urls, &first);
+    let e = engine(dir.path(), &urls, &first);
     let mut points = Vec::new();
     let step = |e: &Engine, round: u64, kind: BackupKind, points: &mut Vec<_>| {
         for a in 0..40u16 {
@@ -481,39 +502,16 @@ mod common;
 #[test]
 fn a_rotation_that_reached_one_store_then_a_reencryption_leaves_both_readable() {
     let dir = tempfile::tempdir().unwrap();
-    let urls: Vec<String> = ["a", "b"]
-        .iter()
-        .map(|n| {
-            let p = dir.path().join(n);
-            std::fs::create_dir_all(&p).unwrap();
-            format!("file://{}", p.display())
-        })
-        .collect();
+    let urls = two_stores(dir.path());
     let rt = rt();
-    let raw = rt.block_on(bindspace::stores::open_all(&urls)).unwrap();
-    let faulty = bindspace_testkit::FaultyStore::new(raw[1].clone());
-    let stores: Vec<Arc<dyn BackupStore>> = vec![raw[0].clone(), faulty.clone()];
-    let repo = Repository::new(stores.clone(), Arc::new(SystemClock), "test").unwrap();
     let secret = pass("half a rotation");
-    rt.block_on(keys::encrypt_new(
-        &repo,
-        &secret,
-        Argon2Cost::TEST,
-        SystemClock.now_us(),
-        &mut OsEntropy,
-    ))
-    .unwrap();
-    let e = Engine::builder(dir.path().join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 8,
-            address_space: 256,
-            background_jobs: false,
-            destinations: urls.clone(),
-            ..BackupConfig::default()
-        })
-        .secret(secret.clone())
-        .open()
-        .unwrap();
+    let Faulty {
+        raw,
+        faulty,
+        stores,
+        repo,
+    } = encrypted_with_faulty_second(&rt, &urls, &secret);
+    let e = engine(dir.path(), &urls, &secret);
     for a in 0..60u16 {
         e.write(Addr(a), fp(u64::from(a), 0)).unwrap();
     }
@@ -604,17 +602,7 @@ fn s3_redis_and_postgres_of_an_encrypted_repository_hold_no_fingerprint_bytes() 
     ))
     .unwrap();
     rt.block_on(repo.set_compression("zstd")).unwrap();
-    let e = Engine::builder(dir.path().join("data"))
-        .config(BackupConfig {
-            fingerprint_words: 8,
-            address_space: 256,
-            background_jobs: false,
-            destinations: urls.clone(),
-            ..BackupConfig::default()
-        })
-        .secret(secret.clone())
-        .open()
-        .unwrap();
+    let e = engine(dir.path(), &urls, &secret);
     let mut written = Vec::new();
     for round in 0..3u64 {
         for a in 0..120u16 {
