@@ -749,3 +749,52 @@ fn s3_redis_and_postgres_of_an_encrypted_repository_hold_no_fingerprint_bytes() 
         assert_eq!((space.version(), space.digest()), want, "{}", s.name());
     }
 }
+
+// A put under way while the epoch it sealed with is rotated out and retired (a slow
+// upload across a whole `key reencrypt`): the store seals it again under the current
+// epoch, so it still opens.
+#[test]
+fn a_put_that_spans_a_retirement_is_sealed_again() {
+    let rt = rt();
+    let mem: Arc<dyn BackupStore> = Arc::new(
+        bindspace_store_s3::ObjectBackupStore::from_url("memory://", Default::default()).unwrap(),
+    );
+    let slow = bindspace_testkit::FaultyStore::new(mem.clone());
+    let repo = Repository::new(vec![mem.clone()], Arc::new(SystemClock), "test").unwrap();
+    let secret = pass("slow put");
+    let ring = rt
+        .block_on(keys::encrypt_new(
+            &repo,
+            &secret,
+            Argon2Cost::TEST,
+            SystemClock.now_us(),
+            &mut OsEntropy,
+        ))
+        .unwrap();
+    let sealed = Arc::new(SealedStore::new(
+        slow.clone(),
+        Arc::new(ring.unlock(&secret).unwrap()),
+    ));
+    slow.inject(
+        bindspace_testkit::Op::Put,
+        bindspace_testkit::Fault::Delay(std::time::Duration::from_millis(400)),
+        Some(1),
+    );
+    let plain = Bytes::from(vec![42u8; 10_000]);
+    let (s2, p2) = (sealed.clone(), plain.clone());
+    let put = rt.spawn(async move { s2.put(ArtifactId::delta(1, 2), p2).await });
+    #[allow(clippy::disallowed_methods)] // the put must be under way (a test's wall clock)
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    rt.block_on(keys::change_keyring(&repo, &secret, |ring, keys| {
+        ring.rotate(keys, SystemClock.now_us(), &mut OsEntropy)?;
+        ring.retire(keys, 1)
+    }))
+    .unwrap();
+    let r = rt.block_on(put).unwrap().unwrap();
+    let fresh = rt
+        .block_on(keys::unlock(vec![mem.clone()], Some(&secret)))
+        .unwrap();
+    assert_eq!(rt.block_on(fresh[0].get(&r)).unwrap(), plain);
+    let stored = rt.block_on(mem.get(&r)).unwrap();
+    assert_eq!(bindspace_crypt::Keys::epoch_of(&stored).unwrap(), 2);
+}

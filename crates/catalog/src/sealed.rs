@@ -309,12 +309,25 @@ impl BackupStore for SealedStore {
     }
 
     async fn put(&self, id: ArtifactId, bytes: Bytes) -> Result<ArtifactRef> {
-        if !self.plain {
-            self.keys(id)?;
-            self.refresh().await?;
+        if self.plain {
+            let stored = self.encode(id, &bytes)?;
+            return self.inner.put(id, stored).await;
         }
+        self.keys(id)?;
+        self.refresh().await?;
         let stored = self.encode(id, &bytes)?;
-        self.inner.put(id, stored).await
+        let epoch = bindspace_crypt::Keys::epoch_of(&stored).ok();
+        let r = self.inner.put(id, stored).await?;
+        // a key change may have landed while the bytes were on their way (a rotation
+        // and a retirement by `key reencrypt`): what was sealed under an epoch retired
+        // since is sealed again under the current one, so nothing stays under it
+        self.refresh().await?;
+        if epoch.is_some_and(|e| !self.keys(id).is_ok_and(|k| k.has_epoch(e))) {
+            tracing::info!(artifact = %id, "sealed again: its epoch was retired during the put");
+            let again = self.encode(id, &bytes)?;
+            return self.inner.put(id, again).await;
+        }
+        Ok(r)
     }
 
     fn stored_ref(&self, id: ArtifactId, bytes: &[u8]) -> Result<ArtifactRef> {

@@ -746,6 +746,11 @@ impl Keys {
         self.revision
     }
 
+    /// Whether these keys hold epoch `id` (neither retired nor unknown).
+    pub fn has_epoch(&self, id: u32) -> bool {
+        self.epochs.contains_key(&id)
+    }
+
     /// The epoch new artifacts are sealed with.
     pub fn current_epoch(&self) -> u32 {
         self.current
