@@ -308,36 +308,26 @@ impl Repository {
     /// keyring or a backup is recorded. Layout 4 from then on.
     pub async fn set_keyring(&self, keyring: &str) -> Result<()> {
         for d in &self.dests {
-            let mut tries = 0;
-            loop {
-                let (g, mut m) = d.read_manifest().await?.unwrap_or((0, Manifest::default()));
-                match &m.keyring {
-                    Some(k) if k == keyring => break,
-                    Some(_) => {
-                        return Err(Error::Invalid {
-                            store: d.name(),
-                            detail: "already holds another keyring".into(),
-                        });
-                    }
-                    None if !m.entries.is_empty() => {
-                        return Err(Error::Invalid {
-                            store: d.name(),
-                            detail: format!(
-                                "already holds {} backups in plaintext: only a new repository is encrypted",
-                                m.entries.len()
-                            ),
-                        });
-                    }
-                    None => {}
+            let name = d.name();
+            self.update_one(d, |m| match &m.keyring {
+                Some(k) if k == keyring => Ok(()),
+                Some(_) => Err(Error::Invalid {
+                    store: name.clone(),
+                    detail: "already holds another keyring".into(),
+                }),
+                None if !m.entries.is_empty() => Err(Error::Invalid {
+                    store: name.clone(),
+                    detail: format!(
+                        "already holds {} backups in plaintext: only a new repository is encrypted",
+                        m.entries.len()
+                    ),
+                }),
+                None => {
+                    m.keyring = Some(keyring.to_owned());
+                    Ok(())
                 }
-                m.keyring = Some(keyring.to_owned());
-                m.layout = m.layout_needed();
-                match self.commit_on(d, g, &m).await {
-                    Ok(_) => break,
-                    Err(Error::Conflict { .. }) if tries < 8 => tries += 1,
-                    Err(e) => return Err(e),
-                }
-            }
+            })
+            .await?;
         }
         Ok(())
     }

@@ -32,6 +32,10 @@ pub struct SealedStore {
     plain: bool,
     /// Pack what pays before sealing.
     pack: bool,
+    /// The catalog generation whose keyring the keys were last checked against (0:
+    /// none yet): an unchanged generation means an unchanged keyring, so a put costs
+    /// one small generation query instead of reading and decoding the catalog.
+    checked_generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SealedStore {
@@ -128,6 +132,7 @@ impl SealedStore {
             keys: Some(std::sync::Mutex::new((keys.revision(), keys))),
             plain: false,
             pack: false,
+            checked_generation: Default::default(),
         }
     }
 
@@ -138,6 +143,7 @@ impl SealedStore {
             keys: None,
             plain: true,
             pack: true,
+            checked_generation: Default::default(),
         }
     }
 
@@ -188,6 +194,7 @@ impl SealedStore {
             keys: None,
             plain: false,
             pack: false,
+            checked_generation: Default::default(),
         }
     }
 
@@ -213,12 +220,19 @@ impl SealedStore {
     /// longer opens (the master key was replaced) refuses it too: reopen with the
     /// passphrase.
     async fn refresh(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
         let Some(cell) = &self.keys else {
             return Ok(());
         };
+        let generation = self.inner.manifest_generation().await?;
+        if generation != 0 && generation == self.checked_generation.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let Some(read) = crate::read_catalog(self.inner.as_ref()).await? else {
             return Ok(());
         };
+        // what was read is checked below; a failure returns before this is recorded
+        let checked = read.newest;
         let Some(text) = read.manifest.keyring else {
             return Ok(());
         };
@@ -230,6 +244,7 @@ impl SealedStore {
         })?;
         let (known, keys) = cell.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if ring.revision() <= known {
+            self.checked_generation.store(checked, Ordering::Release);
             return Ok(());
         }
         let fresh = ring
@@ -248,6 +263,7 @@ impl SealedStore {
         if g.0 < ring.revision() {
             *g = (ring.revision(), Arc::new(fresh));
         }
+        self.checked_generation.store(checked, Ordering::Release);
         Ok(())
     }
 
