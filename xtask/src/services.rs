@@ -1,5 +1,6 @@
 //! `cargo xtask services up|down|status`: real servers on free loopback ports, for the
-//! tests: an S3-compatible server (moto), Redis and PostgreSQL. Each runs from a temp
+//! tests: an S3-compatible server (moto), Redis, a Redis Cluster (three masters with a
+//! replica each) and PostgreSQL. Each runs from a temp
 //! directory, its pid is recorded under `<target>/bindspace-services/`, and
 //! `services.env` holds `export` lines for a shell. Every server is started by
 //! `bindspace_testkit::servers`, the same code the fault tests use for their own.
@@ -72,6 +73,19 @@ pub fn up() -> Result<Vec<(String, String)>> {
     let (pid, _) = redis.detach();
     std::fs::write(dir.join("redis.pid"), pid.to_string())?;
     let started = Instant::now();
+    let cli = servers::which("redis-cli").context("redis-cli")?;
+    let cluster = bindspace_testkit::cluster::RedisCluster::start(&redis_bin, &cli, &dir)
+        .map_err(|e| anyhow!(e))?;
+    eprintln!(
+        "xtask services: Redis Cluster (3 masters, 3 replicas) at {} in {:.1} s",
+        cluster.url(),
+        started.elapsed().as_secs_f64()
+    );
+    env.push(("BINDSPACE_TEST_REDIS_CLUSTER_URL".into(), cluster.url()));
+    env.push(("BINDSPACE_REDIS_CLI".into(), cli.display().to_string()));
+    let pids: Vec<String> = cluster.detach().iter().map(u32::to_string).collect();
+    std::fs::write(dir.join("redis-cluster.pid"), pids.join(" "))?;
+    let started = Instant::now();
     let pg = Server::postgres(&pg_bin, &dir).map_err(|e| anyhow!(e))?;
     eprintln!(
         "xtask services: PostgreSQL (pid {}) on 127.0.0.1:{} in {:.1} s",
@@ -98,12 +112,9 @@ fn running_env() -> Result<Option<Vec<(String, String)>>> {
     let Ok(env) = std::fs::read_to_string(dir.join("services.env")) else {
         return Ok(None);
     };
-    for name in ["s3", "redis", "pg"] {
-        let alive = std::fs::read_to_string(dir.join(format!("{name}.pid")))
-            .ok()
-            .and_then(|p| p.trim().parse().ok())
-            .is_some_and(servers::pid_alive);
-        if !alive {
+    for name in ["s3", "redis", "pg", "redis-cluster"] {
+        let pids = pids(&dir, name);
+        if pids.is_empty() || !pids.iter().all(|&p| servers::pid_alive(p)) {
             return Ok(None);
         }
     }
@@ -115,18 +126,25 @@ fn running_env() -> Result<Option<Vec<(String, String)>>> {
     ))
 }
 
+/// The pids recorded for a service (a cluster has several).
+fn pids(dir: &std::path::Path, name: &str) -> Vec<u32> {
+    std::fs::read_to_string(dir.join(format!("{name}.pid")))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 /// Stops every service by pid and removes their state.
 pub fn down() -> Result<()> {
     let dir = state_dir();
     for (name, kind) in [
         ("s3", Kind::Moto),
         ("redis", Kind::Redis),
+        ("redis-cluster", Kind::Redis),
         ("pg", Kind::Postgres),
     ] {
-        if let Some(pid) = std::fs::read_to_string(dir.join(format!("{name}.pid")))
-            .ok()
-            .and_then(|p| p.trim().parse().ok())
-        {
+        for pid in pids(&dir, name) {
             servers::stop_pid(kind, pid);
             eprintln!("xtask services: stopped {name} (pid {pid})");
         }

@@ -25,24 +25,46 @@ pub struct RepoArgs {
     /// timeout after this many seconds; a whole backup or restore may take longer.
     #[arg(long, env = "BINDSPACE_STORE_TIMEOUT_SECS", default_value_t = 30)]
     pub store_timeout_secs: u64,
+    /// The space of the repository to work on: many engines share one repository,
+    /// each under its own name (`bindspace spaces` lists them); `default` is the
+    /// repository's root, where everything written before spaces lives.
+    #[arg(long, env = "BINDSPACE_SPACE", default_value = "default")]
+    pub space: String,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }
 
 impl RepoArgs {
+    /// The space asked for, checked.
+    pub fn space_name(&self) -> Result<bindspace_catalog::SpaceName> {
+        Ok(bindspace_catalog::SpaceName::new(&self.space)?)
+    }
+
+    /// Opens the space on every destination.
+    fn open(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> Result<Vec<Arc<dyn bindspace_catalog::BackupStore>>> {
+        Ok(rt.block_on(bindspace::stores::open_all_in(
+            &self.repo,
+            &self.space_name()?,
+            self.timeout(),
+        ))?)
+    }
+
     /// The repository over every destination, which must exist (a mistyped URL during
     /// an incident says so, instead of creating an empty repository and reporting it).
     pub fn repository(&self, rt: &tokio::runtime::Runtime) -> Result<Repository> {
         self.check_local_paths()?;
-        let repo = rt.block_on(repository(&self.repo, self.timeout()))?;
-        check_exists(rt, repo.destinations(), &self.repo)?;
+        let repo = rt.block_on(repository(self.open(rt)?))?;
+        check_exists(rt, repo.destinations(), &self.repo, &self.space)?;
         Ok(repo)
     }
 
     /// The repository over every destination, created where missing (`init`).
     pub fn repository_or_new(&self, rt: &tokio::runtime::Runtime) -> Result<Repository> {
-        rt.block_on(repository(&self.repo, self.timeout()))
+        rt.block_on(repository(self.open(rt)?))
     }
 
     /// The per-request store timeout.
@@ -54,8 +76,8 @@ impl RepoArgs {
     /// [`RepoArgs::repository`]).
     pub fn sources(&self, rt: &tokio::runtime::Runtime) -> Result<Sources> {
         self.check_local_paths()?;
-        let stores = rt.block_on(bindspace::stores::open_all_with(&self.repo, self.timeout()))?;
-        check_exists(rt, &stores, &self.repo)?;
+        let stores = self.open(rt)?;
+        check_exists(rt, &stores, &self.repo, &self.space)?;
         let stores = rt.block_on(unlock(stores))?;
         Ok(Sources::new(stores))
     }
@@ -67,8 +89,8 @@ impl RepoArgs {
         rt: &tokio::runtime::Runtime,
     ) -> Result<Vec<Arc<dyn bindspace_catalog::BackupStore>>> {
         self.check_local_paths()?;
-        let stores = rt.block_on(bindspace::stores::open_all_with(&self.repo, self.timeout()))?;
-        check_exists(rt, &stores, &self.repo)?;
+        let stores = self.open(rt)?;
+        check_exists(rt, &stores, &self.repo, &self.space)?;
         Ok(stores)
     }
 
@@ -96,6 +118,7 @@ fn check_exists(
     rt: &tokio::runtime::Runtime,
     stores: &[Arc<dyn bindspace_catalog::BackupStore>],
     urls: &[String],
+    space: &str,
 ) -> Result<()> {
     // a catalog, an unreadable store, or artifacts without a catalog (a lost catalog:
     // restores still plan from what the store lists)
@@ -109,9 +132,15 @@ fn check_exists(
             }),
         };
     }
-    if !found {
+    if !found && space == bindspace_catalog::SpaceName::DEFAULT {
         anyhow::bail!(
             "no repository at {}: no catalog there (check the URL; `bindspace init` creates a repository)",
+            urls.join(", ")
+        );
+    }
+    if !found {
+        anyhow::bail!(
+            "no space {space:?} in the repository at {}: no catalog there (check the name: `bindspace spaces` lists them; `bindspace init --space {space}` creates it)",
             urls.join(", ")
         );
     }
@@ -190,9 +219,11 @@ pub fn catalog(
     Ok(m)
 }
 
-/// The repository over `urls`, primary first.
-pub async fn repository(urls: &[String], request_timeout: Duration) -> Result<Repository> {
-    let stores = bindspace::stores::open_all_with(urls, request_timeout).await?;
+/// The repository over `stores` (one space's, primary first), unlocked with the
+/// secret from the environment when encrypted.
+pub async fn repository(
+    stores: Vec<Arc<dyn bindspace_catalog::BackupStore>>,
+) -> Result<Repository> {
     let stores = unlock(stores).await?;
     Ok(Repository::new(
         stores,

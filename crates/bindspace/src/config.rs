@@ -86,6 +86,12 @@ pub struct BackupConfig {
     pub replicas: Vec<String>,
     /// How often the replicas are brought up to date (ms).
     pub replicate_interval_ms: u64,
+    /// The space of the repository this engine writes (issue 19): many engines share
+    /// one repository, each under its own name, and see only their own catalog,
+    /// lease and artifacts. `default` is the repository's root (everything written
+    /// before spaces). Applies to destinations and replicas given as URLs; the data
+    /// directory is bound to it on first open. `BINDSPACE_SPACE` overrides.
+    pub space: String,
 }
 
 impl Default for BackupConfig {
@@ -111,6 +117,7 @@ impl Default for BackupConfig {
             verify_max_bytes_per_sec: 32 << 20,
             replicas: Vec::new(),
             replicate_interval_ms: 5_000,
+            space: bindspace_catalog::SpaceName::DEFAULT.into(),
         }
     }
 }
@@ -138,7 +145,7 @@ impl BackupConfig {
     /// The seeds' variables: `REDIS_URL`, `DATABASE_URL` and `LADYBUG_S3_BUCKET` add
     /// destinations (with `AWS_*` read by the S3 client); `LADYBUG_BACKUP_INTERVAL` and
     /// `LADYBUG_FULL_SNAPSHOT_INTERVAL` (seconds) and `LADYBUG_MAX_DELTA_CHAIN` override
-    /// the file.
+    /// the file; `BINDSPACE_SPACE` names the repository space.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
         let num = |k: &str| -> Result<Option<u64>> {
             var(k)
@@ -158,6 +165,10 @@ impl BackupConfig {
         if let Some(n) = num("LADYBUG_MAX_DELTA_CHAIN")? {
             self.max_delta_chain = n as usize;
         }
+        if let Some(space) = var("BINDSPACE_SPACE") {
+            self.space = space.trim().to_owned();
+        }
+        self.space_name()?;
         for url in [
             var("LADYBUG_S3_BUCKET").map(|b| format!("s3://{b}/bindspace")),
             var("DATABASE_URL"),
@@ -182,6 +193,12 @@ impl BackupConfig {
             ))),
             _ => Ok(&self.retention),
         }
+    }
+
+    /// The repository space, checked.
+    pub fn space_name(&self) -> Result<bindspace_catalog::SpaceName> {
+        bindspace_catalog::SpaceName::new(&self.space)
+            .map_err(|e| Error::Config(format!("space: {e}")))
     }
 
     /// The background verify's level, checked.

@@ -2,8 +2,9 @@
 //! when the directory is created), `checkpoint.snap` (the space at the last full, so a
 //! restart replays only the WAL after it), `checkpoint.snap.origin` (where a restored
 //! checkpoint came from, written by `bindspace restore --out`), `timeline` (the
-//! history this directory writes, fixed when the engine first opens it), and `repo/`
-//! (the default destination).
+//! history this directory writes, fixed when the engine first opens it), `space` (the
+//! repository space it writes, fixed on first open), and `repo/` (the default
+//! destination).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,6 +119,51 @@ impl DataDir {
             &path,
             format!("timeline {t}\n").as_bytes(),
         )
+    }
+
+    /// Binds this directory to the repository space it writes: the file `space`
+    /// (`space <name>`), written on first open. A directory that already writes
+    /// another space (by its file, or by its `timeline` file when it has no `space`
+    /// file: it was written before spaces, into `default`) is refused: its history
+    /// belongs to that space's catalog.
+    pub fn bind_space(&self, space: &bindspace_catalog::SpaceName) -> Result<()> {
+        let path = self.path.join("space");
+        let file = read_opt(self.fs.as_ref(), &path)?;
+        let has_file = file.is_some();
+        let bound = match file {
+            Some(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let name = text.trim().strip_prefix("space ").ok_or_else(|| {
+                    Error::Config(format!(
+                        "{}: expected `space <name>`, found {:?}",
+                        path.display(),
+                        text.trim()
+                    ))
+                })?;
+                Some(name.to_owned())
+            }
+            None if self.timeline()?.is_some() => {
+                Some(bindspace_catalog::SpaceName::DEFAULT.to_owned())
+            }
+            None => None,
+        };
+        match bound {
+            Some(b) if b == space.as_str() => {
+                if !has_file {
+                    write_durably(self.fs.as_ref(), &path, format!("space {b}\n").as_bytes())?;
+                }
+                Ok(())
+            }
+            Some(b) => Err(Error::Config(format!(
+                "{} writes the space {b:?} of its repository, not {space:?}: a data directory keeps one space's history (open it with space = \"{b}\", or restore that space into a new directory)",
+                self.path.display()
+            ))),
+            None => write_durably(
+                self.fs.as_ref(),
+                &path,
+                format!("space {space}\n").as_bytes(),
+            ),
+        }
     }
 
     /// The branch this directory was starting when it stopped, if it stopped between

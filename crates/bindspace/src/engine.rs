@@ -208,7 +208,8 @@ impl EngineBuilder {
     }
 
     /// Adds a destination that is already open (any [`BackupStore`]: a test's fault
-    /// injector, a store with custom options).
+    /// injector, a store with custom options), used as it is: open it on the
+    /// engine's space ([`crate::stores::Connection::space`]) yourself.
     pub fn store(mut self, store: Arc<dyn BackupStore>) -> Self {
         self.destinations.push(Destination::Store(store));
         self
@@ -217,7 +218,9 @@ impl EngineBuilder {
     /// Opens (or creates) the engine.
     pub fn open(self) -> Result<Engine> {
         let cfg = self.cfg.unwrap_or_default();
+        let space = cfg.space_name()?;
         let dir = DataDir::create_on(self.fs.clone(), &self.dir)?;
+        dir.bind_space(&space)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("bindspace-io")
@@ -240,8 +243,9 @@ impl EngineBuilder {
         for d in destinations {
             stores.push(match d {
                 Destination::Store(s) => s,
-                Destination::Url(u) => rt.block_on(crate::stores::open_with(
+                Destination::Url(u) => rt.block_on(crate::stores::open_in(
                     &u,
+                    &space,
                     std::time::Duration::from_millis(cfg.store_timeout_ms.max(1)),
                 ))?,
             });
@@ -258,8 +262,9 @@ impl EngineBuilder {
         let stores = rt.block_on(crate::keys::unlock(stores, secret.as_ref()))?;
         let mut replicas = Vec::with_capacity(cfg.replicas.len());
         for u in &cfg.replicas {
-            replicas.push(rt.block_on(crate::stores::open_with(
+            replicas.push(rt.block_on(crate::stores::open_in(
                 u,
+                &space,
                 std::time::Duration::from_millis(cfg.store_timeout_ms.max(1)),
             ))?);
         }

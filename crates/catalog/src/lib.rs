@@ -46,6 +46,7 @@ pub mod packed;
 mod repo;
 pub mod retention;
 mod sealed;
+mod space;
 mod store;
 pub mod timeline;
 mod util;
@@ -66,6 +67,7 @@ pub use manifest::{
 pub use repo::{LEASE_TTL_US, NewBackup, Repository};
 pub use retention::RetentionPolicy;
 pub use sealed::{LOCKED, SealedStore, keyring_for_copy, keyring_is_newer, seal_context};
+pub use space::{SPACE_NAME_MAX, SpaceName};
 pub use store::{BackupStore, BackupStoreExt};
 pub use timeline::{History, TimelineRecord};
 pub use util::{redact_url, timed};

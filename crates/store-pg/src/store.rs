@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bindspace_catalog::chunks::ChunkAssembler;
 use bindspace_catalog::{
-    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result,
+    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, SpaceName,
 };
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -40,14 +40,29 @@ impl Default for PgOptions {
     }
 }
 
-/// A [`BackupStore`] on a PostgreSQL database.
+/// A [`BackupStore`] on a PostgreSQL database, in one space of the repository there:
+/// the space `default` in the schema `opts.schema` (`bindspace`), any other in its
+/// own schema `{schema}__{space}` with the same tables. One pool serves every space.
 #[derive(Clone)]
 pub struct PgBackupStore {
     pool: Pool,
     opts: PgOptions,
+    /// The schema name of this space, unquoted.
+    schema_name: String,
     /// The quoted schema name.
-    s: String,
+    quoted: String,
     name: String,
+    /// The database's own name, before the space.
+    server: String,
+}
+
+/// The schema of `space` beside the base schema.
+fn space_schema(base: &str, space: &SpaceName) -> String {
+    if space.is_default() {
+        base.to_owned()
+    } else {
+        format!("{base}__{space}")
+    }
 }
 
 impl std::fmt::Debug for PgBackupStore {
@@ -97,7 +112,7 @@ impl PgBackupStore {
             };
             let current: Option<i64> = tx
                 .query_opt(
-                    &format!("SELECT generation FROM {}.catalog WHERE id = 1 FOR UPDATE", self.s),
+                    &format!("SELECT generation FROM {}.catalog WHERE id = 1 FOR UPDATE", self.quoted),
                     &[],
                 )
                 .await
@@ -110,7 +125,7 @@ impl PgBackupStore {
             if let Some((lease, now_us)) = fence {
                 let held = tx
                     .query_opt(
-                        &format!("SELECT token, expires_us FROM {}.lease WHERE id = 1 FOR SHARE", self.s),
+                        &format!("SELECT token, expires_us FROM {}.lease WHERE id = 1 FOR SHARE", self.quoted),
                         &[],
                     )
                     .await
@@ -132,7 +147,7 @@ impl PgBackupStore {
             let bytes = manifest.encode(next);
             let res = if expected == 0 {
                 tx.execute(
-                    &format!("INSERT INTO {}.catalog (id, generation, manifest) VALUES (1, $1, $2)", self.s),
+                    &format!("INSERT INTO {}.catalog (id, generation, manifest) VALUES (1, $1, $2)", self.quoted),
                     &[&(next as i64), &bytes],
                 )
                 .await
@@ -140,7 +155,7 @@ impl PgBackupStore {
                 tx.execute(
                     &format!(
                         "UPDATE {}.catalog SET generation = $1, manifest = $2, committed_at = now() WHERE id = 1",
-                        self.s
+                        self.quoted
                     ),
                     &[&(next as i64), &bytes],
                 )
@@ -157,7 +172,7 @@ impl PgBackupStore {
             // The queryable projection, in the same transaction.
             tx.batch_execute(&format!(
                 "DELETE FROM {s}.backups; DELETE FROM {s}.restore_points;",
-                s = self.s
+                s = self.quoted
             ))
             .await
             .map_err(err)?;
@@ -166,7 +181,7 @@ impl PgBackupStore {
                     "INSERT INTO {}.backups (id, kind, parent, from_version, to_version, start_us,
                          end_us, size, blake3, status, locations, entry)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ($12::text)::jsonb)",
-                    self.s
+                    self.quoted
                 ))
                 .await
                 .map_err(err)?;
@@ -175,7 +190,7 @@ impl PgBackupStore {
                     "INSERT INTO {}.schema_versions
                          (major, minor, patch, fingerprint_words, address_space, features)
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    self.s
+                    self.quoted
                 ))
                 .await
                 .map_err(err)?;
@@ -221,7 +236,7 @@ impl PgBackupStore {
                     &format!(
                         "INSERT INTO {}.restore_points (name, version, created_us, guaranteed)
                          VALUES ($1, $2, $3, $4)",
-                        self.s
+                        self.quoted
                     ),
                     &[&p.name, &(p.version as i64), &(p.created_us as i64), &p.guaranteed],
                 )
@@ -274,14 +289,76 @@ impl PgBackupStore {
             .recycle_timeout(Some(opts.op_timeout))
             .build()
             .map_err(|e| invalid(e.to_string()))?;
+        if opts.schema.len() > 63 {
+            return Err(invalid(format!(
+                "schema name {:?} is longer than PostgreSQL's 63 bytes",
+                opts.schema
+            )));
+        }
         let store = PgBackupStore {
             pool,
-            s: format!("\"{}\"", opts.schema),
+            schema_name: opts.schema.clone(),
+            quoted: format!("\"{}\"", opts.schema),
             opts,
+            server: name.clone(),
             name,
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The same pool on another space of the repository: its own schema
+    /// (`{schema}__{space}`), created and migrated on first use.
+    pub async fn in_space(&self, space: &SpaceName) -> Result<Self> {
+        let schema = space_schema(&self.opts.schema, space);
+        if schema.len() > 63 {
+            return Err(Error::Invalid {
+                store: self.server.clone(),
+                detail: format!(
+                    "the schema of space {space}, {schema:?}, is longer than PostgreSQL's 63 bytes (use a shorter space name or base schema)"
+                ),
+            });
+        }
+        let store = PgBackupStore {
+            pool: self.pool.clone(),
+            opts: self.opts.clone(),
+            quoted: format!("\"{schema}\""),
+            schema_name: schema,
+            name: space.store_name(&self.server),
+            server: self.server.clone(),
+        };
+        if !space.is_default() {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// The named spaces of the repository (schemas `{schema}__{space}` holding a
+    /// catalog).
+    pub async fn spaces(&self) -> Result<Vec<SpaceName>> {
+        self.timed("list spaces", async {
+            let c = self.client("list spaces").await?;
+            let prefix = format!("{}__", self.opts.schema);
+            let rows = c
+                .query(
+                    "SELECT n.nspname FROM pg_namespace n
+                       JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = 'catalog'
+                      WHERE starts_with(n.nspname, $1)",
+                    &[&prefix],
+                )
+                .await
+                .map_err(|e| self.pg_err("list spaces", e))?;
+            let mut out: Vec<SpaceName> = rows
+                .iter()
+                .filter_map(|r| {
+                    let n: String = r.get(0);
+                    SpaceName::new(n.strip_prefix(&prefix)?).ok()
+                })
+                .collect();
+            out.sort();
+            Ok(out)
+        })
+        .await
     }
 
     /// Connects to `DATABASE_URL` (the seeds' variable).
@@ -301,7 +378,7 @@ impl PgBackupStore {
 
     /// The quoted schema name, ready to prefix a table (`"bindspace".artifacts`).
     pub fn schema(&self) -> &str {
-        &self.s
+        &self.quoted
     }
 
     /// Applies pending migrations; returns the versions applied now (empty when the
@@ -313,7 +390,7 @@ impl PgBackupStore {
             let tx = c.transaction().await.map_err(err)?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock($1)",
-                &[&lock_key(&self.opts.schema)],
+                &[&lock_key(&self.schema_name)],
             )
             .await
             .map_err(err)?;
@@ -324,13 +401,13 @@ impl PgBackupStore {
                      name text NOT NULL,
                      applied_at timestamptz NOT NULL DEFAULT now()
                  );",
-                s = self.s
+                s = self.quoted
             ))
             .await
             .map_err(err)?;
             let done: Vec<i32> = tx
                 .query(
-                    &format!("SELECT version FROM {}.schema_migrations", self.s),
+                    &format!("SELECT version FROM {}.schema_migrations", self.quoted),
                     &[],
                 )
                 .await
@@ -342,7 +419,7 @@ impl PgBackupStore {
             for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
                 // all pending migrations run in this one transaction, under the lock:
                 // they commit together or not at all, and a racing process waits
-                tx.batch_execute(&m.sql.replace("{s}", &self.s))
+                tx.batch_execute(&m.sql.replace("{s}", &self.quoted))
                     .await
                     .map_err(|e| {
                         self.pg_err(&format!("migration {} ({})", m.version, m.name), e)
@@ -350,7 +427,7 @@ impl PgBackupStore {
                 tx.execute(
                     &format!(
                         "INSERT INTO {}.schema_migrations (version, name) VALUES ($1, $2)",
-                        self.s
+                        self.quoted
                     ),
                     &[&m.version, &m.name],
                 )
@@ -464,7 +541,7 @@ impl BackupStore for PgBackupStore {
                          len = excluded.len, blake3 = excluded.blake3,
                          chunk_size = excluded.chunk_size, chunks = excluded.chunks,
                          stored_at = now()",
-                            self.s
+                            self.quoted
                         ),
                         &[
                             &kind,
@@ -484,7 +561,7 @@ impl BackupStore for PgBackupStore {
                             "DELETE FROM {}.artifact_chunks
                      WHERE kind = $1 AND first_version = $2 AND last_version = $3
                        AND timeline = $4",
-                            self.s
+                            self.quoted
                         ),
                         &[&kind, &a, &b, &t],
                     )
@@ -494,7 +571,7 @@ impl BackupStore for PgBackupStore {
                         "INSERT INTO {}.artifact_chunks
                          (kind, first_version, last_version, seq, data, timeline)
                      VALUES ($1, $2, $3, $4, $5, $6)",
-                        self.s
+                        self.quoted
                     ))
                     .await
                     .map_err(err)
@@ -545,7 +622,7 @@ impl BackupStore for PgBackupStore {
                             "SELECT len, blake3, chunks FROM {}.artifacts
                              WHERE kind = $1 AND first_version = $2 AND last_version = $3
                                AND timeline = $4",
-                            self.s
+                            self.quoted
                         ),
                         &[&kind, &a, &b, &t],
                     )
@@ -576,7 +653,7 @@ impl BackupStore for PgBackupStore {
                          WHERE kind = $1 AND first_version = $2 AND last_version = $3
                            AND timeline = $4
                          ORDER BY seq",
-                        self.s
+                        self.quoted
                     ),
                     [
                         &kind as &(dyn tokio_postgres::types::ToSql + Sync),
@@ -627,7 +704,7 @@ impl BackupStore for PgBackupStore {
                         "SELECT first_version, last_version, len, blake3, timeline FROM {}.artifacts
                          WHERE kind = $1 AND first_version <= $3 AND last_version >= $2
                          ORDER BY first_version, last_version, timeline",
-                        self.s
+                        self.quoted
                     ),
                     &[&kind_word(kind), &lo, &hi],
                 )
@@ -675,7 +752,7 @@ impl BackupStore for PgBackupStore {
                     "DELETE FROM {}.artifacts
                      WHERE kind = $1 AND first_version = $2 AND last_version = $3
                        AND timeline = $4",
-                    self.s
+                    self.quoted
                 ),
                 &[&kind_word(id.kind()), &a, &b, &t],
             )
@@ -693,7 +770,7 @@ impl BackupStore for PgBackupStore {
                 .query_opt(
                     &format!(
                         "SELECT generation, manifest FROM {}.catalog WHERE id = 1",
-                        self.s
+                        self.quoted
                     ),
                     &[],
                 )
@@ -701,7 +778,7 @@ impl BackupStore for PgBackupStore {
                 .map_err(|e| self.pg_err("read manifest", e))?;
             let Some(row) = row else { return Ok(None) };
             let g = self.to_u64("catalog.generation", row.get(0))?;
-            let what = format!("{}.catalog generation {g}", self.s);
+            let what = format!("{}.catalog generation {g}", self.quoted);
             let (stored_g, m) = Manifest::decode(&self.name, &what, row.get(1))?;
             if stored_g != g {
                 return Err(Error::BadManifest {
@@ -720,7 +797,10 @@ impl BackupStore for PgBackupStore {
             let c = self.client("read manifest generation").await?;
             let row = c
                 .query_opt(
-                    &format!("SELECT generation FROM {}.catalog WHERE id = 1", self.s),
+                    &format!(
+                        "SELECT generation FROM {}.catalog WHERE id = 1",
+                        self.quoted
+                    ),
                     &[],
                 )
                 .await
@@ -762,7 +842,7 @@ impl BackupStore for PgBackupStore {
                 .execute(
                     &format!(
                         "UPDATE {}.lease SET expires_us = $1 WHERE id = 1 AND token = $2 AND expires_us > $3",
-                        self.s
+                        self.quoted
                     ),
                     &[&expires, &token, &now],
                 )
@@ -796,8 +876,8 @@ impl BackupStore for PgBackupStore {
                              expires_us = excluded.expires_us, token = excluded.token
                          WHERE {s}.lease.expires_us <= $2
                          RETURNING token",
-                        s = self.s,
-                        s_raw = self.s.replace('\'', "''"),
+                        s = self.quoted,
+                        s_raw = self.quoted.replace('\'', "''"),
                     ),
                     &[&holder, &now, &expires],
                 )
@@ -816,7 +896,7 @@ impl BackupStore for PgBackupStore {
                 .query_opt(
                     &format!(
                         "SELECT holder, since_us, expires_us FROM {}.lease WHERE id = 1",
-                        self.s
+                        self.quoted
                     ),
                     &[],
                 )
@@ -847,7 +927,10 @@ impl BackupStore for PgBackupStore {
             };
             let c = self.client("release lease").await?;
             c.execute(
-                &format!("DELETE FROM {}.lease WHERE id = 1 AND token = $1", self.s),
+                &format!(
+                    "DELETE FROM {}.lease WHERE id = 1 AND token = $1",
+                    self.quoted
+                ),
                 &[&token],
             )
             .await

@@ -5,12 +5,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bindspace_catalog::chunks::ChunkAssembler;
 use bindspace_catalog::{
-    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, blake3_hex,
-    parse_blake3_hex,
+    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, SpaceName,
+    blake3_hex, parse_blake3_hex,
 };
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{IntoConnectionInfo, RedisFuture, Script};
 
 /// Tuning of a [`RedisBackupStore`].
 #[derive(Clone, Debug)]
@@ -32,6 +33,11 @@ pub struct RedisOptions {
     /// Reconnection attempts of the connection manager before an operation fails.
     /// Default 3.
     pub reconnect_retries: usize,
+    /// On a cluster: every commit (an artifact's, the catalog's) waits until this many
+    /// replicas of the space's master have it (`WAIT`), and fails as unavailable when
+    /// they do not within `op_timeout`, so a failover never loses a commit that was
+    /// acknowledged. Default 1; 0 turns the wait off. Ignored on a single server.
+    pub cluster_replicas_acked: u32,
 }
 
 impl Default for RedisOptions {
@@ -43,24 +49,115 @@ impl Default for RedisOptions {
             staging_ttl: Duration::from_secs(3600),
             op_timeout: Duration::from_secs(30),
             reconnect_retries: 3,
+            cluster_replicas_acked: 1,
         }
     }
 }
 
-/// A [`BackupStore`] on one Redis server (or a proxy in front of several).
+/// A [`BackupStore`] on one Redis server (or a proxy in front of several), or on a
+/// Redis Cluster, in one space of the repository there.
+///
+/// Every key of a space is below one prefix. On a single server the space `default`
+/// keeps the seed's prefix (`ladybug:`) and any other space `ladybug:{name}:`; on a
+/// cluster every space, `default` included, is `ladybug:{name}:`, so the hash tag
+/// `{name}` puts all its keys (artifacts, index, `latest`, catalog, lease) in one slot
+/// and each Lua commit stays one atomic step on one master.
 #[derive(Clone)]
 pub struct RedisBackupStore {
-    conn: ConnectionManager,
+    conn: Conn,
     opts: RedisOptions,
     name: String,
+    /// The connection's own name (the server or cluster), before the space.
+    server: String,
+    /// The prefix of this space's keys.
+    prefix: String,
+    space: SpaceName,
 }
 
 impl std::fmt::Debug for RedisBackupStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackupStore")
             .field("name", &self.name)
+            .field("prefix", &self.prefix)
             .field("opts", &self.opts)
             .finish_non_exhaustive()
+    }
+}
+
+/// The connection: a single server's (reconnecting by itself) or a cluster's (slots
+/// followed through `MOVED`, failover and resharding).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The nodes of a `redis+cluster://[user:password@]host:port[,host:port…]` URL
+/// (`rediss+cluster://` for TLS), each as a `redis://` URL with the credentials.
+fn cluster_nodes(url: &str) -> std::result::Result<Vec<String>, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| "not a URL".to_owned())?;
+    let node_scheme = match scheme {
+        "redis+cluster" => "redis",
+        "rediss+cluster" => "rediss",
+        other => return Err(format!("{other}:// is not a cluster URL")),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') || rest.contains('?') {
+        return Err(
+            "a cluster URL has no database or options (a cluster has database 0 only)".into(),
+        );
+    }
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((a, h)) => (format!("{a}@"), h),
+        None => (String::new(), rest),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{node_scheme}://{auth}{h}"))
+        .collect();
+    if nodes.is_empty() {
+        return Err("a cluster URL names at least one node (host:port)".into());
+    }
+    Ok(nodes)
+}
+
+/// The key prefix of `space` below the configured `root` prefix.
+fn space_prefix(root: &str, space: &SpaceName, cluster: bool) -> String {
+    if space.is_default() && !cluster {
+        root.to_owned()
+    } else {
+        format!("{root}{{{space}}}:")
     }
 }
 
@@ -221,12 +318,25 @@ impl RedisBackupStore {
     /// `redis+unix:///path`). A password missing from the URL is taken from
     /// `REDIS_PASSWORD` when set. The connection reconnects by itself after a server
     /// restart.
+    ///
+    /// `redis+cluster://[user:password@]host:port[,host:port…]` (or `rediss+cluster://`)
+    /// connects to a Redis Cluster through any of the nodes named; the client learns
+    /// the slots from them and follows failovers.
+    ///
+    /// The handle is on the space `default`; [`RedisBackupStore::in_space`] gives the
+    /// others over the same connection.
     pub async fn connect(url: &str, opts: RedisOptions) -> Result<Self> {
         let name = bindspace_catalog::redact_url(url);
         let invalid = |detail: String| Error::Invalid {
             store: name.clone(),
             detail,
         };
+        if opts.chunk_size == 0 {
+            return Err(invalid("chunk_size must be positive".into()));
+        }
+        if url.contains("+cluster://") {
+            return Self::connect_cluster(url, name, opts).await;
+        }
         let mut info = url
             .into_connection_info()
             .map_err(|e| invalid(format!("not a Redis URL: {e}")))?;
@@ -253,10 +363,145 @@ impl RedisBackupStore {
             after_ms: opts.op_timeout.as_millis() as u64,
         })?
         .map_err(|e| unavailable(&name, "connect", e))?;
-        if opts.chunk_size == 0 {
-            return Err(invalid("chunk_size must be positive".into()));
+        Ok(Self::on(Conn::Single(conn), name, opts))
+    }
+
+    async fn connect_cluster(url: &str, name: String, opts: RedisOptions) -> Result<Self> {
+        let invalid = |detail: String| Error::Invalid {
+            store: name.clone(),
+            detail,
+        };
+        let nodes = cluster_nodes(url).map_err(&invalid)?;
+        let mut builder = redis::cluster::ClusterClient::builder(nodes)
+            .retries(opts.reconnect_retries as u32)
+            .min_retry_wait(50)
+            .max_retry_wait(1000)
+            .connection_timeout(opts.op_timeout)
+            .response_timeout(opts.op_timeout);
+        if !url.contains('@')
+            && let Ok(pw) = std::env::var("REDIS_PASSWORD")
+        {
+            builder = builder.password(pw);
         }
-        Ok(RedisBackupStore { conn, opts, name })
+        let client = builder.build().map_err(|e| invalid(e.to_string()))?;
+        let conn = tokio::time::timeout(opts.op_timeout, client.get_async_connection())
+            .await
+            .map_err(|_| Error::Timeout {
+                store: name.clone(),
+                op: "connect".into(),
+                after_ms: opts.op_timeout.as_millis() as u64,
+            })?
+            .map_err(|e| unavailable(&name, "connect", e))?;
+        Ok(Self::on(Conn::Cluster(conn), name, opts))
+    }
+
+    fn on(conn: Conn, name: String, opts: RedisOptions) -> Self {
+        let space = SpaceName::default();
+        let cluster = matches!(conn, Conn::Cluster(_));
+        RedisBackupStore {
+            prefix: space_prefix(&opts.prefix, &space, cluster),
+            conn,
+            server: name.clone(),
+            name,
+            opts,
+            space,
+        }
+    }
+
+    /// The same connection on another space of the repository (its keys below
+    /// `{prefix}{name}:`, see the type's docs).
+    pub fn in_space(&self, space: &SpaceName) -> Self {
+        RedisBackupStore {
+            conn: self.conn.clone(),
+            opts: self.opts.clone(),
+            name: space.store_name(&self.server),
+            server: self.server.clone(),
+            prefix: space_prefix(&self.opts.prefix, space, self.is_cluster()),
+            space: space.clone(),
+        }
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    /// The space this handle reads and writes.
+    pub fn space(&self) -> &SpaceName {
+        &self.space
+    }
+
+    /// The named spaces that have committed a catalog here (the set
+    /// `{prefix}spaces`, added to at each space's catalog commit).
+    pub async fn spaces(&self) -> Result<Vec<SpaceName>> {
+        let names: Vec<String> = self
+            .query("list spaces", redis::cmd("SMEMBERS").arg(self.spaces_key()))
+            .await?;
+        let mut out: Vec<SpaceName> = names
+            .iter()
+            .filter_map(|n| SpaceName::new(n).ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn spaces_key(&self) -> String {
+        format!("{}spaces", self.opts.prefix)
+    }
+
+    /// On a cluster, waits until `cluster_replicas_acked` replicas of this space's
+    /// master hold every write made so far on the connection to it (`WAIT`, sent
+    /// behind a read of one of the space's keys so it reaches that master): a commit
+    /// is acknowledged only once a failover cannot lose it.
+    async fn replicated(&self, op: &str) -> Result<()> {
+        let want = self.opts.cluster_replicas_acked;
+        if !self.is_cluster() || want == 0 {
+            return Ok(());
+        }
+        let wait_ms = (self.opts.op_timeout.as_millis() as u64 / 2).max(1);
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS").arg(self.key("latest")).ignore();
+        pipe.cmd("WAIT").arg(want).arg(wait_ms);
+        let mut c = self.conn.clone();
+        let what = format!("{op}: wait for replicas");
+        let (acked,): (u32,) = self
+            .timed(&what, async {
+                pipe.query_async(&mut c)
+                    .await
+                    .map_err(|e| unavailable(&self.name, &what, e))
+            })
+            .await?;
+        if acked < want {
+            return Err(Error::Unavailable {
+                store: self.name.clone(),
+                op: what,
+                source: format!(
+                    "{acked} of {want} replicas acknowledged within {wait_ms} ms (the write is on the master; a retry repeats it)"
+                )
+                .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// After a catalog commit: replicas have it (on a cluster) and the space is listed.
+    async fn committed(&self) -> Result<()> {
+        self.replicated("commit manifest").await?;
+        self.register_space().await
+    }
+
+    /// Records a named space in the set of spaces (after its catalog commit).
+    async fn register_space(&self) -> Result<()> {
+        if self.space.is_default() {
+            return Ok(());
+        }
+        self.query::<()>(
+            "register space",
+            redis::cmd("SADD")
+                .arg(self.spaces_key())
+                .arg(self.space.as_str()),
+        )
+        .await
     }
 
     /// Connects to `REDIS_URL` (the seeds' variable).
@@ -268,9 +513,9 @@ impl RedisBackupStore {
         Self::connect(&url, opts).await
     }
 
-    /// The full key of `rel` (prefix prepended).
+    /// The full key of `rel` (this space's prefix prepended).
     pub fn key(&self, rel: &str) -> String {
-        format!("{}{rel}", self.opts.prefix)
+        format!("{}{rel}", self.prefix)
     }
 
     /// The metadata key of an artifact, e.g. `ladybug:delta:10:20` (for tools and fault
@@ -497,6 +742,7 @@ impl BackupStore for RedisBackupStore {
                 }
                 i = end;
             }
+            self.replicated(&op).await?;
             Ok(r)
         }
     }
@@ -648,6 +894,7 @@ impl BackupStore for RedisBackupStore {
                 .await
                 .map_err(|e| unavailable(&self.name, "commit manifest", e))?;
             if ok == 1 {
+                self.committed().await?;
                 Ok(g)
             } else {
                 Err(Error::Conflict {
@@ -681,7 +928,10 @@ impl BackupStore for RedisBackupStore {
                 .await
                 .map_err(|e| unavailable(&self.name, "commit manifest", e))?;
             match ok {
-                1 => Ok(g),
+                1 => {
+                    self.committed().await?;
+                    Ok(g)
+                }
                 2 => Err(lease.lost(&self.name, "another token holds the lease, or it expired")),
                 _ => Err(Error::Conflict {
                     store: self.name.clone(),
@@ -742,6 +992,7 @@ impl BackupStore for RedisBackupStore {
                 .await
                 .map_err(err)?;
             if set.is_some() {
+                self.replicated("acquire lease").await?;
                 return Ok(lease);
             }
             // Held: take it over only if its holder's time is up.
@@ -754,7 +1005,10 @@ impl BackupStore for RedisBackupStore {
                 .await
                 .map_err(err)?;
             match current {
-                None => Ok(lease),
+                None => {
+                    self.replicated("acquire lease").await?;
+                    Ok(lease)
+                }
                 Some(b) => {
                     let held = Lease::from_json(&b);
                     Err(Error::BackupInProgress {

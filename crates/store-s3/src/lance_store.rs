@@ -58,6 +58,15 @@ impl LanceBackupStore {
         LanceBackupStore { inner, lance }
     }
 
+    /// The same connection on another space of the repository (its own dataset, below
+    /// `spaces/{name}/`; see [`ObjectBackupStore::in_space`]).
+    pub fn in_space(&self, space: &bindspace_catalog::SpaceName) -> Self {
+        if space.is_default() {
+            return self.clone();
+        }
+        LanceBackupStore::new(self.inner.in_space(space))
+    }
+
     /// The Lance dataset the snapshots live in (point lookups, listing versions).
     pub fn lance(&self) -> &LanceSnapshots {
         &self.lance

@@ -19,6 +19,7 @@
 //! | `wal/0/{first:020}-{last:020}.{blake3}` | archived WAL segments |
 //! | `catalog/manifest-{generation:020}` | catalog manifests, one object per generation |
 //! | `locks/backup-{seq:020}[.released]` | the backup lease, one object per acquisition |
+//! | `spaces/{name}/…` | every other space of the repository, each with this same layout ([`ObjectBackupStore::in_space`]); the root is the space `default` |
 //!
 //! Every conditional write is `PutMode::Create` (put-if-absent), which S3, GCS, Azure,
 //! the local file system and memory all support, so two writers can never both win.
@@ -45,4 +46,4 @@ mod store;
 #[cfg(feature = "lance")]
 pub use lance_store::LanceBackupStore;
 
-pub use store::{ObjectBackupStore, StoreOptions};
+pub use store::{ObjectBackupStore, SPACES_DIR, StoreOptions};

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bindspace_catalog::{
-    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, TimelineId,
-    blake3_hex, parse_blake3_hex,
+    ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Error, Lease, Manifest, Result, SpaceName,
+    TimelineId, blake3_hex, parse_blake3_hex,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{TryFutureExt, TryStreamExt};
@@ -62,6 +62,9 @@ fn unavailable(store: &str, op: &str, e: impl std::error::Error + Send + Sync + 
         source: Box::new(e),
     }
 }
+
+/// Where the named spaces of a repository live, below its root.
+pub const SPACES_DIR: &str = "spaces";
 
 fn dir_of(kind: ArtifactKind) -> &'static str {
     match kind {
@@ -182,6 +185,42 @@ impl ObjectBackupStore {
             scheme,
             "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "memory"
         )
+    }
+
+    /// The same connection on another space of the repository: `default` is the
+    /// repository's root, any other space the directory `spaces/{name}/` below it
+    /// (listings of one space never reach another's objects).
+    pub fn in_space(&self, space: &SpaceName) -> Self {
+        if space.is_default() {
+            return self.clone();
+        }
+        ObjectBackupStore {
+            os: Arc::clone(&self.os),
+            root: self.root.clone().join(SPACES_DIR).join(space.as_str()),
+            url: space.store_name(&self.url),
+            opts: self.opts.clone(),
+        }
+    }
+
+    /// The named spaces of the repository (those below `spaces/`; the root space
+    /// `default` is not listed). Call on the repository's root handle.
+    pub async fn spaces(&self) -> Result<Vec<SpaceName>> {
+        let dir = self.root.clone().join(SPACES_DIR);
+        let listed = self
+            .timed("list spaces", async {
+                self.os
+                    .list_with_delimiter(Some(&dir))
+                    .await
+                    .map_err(|e| unavailable(&self.url, "list spaces", e))
+            })
+            .await?;
+        let mut out: Vec<SpaceName> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().and_then(|n| SpaceName::new(n).ok()))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// The repository root inside the object store.

@@ -5,6 +5,7 @@
 //!
 //! - [`servers`]: real Redis, PostgreSQL and S3-compatible (moto) servers on free
 //!   loopback ports, each in its own directory, stopped by pid (also when dropped).
+//! - [`cluster::RedisCluster`]: a Redis Cluster of three masters with a replica each.
 //! - [`env`]: the services `cargo xtask services` started ([`env::service_env`]: skip
 //!   with a reason under a plain `cargo test`, fail under xtask or CI) and names no other
 //!   test run uses.
@@ -17,6 +18,7 @@
 //! - [`simdisk`]: a simulated disk for power-loss tests (what was synced survives;
 //!   of the rest, what a seed lets land).
 
+pub mod cluster;
 pub mod env;
 pub mod faulty;
 pub mod servers;

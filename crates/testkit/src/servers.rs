@@ -134,6 +134,8 @@ pub struct Server {
     detached: bool,
     persistent: bool,
     buckets: Vec<String>,
+    /// More arguments of the server's command line (a cluster node's).
+    extra_args: Vec<String>,
 }
 
 impl Server {
@@ -162,6 +164,7 @@ impl Server {
             detached: false,
             persistent: kind == Kind::Postgres,
             buckets: Vec::new(),
+            extra_args: Vec::new(),
         })
     }
 
@@ -173,6 +176,36 @@ impl Server {
             format!("redis://127.0.0.1:{p}")
         })?;
         s.persistent = persistent;
+        s.start()?;
+        Ok(s)
+    }
+
+    /// Starts `redis-server` as a Redis Cluster node (`--cluster-enabled yes`, node
+    /// timeout `node_timeout_ms`, its `nodes.conf` in its directory), with the
+    /// append-only file so a restarted node comes back with its data. Not part of a
+    /// cluster until [`crate::cluster::RedisCluster`] joins it.
+    pub fn redis_cluster_node(
+        bin: &Path,
+        parent: &Path,
+        node_timeout_ms: u64,
+    ) -> ServerResult<Server> {
+        let mut s = Server::unstarted(Kind::Redis, bin, parent, |p| {
+            format!("redis://127.0.0.1:{p}")
+        })?;
+        s.persistent = true;
+        s.extra_args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            &node_timeout_ms.to_string(),
+            // a replica that was cut off long still takes over a dead master
+            "--cluster-replica-validity-factor",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
         s.start()?;
         Ok(s)
     }
@@ -248,13 +281,16 @@ impl Server {
                 } else {
                     cmd.args(["--appendonly", "no"]);
                 }
+                cmd.args(&self.extra_args);
                 self.spawn(cmd, log)?;
                 wait_for_port(self.port, "redis-server", Duration::from_secs(20))
             }
             Kind::Postgres => {
                 let data = self.dir.join("data");
+                // max_connections: twenty engines with their pools share one server
+                // in the many-spaces tests
                 let opts = format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
                     self.port,
                     self.dir.display()
                 );

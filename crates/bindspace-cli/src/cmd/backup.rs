@@ -45,6 +45,7 @@ pub fn run(a: Args) -> Result<()> {
     // the engine runs its own runtime
     let cfg = BackupConfig {
         destinations: a.repo.repo.clone(),
+        space: a.repo.space.clone(),
         background_jobs: false,
         lease_hold_ms: a.hold_lease_ms,
         ..BackupConfig::load(None)?

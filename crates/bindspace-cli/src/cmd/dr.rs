@@ -77,6 +77,7 @@ fn drill(a: &DrillArgs) -> Result<()> {
         Some(dir) => {
             let cfg = BackupConfig {
                 destinations: a.repo.repo.clone(),
+                space: a.repo.space.clone(),
                 background_jobs: false,
                 ..BackupConfig::load(None)?
             };

@@ -33,7 +33,11 @@ pub fn run(a: &Args) -> Result<()> {
             "--encrypt needs the passphrase: type it at a terminal, or set BINDSPACE_PASSPHRASE or BINDSPACE_PASSPHRASE_FILE (or BINDSPACE_KEY_FILE)",
         )?;
         // the raw stores: the keyring goes into their catalogs
-        let stores = rt.block_on(bindspace::stores::open_all_with(urls, a.repo.timeout()))?;
+        let stores = rt.block_on(bindspace::stores::open_all_in(
+            urls,
+            &a.repo.space_name()?,
+            a.repo.timeout(),
+        ))?;
         let repo = bindspace_catalog::Repository::new(
             stores,
             std::sync::Arc::new(bindspace_core::SystemClock),

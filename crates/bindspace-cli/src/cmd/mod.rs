@@ -1,5 +1,5 @@
 //! The repository commands, one file each (Litestream's `cmd/litestream/*.go`
-//! layout): `init`, `key`, `backup`, `list`, `show`, `restore`, `explain`, `restore-point`,
+//! layout): `init`, `key`, `backup`, `list`, `spaces`, `show`, `restore`, `explain`, `restore-point`,
 //! `retention apply`, `compact`, `as-of`, `versions`, `timeline list|show`, `rewind`, `verify`, `dr drill|report`, `replicate`, `standby run|promote`, `export`, `serve`, `status`.
 
 use anyhow::Result;
@@ -22,6 +22,7 @@ mod retention;
 mod rewind;
 mod serve;
 mod show;
+mod spaces;
 mod standby;
 mod status;
 mod timeline;
@@ -42,6 +43,9 @@ pub enum Op {
     Backup(backup::Args),
     /// List the backups in the catalog.
     List(RepoArgs),
+    /// The spaces the repository holds (one per engine sharing it; `--space` picks
+    /// one for any command).
+    Spaces(RepoArgs),
     /// Show one backup.
     Show(show::Args),
     /// Restore to a version, time or restore point.
@@ -96,6 +100,7 @@ pub fn run(op: Op) -> Result<()> {
         Op::Key(k) => key::run(k),
         Op::Backup(a) => backup::run(a),
         Op::List(r) => list::run(&r),
+        Op::Spaces(r) => spaces::run(&r),
         Op::Show(a) => show::run(&a),
         Op::Restore(a) => restore::run(&a),
         Op::Explain(a) => explain::run(&a),

@@ -33,6 +33,12 @@ pub struct Args {
     /// a new one).
     #[arg(long)]
     pub must_exist: bool,
+    /// The space to copy (`default`: the repository's root).
+    #[arg(long, env = "BINDSPACE_SPACE", default_value = "default")]
+    pub space: String,
+    /// The space it is copied into at `--to` (default: the same name).
+    #[arg(long)]
+    pub to_space: Option<String>,
     /// Each store request fails as a timeout after this many seconds.
     #[arg(long, env = "BINDSPACE_STORE_TIMEOUT_SECS", default_value_t = 30)]
     pub store_timeout_secs: u64,
@@ -44,8 +50,13 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<()> {
     let rt = runtime()?;
     let timeout = Duration::from_secs(a.store_timeout_secs.max(1));
-    let from = rt.block_on(bindspace::stores::open_with(&a.from, timeout))?;
-    let to = rt.block_on(bindspace::stores::open_with(&a.to, timeout))?;
+    let space = bindspace_catalog::SpaceName::new(&a.space)?;
+    let to_space = match &a.to_space {
+        Some(s) => bindspace_catalog::SpaceName::new(s)?,
+        None => space.clone(),
+    };
+    let from = rt.block_on(bindspace::stores::open_in(&a.from, &space, timeout))?;
+    let to = rt.block_on(bindspace::stores::open_in(&a.to, &to_space, timeout))?;
     let opts = ReplicateOptions {
         prune: a.prune,
         must_exist: a.must_exist,

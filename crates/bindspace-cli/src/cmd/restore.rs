@@ -37,6 +37,10 @@ pub struct Args {
     /// The encrypted destination's passphrase, from the first line of this file.
     #[arg(long, requires = "to")]
     to_passphrase_file: Option<PathBuf>,
+    /// The space at `--to` (default: the same as `--space`): restoring one space of a
+    /// repository into another space, of this repository or another, moves its state.
+    #[arg(long, requires = "to")]
+    to_space: Option<String>,
 }
 
 pub fn run(a: &Args) -> Result<()> {
@@ -85,8 +89,13 @@ pub fn run(a: &Args) -> Result<()> {
             .find_map(|s| rt.block_on(s.read_manifest()).ok().flatten())
             .map(|(_, m)| m)
             .unwrap_or_default();
-        let raw = rt.block_on(bindspace::stores::open_all_with(
+        let to_space = match &a.to_space {
+            Some(s) => bindspace_catalog::SpaceName::new(s)?,
+            None => a.repo.space_name()?,
+        };
+        let raw = rt.block_on(bindspace::stores::open_all_in(
             std::slice::from_ref(url),
+            &to_space,
             a.repo.timeout(),
         ))?;
         let mut source = source;

@@ -32,6 +32,7 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<()> {
     let cfg = BackupConfig {
         destinations: a.repo.repo.clone(),
+        space: a.repo.space.clone(),
         ..BackupConfig::load(None)?
     };
     let t = a.target.target();

@@ -29,6 +29,10 @@ pub struct Args {
     /// Backup destination URL (repeatable; replaces the config's). Default: DATA/repo.
     #[arg(long = "repo", env = "BINDSPACE_REPO", value_delimiter = ',')]
     repo: Vec<String>,
+    /// The repository space this engine writes (replaces the config's `space`; also
+    /// `BINDSPACE_SPACE`).
+    #[arg(long)]
+    space: Option<String>,
     /// TLS certificate chain (PEM).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -54,6 +58,9 @@ pub fn run(a: &Args) -> Result<()> {
     let mut cfg = BackupConfig::load(a.config.as_deref())?;
     if !a.repo.is_empty() {
         cfg.destinations = a.repo.clone();
+    }
+    if let Some(space) = &a.space {
+        cfg.space = space.clone();
     }
     let engine = Engine::open(&a.data, cfg)
         .with_context(|| format!("opening the engine data directory {}", a.data.display()))?;

@@ -116,6 +116,7 @@ fn promote(a: &PromoteArgs) -> Result<()> {
     let from = standby.timeline();
     let cfg = BackupConfig {
         destinations: a.repo.repo.clone(),
+        space: a.repo.space.clone(),
         background_jobs: false,
         ..BackupConfig::load(None)?
     };
