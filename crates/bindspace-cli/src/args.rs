@@ -13,7 +13,8 @@ use bindspace_pitr::{Sources, Target};
 #[derive(clap::Args, Debug, Clone)]
 pub struct RepoArgs {
     /// Repository destination URL, primary first (repeatable): file:///dir, s3://bucket/prefix,
-    /// redis://host:port, postgresql://user@host:port/db. Default: $BINDSPACE_REPO.
+    /// redis://host:port, redis+cluster://host:port,host:port, postgresql://user@host:port/db.
+    /// Default: $BINDSPACE_REPO.
     #[arg(
         long = "repo",
         env = "BINDSPACE_REPO",
@@ -35,7 +36,29 @@ pub struct RepoArgs {
     pub json: bool,
 }
 
+/// The URLs of a comma-separated `--repo`, with a Redis Cluster's node list (which is
+/// comma-separated too: `redis+cluster://a:7000,b:7000`) put back together: a part
+/// without `://` continues the URL before it.
+pub fn join_urls(parts: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(parts.len());
+    for p in parts {
+        match out.last_mut() {
+            Some(last) if !p.contains("://") && last.contains("+cluster://") => {
+                last.push(',');
+                last.push_str(p);
+            }
+            _ => out.push(p.clone()),
+        }
+    }
+    out
+}
+
 impl RepoArgs {
+    /// The destination URLs, primary first.
+    pub fn urls(&self) -> Vec<String> {
+        join_urls(&self.repo)
+    }
+
     /// The space asked for, checked.
     pub fn space_name(&self) -> Result<bindspace_catalog::SpaceName> {
         Ok(bindspace_catalog::SpaceName::new(&self.space)?)
@@ -47,7 +70,7 @@ impl RepoArgs {
         rt: &tokio::runtime::Runtime,
     ) -> Result<Vec<Arc<dyn bindspace_catalog::BackupStore>>> {
         Ok(rt.block_on(bindspace::stores::open_all_in(
-            &self.repo,
+            &self.urls(),
             &self.space_name()?,
             self.timeout(),
         ))?)
@@ -58,7 +81,7 @@ impl RepoArgs {
     pub fn repository(&self, rt: &tokio::runtime::Runtime) -> Result<Repository> {
         self.check_local_paths()?;
         let repo = rt.block_on(repository(self.open(rt)?))?;
-        check_exists(rt, repo.destinations(), &self.repo, &self.space)?;
+        check_exists(rt, repo.destinations(), &self.urls(), &self.space)?;
         Ok(repo)
     }
 
@@ -77,7 +100,7 @@ impl RepoArgs {
     pub fn sources(&self, rt: &tokio::runtime::Runtime) -> Result<Sources> {
         self.check_local_paths()?;
         let stores = self.open(rt)?;
-        check_exists(rt, &stores, &self.repo, &self.space)?;
+        check_exists(rt, &stores, &self.urls(), &self.space)?;
         let stores = rt.block_on(unlock(stores))?;
         Ok(Sources::new(stores))
     }
@@ -90,13 +113,13 @@ impl RepoArgs {
     ) -> Result<Vec<Arc<dyn bindspace_catalog::BackupStore>>> {
         self.check_local_paths()?;
         let stores = self.open(rt)?;
-        check_exists(rt, &stores, &self.repo, &self.space)?;
+        check_exists(rt, &stores, &self.urls(), &self.space)?;
         Ok(stores)
     }
 
     /// A `file://` destination names a directory that exists (opening one creates it).
     fn check_local_paths(&self) -> Result<()> {
-        for url in &self.repo {
+        for url in &self.urls() {
             if let Ok(u) = url::Url::parse(url)
                 && u.scheme() == "file"
                 && let Ok(path) = u.to_file_path()
@@ -286,6 +309,25 @@ pub fn spinner(msg: &str) -> indicatif::ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_url_keeps_its_nodes_in_a_comma_separated_list() {
+        let parts: Vec<String> = "file:///a,redis+cluster://h1:7000,h2:7000,h3:7000,s3://b/p"
+            .split(',')
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            join_urls(&parts),
+            [
+                "file:///a",
+                "redis+cluster://h1:7000,h2:7000,h3:7000",
+                "s3://b/p"
+            ]
+        );
+        // a stray part after any other URL stays its own (and is refused as a URL)
+        let parts = ["file:///a".to_string(), "h2:7000".to_string()];
+        assert_eq!(join_urls(&parts), parts);
+    }
 
     #[test]
     fn addresses_people_type() {

@@ -30,7 +30,12 @@ struct Run {
 }
 
 fn config(dests: Vec<String>) -> BackupConfig {
+    config_in(dests, bindspace_catalog::SpaceName::DEFAULT)
+}
+
+fn config_in(dests: Vec<String>, space: &str) -> BackupConfig {
     BackupConfig {
+        space: space.into(),
         fingerprint_words: WORDS,
         address_space: ADDRS,
         destinations: dests,
@@ -46,8 +51,14 @@ fn config(dests: Vec<String>) -> BackupConfig {
 
 /// Runs the workload; returns what the oracle knows.
 fn run_workload(dir: &std::path::Path, dests: Vec<String>, ops: usize) -> Run {
+    run_workload_in(dir, dests, bindspace_catalog::SpaceName::DEFAULT, ops)
+}
+
+/// [`run_workload`] in one space of the repository.
+fn run_workload_in(dir: &std::path::Path, dests: Vec<String>, space: &str, ops: usize) -> Run {
     let clock = Arc::new(ManualClock::new(1_800_000_000_000_000));
-    let engine = Engine::open_with_clock(dir, config(dests.clone()), clock.clone()).unwrap();
+    let engine =
+        Engine::open_with_clock(dir, config_in(dests.clone(), space), clock.clone()).unwrap();
     let schema = SchemaVersion::CURRENT
         .with_words(WORDS)
         .with_address_space(ADDRS);
@@ -120,17 +131,20 @@ fn run_workload(dir: &std::path::Path, dests: Vec<String>, ops: usize) -> Run {
     engine.close().unwrap();
     // and the archived WAL says so: each of them is a checkpoint record, and no other
     // record is one
-    assert_eq!(checkpoint_records(&dests), run.checkpoints);
+    assert_eq!(checkpoint_records(&dests, space), run.checkpoints);
     run
 }
 
 /// The versions of the checkpoint records in the first destination's archived WAL.
-fn checkpoint_records(dests: &[String]) -> std::collections::BTreeSet<u64> {
+fn checkpoint_records(dests: &[String], space: &str) -> std::collections::BTreeSet<u64> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt
-        .block_on(bindspace::stores::open_all(&dests[..1]))
-        .unwrap()
-        .remove(0);
+        .block_on(bindspace::stores::open_in(
+            &dests[0],
+            &bindspace_catalog::SpaceName::new(space).unwrap(),
+            std::time::Duration::from_secs(30),
+        ))
+        .unwrap();
     let mut out = std::collections::BTreeSet::new();
     for r in rt
         .block_on(store.list(bindspace_catalog::ArtifactKind::WalSegment, 0, u64::MAX))
@@ -270,4 +284,32 @@ fn oracle_pitr_across_object_store_redis_and_postgres_with_tier_loss() {
         0,
         "Redis flushed and PostgreSQL down"
     );
+}
+
+#[test]
+fn oracle_pitr_with_a_redis_cluster_as_one_destination() {
+    let Some(cluster) =
+        bindspace_testkit::service_env("BINDSPACE_TEST_REDIS_CLUSTER_URL", "a Redis Cluster")
+    else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    // the cluster is shared: this run writes a space of its own
+    let space = unique_name("oracle").replace('_', "-").to_lowercase();
+    let urls = vec![
+        format!("file://{}", data.path().join("repo").display()),
+        cluster,
+    ];
+    let run = run_workload_in(data.path(), urls.clone(), &space, 600);
+    let space = bindspace_catalog::SpaceName::new(&space).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let all = rt
+        .block_on(bindspace::stores::open_all_in(
+            &urls,
+            &space,
+            std::time::Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert_eq!(check(&all, &run, 30, 11), 0, "both");
+    assert_eq!(check(&all[1..], &run, 40, 12), 0, "the Redis Cluster alone");
 }

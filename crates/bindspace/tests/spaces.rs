@@ -537,3 +537,51 @@ fn twenty_engines_share_one_repository_and_each_restores_its_own_history() {
 fn states_of(child: Child, space: &SpaceName) -> BTreeMap<u64, String> {
     states(child, space.as_str())
 }
+
+#[test]
+fn a_data_directory_keeps_the_space_it_writes() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let dir = tmp.path().join("data");
+    let e = Engine::open(&dir, config(vec![repo.clone()], "orders")).unwrap();
+    e.write(
+        bindspace_core::Addr(1),
+        bindspace_core::Fingerprint::from_words(vec![7; 8]),
+    )
+    .unwrap();
+    e.backup_now(BackupKind::Full).unwrap();
+    e.close().unwrap();
+    // its history is in the space orders: opening it as another space is refused
+    // before anything is written there
+    let err = Engine::open(&dir, config(vec![repo.clone()], "billing"))
+        .err()
+        .expect("another space is refused");
+    assert!(err.to_string().contains("\"orders\""), "{err}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let billing = rt
+        .block_on(bindspace::stores::open_in(
+            &repo,
+            &SpaceName::new("billing").unwrap(),
+            std::time::Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert!(rt.block_on(billing.read_manifest()).unwrap().is_none());
+    Engine::open(&dir, config(vec![repo.clone()], "orders"))
+        .unwrap()
+        .close()
+        .unwrap();
+    // a directory written before spaces (a timeline, no space file) wrote `default`
+    std::fs::remove_file(dir.join("space")).unwrap();
+    let err = Engine::open(&dir, config(vec![repo.clone()], "orders"))
+        .err()
+        .expect("a directory from before spaces wrote the space default");
+    assert!(err.to_string().contains("\"default\""), "{err}");
+    // and a bad name is refused as configuration
+    let err = Engine::open(tmp.path().join("new"), config(vec![repo], "Not A Name"))
+        .err()
+        .expect("a bad space name");
+    assert!(err.to_string().contains("not a space name"), "{err}");
+}

@@ -44,7 +44,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     // the engine runs its own runtime
     let cfg = BackupConfig {
-        destinations: a.repo.repo.clone(),
+        destinations: a.repo.urls(),
         space: a.repo.space.clone(),
         background_jobs: false,
         lease_hold_ms: a.hold_lease_ms,

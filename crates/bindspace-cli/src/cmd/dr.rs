@@ -76,7 +76,7 @@ fn drill(a: &DrillArgs) -> Result<()> {
     let report = match &a.data {
         Some(dir) => {
             let cfg = BackupConfig {
-                destinations: a.repo.repo.clone(),
+                destinations: a.repo.urls(),
                 space: a.repo.space.clone(),
                 background_jobs: false,
                 ..BackupConfig::load(None)?

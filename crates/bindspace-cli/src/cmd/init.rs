@@ -27,7 +27,7 @@ pub struct Args {
 
 pub fn run(a: &Args) -> Result<()> {
     let rt = runtime()?;
-    let urls = &a.repo.repo;
+    let urls = &a.repo.urls();
     if a.encrypt {
         let secret = crate::args::secret_or_prompt(true)?.context(
             "--encrypt needs the passphrase: type it at a terminal, or set BINDSPACE_PASSPHRASE or BINDSPACE_PASSPHRASE_FILE (or BINDSPACE_KEY_FILE)",

@@ -339,7 +339,7 @@ fn export(a: &ExportArgs) -> Result<()> {
     let ring = rt
         .block_on(bindspace::keys::keyring_of(&stores))?
         .context("the repository is not encrypted: it has no keys")?;
-    let keys = bindspace::keys::open_keys(&ring, &opener, &a.repo.repo.join(", "))?;
+    let keys = bindspace::keys::open_keys(&ring, &opener, &a.repo.urls().join(", "))?;
     eprintln!(
         "warning: the master key of repository {} follows. Whoever holds it opens every backup; store it offline. To open the repository with it: BINDSPACE_MASTER_KEY_FILE=<a file holding it, mode 0600>",
         ring.repository_id()

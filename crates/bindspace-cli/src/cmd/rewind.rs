@@ -31,7 +31,7 @@ pub struct Args {
 
 pub fn run(a: &Args) -> Result<()> {
     let cfg = BackupConfig {
-        destinations: a.repo.repo.clone(),
+        destinations: a.repo.urls(),
         space: a.repo.space.clone(),
         ..BackupConfig::load(None)?
     };

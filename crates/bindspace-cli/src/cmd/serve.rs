@@ -57,7 +57,7 @@ pub fn run(a: &Args) -> Result<()> {
     let loaded = a.token_file.as_deref().map(Tokens::load).transpose()?;
     let mut cfg = BackupConfig::load(a.config.as_deref())?;
     if !a.repo.is_empty() {
-        cfg.destinations = a.repo.clone();
+        cfg.destinations = crate::args::join_urls(&a.repo);
     }
     if let Some(space) = &a.space {
         cfg.space = space.clone();

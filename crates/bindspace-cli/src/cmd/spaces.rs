@@ -11,8 +11,8 @@ use crate::output::{emit, table};
 pub fn run(r: &RepoArgs) -> Result<()> {
     let rt = runtime()?;
     let mut names = std::collections::BTreeSet::new();
-    let mut conns = Vec::with_capacity(r.repo.len());
-    for url in &r.repo {
+    let mut conns = Vec::new();
+    for url in &r.urls() {
         let conn = rt.block_on(bindspace::stores::Connection::open(url, r.timeout()))?;
         names.extend(rt.block_on(conn.spaces())?);
         conns.push(conn);

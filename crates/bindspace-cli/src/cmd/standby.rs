@@ -115,7 +115,7 @@ fn promote(a: &PromoteArgs) -> Result<()> {
     let standby = open(&a.repo, a.timeline)?;
     let from = standby.timeline();
     let cfg = BackupConfig {
-        destinations: a.repo.repo.clone(),
+        destinations: a.repo.urls(),
         space: a.repo.space.clone(),
         background_jobs: false,
         ..BackupConfig::load(None)?
