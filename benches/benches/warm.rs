@@ -1,6 +1,8 @@
 //! The warm tier against bare server commands on the same bytes, same run (issue 5):
 //! pushing a 1%-changed delta to Redis vs one bare `SET`; a full snapshot to Redis vs
-//! pipelined bulk `SET`s of the same chunks, and to PostgreSQL vs a bare binary `COPY`.
+//! pipelined bulk `SET`s of the same chunks, and to PostgreSQL vs a bare binary `COPY`;
+//! and the same puts and gets on a Redis Cluster (`BINDSPACE_TEST_REDIS_CLUSTER_URL`)
+//! beside the single server (issue 19).
 //! Needs `BINDSPACE_TEST_REDIS_URL` and `BINDSPACE_TEST_PG_URL` (`cargo xtask services
 //! up` prints them); a missing one skips its benches with a message.
 
@@ -84,6 +86,51 @@ fn warm(c: &mut Criterion) {
                     rt.block_on(pipe.query_async::<()>(&mut con))
                         .expect("pipeline")
                 })
+            });
+            let r = rt
+                .block_on(store.put(ArtifactId::snapshot(1), full.clone()))
+                .expect("put");
+            g.bench_function("redis_snapshot_get", |b| {
+                b.iter(|| rt.block_on(store.get(&r)).expect("get"))
+            });
+            g.throughput(criterion::Throughput::Elements(1));
+        }
+    }
+    // the same data on a Redis Cluster (3 masters, a replica each; every commit waits
+    // for its replica): issue 19's single server vs cluster figures
+    match std::env::var("BINDSPACE_TEST_REDIS_CLUSTER_URL") {
+        Err(_) => {
+            eprintln!("warm: BINDSPACE_TEST_REDIS_CLUSTER_URL not set, cluster benches skipped")
+        }
+        Ok(url) => {
+            let store = rt
+                .block_on(RedisBackupStore::connect(
+                    &url,
+                    RedisOptions {
+                        prefix: format!("bench-{}:", std::process::id()),
+                        ..RedisOptions::default()
+                    },
+                ))
+                .expect("cluster");
+            g.throughput(criterion::Throughput::Elements(1));
+            g.bench_function("cluster_delta_push_1pct", |b| {
+                b.iter(|| {
+                    rt.block_on(store.put(ArtifactId::delta(1, 2), delta.clone()))
+                        .expect("put")
+                })
+            });
+            g.throughput(criterion::Throughput::Bytes(full.len() as u64));
+            g.bench_function("cluster_snapshot_put", |b| {
+                b.iter(|| {
+                    rt.block_on(store.put(ArtifactId::snapshot(1), full.clone()))
+                        .expect("put")
+                })
+            });
+            let r = rt
+                .block_on(store.put(ArtifactId::snapshot(1), full.clone()))
+                .expect("put");
+            g.bench_function("cluster_snapshot_get", |b| {
+                b.iter(|| rt.block_on(store.get(&r)).expect("get"))
             });
             g.throughput(criterion::Throughput::Elements(1));
         }

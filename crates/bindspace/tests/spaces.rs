@@ -65,7 +65,15 @@ fn space_child() {
     let dests: Vec<String> = parts.map(String::from).collect();
     let engine = Engine::open(&dir, config(dests, &space)).unwrap();
     let state = |e: &Engine| println!("STATE {} {}", e.version(), e.read(|s| s.digest()));
-    engine.backup_now(BackupKind::Full).unwrap();
+    // how long the backups took, for the figures (docs/BENCHMARKS.md)
+    let (mut backups, mut backup_us) = (0u64, 0u128);
+    let mut backup = |e: &Engine, kind| {
+        let t = std::time::Instant::now();
+        e.backup_now(kind).unwrap();
+        backup_us += t.elapsed().as_micros();
+        backups += 1;
+    };
+    backup(&engine, BackupKind::Full);
     state(&engine);
     let mut w = Workload::new(seed, engine.read(|s| s.schema()));
     for round in 0..4 {
@@ -79,7 +87,7 @@ fn space_child() {
         } else {
             BackupKind::Incremental
         };
-        engine.backup_now(kind).unwrap();
+        backup(&engine, kind);
         state(&engine);
         if round == 2 {
             let v = engine.restore_point("mid", true).unwrap();
@@ -93,6 +101,7 @@ fn space_child() {
     }
     state(&engine);
     engine.close().unwrap(); // archives the rest of the WAL
+    println!("BACKUPS {backups} {backup_us}");
     println!("DONE");
 }
 
@@ -113,6 +122,17 @@ fn spawn(root: &Path, space: &str, seed: u64, dests: &[String]) -> Child {
         .unwrap()
 }
 
+/// Backups the children made, and the µs they took (summed over processes).
+static BACKUPS: AtomicU64 = AtomicU64::new(0);
+static BACKUP_US: AtomicU64 = AtomicU64::new(0);
+
+fn take_backups() -> (u64, u64) {
+    (
+        BACKUPS.swap(0, Ordering::Relaxed),
+        BACKUP_US.swap(0, Ordering::Relaxed),
+    )
+}
+
 /// Waits for a child; the states it recorded (version → digest).
 fn states(mut child: Child, space: &str) -> BTreeMap<u64, String> {
     let out = BufReader::new(child.stdout.take().unwrap());
@@ -129,6 +149,10 @@ fn states(mut child: Child, space: &str) -> BTreeMap<u64, String> {
             ["POINT", v, d] => {
                 states.insert(v.parse().unwrap(), d.to_string());
                 states.insert(0, d.to_string());
+            }
+            ["BACKUPS", n, us] => {
+                BACKUPS.fetch_add(n.parse().unwrap(), Ordering::Relaxed);
+                BACKUP_US.fetch_add(us.parse().unwrap(), Ordering::Relaxed);
             }
             ["DONE"] => done = true,
             _ => {}
@@ -387,8 +411,11 @@ fn twenty_engines_share_one_repository_and_each_restores_its_own_history() {
     let mut states = BTreeMap::new();
 
     // one space: what listing it costs
+    let t = std::time::Instant::now();
     let first = spawn(tmp.path(), names[0].as_str(), 100, &urls);
     states.insert(0, states_of(first, &names[0]));
+    let (alone_n, alone_us) = take_backups();
+    let alone_wall = t.elapsed();
     let probes: Vec<Probe> = urls
         .iter()
         .map(|u| {
@@ -419,6 +446,7 @@ fn twenty_engines_share_one_repository_and_each_restores_its_own_history() {
     // two spaces, then twenty, written concurrently by their own processes
     let second = spawn(tmp.path(), names[1].as_str(), 101, &urls);
     states.insert(1, states_of(second, &names[1]));
+    take_backups();
     let t = std::time::Instant::now();
     let children: Vec<_> = (2..20)
         .map(|i| {
@@ -431,9 +459,15 @@ fn twenty_engines_share_one_repository_and_each_restores_its_own_history() {
     for (i, c) in children {
         states.insert(i, states_of(c, &names[i]));
     }
+    let wall = t.elapsed();
+    let (n, us) = take_backups();
     eprintln!(
-        "18 engines in their own processes, concurrently: {:?}",
-        t.elapsed()
+        "FIGURES one engine alone: {alone_n} backups in {alone_wall:?} ({:.1} backups/s), {:.1} ms each; \
+         18 engines concurrently: {n} backups in {wall:?} ({:.1} backups/s), {:.1} ms each",
+        alone_n as f64 / alone_wall.as_secs_f64(),
+        alone_us as f64 / alone_n as f64 / 1000.0,
+        n as f64 / wall.as_secs_f64(),
+        us as f64 / n as f64 / 1000.0,
     );
 
     // each space restores its own history exactly, from each store alone
