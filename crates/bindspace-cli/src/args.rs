@@ -118,7 +118,7 @@ impl RepoArgs {
     }
 
     /// A `file://` destination names a directory that exists (opening one creates it).
-    fn check_local_paths(&self) -> Result<()> {
+    pub fn check_local_paths(&self) -> Result<()> {
         for url in &self.urls() {
             if let Ok(u) = url::Url::parse(url)
                 && u.scheme() == "file"

@@ -29,10 +29,6 @@ struct Run {
     checkpoints: std::collections::BTreeSet<u64>,
 }
 
-fn config(dests: Vec<String>) -> BackupConfig {
-    config_in(dests, bindspace_catalog::SpaceName::DEFAULT)
-}
-
 fn config_in(dests: Vec<String>, space: &str) -> BackupConfig {
     BackupConfig {
         space: space.into(),

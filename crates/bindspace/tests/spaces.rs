@@ -31,6 +31,8 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
+mod common;
+
 const CHILD_ENV: &str = "BINDSPACE_SPACES_CHILD";
 const WORDS: u16 = 8;
 const ADDRS: u32 = 256;
@@ -487,10 +489,16 @@ fn twenty_engines_share_one_repository_and_each_restores_its_own_history() {
                 std::time::Duration::from_secs(30),
             ))
             .unwrap();
+        // a space only opened (a mistyped name: on PostgreSQL that creates its
+        // schema) is not listed
+        let typo = SpaceName::new(&format!("{run}-typo")).unwrap();
+        let opened = rt.block_on(conn.space(&typo)).unwrap();
+        assert!(rt.block_on(opened.read_manifest()).unwrap().is_none());
         let listed = rt.block_on(conn.spaces()).unwrap();
         for n in &names {
             assert!(listed.contains(n), "{u} does not list {n}: {listed:?}");
         }
+        assert!(!listed.contains(&typo), "{u} lists a space never written");
     }
 
     // leases are per space: one held in the second space leaves the first free
@@ -591,8 +599,8 @@ fn a_data_directory_keeps_the_space_it_writes() {
     // its history is in the space orders: opening it as another space is refused
     // before anything is written there
     let err = Engine::open(&dir, config(vec![repo.clone()], "billing"))
-        .err()
-        .expect("another space is refused");
+        .map(|_| ())
+        .expect_err("another space is refused");
     assert!(err.to_string().contains("\"orders\""), "{err}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let billing = rt
@@ -610,12 +618,143 @@ fn a_data_directory_keeps_the_space_it_writes() {
     // a directory written before spaces (a timeline, no space file) wrote `default`
     std::fs::remove_file(dir.join("space")).unwrap();
     let err = Engine::open(&dir, config(vec![repo.clone()], "orders"))
-        .err()
-        .expect("a directory from before spaces wrote the space default");
+        .map(|_| ())
+        .expect_err("a directory from before spaces wrote the space default");
     assert!(err.to_string().contains("\"default\""), "{err}");
     // and a bad name is refused as configuration
     let err = Engine::open(tmp.path().join("new"), config(vec![repo], "Not A Name"))
-        .err()
-        .expect("a bad space name");
+        .map(|_| ())
+        .expect_err("a bad space name");
     assert!(err.to_string().contains("not a space name"), "{err}");
+}
+
+/// An engine of `space` writes a history with two fulls; its states by version.
+fn write_history(dir: &Path, dests: &[String], space: &str, seed: u64) -> BTreeMap<u64, String> {
+    let engine = Engine::open(dir, config(dests.to_vec(), space)).unwrap();
+    let mut w = Workload::new(seed, engine.read(|s| s.schema()));
+    let mut states = BTreeMap::new();
+    for kind in [
+        BackupKind::Full,
+        BackupKind::Incremental,
+        BackupKind::Full,
+        BackupKind::Incremental,
+    ] {
+        for _ in 0..30 {
+            let op = engine.read(|s| w.next_op(s));
+            engine.apply(vec![op.into()]).unwrap();
+        }
+        engine.backup_now(kind).unwrap();
+        states.insert(engine.version(), engine.read(|s| s.digest()).to_string());
+    }
+    engine.close().unwrap();
+    states
+}
+
+#[test]
+fn the_default_space_beside_a_named_one_keeps_to_itself() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    // the root space and a named one on one local directory and one Redis server
+    // (where `default` keeps the seed's `ladybug:` beside `ladybug:{named}:`); the
+    // named space also writes a second directory, the default's replica
+    let Some(redis) = service_env("BINDSPACE_TEST_REDIS_URL", "a Redis server") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (redis, _con) = common::own_redis_db(&rt, &redis, 10);
+    let local = format!("file://{}", tmp.path().join("repo").display());
+    let replica = format!("file://{}", tmp.path().join("replica").display());
+    let named = SpaceName::new("named").unwrap();
+    let root = SpaceName::default();
+    write_history(
+        &tmp.path().join("a"),
+        &[local.clone(), redis.clone()],
+        "default",
+        1,
+    );
+    let states = write_history(
+        &tmp.path().join("b"),
+        &[local.clone(), redis.clone(), replica.clone()],
+        named.as_str(),
+        2,
+    );
+    let all = vec![local.clone(), redis.clone(), replica.clone()];
+    let before = rt.block_on(artifacts(&all, &named));
+    let open_all = |urls: &[String], space: &SpaceName| {
+        rt.block_on(bindspace::stores::open_all_in(
+            urls,
+            space,
+            std::time::Duration::from_secs(30),
+        ))
+        .unwrap()
+    };
+    // retention, verify --repair and a pruning replication of the root space
+    let repo = Repository::new(open_all(&all[..2], &root), Arc::new(SystemClock), "test").unwrap();
+    let policy = bindspace_catalog::RetentionPolicy {
+        keep_all_within_us: 0,
+        max_count: Some(1),
+        ..Default::default()
+    };
+    let (_, deleted) = rt
+        .block_on(repo.apply_retention(&policy, SystemClock.now_us()))
+        .unwrap();
+    assert!(deleted > 0, "retention of the root space deleted nothing");
+    let report = rt
+        .block_on(bindspace_dr::verify(
+            &repo,
+            &SystemClock,
+            &bindspace_dr::VerifyOptions {
+                repair: true,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(report.outcome(), bindspace_dr::Outcome::Clean, "{report}");
+    let mut follower = bindspace_dr::Follower::new(
+        open_all(&all[..1], &root).remove(0),
+        open_all(&all[2..], &root).remove(0),
+        bindspace_dr::ReplicateOptions {
+            prune: true,
+            ..Default::default()
+        },
+    );
+    rt.block_on(follower.run(&SystemClock, &mut || true))
+        .unwrap();
+    // the named space: every artifact where it was, every state restores
+    assert_eq!(
+        rt.block_on(artifacts(&all, &named)),
+        before,
+        "the root space's retention, repair or pruning touched a named space"
+    );
+    for u in &all {
+        let store = rt
+            .block_on(bindspace::stores::open_in(
+                u,
+                &named,
+                std::time::Duration::from_secs(30),
+            ))
+            .unwrap();
+        let stores = [store];
+        for (&v, want) in &states {
+            let (got, _) = rt
+                .block_on(bindspace_pitr::restore_to(
+                    stores.as_slice(),
+                    &Target::Version(v),
+                ))
+                .unwrap_or_else(|e| panic!("{u} at {v}: {e}"));
+            assert_eq!(&got.digest().to_string(), want, "{u} at {v}");
+        }
+    }
+    // and the root space's own listing holds none of the named space's artifacts
+    let root_listed = rt.block_on(artifacts(&all[..2], &root));
+    for (mine, theirs) in root_listed.iter().zip(&before) {
+        for r in mine {
+            assert!(
+                !theirs.contains(r),
+                "the root space lists {r:?} of the named one"
+            );
+        }
+    }
 }

@@ -333,8 +333,8 @@ impl PgBackupStore {
         Ok(store)
     }
 
-    /// The named spaces of the repository (schemas `{schema}__{space}` holding a
-    /// catalog).
+    /// The named spaces of the repository (schemas `{schema}__{space}` whose catalog
+    /// was committed).
     pub async fn spaces(&self) -> Result<Vec<SpaceName>> {
         self.timed("list spaces", async {
             let c = self.client("list spaces").await?;
@@ -348,13 +348,29 @@ impl PgBackupStore {
                 )
                 .await
                 .map_err(|e| self.pg_err("list spaces", e))?;
-            let mut out: Vec<SpaceName> = rows
-                .iter()
-                .filter_map(|r| {
-                    let n: String = r.get(0);
-                    SpaceName::new(n.strip_prefix(&prefix)?).ok()
-                })
-                .collect();
+            let mut out = Vec::new();
+            for r in &rows {
+                let schema: String = r.get(0);
+                let Some(name) = schema
+                    .strip_prefix(&prefix)
+                    .and_then(|n| SpaceName::new(n).ok())
+                else {
+                    continue;
+                };
+                // a space is there once its catalog was committed (opening a space
+                // creates its schema; a mistyped name leaves an empty one)
+                let committed: bool = c
+                    .query_one(
+                        &format!("SELECT EXISTS (SELECT 1 FROM \"{schema}\".catalog)"),
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| self.pg_err("list spaces", e))?
+                    .get(0);
+                if committed {
+                    out.push(name);
+                }
+            }
             out.sort();
             Ok(out)
         })

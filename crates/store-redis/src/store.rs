@@ -120,9 +120,12 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// The nodes of a `redis+cluster://[user:password@]host:port[,host:port…]` URL
-/// (`rediss+cluster://` for TLS), each as a `redis://` URL with the credentials.
-fn cluster_nodes(url: &str) -> std::result::Result<Vec<String>, String> {
+/// The nodes of a `redis+cluster://[user:password@]host:port[,host:port…][?replicas_acked=N]`
+/// URL (`rediss+cluster://` for TLS), each as a `redis://` URL with the credentials, and
+/// the `replicas_acked` option (over [`RedisOptions::cluster_replicas_acked`]).
+type ClusterUrl = (Vec<String>, Option<u32>);
+
+fn cluster_nodes(url: &str) -> std::result::Result<ClusterUrl, String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| "not a URL".to_owned())?;
@@ -131,11 +134,26 @@ fn cluster_nodes(url: &str) -> std::result::Result<Vec<String>, String> {
         "rediss+cluster" => "rediss",
         other => return Err(format!("{other}:// is not a cluster URL")),
     };
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains('/') || rest.contains('?') {
-        return Err(
-            "a cluster URL has no database or options (a cluster has database 0 only)".into(),
-        );
+    if rest.contains('/') {
+        return Err("a cluster URL has no database (a cluster has database 0 only)".into());
+    }
+    let mut replicas_acked = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("replicas_acked", n)) => {
+                replicas_acked =
+                    Some(n.parse::<u32>().map_err(|_| {
+                        format!("replicas_acked={n:?} is not a number of replicas")
+                    })?);
+            }
+            _ => {
+                return Err(format!(
+                    "unknown cluster URL option {pair:?} (the one option is replicas_acked=N)"
+                ));
+            }
+        }
     }
     let (auth, hosts) = match rest.rsplit_once('@') {
         Some((a, h)) => (format!("{a}@"), h),
@@ -149,7 +167,7 @@ fn cluster_nodes(url: &str) -> std::result::Result<Vec<String>, String> {
     if nodes.is_empty() {
         return Err("a cluster URL names at least one node (host:port)".into());
     }
-    Ok(nodes)
+    Ok((nodes, replicas_acked))
 }
 
 /// The key prefix of `space` below the configured `root` prefix.
@@ -371,7 +389,11 @@ impl RedisBackupStore {
             store: name.clone(),
             detail,
         };
-        let nodes = cluster_nodes(url).map_err(&invalid)?;
+        let (nodes, replicas_acked) = cluster_nodes(url).map_err(&invalid)?;
+        let opts = RedisOptions {
+            cluster_replicas_acked: replicas_acked.unwrap_or(opts.cluster_replicas_acked),
+            ..opts
+        };
         let mut builder = redis::cluster::ClusterClient::builder(nodes)
             .retries(opts.reconnect_retries as u32)
             .min_retry_wait(50)
@@ -449,59 +471,79 @@ impl RedisBackupStore {
         format!("{}spaces", self.opts.prefix)
     }
 
-    /// On a cluster, waits until `cluster_replicas_acked` replicas of this space's
-    /// master hold every write made so far on the connection to it (`WAIT`, sent
-    /// behind a read of one of the space's keys so it reaches that master): a commit
-    /// is acknowledged only once a failover cannot lose it.
-    async fn replicated(&self, op: &str) -> Result<()> {
+    /// On a cluster, appends `WAIT n` to a commit's pipeline (same request, same
+    /// connection to the space's master as the commit before it, so it counts that
+    /// commit); whether it did.
+    fn append_wait(&self, pipe: &mut redis::Pipeline) -> bool {
         let want = self.opts.cluster_replicas_acked;
         if !self.is_cluster() || want == 0 {
-            return Ok(());
+            return false;
         }
         let wait_ms = (self.opts.op_timeout.as_millis() as u64 / 2).max(1);
-        let mut pipe = redis::pipe();
-        pipe.cmd("EXISTS").arg(self.key("latest")).ignore();
         pipe.cmd("WAIT").arg(want).arg(wait_ms);
-        let mut c = self.conn.clone();
-        let what = format!("{op}: wait for replicas");
-        let (acked,): (u32,) = self
-            .timed(&what, async {
-                pipe.query_async(&mut c)
-                    .await
-                    .map_err(|e| unavailable(&self.name, &what, e))
-            })
-            .await?;
-        if acked < want {
-            return Err(Error::Unavailable {
-                store: self.name.clone(),
-                op: what,
-                source: format!(
-                    "{acked} of {want} replicas acknowledged within {wait_ms} ms (the write is on the master; a retry repeats it)"
-                )
-                .into(),
-            });
-        }
-        Ok(())
+        true
     }
 
-    /// After a catalog commit: replicas have it (on a cluster) and the space is listed.
-    async fn committed(&self) -> Result<()> {
-        self.replicated("commit manifest").await?;
-        self.register_space().await
-    }
-
-    /// Records a named space in the set of spaces (after its catalog commit).
-    async fn register_space(&self) -> Result<()> {
-        if self.space.is_default() {
+    /// After a commit's `WAIT`: an error unless enough replicas acknowledged it.
+    fn check_acked(&self, op: &str, acked: u32) -> Result<()> {
+        let want = self.opts.cluster_replicas_acked;
+        if acked >= want {
             return Ok(());
         }
-        self.query::<()>(
-            "register space",
-            redis::cmd("SADD")
-                .arg(self.spaces_key())
-                .arg(self.space.as_str()),
-        )
-        .await
+        Err(Error::Unavailable {
+            store: self.name.clone(),
+            op: format!("{op}: wait for replicas"),
+            source: format!(
+                "{acked} of {want} replicas acknowledged within {} ms (the commit is on the master; a retry repeats it)",
+                (self.opts.op_timeout.as_millis() as u64 / 2).max(1)
+            )
+            .into(),
+        })
+    }
+
+    /// Runs a catalog commit (`cmd`: an EVAL answering `{ok, generation}`) and, on a
+    /// cluster, its `WAIT` in the same pipeline; a commit that took (`ok == 1`) is
+    /// acknowledged only once replicated.
+    async fn commit_catalog(&self, op: &str, cmd: redis::Cmd) -> Result<(u8, u64)> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd);
+        let waits = self.append_wait(&mut pipe);
+        let mut c = self.conn.clone();
+        let err = |e| unavailable(&self.name, op, e);
+        let (res, acked) = if waits {
+            let (res, acked): ((u8, u64), u32) = pipe.query_async(&mut c).await.map_err(err)?;
+            (res, Some(acked))
+        } else {
+            let (res,): ((u8, u64),) = pipe.query_async(&mut c).await.map_err(err)?;
+            (res, None)
+        };
+        if res.0 == 1 {
+            if let Some(acked) = acked {
+                self.check_acked(op, acked)?;
+            }
+            self.register_space().await;
+        }
+        Ok(res)
+    }
+
+    /// Records a named space in the set of spaces (after its catalog commit). Best
+    /// effort: the set only serves `spaces()`, and the commit has happened; a failure
+    /// is logged, and the next commit adds it again.
+    async fn register_space(&self) {
+        if self.space.is_default() {
+            return;
+        }
+        if let Err(e) = self
+            .query::<()>(
+                "register space",
+                redis::cmd("SADD")
+                    .arg(self.spaces_key())
+                    .arg(self.space.as_str()),
+            )
+            .await
+        {
+            tracing::warn!(store = %self.name, error = %e, "the space was not added to the list of spaces");
+        }
     }
 
     /// Connects to `REDIS_URL` (the seeds' variable).
@@ -727,22 +769,29 @@ impl BackupStore for RedisBackupStore {
                             "0"
                         })
                         .arg(format!("{version:020}"))
-                        .arg(version);
+                        .arg(version)
+                        .ignore();
                 }
+                // on a cluster the commit is acknowledged only once a replica has it:
+                // WAIT rides in the commit's own pipeline
+                let waits = last && self.append_wait(&mut pipe);
                 let batch = format!("{op} (chunks {i}..{end} of {n})");
-                self.timed(&batch, async {
-                    pipe.query_async::<()>(&mut c)
-                        .await
-                        .map_err(|e| unavailable(&self.name, &batch, e))
-                })
-                .await?;
+                let acked: Vec<u32> = self
+                    .timed(&batch, async {
+                        pipe.query_async(&mut c)
+                            .await
+                            .map_err(|e| unavailable(&self.name, &batch, e))
+                    })
+                    .await?;
+                if waits {
+                    self.check_acked(&op, acked.first().copied().unwrap_or(0))?;
+                }
                 tracing::debug!(artifact = %id, done = end, of = n, "chunks stored");
                 if last {
                     break;
                 }
                 i = end;
             }
-            self.replicated(&op).await?;
             Ok(r)
         }
     }
@@ -883,18 +932,16 @@ impl BackupStore for RedisBackupStore {
     }
 
     async fn commit_manifest(&self, expected: u64, manifest: &Manifest) -> Result<u64> {
-        let mut c = self.conn.clone();
         self.timed("commit manifest", async {
-            let (ok, g): (u8, u64) = Script::new(COMMIT_MANIFEST)
-                .key(self.key("catalog:manifest"))
-                .key(self.key("catalog:generation"))
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(COMMIT_MANIFEST)
+                .arg(2)
+                .arg(self.key("catalog:manifest"))
+                .arg(self.key("catalog:generation"))
                 .arg(expected)
-                .arg(manifest.encode(expected + 1))
-                .invoke_async(&mut c)
-                .await
-                .map_err(|e| unavailable(&self.name, "commit manifest", e))?;
+                .arg(manifest.encode(expected + 1));
+            let (ok, g) = self.commit_catalog("commit manifest", cmd).await?;
             if ok == 1 {
-                self.committed().await?;
                 Ok(g)
             } else {
                 Err(Error::Conflict {
@@ -914,24 +961,20 @@ impl BackupStore for RedisBackupStore {
         lease: &Lease,
         now_us: u64,
     ) -> Result<u64> {
-        let mut c = self.conn.clone();
         self.timed("commit manifest", async {
-            let (ok, g): (u8, u64) = Script::new(COMMIT_MANIFEST_FENCED)
-                .key(self.key("catalog:manifest"))
-                .key(self.key("catalog:generation"))
-                .key(self.key("lock:backup"))
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(COMMIT_MANIFEST_FENCED)
+                .arg(3)
+                .arg(self.key("catalog:manifest"))
+                .arg(self.key("catalog:generation"))
+                .arg(self.key("lock:backup"))
                 .arg(expected)
                 .arg(manifest.encode(expected + 1))
                 .arg(&lease.token)
-                .arg(now_us)
-                .invoke_async(&mut c)
-                .await
-                .map_err(|e| unavailable(&self.name, "commit manifest", e))?;
+                .arg(now_us);
+            let (ok, g) = self.commit_catalog("commit manifest", cmd).await?;
             match ok {
-                1 => {
-                    self.committed().await?;
-                    Ok(g)
-                }
+                1 => Ok(g),
                 2 => Err(lease.lost(&self.name, "another token holds the lease, or it expired")),
                 _ => Err(Error::Conflict {
                     store: self.name.clone(),
@@ -978,7 +1021,10 @@ impl BackupStore for RedisBackupStore {
                 holder: holder.to_owned(),
                 since_us: now_us,
                 expires_us: now_us.saturating_add(ttl_us),
-                token: token.to_string(),
+                // the counter's value and the holder's time: a counter that went back
+                // (a failover lost its last increments) never hands out a token
+                // another holder has
+                token: format!("{token}-{now_us}"),
             };
             let json = lease.to_json();
             let px = ttl_us.div_ceil(1000).max(1);
@@ -992,7 +1038,6 @@ impl BackupStore for RedisBackupStore {
                 .await
                 .map_err(err)?;
             if set.is_some() {
-                self.replicated("acquire lease").await?;
                 return Ok(lease);
             }
             // Held: take it over only if its holder's time is up.
@@ -1005,10 +1050,7 @@ impl BackupStore for RedisBackupStore {
                 .await
                 .map_err(err)?;
             match current {
-                None => {
-                    self.replicated("acquire lease").await?;
-                    Ok(lease)
-                }
+                None => Ok(lease),
                 Some(b) => {
                     let held = Lease::from_json(&b);
                     Err(Error::BackupInProgress {
@@ -1042,6 +1084,30 @@ impl BackupStore for RedisBackupStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_urls() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://u:p@h1:1,h2:2/").unwrap(),
+            (
+                vec!["redis://u:p@h1:1".to_owned(), "redis://u:p@h2:2".to_owned()],
+                None
+            )
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://h1:1?replicas_acked=0").unwrap(),
+            (vec!["rediss://h1:1".to_owned()], Some(0))
+        );
+        for bad in [
+            "redis+cluster://h1:1/3",
+            "redis+cluster://h1:1?db=2",
+            "redis+cluster://h1:1?replicas_acked=x",
+            "redis+cluster://",
+            "redis://h1:1",
+        ] {
+            assert!(cluster_nodes(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn seed_names() {

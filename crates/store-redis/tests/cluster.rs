@@ -255,10 +255,10 @@ async fn a_master_killed_mid_put_fails_cleanly_and_the_retry_completes_after_fai
         }
     }
     let listed = listed.expect("the new master answers");
-    let committed = if listed == vec![v1.clone()] {
+    let committed = if listed == vec![v1] {
         false
     } else {
-        assert_eq!(listed, vec![v1.clone(), whole.clone()]);
+        assert_eq!(listed, vec![v1, whole]);
         true
     };
     eprintln!("after the failover the interrupted put is committed: {committed}");
@@ -278,17 +278,13 @@ async fn a_master_killed_mid_put_fails_cleanly_and_the_retry_completes_after_fai
         .expect_err("no replica acknowledges");
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("replicas acknowledged"), "{err}");
-    // (an operator who accepts that can turn the wait off: the retry completes now)
-    let unsafe_store = RedisBackupStore::connect(
-        &cluster.url(),
-        RedisOptions {
-            cluster_replicas_acked: 0,
-            ..opts.clone()
-        },
-    )
-    .await
-    .unwrap()
-    .in_space(&space);
+    // (an operator who accepts that can turn the wait off on the URL: the retry
+    // completes now)
+    let unsafe_store =
+        RedisBackupStore::connect(&format!("{}?replicas_acked=0", cluster.url()), opts.clone())
+            .await
+            .unwrap()
+            .in_space(&space);
     let r = unsafe_store
         .put(ArtifactId::delta(1, 2), Bytes::from_static(b"delta"))
         .await

@@ -10,19 +10,25 @@ use crate::output::{emit, table};
 
 pub fn run(r: &RepoArgs) -> Result<()> {
     let rt = runtime()?;
+    r.check_local_paths()?;
     let mut names = std::collections::BTreeSet::new();
     let mut conns = Vec::new();
     for url in &r.urls() {
         let conn = rt.block_on(bindspace::stores::Connection::open(url, r.timeout()))?;
-        names.extend(rt.block_on(conn.spaces())?);
-        conns.push(conn);
+        let here = rt.block_on(conn.spaces())?;
+        names.extend(here.iter().cloned());
+        conns.push((conn, here));
     }
     // the root space is listed when it holds a catalog on any destination
     let root = SpaceName::default();
     let mut rows = Vec::new();
     for name in std::iter::once(root.clone()).chain(names.into_iter().filter(|n| !n.is_default())) {
         let mut best: Option<bindspace_catalog::Manifest> = None;
-        for conn in &conns {
+        // only where the space is (opening a space on PostgreSQL creates its schema)
+        for (conn, here) in &conns {
+            if !name.is_default() && !here.contains(&name) {
+                continue;
+            }
             let store = rt.block_on(conn.space(&name))?;
             if let Ok(Some((_, m))) = rt.block_on(store.read_manifest())
                 && best

@@ -30,8 +30,8 @@ pub fn real_servers() -> Option<RealServers> {
 }
 
 /// Database `db` of Redis at `base`, flushed, and a connection to it (to flush again).
-/// Each test owns its number (1: store-redis, 2: oracle, 3: CLI, 5: timelines), so a
-/// flush loses nothing of another test's.
+/// Each test owns its number (1: store-redis, 2: oracle, 3: CLI, 5: timelines, 10:
+/// spaces), so a flush loses nothing of another test's.
 pub fn own_redis_db(
     rt: &tokio::runtime::Runtime,
     base: &str,
