@@ -344,7 +344,12 @@ impl RedisBackupStore {
     /// The handle is on the space `default`; [`RedisBackupStore::in_space`] gives the
     /// others over the same connection.
     pub async fn connect(url: &str, opts: RedisOptions) -> Result<Self> {
-        let name = bindspace_catalog::redact_url(url);
+        // the name (in messages, catalog locations and metrics) without a cluster
+        // URL's options: turning one on does not make it another destination
+        let name = bindspace_catalog::redact_url(match url.split_once("+cluster://") {
+            Some(_) => url.split('?').next().unwrap_or(url),
+            None => url,
+        });
         let invalid = |detail: String| Error::Invalid {
             store: name.clone(),
             detail,
@@ -479,9 +484,15 @@ impl RedisBackupStore {
         if !self.is_cluster() || want == 0 {
             return false;
         }
-        let wait_ms = (self.opts.op_timeout.as_millis() as u64 / 2).max(1);
-        pipe.cmd("WAIT").arg(want).arg(wait_ms);
+        pipe.cmd("WAIT").arg(want).arg(self.wait_ms());
         true
+    }
+
+    /// How long a commit's `WAIT` may block: half the request timeout, at most 2 s
+    /// (Redis holds the connection's later commands behind it, and the connection is
+    /// shared by every space of this process on that master).
+    fn wait_ms(&self) -> u64 {
+        (self.opts.op_timeout.as_millis() as u64 / 2).clamp(1, 2000)
     }
 
     /// After a commit's `WAIT`: an error unless enough replicas acknowledged it.
@@ -495,7 +506,7 @@ impl RedisBackupStore {
             op: format!("{op}: wait for replicas"),
             source: format!(
                 "{acked} of {want} replicas acknowledged within {} ms (the commit is on the master; a retry repeats it)",
-                (self.opts.op_timeout.as_millis() as u64 / 2).max(1)
+                self.wait_ms()
             )
             .into(),
         })
@@ -518,10 +529,11 @@ impl RedisBackupStore {
             (res, None)
         };
         if res.0 == 1 {
+            // listed even when the replicas lag: the catalog is on the master
+            self.register_space().await;
             if let Some(acked) = acked {
                 self.check_acked(op, acked)?;
             }
-            self.register_space().await;
         }
         Ok(res)
     }
@@ -533,15 +545,21 @@ impl RedisBackupStore {
         if self.space.is_default() {
             return;
         }
-        if let Err(e) = self
-            .query::<()>(
-                "register space",
-                redis::cmd("SADD")
-                    .arg(self.spaces_key())
-                    .arg(self.space.as_str()),
-            )
-            .await
-        {
+        // under a short bound of its own: the set may sit on another master, and a
+        // slow one must not turn a commit that took into a timeout
+        let mut c = self.conn.clone();
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(self.spaces_key()).arg(self.space.as_str());
+        let bound = self.opts.op_timeout.min(Duration::from_secs(2));
+        let res = match tokio::time::timeout(bound, sadd.query_async::<()>(&mut c)).await {
+            Ok(r) => r.map_err(|e| unavailable(&self.name, "register space", e)),
+            Err(_) => Err(Error::Timeout {
+                store: self.name.clone(),
+                op: "register space".into(),
+                after_ms: bound.as_millis() as u64,
+            }),
+        };
+        if let Err(e) = res {
             tracing::warn!(store = %self.name, error = %e, "the space was not added to the list of spaces");
         }
     }
@@ -776,13 +794,15 @@ impl BackupStore for RedisBackupStore {
                 // WAIT rides in the commit's own pipeline
                 let waits = last && self.append_wait(&mut pipe);
                 let batch = format!("{op} (chunks {i}..{end} of {n})");
-                let acked: Vec<u32> = self
-                    .timed(&batch, async {
-                        pipe.query_async(&mut c)
-                            .await
-                            .map_err(|e| unavailable(&self.name, &batch, e))
-                    })
-                    .await?;
+                // the batch with the WAIT may take that long more
+                let limit = self.opts.op_timeout
+                    + Duration::from_millis(if waits { self.wait_ms() } else { 0 });
+                let acked: Vec<u32> = bindspace_catalog::timed(&self.name, &batch, limit, async {
+                    pipe.query_async(&mut c)
+                        .await
+                        .map_err(|e| unavailable(&self.name, &batch, e))
+                })
+                .await?;
                 if waits {
                     self.check_acked(&op, acked.first().copied().unwrap_or(0))?;
                 }

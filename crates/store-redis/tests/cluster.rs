@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bindspace_catalog::conformance::{self, Tamper};
-use bindspace_catalog::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore, SpaceName};
+use bindspace_catalog::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Manifest, SpaceName};
 use bindspace_store_redis::{RedisBackupStore, RedisOptions};
 use bindspace_testkit::cluster::RedisCluster;
 use bindspace_testkit::{service_env, unique_name};
@@ -278,6 +278,14 @@ async fn a_master_killed_mid_put_fails_cleanly_and_the_retry_completes_after_fai
         .expect_err("no replica acknowledges");
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("replicas acknowledged"), "{err}");
+    // and a catalog commit: it is on the master (the space is listed), not acknowledged
+    let g = store.manifest_generation().await.unwrap();
+    let err = store
+        .commit_manifest(g, &Manifest::default())
+        .await
+        .expect_err("no replica acknowledges the catalog");
+    assert!(err.to_string().contains("replicas acknowledged"), "{err}");
+    assert!(store.spaces().await.unwrap().contains(&space));
     // (an operator who accepts that can turn the wait off on the URL: the retry
     // completes now)
     let unsafe_store =
@@ -309,6 +317,11 @@ async fn a_master_killed_mid_put_fails_cleanly_and_the_retry_completes_after_fai
         }
     }
     let v2 = done.expect("the retry completes once the node is back as a replica");
+    let g = store.manifest_generation().await.unwrap();
+    store
+        .commit_manifest(g, &Manifest::default())
+        .await
+        .unwrap();
     assert_eq!(store.latest().await.unwrap(), Some(2));
     assert!(store.get(&v2).await.unwrap() == big);
     assert_eq!(
