@@ -167,7 +167,10 @@ fn schemathesis_finds_nothing_against_a_live_server() {
     let out = Command::new("python3")
         .args(["-m", "schemathesis.cli", "run"])
         .arg(format!("{}/api/v1/openapi.json", s.url))
-        .args(["--checks", "all", "--max-examples", "25", "--workers", "2"])
+        // one worker: with two, hypothesis describes strategies from two threads at once
+        // and CPython's `ast` can fail with "AST constructor recursion depth mismatch"
+        // (a tool crash, reported as an error, seen once under a loaded gate)
+        .args(["--checks", "all", "--max-examples", "25", "--workers", "1"])
         .args(["-H", &format!("Authorization: Bearer {ADMIN}")])
         .env("NO_COLOR", "1")
         .current_dir(dir.path())
