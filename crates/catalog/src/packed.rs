@@ -1,5 +1,6 @@
 //! Compression of whole artifacts (zstd), where it pays: a packed artifact is a small
-//! checked head and one zstd frame carrying its own content checksum. An artifact is
+//! checked head, a checksum of the frame's own bytes (format 2) and one zstd frame
+//! carrying its own content checksum. An artifact is
 //! packed only when a sample of it, and then the whole, shrink by at least 10%;
 //! random fingerprints do not, so most fulls stay raw. Packing happens before sealing
 //! (an encrypted repository seals the packed bytes). Unpacking recognises the head, so
@@ -12,10 +13,12 @@ use crate::{ArtifactId, ArtifactKind, Error, Result};
 
 /// The head's first bytes.
 pub const PACKED_MAGIC: [u8; 8] = *b"BSPACKED";
-/// The packed format this build writes and reads.
-pub const PACKED_FORMAT: u16 = 1;
-/// Head length in bytes.
-pub const PACKED_HEAD_LEN: usize = 24;
+/// The packed format this build writes (it reads 1 and 2).
+pub const PACKED_FORMAT: u16 = 2;
+/// Head length in bytes of what this build writes (format 2).
+pub const PACKED_HEAD_LEN: usize = 32;
+/// Head length of packed format 1 (no checksum of the frame's bytes).
+const HEAD_LEN_V1: usize = 24;
 /// Codec byte of zstd.
 const ZSTD: u8 = 1;
 /// The zstd level for what the write path produces (WAL segments, deltas).
@@ -34,7 +37,7 @@ pub const MAX_UNPACKED: u64 = 1 << 30;
 
 /// Whether `bytes` are a packed artifact.
 pub fn is_packed(bytes: &[u8]) -> bool {
-    bytes.len() >= PACKED_HEAD_LEN && bytes[..8] == PACKED_MAGIC
+    bytes.len() >= HEAD_LEN_V1 && bytes[..8] == PACKED_MAGIC
 }
 
 /// The level an artifact of `kind` is packed with.
@@ -45,10 +48,19 @@ pub fn level_for(kind: ArtifactKind) -> i32 {
     }
 }
 
-fn head_check(head: &[u8]) -> [u8; 4] {
-    let h = blake3::hash(&head[..20]);
+/// The check of a head's bytes before it (format 1: bytes 0..20; 2: 0..28).
+fn head_check(before: &[u8]) -> [u8; 4] {
+    let h = blake3::hash(before);
     let mut c = [0u8; 4];
     c.copy_from_slice(&h.as_bytes()[..4]);
+    c
+}
+
+/// The checksum of the frame's own bytes (format 2): the first 8 bytes of its blake3.
+fn frame_check(frame: &[u8]) -> [u8; 8] {
+    let h = blake3::hash(frame);
+    let mut c = [0u8; 8];
+    c.copy_from_slice(&h.as_bytes()[..8]);
     c
 }
 
@@ -81,6 +93,7 @@ pub fn pack(bytes: &[u8], level: i32) -> Option<Vec<u8>> {
     out.push(ZSTD);
     out.push(level.clamp(-128, 127) as i8 as u8);
     out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(&frame_check(&frame));
     let check = head_check(&out);
     out.extend_from_slice(&check);
     out.extend_from_slice(&frame);
@@ -100,13 +113,29 @@ pub fn unpack(store: &str, id: ArtifactId, bytes: bytes::Bytes) -> Result<bytes:
         detail: format!("packed artifact: {detail}"),
     };
     let format = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if format != PACKED_FORMAT {
+    let head_len = match format {
+        1 => HEAD_LEN_V1,
+        2 => PACKED_HEAD_LEN,
+        _ => {
+            return Err(corrupt(format!(
+                "format {format}; this build reads 1 and 2"
+            )));
+        }
+    };
+    if bytes.len() < head_len {
         return Err(corrupt(format!(
-            "format {format}; this build reads {PACKED_FORMAT}"
+            "{} bytes, shorter than the head of format {format}",
+            bytes.len()
         )));
     }
-    if bytes[20..24] != head_check(&bytes[..PACKED_HEAD_LEN]) {
+    if bytes[head_len - 4..head_len] != head_check(&bytes[..head_len - 4]) {
         return Err(corrupt("its head check does not match".into()));
+    }
+    let frame = &bytes[head_len..];
+    if format == 2 && bytes[20..28] != frame_check(frame) {
+        return Err(corrupt(
+            "the checksum of its compressed bytes does not match (they changed)".into(),
+        ));
     }
     if bytes[10] != ZSTD {
         return Err(corrupt(format!("unknown codec {}", bytes[10])));
@@ -119,8 +148,7 @@ pub fn unpack(store: &str, id: ArtifactId, bytes: bytes::Bytes) -> Result<bytes:
             "names {raw_len} bytes unpacked, more than the {MAX_UNPACKED} allowed"
         )));
     }
-    let dec = zstd::stream::read::Decoder::new(&bytes[PACKED_HEAD_LEN..])
-        .map_err(|e| corrupt(format!("zstd: {e}")))?;
+    let dec = zstd::stream::read::Decoder::new(frame).map_err(|e| corrupt(format!("zstd: {e}")))?;
     // grows as it decodes (never sized by the head), at most one byte past the length
     let mut out = Vec::new();
     dec.take(raw_len + 1)
