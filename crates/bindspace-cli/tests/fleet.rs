@@ -114,6 +114,17 @@ fn a_fleet_shares_one_repository_each_engine_in_its_own_space() {
         names.contains(&orders.as_str()) && names.contains(&billing.as_str()),
         "{spaces}"
     );
+    // a destination that is down is named, and the others still list
+    let dead = format!("{repo},redis://127.0.0.1:1");
+    let out = bindspace(&["spaces", "--repo", &dead, "--json"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("127.0.0.1:1"));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(listed.to_string().contains(&orders), "{listed}");
     // 4. each space lists and restores its own history
     let list = ok(&["list", "--repo", &repo, "--space", &orders], &[]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");

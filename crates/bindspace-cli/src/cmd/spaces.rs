@@ -13,12 +13,27 @@ pub fn run(r: &RepoArgs) -> Result<()> {
     r.check_local_paths()?;
     let mut names = std::collections::BTreeSet::new();
     let mut conns = Vec::new();
-    for url in &r.urls() {
-        let conn = rt.block_on(bindspace::stores::Connection::open(url, r.timeout()))?;
-        let here = rt.block_on(conn.spaces())?;
-        names.extend(here.iter().cloned());
-        conns.push((conn, here));
+    let urls = r.urls();
+    for url in &urls {
+        // a destination that is down is said and skipped: the others still answer
+        let listed = rt.block_on(async {
+            let conn = bindspace::stores::Connection::open(url, r.timeout()).await?;
+            let here = conn.spaces().await?;
+            Ok::<_, bindspace_catalog::Error>((conn, here))
+        });
+        match listed {
+            Ok((conn, here)) => {
+                names.extend(here.iter().cloned());
+                conns.push((conn, here));
+            }
+            Err(e) => eprintln!("warning: {e}; its spaces are not listed"),
+        }
     }
+    anyhow::ensure!(
+        !conns.is_empty(),
+        "no destination of {} answered",
+        urls.join(", ")
+    );
     // the root space is listed when it holds a catalog on any destination
     let root = SpaceName::default();
     let mut rows = Vec::new();
