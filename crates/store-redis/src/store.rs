@@ -170,6 +170,19 @@ fn cluster_nodes(url: &str) -> std::result::Result<ClusterUrl, String> {
     Ok((nodes, replicas_acked))
 }
 
+/// A connection made within `limit` (a timeout, or the server's refusal, as the
+/// store's errors).
+async fn connect_within<C>(
+    name: &str,
+    limit: Duration,
+    connect: impl Future<Output = redis::RedisResult<C>>,
+) -> Result<C> {
+    bindspace_catalog::timed(name, "connect", limit, async {
+        connect.await.map_err(|e| unavailable(name, "connect", e))
+    })
+    .await
+}
+
 /// The key prefix of `space` below the configured `root` prefix.
 fn space_prefix(root: &str, space: &SpaceName, cluster: bool) -> String {
     if space.is_default() && !cluster {
@@ -375,17 +388,12 @@ impl RedisBackupStore {
             .set_max_delay(Duration::from_secs(1))
             .set_connection_timeout(Some(opts.op_timeout))
             .set_response_timeout(Some(opts.op_timeout));
-        let conn = tokio::time::timeout(
+        let conn = connect_within(
+            &name,
             opts.op_timeout,
             ConnectionManager::new_with_config(client, config),
         )
-        .await
-        .map_err(|_| Error::Timeout {
-            store: name.clone(),
-            op: "connect".into(),
-            after_ms: opts.op_timeout.as_millis() as u64,
-        })?
-        .map_err(|e| unavailable(&name, "connect", e))?;
+        .await?;
         Ok(Self::on(Conn::Single(conn), name, opts))
     }
 
@@ -411,14 +419,7 @@ impl RedisBackupStore {
             builder = builder.password(pw);
         }
         let client = builder.build().map_err(|e| invalid(e.to_string()))?;
-        let conn = tokio::time::timeout(opts.op_timeout, client.get_async_connection())
-            .await
-            .map_err(|_| Error::Timeout {
-                store: name.clone(),
-                op: "connect".into(),
-                after_ms: opts.op_timeout.as_millis() as u64,
-            })?
-            .map_err(|e| unavailable(&name, "connect", e))?;
+        let conn = connect_within(&name, opts.op_timeout, client.get_async_connection()).await?;
         Ok(Self::on(Conn::Cluster(conn), name, opts))
     }
 

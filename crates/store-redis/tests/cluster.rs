@@ -12,6 +12,9 @@ use async_trait::async_trait;
 use bindspace_catalog::conformance::{self, Tamper};
 use bindspace_catalog::{ArtifactId, ArtifactKind, ArtifactRef, BackupStore, Manifest, SpaceName};
 use bindspace_store_redis::{RedisBackupStore, RedisOptions};
+use common::small_chunks;
+
+mod common;
 use bindspace_testkit::cluster::RedisCluster;
 use bindspace_testkit::{service_env, unique_name};
 use bytes::Bytes;
@@ -39,34 +42,7 @@ struct ReplaceChunk {
 impl Tamper for ReplaceChunk {
     async fn tamper(&self, r: &ArtifactRef) {
         let mut c = raw(&self.url).await;
-        let prefix: String = redis::cmd("HGET")
-            .arg(self.store.meta_key(r.id))
-            .arg("chunk_prefix")
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        let key = format!("{prefix}0");
-        let mut v: Vec<u8> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        v[0] ^= 0xff;
-        redis::cmd("SET")
-            .arg(&key)
-            .arg(v)
-            .query_async::<()>(&mut c)
-            .await
-            .unwrap();
-    }
-}
-
-fn small_chunks(prefix: String) -> RedisOptions {
-    RedisOptions {
-        prefix,
-        chunk_size: 1 << 20,
-        pipeline_bytes: 4 << 20,
-        ..RedisOptions::default()
+        common::flip_first_chunk(&mut c, self.store.meta_key(r.id)).await;
     }
 }
 
