@@ -110,6 +110,13 @@ const RATIOS: &[Ratio] = &[
         limit: Some(20.0),
     },
     Ratio {
+        what: "group commit, 32 writers, time per append vs one 32-frame write + fdatasync / 32 (the hand-off)",
+        ours: "wal/group_commit_32",
+        base: "wal/write_fdatasync_32_frames_per_frame",
+        speedup: false,
+        limit: None,
+    },
+    Ratio {
         what: "WAL recovery (open + replay 1M records) vs reading the same bytes",
         ours: "wal/recover_1M",
         base: "wal/read_1M_bytes",

@@ -352,6 +352,36 @@ pub fn all_but_deny() -> Vec<Prereq> {
         .collect()
 }
 
+/// The tools `cargo xtask bench --peers` compares against (Debian's packages).
+pub fn peers() -> Vec<Prereq> {
+    vec![
+        Prereq {
+            name: "restic",
+            why: "bench --peers: a second `restic backup` and `restic restore`",
+            check: || version_of(Command::new("restic").arg("version"), "restic"),
+            install: Install::Apt(&["restic"]),
+        },
+        Prereq {
+            name: "borg",
+            why: "bench --peers: a second `borg create` and `borg extract`",
+            check: || version_of(Command::new("borg").arg("--version"), "borg"),
+            install: Install::Apt(&["borgbackup"]),
+        },
+        Prereq {
+            name: "xdelta3",
+            why: "bench --peers: `xdelta3 -e -s A B`",
+            check: || version_of(Command::new("xdelta3").arg("-V"), "xdelta3"),
+            install: Install::Apt(&["xdelta3"]),
+        },
+        Prereq {
+            name: "zstd",
+            why: "bench --peers: `zstd --patch-from=A B`",
+            check: || version_of(Command::new("zstd").arg("--version"), "zstd"),
+            install: Install::Apt(&["zstd"]),
+        },
+    ]
+}
+
 /// What lance's build reads: `protoc` and its include files.
 pub fn lance_build() -> Vec<Prereq> {
     all()

@@ -26,6 +26,7 @@ cargo xtask <task>
   bench [ARGS..]       criterion benches (ARGS go to `cargo bench`), then the
                        ratio table; `--all` adds the store, warm-tier, PITR and
                        Lance benches (servers started here), `--lance` only Lance;
+                       `--peers` ours beside restic, borg, xdelta3 and zstd;
                        `--report-only` prints the table of the last run
   fuzz [--seconds S]   each cargo-fuzz target for S seconds (default 60; needs nightly)
   doctor [--check]     every tool and file the build and tests read: present
@@ -503,10 +504,11 @@ fn crash(args: &[String]) -> Result<()> {
         .env("BINDSPACE_XTASK", "1"))
 }
 
-/// `cargo xtask bench [--all | --lance | --report-only] [cargo bench args]`: the
-/// foundation, WAL and migration benches; `--all` also the store, warm-tier and PITR
-/// benches against real servers (started and stopped here) and the Lance bench;
-/// `--lance` only the Lance bench.
+/// `cargo xtask bench [--all | --lance | --peers | --report-only] [cargo bench args]`:
+/// the foundation, WAL and migration benches; `--all` also the store, warm-tier and
+/// PITR benches against real servers (started and stopped here) and the Lance bench;
+/// `--lance` only the Lance bench; `--peers` our incrementals and restores side by side
+/// with restic, borg, xdelta3 and zstd (installed from Debian when missing).
 fn bench(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("--report-only") => {}
@@ -529,6 +531,21 @@ fn bench(args: &[String]) -> Result<()> {
             res?;
         }
         Some("--lance") => lance_bench()?,
+        Some("--peers") => {
+            doctor::doctor(&doctor::peers(), true)?;
+            run(cargo()
+                .args([
+                    "bench",
+                    "-p",
+                    "bindspace-benches",
+                    "--features",
+                    "pitr",
+                    "--bench",
+                    "peers",
+                ])
+                .args(&args[1..]))?;
+            return Ok(());
+        }
         _ => run(cargo()
             .args(["bench", "-p", "bindspace-benches"])
             .args(args))?,

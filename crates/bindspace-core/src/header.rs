@@ -1,17 +1,23 @@
 //! The common artifact header that starts every snapshot and delta.
 //! Byte layout: `docs/FORMATS.md`, section "Artifact header".
 //!
-//! Format 1 and 2 share the 128-byte header; in format 2 the payload ends with the
+//! Formats 1, 2 and 3 share the 128-byte header; in format 2 the payload ends with the
 //! end state's prefix digests (a [`crate::StateRoot`] trailer, covered by the payload
-//! blake3). This build writes 2 and reads both.
+//! blake3). Format 3 exists for deltas only (a compact entry layout ending with the end
+//! state's root alone). This build writes 2 for snapshots, 3 for deltas with a root,
+//! and reads every format up to those.
 
 use crate::le::{u16_at, u32_at, u64_at};
 use crate::{Error, Result, SchemaVersion};
 
 /// The eight bytes every artifact starts with.
 pub const MAGIC: [u8; 8] = *b"BNDSPACE";
-/// The artifact format this build writes and the newest it reads.
+/// The artifact format this build writes for snapshots, and the newest snapshot
+/// format it reads.
 pub const FORMAT_VERSION: u16 = 2;
+/// The compact delta format (deltas only): the newest delta format this build writes
+/// and reads.
+pub const FORMAT_COMPACT_DELTA: u16 = 3;
 /// The first format whose payload ends with a state root trailer.
 pub const FORMAT_WITH_ROOTS: u16 = 2;
 /// Header length in bytes.
@@ -41,6 +47,13 @@ impl ArtifactKind {
             1 => Some(ArtifactKind::Snapshot),
             2 => Some(ArtifactKind::Delta),
             _ => None,
+        }
+    }
+    /// The newest format of this kind this build reads.
+    pub fn newest_format(self) -> u16 {
+        match self {
+            ArtifactKind::Snapshot => FORMAT_VERSION,
+            ArtifactKind::Delta => FORMAT_COMPACT_DELTA,
         }
     }
     /// Lower-case name, for messages.
@@ -192,10 +205,13 @@ impl ArtifactHeader {
         }
         let b = &bytes[..HEADER_LEN];
         let version = u16_at(b, 8);
-        if version == 0 || version > FORMAT_VERSION {
+        // the newest format of the kind the header names (checked again below)
+        let newest =
+            ArtifactKind::from_u8(b[10]).map_or(FORMAT_COMPACT_DELTA, |k| k.newest_format());
+        if version == 0 || version > newest {
             return Err(Error::UnsupportedFormat {
                 found: version,
-                supported: FORMAT_VERSION,
+                supported: newest,
             });
         }
         let check = blake3::hash(&b[..CHECKED_LEN]);
@@ -294,12 +310,13 @@ impl ArtifactHeader {
         Ok((header, payload))
     }
 
-    /// Whether the payload ends with a state root trailer.
+    /// Whether the payload ends with the end state's root: format 2, its prefix
+    /// digests (a trailer); format 3 (deltas), the root alone.
     pub fn has_roots(&self) -> bool {
         self.format >= FORMAT_WITH_ROOTS
     }
 
-    /// This header written as format `format` (1 or 2), for re-encoding an artifact
+    /// This header written as format `format` (1, 2, or 3 for a delta), for re-encoding an artifact
     /// exactly as it was first written.
     pub fn as_format(mut self, format: u16) -> Self {
         self.format = format;

@@ -99,6 +99,21 @@ impl StateRoot {
         StateRoot { root, prefixes }
     }
 
+    /// A root recorded without its prefix digests (a format-3 delta carries only the
+    /// root): [`StateRoot::check`] compares the roots, and a mismatch cannot name
+    /// prefixes.
+    pub fn root_only(root: Digest) -> StateRoot {
+        StateRoot {
+            root,
+            prefixes: Vec::new(),
+        }
+    }
+
+    /// Whether the prefix digests are known (not [`StateRoot::root_only`]).
+    pub fn has_prefixes(&self) -> bool {
+        !self.prefixes.is_empty()
+    }
+
     /// Prefix digests a space of `schema` has.
     pub fn prefix_count(schema: &SchemaVersion) -> usize {
         schema.address_space as usize / PREFIX
@@ -119,8 +134,12 @@ impl StateRoot {
         &self.prefixes
     }
 
-    /// The prefixes whose digests differ (all of them if the shapes differ).
+    /// The prefixes whose digests differ (all of them if the shapes differ; none when
+    /// either side knows only its root).
     pub fn differing_prefixes(&self, other: &StateRoot) -> Vec<u8> {
+        if !self.has_prefixes() || !other.has_prefixes() {
+            return Vec::new();
+        }
         if self.prefixes.len() != other.prefixes.len() {
             return (0..self.prefixes.len().max(other.prefixes.len()))
                 .map(|p| p as u8)
@@ -161,9 +180,9 @@ impl StateRoot {
     }
 
     /// Checks `actual` (what a restore produced) against `self` (what was recorded):
-    /// a mismatch names the prefixes that differ.
+    /// a mismatch names the prefixes that differ (when `self` recorded them).
     pub fn check(&self, actual: &StateRoot, what: &str) -> Result<()> {
-        if self == actual {
+        if self.root == actual.root && (!self.has_prefixes() || self.prefixes == actual.prefixes) {
             return Ok(());
         }
         Err(Error::RootMismatch {
@@ -192,8 +211,12 @@ impl fmt::Display for StateRoot {
     }
 }
 
-/// Formats prefix numbers for messages: `0x03, 0x41` (at most 16, then a count).
+/// Formats prefix numbers for messages: `0x03, 0x41` (at most 16, then a count);
+/// none: "not recorded" (only the root was).
 pub fn prefix_list(prefixes: &[u8]) -> String {
+    if prefixes.is_empty() {
+        return "not recorded (only the root was)".into();
+    }
     let mut s: Vec<String> = prefixes
         .iter()
         .take(16)

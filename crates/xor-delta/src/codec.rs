@@ -9,10 +9,12 @@
 //!   words (bit `i` in byte `i / 8`), then those words in order.
 //!
 //! Format 2 ends the payload with the end state's prefix digests (a `StateRoot`
-//! trailer, 32 bytes per 256 addresses); a delta without an end root is written as
-//! format 1. All integers little-endian.
+//! trailer, 32 bytes per 256 addresses). Format 3 (`compact.rs`), written for every
+//! delta with an end root, packs the entries' heads and ends with the root alone; a
+//! delta without an end root is written as format 1. Formats 1 and 2 are still read
+//! (and written on request, [`encode_format`]). All integers little-endian.
 
-use bindspace_core::header::FORMAT_WITH_ROOTS;
+use bindspace_core::header::{FORMAT_COMPACT_DELTA, FORMAT_WITH_ROOTS};
 use bindspace_core::le::{copy_bytes_to_words, words_as_bytes};
 use bindspace_core::{Addr, ArtifactHeader, ArtifactKind, Fingerprint, HEADER_LEN, StateRoot};
 
@@ -22,8 +24,17 @@ fn bitmap_len(words: usize) -> usize {
     words.div_ceil(8)
 }
 
-/// Encoded size of `delta`, header included, without encoding it.
+/// Encoded size of `delta` as [`encode`] writes it, header included (format 3
+/// compresses the entries' heads to know).
 pub fn encoded_len(delta: &Delta) -> usize {
+    if delta.end_root.is_some() {
+        crate::compact::encoded_len(delta)
+    } else {
+        encoded_len_v1v2(delta)
+    }
+}
+
+fn encoded_len_v1v2(delta: &Delta) -> usize {
     let words = delta.schema.words();
     HEADER_LEN
         + 4
@@ -44,14 +55,51 @@ pub fn encoded_len(delta: &Delta) -> usize {
             .map_or(0, |_| StateRoot::trailer_len(&delta.schema))
 }
 
-/// Encodes `delta` as a complete, checksummed artifact.
+/// Encodes `delta` as a complete, checksummed artifact: format 3 when it carries an
+/// end root, else format 1.
 ///
 /// # Panics
 /// If the delta breaks its own invariants (entries not ascending, fingerprints of the
 /// wrong width): deltas built by this crate never do.
 pub fn encode(delta: &Delta) -> Vec<u8> {
+    match &delta.end_root {
+        Some(root) => crate::compact::encode(delta, root),
+        None => encode_v1v2(delta),
+    }
+}
+
+/// Encodes `delta` in an older format, exactly as a build of that format wrote it
+/// (goldens, compatibility tests): 1 drops the end root, 2 needs its prefix digests,
+/// 3 is [`encode`]'s.
+///
+/// # Panics
+/// On a format other than 1, 2 or 3, format 2 or 3 without an end root, or format 2
+/// of a delta whose end root has no prefix digests (decoded from format 3).
+pub fn encode_format(delta: &Delta, format: u16) -> Vec<u8> {
+    match format {
+        1 => encode_v1v2(&Delta {
+            end_root: None,
+            ..delta.clone()
+        }),
+        2 => {
+            let root = delta.end_root.as_ref().expect("format 2 needs an end root");
+            assert!(
+                root.has_prefixes(),
+                "format 2 needs the end root's prefix digests"
+            );
+            encode_v1v2(delta)
+        }
+        3 => crate::compact::encode(
+            delta,
+            delta.end_root.as_ref().expect("format 3 needs an end root"),
+        ),
+        f => panic!("no delta format {f}"),
+    }
+}
+
+fn encode_v1v2(delta: &Delta) -> Vec<u8> {
     let words = delta.schema.words();
-    let total = encoded_len(delta);
+    let total = encoded_len_v1v2(delta);
     let mut out = Vec::with_capacity(total);
     out.resize(HEADER_LEN, 0);
     out.extend_from_slice(
@@ -131,14 +179,19 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes and fully verifies a delta artifact.
+/// Decodes and fully verifies a delta artifact of format 1, 2 or 3.
 ///
 /// Every malformation is a typed error: bad header or checksum (via
 /// [`bindspace_core::Error`]), entries out of order or outside the address space,
 /// unknown tags, bitmap bits past the word count, an all-zero change, trailing bytes.
-/// Allocation is bounded by the (verified) input length.
+/// Allocation is bounded by the (verified) input length; in format 3 the entry heads
+/// are unpacked into at most `entry_count × (7 + ceil(words / 8))` bytes, `entry_count`
+/// at most the space's address count.
 pub fn decode(bytes: &[u8]) -> Result<Delta> {
     let (header, whole) = ArtifactHeader::open(bytes, ArtifactKind::Delta)?;
+    if header.format == FORMAT_COMPACT_DELTA {
+        return crate::compact::decode(&header, whole);
+    }
     let schema = header.schema;
     let (payload, end_root) = if header.has_roots() {
         let n = StateRoot::trailer_len(&schema);

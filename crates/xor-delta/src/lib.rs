@@ -34,13 +34,14 @@
 
 mod apply;
 mod codec;
+mod compact;
 mod compose;
 mod compute;
 mod delta;
 mod error;
 
 pub use apply::apply;
-pub use codec::{decode, encode, encoded_len};
+pub use codec::{decode, encode, encode_format, encoded_len};
 pub use compose::compose;
 pub use compute::{compute, compute_dirty};
 pub use delta::{Change, Delta, DeltaStats, Entry, Xor};

@@ -134,10 +134,134 @@ fn structural_lies_under_a_valid_checksum_are_malformed() {
     ));
 }
 
+/// `payload` under a correct format-3 header.
+fn reseal3(payload: &[u8]) -> Vec<u8> {
+    let bytes = sample();
+    let h = ArtifactHeader::decode(&bytes).expect("valid");
+    assert_eq!(h.format, 3, "a computed delta is written as format 3");
+    ArtifactHeader::for_payload(
+        h.kind,
+        h.schema,
+        (h.from_version, h.to_version),
+        (h.time_from_us, h.time_to_us),
+        payload,
+    )
+    .as_format(3)
+    .seal(payload)
+}
+
+/// A format-3 payload: `count`, the heads (declared as `heads_len`, packed), the
+/// words, a root.
+fn v3(count: u32, heads: &[u8], heads_len: u32, words: &[u64]) -> Vec<u8> {
+    let packed = zstd::bulk::compress(heads, 3).unwrap();
+    let mut p = Vec::new();
+    p.extend_from_slice(&count.to_le_bytes());
+    p.extend_from_slice(&heads_len.to_le_bytes());
+    p.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+    p.extend_from_slice(&packed);
+    for w in words {
+        p.extend_from_slice(&w.to_le_bytes());
+    }
+    p.extend_from_slice(&[7; 32]);
+    p
+}
+
+fn malformed(payload: &[u8], why: &str) {
+    match xd::decode(&reseal3(payload)) {
+        Err(Error::Malformed { reason, .. }) => eprintln!("{why}: {reason}"),
+        other => panic!("{why}: {other:?}"),
+    }
+}
+
+#[test]
+fn format_3_structural_lies_under_a_valid_checksum_are_malformed() {
+    // the well-formed one first: one change of word 2 at address 5 (4 words, 256 addresses)
+    let ok = v3(1, &[5, 2, 1, 2], 4, &[9]);
+    let d = xd::decode(&reseal3(&ok)).unwrap();
+    assert_eq!(d.entries.len(), 1);
+    assert_eq!(d.entries[0].addr.index(), 5);
+    // counts and lengths
+    malformed(
+        &v3(257, &[5, 2, 1, 2], 4, &[9]),
+        "more entries than addresses",
+    );
+    malformed(&v3(2, &[5, 2, 1, 2], 4, &[9]), "an entry missing");
+    malformed(&v3(1, &[5, 2, 1, 2], 3, &[9]), "heads longer than declared");
+    malformed(
+        &v3(1, &[5, 2, 1, 2], 5, &[9]),
+        "heads shorter than declared",
+    );
+    malformed(
+        &v3(1, &[5, 2, 1, 2], 1_000, &[9]),
+        "heads longer than any entry",
+    );
+    malformed(
+        &v3(1, &[5, 2, 1, 2, 0], 5, &[9]),
+        "head bytes after the last entry",
+    );
+    malformed(
+        &v3(1, &[5, 2, 1, 2], 4, &[9, 9]),
+        "words after the last entry",
+    );
+    malformed(&v3(1, &[5, 2, 1, 2], 4, &[]), "a word missing");
+    let mut p = ok.clone();
+    p[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    malformed(&p, "packed heads past the end");
+    let mut p = ok.clone();
+    p[12] ^= 0xff; // the zstd magic
+    malformed(&p, "heads that are not zstd");
+    malformed(&[0; 40], "too short for a format-3 delta");
+    // entries
+    malformed(&v3(1, &[0x80, 0x02, 0], 3, &[]), "address 256 of 256");
+    // (addresses ascend by construction: a gap counts from the previous address + 1)
+    malformed(
+        &v3(2, &[0xff, 0x01, 0, 0x80, 0, 0], 6, &[]),
+        "the second address outside",
+    );
+    malformed(&v3(1, &[5, 9], 2, &[]), "an unknown kind");
+    malformed(&v3(1, &[5, 2, 0], 3, &[]), "a change of no words");
+    malformed(
+        &v3(1, &[5, 2, 5, 0, 0, 0, 0, 0], 8, &[1; 5]),
+        "more changed words than the width",
+    );
+    malformed(
+        &v3(1, &[5, 2, 1, 4], 4, &[9]),
+        "a word index past the width",
+    );
+    malformed(
+        &v3(1, &[5, 2, 2, 1, 2], 5, &[9, 9]),
+        "indices past the width by gaps",
+    );
+    malformed(
+        &v3(1, &[5, 2, 1, 2], 4, &[0]),
+        "a changed word that is zero",
+    );
+    malformed(&v3(1, &[5, 4, 0], 3, &[]), "an empty bitmap");
+    malformed(
+        &v3(1, &[5, 4, 0b0010_0000], 3, &[9]),
+        "a bitmap bit past the width",
+    );
+    malformed(&v3(1, &[5, 4], 2, &[]), "heads ending inside a bitmap");
+    malformed(
+        &v3(1, &[5, 2, 0x80, 0x80, 0x80, 0x01], 6, &[]),
+        "a count of 4 bytes",
+    );
+    malformed(
+        &v3(1, &[5, 1], 2, &[1, 2, 3]),
+        "a created fingerprint cut short",
+    );
+}
+
 proptest! {
+    #[test]
+    fn format_3_heads_of_any_bytes_never_panic(count in 0u32..300, heads in prop::collection::vec(any::<u8>(), 0..200), words in prop::collection::vec(any::<u64>(), 0..40)) {
+        let _ = xd::decode(&reseal3(&v3(count, &heads, heads.len() as u32, &words)));
+    }
+
     #[test]
     fn arbitrary_payloads_under_valid_headers_never_panic(p in prop::collection::vec(any::<u8>(), 0..400)) {
         let _ = xd::decode(&reseal(&p));
+        let _ = xd::decode(&reseal3(&p));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Format version 1 golden delta: decoded and applied to the golden snapshot, it must
-//! give the recorded content. Never edit a golden file; add a new one with a new format.
+//! Golden deltas of every format (1, 2, 3): decoded and applied to the golden snapshot,
+//! each must give the recorded content. Never edit a golden file; add a new one with a new format.
 //! `BINDSPACE_BLESS=1` writes one that does not exist yet.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -20,7 +20,8 @@ fn golden(name: &str) -> PathBuf {
 /// applies it to the golden snapshot and checks the recorded result; re-encoding gives
 /// the same bytes.
 fn check_golden(format: u16) -> xd::Delta {
-    let base_bytes = std::fs::read(golden(&format!("snapshot-v{format}.bin")))
+    // format 3 exists for deltas only: its base is the newest golden snapshot
+    let base_bytes = std::fs::read(golden(&format!("snapshot-v{}.bin", format.min(2))))
         .expect("golden snapshot committed");
     let base = snapshot::decode(&base_bytes)
         .expect("golden snapshot decodes")
@@ -51,7 +52,7 @@ fn check_golden(format: u16) -> xd::Delta {
         if format == 1 {
             d.end_root = None;
         }
-        std::fs::write(&path, xd::encode(&d)).expect("write golden");
+        std::fs::write(&path, xd::encode_format(&d, format)).expect("write golden");
         std::fs::write(&expect_path, describe(&d, &next)).expect("write expectations");
     }
     let bytes = std::fs::read(&path).expect("the golden delta is committed");
@@ -60,7 +61,11 @@ fn check_golden(format: u16) -> xd::Delta {
     let mut space = base.clone();
     xd::apply(&mut space, &d).expect("golden delta applies to golden snapshot");
     assert_eq!(describe(&d, &space), expect);
-    assert_eq!(xd::encode(&d), bytes, "the encoding is stable");
+    assert_eq!(
+        xd::encode_format(&d, format),
+        bytes,
+        "the encoding is stable"
+    );
     assert_eq!(d.end_root.is_some(), format >= 2);
     d
 }
@@ -89,6 +94,35 @@ fn delta_v2_golden_checks_its_end_root() {
     let err = xd::apply(&mut other, &d).unwrap_err();
     assert!(
         err.to_string().contains("prefixes that differ: 0x01"),
+        "{err}"
+    );
+}
+
+#[test]
+fn delta_v3_golden_is_the_v2_delta_with_its_root_alone() {
+    let d3 = check_golden(3);
+    let d2 = check_golden(2);
+    assert_eq!(d3.entries, d2.entries);
+    let (r3, r2) = (d3.end_root.clone().unwrap(), d2.end_root.unwrap());
+    assert_eq!(r3.root(), r2.root());
+    assert!(!r3.has_prefixes());
+    // what this build writes for a computed delta is format 3, and smaller
+    let v3 = std::fs::read(golden("delta-v3.bin")).unwrap();
+    let v2 = std::fs::read(golden("delta-v2.bin")).unwrap();
+    assert_eq!(u16::from_le_bytes([v3[8], v3[9]]), 3);
+    assert!(v3.len() < v2.len(), "{} vs {}", v3.len(), v2.len());
+    // applied to another base, the root check fails and says the prefixes are unknown
+    let base = snapshot::decode(&std::fs::read(golden("snapshot-v2.bin")).unwrap())
+        .unwrap()
+        .space;
+    let mut other = base.clone();
+    let a = other.iter().find(|(a, _)| d3.get(*a).is_none()).unwrap().0;
+    other.write(a, &vec![42u64; other.words()]).unwrap();
+    other.set_version(base.version());
+    let err = xd::apply(&mut other, &d3).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("prefixes that differ: not recorded (only the root was)"),
         "{err}"
     );
 }

@@ -4,7 +4,7 @@
 
 use bindspace_core::workload::Workload;
 use bindspace_core::{BindSpace, SchemaVersion};
-use bindspace_xor_delta::{self as xd, Change, Error};
+use bindspace_xor_delta::{self as xd, Change, Delta, Error};
 use proptest::prelude::*;
 
 fn schema(words: u16) -> SchemaVersion {
@@ -79,7 +79,17 @@ proptest! {
         d = xd::compose(&d, &xd::compute(&b, &c, t).expect("same shape")).expect("contiguous");
         let bytes = xd::encode(&d);
         prop_assert_eq!(bytes.len(), xd::encoded_len(&d));
-        prop_assert_eq!(xd::decode(&bytes).expect("own encoding"), d.clone());
+        prop_assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3);
+        // format 3 carries the end root alone
+        let mut got = xd::decode(&bytes).expect("own encoding");
+        let root = got.end_root.take().expect("format 3 has a root");
+        prop_assert!(!root.has_prefixes());
+        prop_assert_eq!(Some(root.root()), d.end_root.as_ref().map(|r| r.root()));
+        prop_assert_eq!(&got, &Delta { end_root: None, ..d.clone() });
+        // format 2 (the prefix digests) still round-trips whole
+        let v2 = xd::encode_format(&d, 2);
+        prop_assert_eq!(u16::from_le_bytes([v2[8], v2[9]]), 2);
+        prop_assert_eq!(xd::decode(&v2).expect("own encoding"), d.clone());
         // format 1 (no end root) round-trips too
         d.end_root = None;
         let bytes = xd::encode(&d);
@@ -220,7 +230,7 @@ fn stats_count_each_kind() {
 }
 
 #[test]
-fn one_word_changes_cost_at_most_40_bytes_per_address() {
+fn one_word_changes_cost_at_most_13_bytes_per_address() {
     let schema = SchemaVersion::CURRENT;
     let mut w = Workload::new(11, schema);
     let mut live = w.filled_space(1.0).expect("valid");
@@ -228,8 +238,15 @@ fn one_word_changes_cost_at_most_40_bytes_per_address() {
     w.touch_occupied(&mut live, 655, 1).expect("valid");
     let d = xd::compute_dirty(&live, &mark, 0).expect("fresh mark");
     assert_eq!(d.entries.len(), 655);
-    // the entries alone: the state root trailer (8 KiB for 256 prefixes) is per delta
-    let trailer = bindspace_core::StateRoot::trailer_len(&schema);
-    let per_addr = (xd::encode(&d).len() - bindspace_core::HEADER_LEN - 4 - trailer) as f64 / 655.0;
-    assert!(per_addr <= 40.0, "{per_addr} bytes per changed address");
+    // format 3: 8 bytes of XOR word, the rest is the packed head (address gap, kind,
+    // word index); the fixed part (header, three counts, root) is per delta
+    let bytes = xd::encode(&d);
+    let per_addr = (bytes.len() - bindspace_core::HEADER_LEN - 12 - 32) as f64 / 655.0;
+    eprintln!(
+        "{per_addr:.2} bytes per changed address ({} in all)",
+        bytes.len()
+    );
+    assert!(per_addr <= 13.0, "{per_addr} bytes per changed address");
+    // format 2 paid 31 per address and an 8 KiB trailer
+    assert!(bytes.len() * 2 < xd::encode_format(&d, 2).len());
 }
