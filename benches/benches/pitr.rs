@@ -64,14 +64,28 @@ fn pitr(c: &mut Criterion) {
         });
     }
 
-    // Backup overhead: the same writer with background jobs on and off.
-    for (id, background) in [("writes_jobs_off", false), ("writes_jobs_on", true)] {
+    // Backup overhead: the same writer with background jobs off, on at the bench's
+    // cadence (a full every 5 s), and on at the default cadence (archive every second,
+    // an incremental a minute, a full an hour: a 10 s run sees the first full and the
+    // archiving).
+    let defaults = |dest: String| bindspace::BackupConfig {
+        destinations: vec![dest],
+        sync: "never".into(),
+        ..bindspace::BackupConfig::default()
+    };
+    for (id, background) in [
+        ("writes_jobs_off", None),
+        ("writes_jobs_on", Some(false)),
+        ("writes_jobs_on_defaults", Some(true)),
+    ] {
         let dir = tmp.path().join(id);
-        let engine = Engine::open(
-            &dir,
-            cfg(format!("file://{}", dir.join("repo").display()), background),
-        )
-        .expect("engine");
+        let dest = format!("file://{}", dir.join("repo").display());
+        let config = match background {
+            None => cfg(dest, false),
+            Some(false) => cfg(dest, true),
+            Some(true) => defaults(dest),
+        };
+        let engine = Engine::open(&dir, config).expect("engine");
         let mut w = Workload::new(2, SchemaVersion::CURRENT);
         g.bench_function(id, |b| {
             b.iter_custom(|iters| {

@@ -185,11 +185,21 @@ impl StateRoot {
         if self.root == actual.root && (!self.has_prefixes() || self.prefixes == actual.prefixes) {
             return Ok(());
         }
+        let prefixes = self.differing_prefixes(actual);
+        let what = if !self.has_prefixes() {
+            format!("{what} (only its root was recorded, not its prefix digests)")
+        } else if !actual.has_prefixes() {
+            format!("{what} (the result's prefix digests are unknown)")
+        } else if prefixes.is_empty() {
+            format!("{what} (every prefix digest matches: the schemas differ)")
+        } else {
+            what.to_owned()
+        };
         Err(Error::RootMismatch {
-            what: what.to_owned(),
+            what,
             expected: self.root.to_string(),
             actual: actual.root.to_string(),
-            prefixes: self.differing_prefixes(actual),
+            prefixes,
         })
     }
 }
@@ -212,10 +222,10 @@ impl fmt::Display for StateRoot {
 }
 
 /// Formats prefix numbers for messages: `0x03, 0x41` (at most 16, then a count);
-/// none: "not recorded" (only the root was).
+/// none: "unknown" ([`StateRoot::check`] says why in the message).
 pub fn prefix_list(prefixes: &[u8]) -> String {
     if prefixes.is_empty() {
-        return "not recorded (only the root was)".into();
+        return "unknown".into();
     }
     let mut s: Vec<String> = prefixes
         .iter()
@@ -226,6 +236,34 @@ pub fn prefix_list(prefixes: &[u8]) -> String {
         s.push(format!("and {} more", prefixes.len() - 16));
     }
     s.join(", ")
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    fn root(schema: &SchemaVersion, fill: u8) -> StateRoot {
+        let n = StateRoot::prefix_count(schema);
+        StateRoot::from_prefixes(schema, vec![Digest([fill; 32]); n]).expect("count")
+    }
+
+    #[test]
+    fn a_root_alone_checks_the_root_and_says_the_prefixes_are_unknown() {
+        let schema = SchemaVersion::CURRENT.with_words(4).with_address_space(512);
+        let (a, b) = (root(&schema, 1), root(&schema, 2));
+        let only = StateRoot::root_only(a.root());
+        assert!(!only.has_prefixes());
+        only.check(&a, "x").expect("the same root");
+        let e = only.check(&b, "delta 1..2").unwrap_err().to_string();
+        assert!(e.contains("delta 1..2 (only its root was recorded"), "{e}");
+        assert!(e.contains("prefixes that differ: unknown"), "{e}");
+        // with prefixes on both sides the differing ones are named
+        let e = a.check(&b, "full").unwrap_err().to_string();
+        assert!(e.contains("prefixes that differ: 0x00, 0x01"), "{e}");
+        // a recorded root with prefixes never passes against a root alone
+        assert!(a.check(&only, "x").is_err());
+        assert!(only.differing_prefixes(&a).is_empty());
+    }
 }
 
 /// The cached tree inside a [`BindSpace`].

@@ -51,16 +51,19 @@ impl Jobs {
         let now = inner.clock.now_us();
         // each closure owns its schedule
         let mut archive = Every::new(ms(inner.cfg.archive_interval_ms), now);
+        // its own threads: archiving (the RPO) never queues behind a full backup
+        let archive_pool = compute_pool("archive")?;
         jobs.spawn("bindspace-archiver", inner, move |inner, now, _| {
-            archive_step(inner, &mut archive, now)
+            archive_pool.install(|| archive_step(inner, &mut archive, now))
         })?;
         let mut backups = BackupSchedule::new(
             ms(inner.cfg.delta_interval_ms),
             ms(inner.cfg.full_snapshot_interval_ms),
             now,
         );
+        let pool = compute_pool("backup")?;
         if let Err(e) = jobs.spawn("bindspace-backups", inner, move |inner, now, _| {
-            backup_step(inner, &mut backups, now)
+            pool.install(|| backup_step(inner, &mut backups, now))
         }) {
             jobs.stop(); // the archiver must not outlive a failed open
             return Err(e);
@@ -287,6 +290,20 @@ fn verify_step(inner: &Inner, every: &mut Every, now: u64, wait: &mut Waiter<'_>
         }
     }
     every.next_us()
+}
+
+/// The threads a background job computes on (encode, blake3, sealing: everything that
+/// fans out through rayon runs in the pool it was started from): half the cores, at
+/// least one, so that a full or an archive never takes every core from the writers.
+/// Backups and archiving have a pool each. A backup asked for in the foreground
+/// (`Engine::backup_now`) and restores use every core.
+fn compute_pool(job: &'static str) -> Result<rayon_core::ThreadPool> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    rayon_core::ThreadPoolBuilder::new()
+        .num_threads((cores / 2).max(1))
+        .thread_name(move |i| format!("bindspace-{job}-{i}"))
+        .build()
+        .map_err(|e| io(format!("starting the {job} threads"))(std::io::Error::other(e)))
 }
 
 fn backup_step(inner: &Inner, schedule: &mut BackupSchedule, now: u64) -> u64 {

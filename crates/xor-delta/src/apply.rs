@@ -11,7 +11,8 @@ use crate::{Change, Delta, Error, Result};
 /// space's content (checked for every entry before the first change).
 ///
 /// When the delta records its end state's root, the result is checked against it
-/// afterwards: [`Error::Core`] with `RootMismatch` naming the prefixes that differ. The
+/// afterwards: [`Error::Core`] with `RootMismatch`, naming the prefixes that differ when
+/// the delta records their digests (format 2; format 3 records the root alone). The
 /// space then holds a wrong state and must be discarded.
 pub fn apply(space: &mut BindSpace, delta: &Delta) -> Result<()> {
     if space.words() != delta.schema.words()

@@ -42,6 +42,26 @@ fn max_head_len(words: usize) -> usize {
     3 + 1 + 3 + bitmap_len(words)
 }
 
+fn varint_len(v: usize) -> usize {
+    match v {
+        0..0x80 => 1,
+        0x80..0x4000 => 2,
+        _ => 3,
+    }
+}
+
+/// Bytes of a change as a word list: its count, then its index gaps.
+fn list_len(x: &Xor) -> usize {
+    let mut prev: Option<usize> = None;
+    let mut n = varint_len(x.nonzero().len());
+    for &(i, _) in x.nonzero() {
+        let i = i as usize;
+        n += varint_len(prev.map_or(i, |p| i - p - 1));
+        prev = Some(i);
+    }
+    n
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: usize) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -56,7 +76,6 @@ fn heads(delta: &Delta) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(delta.entries.len() * 4);
     let mut carried = 0;
     let mut next = 0usize;
-    let mut list = Vec::new();
     for e in &delta.entries {
         let a = e.addr.index();
         assert!(a >= next, "delta entries must ascend by address");
@@ -75,19 +94,15 @@ fn heads(delta: &Delta) -> (Vec<u8>, usize) {
             }
             Change::Changed(x) => {
                 assert_eq!(x.width(), words, "fingerprint width");
-                list.clear();
-                let mut prev: Option<usize> = None;
-                for &(i, _) in x.nonzero() {
-                    let i = i as usize;
-                    put_varint(&mut list, prev.map_or(i, |p| i - p - 1));
-                    prev = Some(i);
-                }
-                let mut count = Vec::new();
-                put_varint(&mut count, x.nonzero().len());
-                if count.len() + list.len() < bitmap_len(words) {
+                if list_len(x) < bitmap_len(words) {
                     out.push(CHANGED_LIST);
-                    out.extend_from_slice(&count);
-                    out.extend_from_slice(&list);
+                    put_varint(&mut out, x.nonzero().len());
+                    let mut prev: Option<usize> = None;
+                    for &(i, _) in x.nonzero() {
+                        let i = i as usize;
+                        put_varint(&mut out, prev.map_or(i, |p| i - p - 1));
+                        prev = Some(i);
+                    }
                 } else {
                     out.push(CHANGED_BITMAP);
                     let at = out.len();
@@ -177,17 +192,22 @@ impl Heads<'_> {
         Ok(v)
     }
 
-    /// A LEB128 number of at most 3 bytes (below 2^21).
+    /// A LEB128 number of at most 3 bytes (below 2^21), in its shortest form (so
+    /// every delta has one encoding of its heads).
     fn varint(&mut self, what: &str) -> Result<usize> {
+        let start = self.at;
         let mut v = 0usize;
         for shift in [0, 7, 14] {
             let b = self.byte(what)?;
             v |= usize::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
+                if b == 0 && shift > 0 {
+                    return Err(malformed(start, format!("{what} not in its shortest form")));
+                }
                 return Ok(v);
             }
         }
-        Err(malformed(self.at, format!("{what} longer than 3 bytes")))
+        Err(malformed(start, format!("{what} longer than 3 bytes")))
     }
 }
 
@@ -267,6 +287,16 @@ pub(crate) fn decode(header: &ArtifactHeader, payload: &[u8]) -> Result<Delta> {
         ));
     }
     let packed = &body[FIXED..FIXED + packed_len];
+    // exactly one zstd frame
+    match zstd::zstd_safe::find_frame_compressed_size(packed) {
+        Ok(n) if n == packed_len => {}
+        _ => {
+            return Err(malformed(
+                FIXED,
+                format!("the {packed_len} packed head bytes are not one zstd frame"),
+            ));
+        }
+    }
     // the capacity bounds the allocation; a stream inflating past it is refused
     let h = zstd::bulk::decompress(packed, heads_len)
         .map_err(|e| malformed(FIXED, format!("the entry heads do not unpack: {e}")))?;
@@ -285,7 +315,8 @@ pub(crate) fn decode(header: &ArtifactHeader, payload: &[u8]) -> Result<Delta> {
         at: 0,
         base: FIXED + packed_len,
     };
-    let mut entries = Vec::with_capacity(count);
+    // (a delta of many deletions packs small: reserve no more than the input's size)
+    let mut entries = Vec::with_capacity(count.min(payload.len()));
     let mut next = 0usize;
     for _ in 0..count {
         let start = hd.at;
@@ -307,6 +338,7 @@ pub(crate) fn decode(header: &ArtifactHeader, payload: &[u8]) -> Result<Delta> {
             CREATED => Change::Created(full(&mut ws)?),
             REPLACED => Change::Replaced(full(&mut ws)?),
             CHANGED_LIST => {
+                let list_at = hd.at;
                 let n = hd.varint("a changed-word count")?;
                 if n == 0 || n > words {
                     return Err(malformed(start, format!("{n} changed words of {words}")));
@@ -321,6 +353,12 @@ pub(crate) fn decode(header: &ArtifactHeader, payload: &[u8]) -> Result<Delta> {
                     }
                     prev = Some(i);
                     x.push((i as u16, ws.nonzero()?));
+                }
+                if hd.at - list_at >= bitmap_len(words) {
+                    return Err(malformed(
+                        start,
+                        "a word list not shorter than the bitmap (the encoder writes the bitmap)",
+                    ));
                 }
                 Change::Changed(
                     Xor::from_nonzero(words, x)
@@ -352,10 +390,15 @@ pub(crate) fn decode(header: &ArtifactHeader, payload: &[u8]) -> Result<Delta> {
                         x.push((i as u16, ws.nonzero()?));
                     }
                 }
-                Change::Changed(
-                    Xor::from_nonzero(words, x)
-                        .ok_or_else(|| malformed(start, "change with an empty bitmap"))?,
-                )
+                let x = Xor::from_nonzero(words, x)
+                    .ok_or_else(|| malformed(start, "change with an empty bitmap"))?;
+                if list_len(&x) < bitmap_len(words) {
+                    return Err(malformed(
+                        start,
+                        "a bitmap where the word list is shorter (the encoder writes the list)",
+                    ));
+                }
+                Change::Changed(x)
             }
             k => return Err(malformed(start, format!("unknown entry kind {k}"))),
         };
@@ -406,5 +449,15 @@ mod tests {
             at: 0,
         };
         assert!(h.varint("v").is_err());
+        // a longer form of a shorter number: one encoding per delta
+        for b in [&[0x80, 0x00][..], &[0x81, 0x80, 0x00]] {
+            let mut h = Heads { b, at: 0 };
+            assert!(h.varint("v").is_err(), "{b:?}");
+        }
+        for v in [0, 127, 128, 16_383, 16_384, (1 << 21) - 1] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(b.len(), varint_len(v));
+        }
     }
 }

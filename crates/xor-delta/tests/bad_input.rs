@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use bindspace_core::workload::Workload;
-use bindspace_core::{ArtifactHeader, HEADER_LEN, SchemaVersion};
+use bindspace_core::{ArtifactHeader, ArtifactKind, HEADER_LEN, SchemaVersion};
 use bindspace_xor_delta::{self as xd, Error};
 use proptest::prelude::*;
 
@@ -134,20 +134,19 @@ fn structural_lies_under_a_valid_checksum_are_malformed() {
     ));
 }
 
-/// `payload` under a correct format-3 header.
+/// `payload` under a correct format-3 header for 256 addresses of `words` words.
+fn sealed3(words: u16, payload: &[u8]) -> Vec<u8> {
+    let schema = SchemaVersion::CURRENT
+        .with_words(words)
+        .with_address_space(256);
+    ArtifactHeader::for_payload(ArtifactKind::Delta, schema, (1, 2), (0, 0), payload)
+        .as_format(3)
+        .seal(payload)
+}
+
+/// `payload` under a correct format-3 header of the 4-word sample's shape.
 fn reseal3(payload: &[u8]) -> Vec<u8> {
-    let bytes = sample();
-    let h = ArtifactHeader::decode(&bytes).expect("valid");
-    assert_eq!(h.format, 3, "a computed delta is written as format 3");
-    ArtifactHeader::for_payload(
-        h.kind,
-        h.schema,
-        (h.from_version, h.to_version),
-        (h.time_from_us, h.time_to_us),
-        payload,
-    )
-    .as_format(3)
-    .seal(payload)
+    sealed3(4, payload)
 }
 
 /// A format-3 payload: `count`, the heads (declared as `heads_len`, packed), the
@@ -166,19 +165,31 @@ fn v3(count: u32, heads: &[u8], heads_len: u32, words: &[u64]) -> Vec<u8> {
     p
 }
 
+/// 64 words (a bitmap of 8 bytes, so short word lists are the canonical form).
+const W: u16 = 64;
+
 fn malformed(payload: &[u8], why: &str) {
-    match xd::decode(&reseal3(payload)) {
+    match xd::decode(&sealed3(W, payload)) {
         Err(Error::Malformed { reason, .. }) => eprintln!("{why}: {reason}"),
         other => panic!("{why}: {other:?}"),
     }
 }
 
 #[test]
+fn a_computed_delta_is_written_as_format_3() {
+    let bytes = sample();
+    assert_eq!(ArtifactHeader::decode(&bytes).unwrap().format, 3);
+}
+
+#[test]
 fn format_3_structural_lies_under_a_valid_checksum_are_malformed() {
-    // the well-formed one first: one change of word 2 at address 5 (4 words, 256 addresses)
+    // the well-formed ones first: word 2 changed at address 5, as a list (64 words)
+    // and as a bitmap (4 words, where a list is never shorter than the 1-byte bitmap)
     let ok = v3(1, &[5, 2, 1, 2], 4, &[9]);
-    let d = xd::decode(&reseal3(&ok)).unwrap();
+    let d = xd::decode(&sealed3(W, &ok)).unwrap();
     assert_eq!(d.entries.len(), 1);
+    assert_eq!(d.entries[0].addr.index(), 5);
+    let d = xd::decode(&sealed3(4, &v3(1, &[5, 4, 0b0100], 3, &[9]))).unwrap();
     assert_eq!(d.entries[0].addr.index(), 5);
     // counts and lengths
     malformed(
@@ -211,37 +222,49 @@ fn format_3_structural_lies_under_a_valid_checksum_are_malformed() {
     p[12] ^= 0xff; // the zstd magic
     malformed(&p, "heads that are not zstd");
     malformed(&[0; 40], "too short for a format-3 delta");
-    // entries
+    // two frames: the heads, then a second frame
+    let mut two = ok.clone();
+    let frame = zstd::bulk::compress(&[5u8, 2, 1, 2], 3).unwrap();
+    let packed_len = u32::from_le_bytes(two[8..12].try_into().unwrap()) as usize;
+    two.splice(12 + packed_len..12 + packed_len, frame.iter().copied());
+    two[8..12].copy_from_slice(&((packed_len + frame.len()) as u32).to_le_bytes());
+    malformed(&two, "two zstd frames");
+    // entries (addresses ascend by construction: a gap counts from the previous + 1)
     malformed(&v3(1, &[0x80, 0x02, 0], 3, &[]), "address 256 of 256");
-    // (addresses ascend by construction: a gap counts from the previous address + 1)
     malformed(
-        &v3(2, &[0xff, 0x01, 0, 0x80, 0, 0], 6, &[]),
+        &v3(2, &[0xff, 0x01, 0, 0, 0], 5, &[]),
         "the second address outside",
     );
     malformed(&v3(1, &[5, 9], 2, &[]), "an unknown kind");
     malformed(&v3(1, &[5, 2, 0], 3, &[]), "a change of no words");
     malformed(
-        &v3(1, &[5, 2, 5, 0, 0, 0, 0, 0], 8, &[1; 5]),
+        &v3(1, &[5, 2, 65, 0], 4, &[1; 65]),
         "more changed words than the width",
     );
     malformed(
-        &v3(1, &[5, 2, 1, 4], 4, &[9]),
+        &v3(1, &[5, 2, 1, 64], 4, &[9]),
         "a word index past the width",
     );
     malformed(
-        &v3(1, &[5, 2, 2, 1, 2], 5, &[9, 9]),
+        &v3(1, &[5, 2, 2, 60, 3], 5, &[9, 9]),
         "indices past the width by gaps",
     );
     malformed(
         &v3(1, &[5, 2, 1, 2], 4, &[0]),
         "a changed word that is zero",
     );
-    malformed(&v3(1, &[5, 4, 0], 3, &[]), "an empty bitmap");
     malformed(
-        &v3(1, &[5, 4, 0b0010_0000], 3, &[9]),
-        "a bitmap bit past the width",
+        &v3(1, &[5, 4, 0, 0, 0, 0, 0, 0, 0, 0], 10, &[]),
+        "an empty bitmap",
     );
-    malformed(&v3(1, &[5, 4], 2, &[]), "heads ending inside a bitmap");
+    malformed(
+        &v3(1, &[5, 4, 0, 0, 0, 0, 0, 0, 0, 1], 10, &[9]),
+        "a bitmap where the list is shorter",
+    );
+    malformed(
+        &v3(1, &[5, 4, 0, 0], 4, &[]),
+        "heads ending inside a bitmap",
+    );
     malformed(
         &v3(1, &[5, 2, 0x80, 0x80, 0x80, 0x01], 6, &[]),
         "a count of 4 bytes",
@@ -250,6 +273,24 @@ fn format_3_structural_lies_under_a_valid_checksum_are_malformed() {
         &v3(1, &[5, 1], 2, &[1, 2, 3]),
         "a created fingerprint cut short",
     );
+    // one encoding per delta
+    malformed(
+        &v3(1, &[0x85, 0x00, 2, 1, 2], 5, &[9]),
+        "an address gap not in its shortest form",
+    );
+    malformed(
+        &v3(1, &[5, 2, 0x81, 0x00, 2], 5, &[9]),
+        "a count not in its shortest form",
+    );
+    let list: Vec<u8> = [5u8, 2, 8].into_iter().chain([0; 8]).collect();
+    malformed(
+        &v3(1, &list, 11, &[9; 8]),
+        "a list not shorter than the bitmap",
+    );
+    match xd::decode(&sealed3(4, &v3(1, &[5, 2, 1, 2], 4, &[9]))) {
+        Err(Error::Malformed { reason, .. }) => assert!(reason.contains("not shorter"), "{reason}"),
+        other => panic!("a 4-word list: {other:?}"),
+    }
 }
 
 proptest! {

@@ -61,11 +61,18 @@ fn check_golden(format: u16) -> xd::Delta {
     let mut space = base.clone();
     xd::apply(&mut space, &d).expect("golden delta applies to golden snapshot");
     assert_eq!(describe(&d, &space), expect);
-    assert_eq!(
-        xd::encode_format(&d, format),
-        bytes,
-        "the encoding is stable"
-    );
+    if format < 3 {
+        assert_eq!(
+            xd::encode_format(&d, format),
+            bytes,
+            "the encoding is stable"
+        );
+    } else {
+        // format 3's heads are a zstd frame: another zstd build may pack them into other
+        // bytes, so what must hold is that the re-encoding decodes to the same delta
+        let again = xd::encode_format(&d, format);
+        assert_eq!(xd::decode(&again).unwrap(), d, "the encoding round-trips");
+    }
     assert_eq!(d.end_root.is_some(), format >= 2);
     d
 }
@@ -122,7 +129,7 @@ fn delta_v3_golden_is_the_v2_delta_with_its_root_alone() {
     let err = xd::apply(&mut other, &d3).unwrap_err();
     assert!(
         err.to_string()
-            .contains("prefixes that differ: not recorded (only the root was)"),
+            .contains("(only its root was recorded, not its prefix digests)"),
         "{err}"
     );
 }
