@@ -283,6 +283,22 @@ fn a_word_changed_in_an_archived_wal_segment_fails_at_the_next_checkpoint() {
     assert!(!ver.is_verified(), "{ver}");
 }
 
+/// Format-3 deltas raise the repository layout to 6: a build that cannot read them
+/// refuses the catalog at open instead of failing when a restore reaches one.
+#[test]
+fn incrementals_in_format_3_raise_the_layout_to_6() {
+    let s = setup();
+    let (_, m) = s.rt.block_on(s.stores[0].read_manifest()).unwrap().unwrap();
+    assert_eq!(m.layout, 6);
+    let (deltas, others): (Vec<_>, Vec<_>) = m
+        .entries
+        .iter()
+        .partition(|e| e.artifact.kind() == ArtifactKind::Delta);
+    assert!(!deltas.is_empty());
+    assert!(deltas.iter().all(|e| e.format == Some(3)), "{deltas:?}");
+    assert!(others.iter().all(|e| e.format.is_none()));
+}
+
 /// A delta forged under a valid blake3 fails its root check. A format-3 delta records
 /// the end state's root alone (not its prefix digests), so the message says the
 /// prefixes are not recorded; the restore is refused all the same.

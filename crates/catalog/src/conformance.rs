@@ -45,6 +45,7 @@ fn entry(id: &str, to: u64) -> BackupEntry {
         status: BackupStatus::Complete,
         timeline: 1,
         root: None,
+        format: None,
     }
 }
 

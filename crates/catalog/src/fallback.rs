@@ -201,6 +201,7 @@ mod tests {
             status: BackupStatus::Complete,
             timeline: 1,
             root: None,
+            format: None,
         }
     }
 

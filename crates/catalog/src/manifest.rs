@@ -19,11 +19,13 @@ use crate::{ArtifactId, Error, FIRST_TIMELINE, Result, TimelineId, blake3_hex};
 /// 3: expired timelines (written only once a timeline has expired). 4: encrypted (a
 /// keyring; an older build would drop it when rewriting the catalog and leave every
 /// artifact unreadable, so it must refuse the catalog instead). 5: compression on
-/// (packed artifacts, [`crate::packed`]: an older build could not read them).
+/// (packed artifacts, [`crate::packed`]: an older build could not read them). 6:
+/// compact deltas (delta format 3; an older build would find out only when a restore
+/// reached one, so it must refuse the catalog instead).
 pub const LAYOUT: u32 = 2;
 
 /// The newest repository layout this build reads and writes.
-pub const NEWEST_LAYOUT: u32 = 5;
+pub const NEWEST_LAYOUT: u32 = 6;
 
 fn layout_1() -> u32 {
     1
@@ -153,6 +155,11 @@ pub struct BackupEntry {
     /// backups written before roots existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
+    /// The artifact's format when a build reading only older layouts could not decode
+    /// it: `3` for a delta in the compact format (layout 6). `None` for everything
+    /// else, and for every entry written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<u16>,
 }
 
 /// A named version. `guaranteed` pins the backups it needs against retention.
@@ -294,7 +301,9 @@ impl Manifest {
     /// a timeline whose artifacts are gone; it refuses layout 3 instead), else
     /// [`LAYOUT`].
     pub fn layout_needed(&self) -> u32 {
-        if self.compression.is_some() {
+        if self.entries.iter().any(|e| e.format.is_some()) {
+            6
+        } else if self.compression.is_some() {
             5
         } else if self.keyring.is_some() {
             4

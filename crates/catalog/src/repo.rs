@@ -768,6 +768,7 @@ impl Repository {
             n += 1;
             id = format!("{base}-{n}");
         }
+        let format = artifact_format(&b.bytes);
         let entry = BackupEntry {
             id,
             kind: b.kind,
@@ -784,6 +785,7 @@ impl Repository {
             status: BackupStatus::Complete,
             timeline,
             root: b.root,
+            format,
         };
         let e = entry.clone();
         let dests = self.dests.clone();
@@ -1104,4 +1106,15 @@ fn kind_word(k: BackupKind) -> &'static str {
         BackupKind::Differential => "diff",
         BackupKind::Wal => "wal",
     }
+}
+
+/// The format of an artifact a build reading only older repository layouts could not
+/// decode (a format-3 delta), so the catalog entry says so and the layout is raised
+/// ([`Manifest::layout_needed`]); `None` for every other artifact.
+fn artifact_format(bytes: &[u8]) -> Option<u16> {
+    let format = (bytes.len() >= bindspace_core::HEADER_LEN
+        && bytes[..8] == bindspace_core::header::MAGIC
+        && bytes[10] == 2)
+        .then(|| u16::from_le_bytes([bytes[8], bytes[9]]))?;
+    (format >= bindspace_core::header::FORMAT_COMPACT_DELTA).then_some(format)
 }

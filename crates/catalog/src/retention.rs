@@ -485,6 +485,7 @@ mod tests {
             status: BackupStatus::Complete,
             timeline: t,
             root: None,
+            format: None,
         }
     }
 

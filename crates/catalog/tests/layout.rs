@@ -32,6 +32,7 @@ fn entry(id: &str, artifact: ArtifactId, kind: BackupKind) -> BackupEntry {
         status: BackupStatus::Complete,
         timeline: artifact.timeline(),
         root: Some("cd".repeat(32)),
+        format: None,
     }
 }
 
@@ -184,6 +185,54 @@ fn the_layout5_manifest_golden_decodes_and_merges_carry_compression() {
     );
 }
 
+/// Layout 6: compact deltas (an entry says its artifact is a format-3 delta).
+fn layout6() -> Manifest {
+    let mut m = layout2();
+    let mut e = entry(
+        "t2-incr-85",
+        ArtifactId::delta(80, 85).on(2),
+        BackupKind::Incremental,
+    );
+    e.parent = Some("t2-full-80".into());
+    e.format = Some(3);
+    m.entries.push(e);
+    m.layout = m.layout_needed();
+    m
+}
+
+#[test]
+fn the_layout6_manifest_golden_decodes_and_an_older_build_refuses_it() {
+    assert_eq!(layout6().layout, 6);
+    let p = path("manifest-layout6");
+    if !p.exists() && std::env::var_os("BINDSPACE_BLESS").is_some() {
+        std::fs::write(&p, layout6().encode(13)).unwrap();
+    }
+    let bytes = std::fs::read(&p).unwrap();
+    let (g, m) = Manifest::decode("golden", "manifest-layout6", &bytes).unwrap();
+    assert_eq!((g, &m), (13, &layout6()));
+    assert_eq!(m.encode(g), bytes, "encodes back to the same bytes");
+    assert!(
+        String::from_utf8_lossy(&bytes).contains("\"format\": 3"),
+        "the entry says its format"
+    );
+    // a copy without such an entry takes it and with it the layout
+    let mut copy = layout2();
+    copy.merge_from(&m);
+    assert_eq!(copy.layout_needed(), 6);
+    // once retention removed the last such entry, the layout it needs falls back
+    let mut pruned = m.clone();
+    pruned.entries.retain(|e| e.format.is_none());
+    assert_eq!(pruned.layout_needed(), 2);
+    // entries written before carry no format, and keep reading as they were
+    let (_, old) = Manifest::decode(
+        "golden",
+        "manifest-layout5",
+        &std::fs::read(path("manifest-layout5")).unwrap(),
+    )
+    .unwrap();
+    assert!(old.entries.iter().all(|e| e.format.is_none()));
+}
+
 #[test]
 fn a_layout1_manifest_reads_as_timeline_1() {
     let local = "repo-layout1/local/catalog/manifest-00000000000000000007";
@@ -210,14 +259,14 @@ fn an_unknown_layout_is_refused_by_name() {
         matches!(
             e,
             Error::UnknownLayout {
-                layout: 6,
-                known: 5,
+                layout: 7,
+                known: 6,
                 ..
             }
         ),
         "{e}"
     );
-    assert!(e.to_string().contains("layout 6"), "{e}");
+    assert!(e.to_string().contains("layout 7"), "{e}");
     // a header of a future manifest format is refused the same way
     let e = Manifest::decode("s", "m", b"bindspace-manifest v9 1 00\n{}").unwrap_err();
     assert!(matches!(e, Error::UnknownLayout { layout: 9, .. }), "{e}");

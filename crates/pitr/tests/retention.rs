@@ -133,6 +133,7 @@ async fn a_year_of_backups_keeps_exactly_the_policy_and_everything_kept_restores
             status: BackupStatus::Complete,
             timeline: 1,
             root: None,
+            format: None,
         });
         digests.insert(space.version(), space.digest());
         last_id = Some(id);

@@ -145,6 +145,7 @@ async fn the_catalog_is_queryable_as_tables() {
         status: bindspace_catalog::BackupStatus::Complete,
         timeline: 1,
         root: None,
+        format: None,
     });
     m.restore_points.push(RestorePoint {
         name: "before-upgrade".into(),

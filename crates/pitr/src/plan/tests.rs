@@ -54,6 +54,7 @@ fn entry(artifact: ArtifactId, start_us: u64) -> BackupEntry {
         status: BackupStatus::Complete,
         timeline: 1,
         root: None,
+        format: None,
     }
 }
 
