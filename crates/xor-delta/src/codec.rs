@@ -157,6 +157,33 @@ fn encode_v1v2(delta: &Delta) -> Vec<u8> {
     out
 }
 
+/// The `(index, word)` pairs a change bitmap marks (bit `i` in byte `i / 8`), each
+/// word read by `word` (which refuses a zero one); a bit at or past `words` is
+/// malformed at `start`. Formats 2 and 3 share it.
+pub(crate) fn bitmap_changes(
+    bm: &[u8],
+    words: usize,
+    start: usize,
+    mut word: impl FnMut() -> Result<u64>,
+) -> Result<Vec<(u16, u64)>> {
+    let mut x = Vec::new();
+    for (byte_i, &byte) in bm.iter().enumerate() {
+        let mut bits = byte;
+        while bits != 0 {
+            let i = byte_i * 8 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if i >= words {
+                return Err(Error::Malformed {
+                    offset: start,
+                    reason: format!("change bitmap marks word {i} of {words}"),
+                });
+            }
+            x.push((i as u16, word()?));
+        }
+    }
+    Ok(x)
+}
+
 struct Reader<'a> {
     b: &'a [u8],
     at: usize,
@@ -255,29 +282,17 @@ pub fn decode(bytes: &[u8]) -> Result<Delta> {
             3 => Change::Replaced(full(&mut r)?),
             2 => {
                 let bm = r.take(bm_len, "change bitmap")?;
-                let mut x = Vec::new();
-                for (byte_i, &byte) in bm.iter().enumerate() {
-                    let mut bits = byte;
-                    while bits != 0 {
-                        let i = byte_i * 8 + bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        if i >= words {
-                            return Err(Error::Malformed {
-                                offset: start,
-                                reason: format!("change bitmap marks word {i} of {words}"),
-                            });
-                        }
-                        let w = r.take(8, "changed word")?;
-                        let w = u64::from_le_bytes(w.try_into().expect("took 8 bytes"));
-                        if w == 0 {
-                            return Err(Error::Malformed {
-                                offset: r.at - 8,
-                                reason: "changed word marked non-zero is zero".into(),
-                            });
-                        }
-                        x.push((i as u16, w));
+                let x = bitmap_changes(bm, words, start, || {
+                    let w = r.take(8, "changed word")?;
+                    let w = u64::from_le_bytes(w.try_into().expect("took 8 bytes"));
+                    if w == 0 {
+                        return Err(Error::Malformed {
+                            offset: r.at - 8,
+                            reason: "changed word marked non-zero is zero".into(),
+                        });
                     }
-                }
+                    Ok(w)
+                })?;
                 Change::Changed(Xor::from_nonzero(words, x).ok_or_else(|| Error::Malformed {
                     offset: start,
                     reason: "change with an empty bitmap".into(),

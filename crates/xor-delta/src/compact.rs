@@ -375,21 +375,7 @@ pub(crate) fn decode(header: &ArtifactHeader, payload: &[u8]) -> Result<Delta> {
                 }
                 let bm = &h[hd.at..hd.at + bm_len];
                 hd.at += bm_len;
-                let mut x = Vec::new();
-                for (byte_i, &byte) in bm.iter().enumerate() {
-                    let mut bits = byte;
-                    while bits != 0 {
-                        let i = byte_i * 8 + bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        if i >= words {
-                            return Err(malformed(
-                                start,
-                                format!("change bitmap marks word {i} of {words}"),
-                            ));
-                        }
-                        x.push((i as u16, ws.nonzero()?));
-                    }
-                }
+                let x = crate::codec::bitmap_changes(bm, words, start, || ws.nonzero())?;
                 let x = Xor::from_nonzero(words, x)
                     .ok_or_else(|| malformed(start, "change with an empty bitmap"))?;
                 if list_len(&x) < bitmap_len(words) {
