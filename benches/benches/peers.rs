@@ -13,6 +13,10 @@
 //!   encode, blake3, put into a local-directory repository, catalog commit), then an
 //!   `fsync` of every file of the repository (the store does not sync its files
 //!   itself); bytes = what the repository grew by.
+//! - **A and B** are snapshot files in format 1 (no state-root trailer: the trailer's
+//!   prefix digests change with nearly every prefix and would be 8 KiB of random bytes
+//!   every peer must carry while our delta does not; format 1 differs only in the
+//!   payload's blake3).
 //! - **xdelta3**: `xdelta3 -e -f -B 134217728 -s A B out` (a source window over the
 //!   whole file; the default 64 MiB misses changes past it); bytes = the patch.
 //! - **zstd**: `zstd -q -f --long=27 --patch-from=A B -o out` (level 3); bytes = the
@@ -133,7 +137,7 @@ fn run_pattern(p: &Pattern, run: u64) -> Run {
     engine.backup_now(BackupKind::Full).expect("full");
     sync_tree(&repo);
     let a = t.join("A.snap");
-    std::fs::write(&a, snapshot::encode(&space, 0)).expect("write A");
+    std::fs::write(&a, snapshot::encode_as(&space, 0, 1)).expect("write A");
 
     // B: the pattern's changes, through the engine and into our copy of the space.
     let changes = changes(p, &mut w, &space);
@@ -147,7 +151,7 @@ fn run_pattern(p: &Pattern, run: u64) -> Run {
     for c in ops.chunks(1024) {
         engine.apply(c.to_vec()).expect("change");
     }
-    let b_bytes = snapshot::encode(&space, 0);
+    let b_bytes = snapshot::encode_as(&space, 0, 1);
     let b = t.join("B.snap");
     std::fs::write(&b, &b_bytes).expect("write B");
     let mut out: Run = Vec::new();
@@ -177,7 +181,7 @@ fn run_pattern(p: &Pattern, run: u64) -> Run {
             &Target::Version(version),
         ))
         .expect("restore");
-    std::fs::write(&restored, snapshot::encode(&got, 0)).expect("write restored");
+    std::fs::write(&restored, snapshot::encode_as(&got, 0, 1)).expect("write restored");
     let restore = start.elapsed();
     assert_eq!(plan.deltas.len(), 1, "{plan}");
     // (its file's header differs from B's in versions, so the content is compared)

@@ -66,8 +66,10 @@ fn pitr(c: &mut Criterion) {
 
     // Backup overhead: the same writer with background jobs off, on at the bench's
     // cadence (a full every 5 s), and on at the default cadence (archive every second,
-    // an incremental a minute, a full an hour: a 10 s run sees the first full and the
-    // archiving).
+    // an incremental a minute, a full an hour: the first of each is due one interval
+    // after open, so a run of criterion's ~13 s sees the archiving alone). The WAL is
+    // never synced in all three (the default syncs every append, which would measure
+    // the disk).
     let defaults = |dest: String| bindspace::BackupConfig {
         destinations: vec![dest],
         sync: "never".into(),

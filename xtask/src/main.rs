@@ -522,6 +522,26 @@ fn bench(args: &[String]) -> Result<()> {
                     "bindspace-benches",
                     "--features",
                     "store,warm,pitr,dr",
+                    // every bench of those features but the peers (`--peers`: it
+                    // needs restic, borg, xdelta3 and zstd installed)
+                    "--bench",
+                    "foundation",
+                    "--bench",
+                    "wal",
+                    "--bench",
+                    "migrate",
+                    "--bench",
+                    "store",
+                    "--bench",
+                    "warm",
+                    "--bench",
+                    "pitr",
+                    "--bench",
+                    "dr",
+                    "--bench",
+                    "standby",
+                    "--bench",
+                    "memory",
                 ])
                 .args(&args[1..])
                 .envs(protoc_env.iter().map(|(k, v)| (k, v)))

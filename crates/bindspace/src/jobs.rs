@@ -51,8 +51,10 @@ impl Jobs {
         let now = inner.clock.now_us();
         // each closure owns its schedule
         let mut archive = Every::new(ms(inner.cfg.archive_interval_ms), now);
-        // its own threads: archiving (the RPO) never queues behind a full backup
+        // a pool each, made before any thread starts (a failure leaves none running):
+        // archiving (the RPO) never queues behind a full backup
         let archive_pool = compute_pool("archive")?;
+        let backup_pool = compute_pool("backup")?;
         jobs.spawn("bindspace-archiver", inner, move |inner, now, _| {
             archive_pool.install(|| archive_step(inner, &mut archive, now))
         })?;
@@ -61,9 +63,8 @@ impl Jobs {
             ms(inner.cfg.full_snapshot_interval_ms),
             now,
         );
-        let pool = compute_pool("backup")?;
         if let Err(e) = jobs.spawn("bindspace-backups", inner, move |inner, now, _| {
-            pool.install(|| backup_step(inner, &mut backups, now))
+            backup_pool.install(|| backup_step(inner, &mut backups, now))
         }) {
             jobs.stop(); // the archiver must not outlive a failed open
             return Err(e);
@@ -295,8 +296,9 @@ fn verify_step(inner: &Inner, every: &mut Every, now: u64, wait: &mut Waiter<'_>
 /// The threads a background job computes on (encode, blake3, sealing: everything that
 /// fans out through rayon runs in the pool it was started from): half the cores, at
 /// least one, so that a full or an archive never takes every core from the writers.
-/// Backups and archiving have a pool each. A backup asked for in the foreground
-/// (`Engine::backup_now`) and restores use every core.
+/// Backups and archiving have a pool each; what a background backup does runs there
+/// (the restore a resumed chain needs included). A backup asked for in the foreground
+/// (`Engine::backup_now`) and restores a caller asks for use every core.
 fn compute_pool(job: &'static str) -> Result<rayon_core::ThreadPool> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     rayon_core::ThreadPoolBuilder::new()

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bindspace::{BackupConfig, Engine};
-use bindspace_catalog::{BackupKind, BackupStore};
+use bindspace_catalog::{ArtifactKind, BackupKind, BackupStore};
 use bindspace_core::{Addr, Fingerprint, ManualClock};
 use bindspace_pitr::Target;
 use bindspace_store_s3::{ObjectBackupStore, StoreOptions};
@@ -537,4 +537,51 @@ fn retention_now_counts_what_it_deletes() {
     assert_eq!(engine.status().retention_deleted, n as u64);
     let (space, _) = engine.restore(&Target::Latest).unwrap();
     assert_eq!(space.digest(), want, "what stays restores the latest state");
+}
+
+/// No format-3 delta is ever stored under a catalog an older build would open: the
+/// catalog says layout 6 (`compact_deltas`) by a commit of its own before the first one
+/// is uploaded. An older build's planner lists artifacts, so a delta stored where the
+/// entry's own commit then failed would otherwise be reached mid-restore.
+#[test]
+fn no_format_3_delta_is_stored_under_a_catalog_below_layout_6() {
+    let (_dir, _clock, store, engine) = setup();
+    write(&engine, 1, 1);
+    engine.backup_now(BackupKind::Full).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let manifest = || {
+        rt.block_on(store.inner().read_manifest())
+            .unwrap()
+            .unwrap()
+            .1
+    };
+    let m = manifest();
+    assert!(!m.compact_deltas);
+    assert!(
+        m.layout < 6,
+        "a full alone needs no newer layout: {}",
+        m.layout
+    );
+    // every catalog commit fails: the incremental is refused before its delta is stored
+    write(&engine, 2, 2);
+    store.inject(Op::CommitManifest, Fault::Fail, None);
+    assert!(engine.backup_now(BackupKind::Incremental).is_err());
+    let deltas = rt
+        .block_on(store.inner().list(ArtifactKind::Delta, 0, u64::MAX))
+        .unwrap();
+    assert!(deltas.is_empty(), "{deltas:?}");
+    assert!(!manifest().compact_deltas);
+    // healed: the catalog says layout 6 first, then holds the delta
+    store.heal();
+    engine.backup_now(BackupKind::Full).unwrap();
+    write(&engine, 3, 3);
+    let e = engine
+        .backup_now(BackupKind::Incremental)
+        .unwrap()
+        .expect("a change to back up");
+    let m = manifest();
+    assert!(m.compact_deltas);
+    assert_eq!(m.layout, 6);
+    let entry = m.entries.iter().find(|x| x.id == e.id).unwrap();
+    assert_eq!(entry.format, Some(3));
 }

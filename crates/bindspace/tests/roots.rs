@@ -290,6 +290,7 @@ fn incrementals_in_format_3_raise_the_layout_to_6() {
     let s = setup();
     let (_, m) = s.rt.block_on(s.stores[0].read_manifest()).unwrap().unwrap();
     assert_eq!(m.layout, 6);
+    assert!(m.compact_deltas, "marked before the first delta was stored");
     let (deltas, others): (Vec<_>, Vec<_>) = m
         .entries
         .iter()

@@ -141,6 +141,11 @@ impl Manifest {
             self.compression.clone_from(&other.compression);
             added += 1;
         }
+        // so are format-3 deltas (a build that cannot read them must refuse every copy)
+        if !self.compact_deltas && other.compact_deltas {
+            self.compact_deltas = true;
+            added += 1;
+        }
         for t in &other.timelines {
             if !self.timelines.iter().any(|x| x.id == t.id) {
                 self.timelines.push(t.clone());

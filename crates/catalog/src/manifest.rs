@@ -225,6 +225,11 @@ pub struct Manifest {
     /// was switched on; packed and raw artifacts then sit side by side. Layout 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
+    /// Deltas in format 3 may be stored here: set by a commit of its own before the
+    /// first such delta is uploaded, so no store holds one while its catalog still
+    /// says a layout an older build opens. Layout 6.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compact_deltas: bool,
 }
 
 /// A timeline a promoted standby took over.
@@ -289,6 +294,7 @@ impl Default for Manifest {
             superseded: Vec::new(),
             keyring: None,
             compression: None,
+            compact_deltas: false,
         }
     }
 }
@@ -296,12 +302,14 @@ impl Default for Manifest {
 const MAGIC: &str = "bindspace-manifest v2";
 
 impl Manifest {
-    /// The layout this manifest must be written as: 3 once a timeline has expired (a
-    /// layout-2 build would drop the list when it rewrites the catalog, and so revive
-    /// a timeline whose artifacts are gone; it refuses layout 3 instead), else
-    /// [`LAYOUT`].
+    /// The layout this manifest must be written as: 6 once deltas in format 3 may be
+    /// stored ([`Manifest::compact_deltas`], or an entry naming its `format`); 5 with
+    /// compression on; 4 when encrypted; 3 once a timeline has expired (a layout-2
+    /// build would drop the list when it rewrites the catalog, and so revive a
+    /// timeline whose artifacts are gone; it refuses layout 3 instead); else
+    /// [`LAYOUT`]. Each layout's builds know every lower one.
     pub fn layout_needed(&self) -> u32 {
-        if self.entries.iter().any(|e| e.format.is_some()) {
+        if self.compact_deltas || self.entries.iter().any(|e| e.format.is_some()) {
             6
         } else if self.compression.is_some() {
             5

@@ -734,11 +734,28 @@ impl Repository {
         // (the artifacts would be orphans); refused too, before anything is stored: a
         // timeline retention expired (the primary's catalog, read once here)
         // (every store's: a takeover recorded in one of them fences this writer)
+        let format = artifact_format(&b.bytes);
+        let mut unmarked = false;
         for d in &self.dests {
-            if let Some((_, m)) = crate::fallback::read_for_write(d.as_ref()).await? {
-                m.check_writable(b.artifact.timeline())?;
-                check_sealing(d.as_ref(), &m)?;
+            match crate::fallback::read_for_write(d.as_ref()).await? {
+                Some((_, m)) => {
+                    m.check_writable(b.artifact.timeline())?;
+                    check_sealing(d.as_ref(), &m)?;
+                    unmarked |= !m.compact_deltas;
+                }
+                None => unmarked = true,
             }
+        }
+        // Every catalog says layout 6 before a format-3 delta is stored anywhere: an
+        // older build finds the repository refused at open, never a delta it cannot
+        // read in the middle of a restore (its planner lists artifacts, so a delta
+        // stored where the entry's commit later failed would be reached too).
+        if format.is_some() && unmarked {
+            self.update_catalog(|m| {
+                m.compact_deltas = true;
+                Ok(())
+            })
+            .await?;
         }
         let mut stored: Option<ArtifactRef> = None;
         for d in &self.dests {
@@ -768,7 +785,6 @@ impl Repository {
             n += 1;
             id = format!("{base}-{n}");
         }
-        let format = artifact_format(&b.bytes);
         let entry = BackupEntry {
             id,
             kind: b.kind,

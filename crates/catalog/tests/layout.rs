@@ -64,6 +64,7 @@ fn layout2() -> Manifest {
         superseded: Vec::new(),
         keyring: None,
         compression: None,
+        compact_deltas: false,
         restore_points: vec![RestorePoint {
             name: "before-deploy".into(),
             version: 90,

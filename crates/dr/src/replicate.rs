@@ -599,6 +599,7 @@ fn merge_into(
         repository_id: source.repository_id.clone(),
         keyring,
         compression: source.compression.clone(),
+        compact_deltas: source.compact_deltas,
         layout: source.layout,
         timelines: source
             .timelines
