@@ -159,13 +159,21 @@ fn run_pattern(p: &Pattern, run: u64) -> Run {
     // ours: the incremental, synced
     let before = tree_bytes(&repo);
     let start = Instant::now();
-    engine
+    let entry = engine
         .backup_now(BackupKind::Incremental)
         .expect("incremental")
         .expect("something changed");
     sync_tree(&repo);
     let backup = start.elapsed();
     let added = tree_bytes(&repo) - before;
+    // the repository grew by the artifact and a new catalog generation (the store
+    // keeps 16: in a young repository each commit adds a whole manifest)
+    println!(
+        "{}: ours adds {added} bytes: the delta artifact {} + the catalog {}",
+        p.name,
+        entry.size,
+        added - entry.size
+    );
     let version = engine.version();
     engine.close().expect("close");
     // ours: restore of B (full + the incremental, checked against the recorded root),

@@ -539,29 +539,27 @@ fn retention_now_counts_what_it_deletes() {
     assert_eq!(space.digest(), want, "what stays restores the latest state");
 }
 
-/// No format-3 delta is ever stored under a catalog an older build would open: the
-/// catalog says layout 6 (`compact_deltas`) by a commit of its own before the first one
-/// is uploaded. An older build's planner lists artifacts, so a delta stored where the
-/// entry's own commit then failed would otherwise be reached mid-restore.
+/// No format-3 delta is ever stored under a catalog an older build would open: a
+/// catalog this build backs up to says layout 6 (`compact_deltas`) from its first
+/// full on, and one that does not (written by an older build) gets it by a commit of
+/// its own before the first delta is uploaded. An older build's planner lists
+/// artifacts, so a delta stored where the entry's own commit then failed would
+/// otherwise be reached mid-restore.
 #[test]
 fn no_format_3_delta_is_stored_under_a_catalog_below_layout_6() {
     let (_dir, _clock, store, engine) = setup();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let manifest = || rt.block_on(store.inner().read_manifest()).unwrap().unwrap();
     write(&engine, 1, 1);
     engine.backup_now(BackupKind::Full).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let manifest = || {
-        rt.block_on(store.inner().read_manifest())
-            .unwrap()
-            .unwrap()
-            .1
-    };
-    let m = manifest();
-    assert!(!m.compact_deltas);
-    assert!(
-        m.layout < 6,
-        "a full alone needs no newer layout: {}",
-        m.layout
-    );
+    let (g, mut m) = manifest();
+    assert!(m.compact_deltas, "a full by this build marks the catalog");
+    assert_eq!(m.layout, 6);
+    // the catalog as an older build left it: unmarked, layout 2
+    m.compact_deltas = false;
+    m.layout = m.layout_needed();
+    assert!(m.layout < 6);
+    rt.block_on(store.inner().commit_manifest(g, &m)).unwrap();
     // every catalog commit fails: the incremental is refused before its delta is stored
     write(&engine, 2, 2);
     store.inject(Op::CommitManifest, Fault::Fail, None);
@@ -570,16 +568,21 @@ fn no_format_3_delta_is_stored_under_a_catalog_below_layout_6() {
         .block_on(store.inner().list(ArtifactKind::Delta, 0, u64::MAX))
         .unwrap();
     assert!(deltas.is_empty(), "{deltas:?}");
-    assert!(!manifest().compact_deltas);
+    assert!(!manifest().1.compact_deltas);
     // healed: the catalog says layout 6 first, then holds the delta
     store.heal();
-    engine.backup_now(BackupKind::Full).unwrap();
-    write(&engine, 3, 3);
-    let e = engine
-        .backup_now(BackupKind::Incremental)
-        .unwrap()
-        .expect("a change to back up");
-    let m = manifest();
+    let mut x = 3;
+    let e = loop {
+        write(&engine, 3, x);
+        x += 1;
+        // (the failed incremental broke the chain: the next backup may be a full)
+        let e = engine.backup_now(BackupKind::Incremental).unwrap().unwrap();
+        if e.kind == BackupKind::Incremental {
+            break e;
+        }
+        assert!(x < 6, "an incremental after a full");
+    };
+    let m = manifest().1;
     assert!(m.compact_deltas);
     assert_eq!(m.layout, 6);
     let entry = m.entries.iter().find(|x| x.id == e.id).unwrap();

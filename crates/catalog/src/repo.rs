@@ -810,6 +810,9 @@ impl Repository {
             for d in &dests {
                 check_sealing(d.as_ref(), m)?;
             }
+            // this build writes format-3 deltas: a catalog it backs up to says so from
+            // its first full on (a delta then needs no commit of its own first)
+            m.compact_deltas = true;
             if !m.entries.iter().any(|x| x.id == e.id) {
                 m.entries.push(e.clone());
             }
