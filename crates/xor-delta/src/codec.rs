@@ -141,6 +141,18 @@ fn encode_v1v2(delta: &Delta) -> Vec<u8> {
         root.encode_trailer(&mut out);
     }
     debug_assert_eq!(out.len(), total);
+    let format = if delta.end_root.is_some() {
+        FORMAT_WITH_ROOTS
+    } else {
+        1
+    };
+    write_header(delta, &mut out, format);
+    out
+}
+
+/// Fills `out`'s first [`HEADER_LEN`] bytes with the delta's header of `format`, over
+/// the payload after them. Formats 1, 2 and 3 share it.
+pub(crate) fn write_header(delta: &Delta, out: &mut [u8], format: u16) {
     let header = ArtifactHeader::for_payload(
         ArtifactKind::Delta,
         delta.schema,
@@ -148,13 +160,8 @@ fn encode_v1v2(delta: &Delta) -> Vec<u8> {
         (delta.timestamp_us, delta.timestamp_us),
         &out[HEADER_LEN..],
     )
-    .as_format(if delta.end_root.is_some() {
-        FORMAT_WITH_ROOTS
-    } else {
-        1
-    });
+    .as_format(format);
     out[..HEADER_LEN].copy_from_slice(&header.encode());
-    out
 }
 
 /// The `(index, word)` pairs a change bitmap marks (bit `i` in byte `i / 8`), each

@@ -13,9 +13,7 @@
 
 use bindspace_core::header::FORMAT_COMPACT_DELTA;
 use bindspace_core::le::copy_bytes_to_words;
-use bindspace_core::{
-    Addr, ArtifactHeader, ArtifactKind, Digest, Fingerprint, HEADER_LEN, StateRoot,
-};
+use bindspace_core::{Addr, ArtifactHeader, Digest, Fingerprint, HEADER_LEN, StateRoot};
 
 use crate::{Change, Delta, Entry, Error, Result, Xor};
 
@@ -157,15 +155,7 @@ pub(crate) fn encode(delta: &Delta, root: &StateRoot) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&root.root().0);
-    let header = ArtifactHeader::for_payload(
-        ArtifactKind::Delta,
-        delta.schema,
-        (delta.from_version, delta.to_version),
-        (delta.timestamp_us, delta.timestamp_us),
-        &out[HEADER_LEN..],
-    )
-    .as_format(FORMAT_COMPACT_DELTA);
-    out[..HEADER_LEN].copy_from_slice(&header.encode());
+    crate::codec::write_header(delta, &mut out, FORMAT_COMPACT_DELTA);
     out
 }
 
