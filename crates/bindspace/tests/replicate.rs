@@ -653,3 +653,37 @@ fn a_follower_finds_a_segment_that_lands_out_of_order_and_a_wiped_target() {
     assert!(!r.listed_everything, "{r}");
     assert!(r.failed.is_empty() && r.caught_up, "{r}");
 }
+
+/// A replica never holds a format-3 delta under a catalog an older build would open:
+/// with every catalog commit on the target failing, the run fails before it copies
+/// anything; healed, the replica's catalog says layout 6 and it restores alone.
+#[test]
+fn a_replica_is_marked_layout_6_before_a_format_3_delta_is_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let a = local(&dir.path().join("a"));
+    let e = engine(&dir.path().join("data"), &clock, vec![a.clone()]);
+    let (mut states, mut points) = (BTreeMap::new(), Vec::new());
+    write(&e, &clock, 1, 60, &mut states, &mut points);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_, source) = rt.block_on(a.read_manifest()).unwrap().unwrap();
+    assert!(source.compact_deltas && source.layout == 6);
+    assert!(source.entries.iter().any(|x| x.format == Some(3)));
+    let b = FaultyStore::new(local(&dir.path().join("b")));
+    b.inject(Op::CommitManifest, Fault::Fail, None);
+    let target: Arc<dyn BackupStore> = b.clone();
+    let opts = ReplicateOptions::default();
+    assert!(
+        rt.block_on(replicate(&a, &target, clock.as_ref(), &opts))
+            .is_err()
+    );
+    assert_eq!(listed(&rt, &target), 0, "copied under an unmarked catalog");
+    b.heal();
+    let r = rt
+        .block_on(replicate(&a, &target, clock.as_ref(), &opts))
+        .unwrap();
+    assert!(r.caught_up, "{r}");
+    let (_, m) = rt.block_on(target.read_manifest()).unwrap().unwrap();
+    assert!(m.compact_deltas && m.layout == 6);
+    restores_alone(&rt, &target, &states, &points);
+}

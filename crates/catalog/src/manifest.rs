@@ -225,9 +225,10 @@ pub struct Manifest {
     /// was switched on; packed and raw artifacts then sit side by side. Layout 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
-    /// Deltas in format 3 may be stored here: set by a commit of its own before the
-    /// first such delta is uploaded, so no store holds one while its catalog still
-    /// says a layout an older build opens. Layout 6.
+    /// Deltas in format 3 may be stored here: set by every backup's catalog commit of
+    /// a build that writes them, and by a commit of its own before such a delta is
+    /// stored or replicated under a catalog without it, so no store holds one while its
+    /// catalog still says a layout an older build opens. Layout 6.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compact_deltas: bool,
 }

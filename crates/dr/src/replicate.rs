@@ -389,6 +389,28 @@ async fn run(
     }
     let held_by_id: BTreeMap<ArtifactId, ArtifactRef> = held.iter().map(|r| (r.id, *r)).collect();
     let mut left = wanted.iter().filter(|r| !held.contains(r)).count();
+    // a source that may hold format-3 deltas (layout 6): the target's catalog says so
+    // before any artifact is copied, so an older build never opens a replica that holds
+    // one it cannot read (its planner lists artifacts, so even one whose catalog
+    // record a failed commit below left out)
+    let compact = source.manifest.compact_deltas
+        || source.manifest.entries.iter().any(|e| e.format.is_some());
+    if compact && left > 0 && !target.as_ref().is_some_and(|(_, m)| m.compact_deltas) {
+        let mut tries = 0;
+        loop {
+            let (g, mut m) = catalog_for_write(to).await?.unwrap_or_default();
+            m.compact_deltas = true;
+            if m.repository_id.is_none() {
+                m.repository_id.clone_from(&source.manifest.repository_id);
+            }
+            m.layout = m.layout_needed();
+            match to.commit_manifest(g, &m).await {
+                Ok(_) => break,
+                Err(bindspace_catalog::Error::Conflict { .. }) if tries < 8 => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     for r in &wanted {
         if held.contains(r) {
             report.already_held += 1;
