@@ -319,10 +319,7 @@ fn dr(c: &mut Criterion) {
         engine.close().expect("close");
     }
     print!("{figures}");
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let dir = std::path::Path::new(&target).join("criterion/dr");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("figures.txt"), figures);
+    bindspace_benches::write_figures("dr", "figures.txt", &figures);
 }
 
 criterion_group!(benches, dr);

@@ -92,10 +92,7 @@ fn foundation(c: &mut Criterion) {
         d.entries.len()
     );
     print!("{line}");
-    if let Some(dir) = criterion_dir() {
-        let _ = std::fs::create_dir_all(dir.join("foundation"));
-        let _ = std::fs::write(dir.join("foundation/sizes.txt"), line);
-    }
+    bindspace_benches::write_figures("foundation", "sizes.txt", &line);
 }
 
 /// State roots: what keeping them costs a writer, and what bringing the root current
@@ -170,13 +167,6 @@ fn roots(c: &mut Criterion) {
         b.iter(|| black_box(&full).state_root_rebuilt())
     });
     g.finish();
-}
-
-fn criterion_dir() -> Option<std::path::PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    Some(target.join("criterion"))
 }
 
 criterion_group!(benches, foundation, roots);

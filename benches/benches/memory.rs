@@ -10,8 +10,6 @@
 //! cargo bench -p bindspace-benches --features pitr --bench memory
 //! ```
 
-use std::path::PathBuf;
-
 use bindspace::Engine;
 use bindspace_benches::bench_config;
 use bindspace_catalog::BackupKind;
@@ -109,10 +107,5 @@ fn main() {
     }
     let text = lines.join("\n") + "\n";
     print!("{text}");
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"))
-        .join("criterion/memory");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("figures.txt"), text);
+    bindspace_benches::write_figures("memory", "figures.txt", &text);
 }

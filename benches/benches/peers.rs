@@ -28,7 +28,7 @@
 //! Every patch and restore is checked against B byte for byte (a fast wrong answer
 //! would not count).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -108,12 +108,7 @@ fn main() {
         }
     }
     println!("\n{table}");
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"))
-        .join("criterion/peers");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("table.md"), &table);
+    bindspace_benches::write_figures("peers", "table.md", &table);
 }
 
 fn run_pattern(p: &Pattern, run: u64) -> Run {

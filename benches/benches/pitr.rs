@@ -154,10 +154,7 @@ fn pitr(c: &mut Criterion) {
         ages.last().copied().unwrap_or(0.0)
     );
     println!("{report}");
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let dir = std::path::Path::new(&target).join("criterion/pitr");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("rpo.txt"), report + "\n");
+    bindspace_benches::write_figures("pitr", "rpo.txt", &(report + "\n"));
 }
 
 criterion_group!(benches, pitr);

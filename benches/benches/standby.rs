@@ -132,8 +132,5 @@ fn main() {
     .expect("string");
 
     print!("{figures}");
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let dir = std::path::Path::new(&target).join("criterion/standby");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("figures.txt"), figures);
+    bindspace_benches::write_figures("standby", "figures.txt", &figures);
 }

@@ -1,5 +1,18 @@
 //! Benchmarks only; see `benches/`. Setup the benches share.
 
+/// Writes the one-shot figures of a bench (not criterion's) to
+/// `<target>/criterion/<group>/<file>`, beside criterion's own results, where `cargo
+/// xtask bench --report-only` and readers find them. `<target>` is `CARGO_TARGET_DIR`,
+/// else the workspace's `target`. Best effort: a bench's figures are also printed.
+pub fn write_figures(group: &str, file: &str, text: &str) {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("criterion").join(group);
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(file), text);
+}
+
 /// The engine settings of the PITR and dr benches: incrementals every second, a full
 /// every 5 s, the WAL archived every 250 ms (far more often than the defaults, so a
 /// 10 s run sees every job), no WAL sync, no background verify.

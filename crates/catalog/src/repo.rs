@@ -1131,9 +1131,8 @@ fn kind_word(k: BackupKind) -> &'static str {
 /// decode (a format-3 delta), so the catalog entry says so and the layout is raised
 /// ([`Manifest::layout_needed`]); `None` for every other artifact.
 fn artifact_format(bytes: &[u8]) -> Option<u16> {
-    let format = (bytes.len() >= bindspace_core::HEADER_LEN
-        && bytes[..8] == bindspace_core::header::MAGIC
-        && bytes[10] == 2)
-        .then(|| u16::from_le_bytes([bytes[8], bytes[9]]))?;
-    (format >= bindspace_core::header::FORMAT_COMPACT_DELTA).then_some(format)
+    let h = bindspace_core::ArtifactHeader::decode(bytes).ok()?;
+    (h.kind == bindspace_core::ArtifactKind::Delta
+        && h.format >= bindspace_core::header::FORMAT_COMPACT_DELTA)
+        .then_some(h.format)
 }
